@@ -1,0 +1,130 @@
+//! Signed checkpoints: (seq, hash, time) signed with an Ed25519 key kept in
+//! the secret store. Keep checkpoint files away from the log (as CloudTrail
+//! digest files are kept): `verify --checkpoint` then catches even a
+//! truncated tail. The public key is written to `audit-signing.pub`.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{SecondsFormat, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{AuditError, AuditLog, Result};
+use crate::home::Home;
+use crate::secret::Secrets;
+
+pub const SIGNING_PURPOSE: &str = "audit-signing-key";
+pub const PUBLIC_KEY_FILE: &str = "audit-signing.pub";
+
+/// A checkpoint file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointFile {
+    pub version: u32,
+    pub seq: i64,
+    pub hash: String,
+    pub created_at: String,
+    /// Ed25519 public key, base64.
+    pub public_key: String,
+    /// Ed25519 signature over [`signed_message`], base64.
+    pub signature: String,
+}
+
+/// A checkpoint read back and checked.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub source: String,
+}
+
+pub fn signed_message(seq: i64, hash: &str, created_at: &str) -> Vec<u8> {
+    format!("craik-checkpoint v1\n{seq}\n{hash}\n{created_at}\n").into_bytes()
+}
+
+fn signing_key(secrets: &Secrets) -> Result<SigningKey> {
+    let bytes = secrets
+        .get_or_create(SIGNING_PURPOSE, || {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            Zeroizing::new(key.to_bytes().to_vec())
+        })
+        .map_err(|e| AuditError::Key(e.to_string()))?;
+    let arr: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| AuditError::Key("the stored signing key is not 32 bytes".into()))?;
+    Ok(SigningKey::from_bytes(&arr))
+}
+
+/// Writes a checkpoint of the current tail; returns it and the public key.
+pub fn make(home: &Home, secrets: &Secrets, log: &AuditLog) -> Result<CheckpointFile> {
+    let (seq, hash, _) = log.tail()?.ok_or_else(|| AuditError::Checkpoint {
+        path: log.path().to_path_buf(),
+        why: "the log is empty; there is nothing to checkpoint".into(),
+    })?;
+    let key = signing_key(secrets)?;
+    let created_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let sig = key.sign(&signed_message(seq, &hash, &created_at));
+    let public_key = B64.encode(key.verifying_key().to_bytes());
+    home.write_atomic(PUBLIC_KEY_FILE, format!("{public_key}\n").as_bytes())
+        .map_err(|e| AuditError::Checkpoint {
+            path: home.path(PUBLIC_KEY_FILE),
+            why: e.to_string(),
+        })?;
+    Ok(CheckpointFile {
+        version: 1,
+        seq,
+        hash,
+        created_at,
+        public_key,
+        signature: B64.encode(sig.to_bytes()),
+    })
+}
+
+fn parse_key(s: &str) -> Option<VerifyingKey> {
+    let b = B64.decode(s.trim()).ok()?;
+    VerifyingKey::from_bytes(&b.try_into().ok()?).ok()
+}
+
+/// Reads and checks a checkpoint file. The signature is checked against
+/// `trusted` (the home's `audit-signing.pub`) when given; a checkpoint
+/// signed by any other key is refused.
+pub fn load(path: &Path, trusted: Option<&str>) -> Result<Checkpoint> {
+    let bad = |why: String| AuditError::Checkpoint {
+        path: PathBuf::from(path),
+        why,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let cp: CheckpointFile =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a checkpoint: {e}")))?;
+    if cp.version != 1 {
+        return Err(bad(format!("unsupported version {}", cp.version)));
+    }
+    let key_text = match trusted {
+        Some(t) => {
+            if t.trim() != cp.public_key.trim() {
+                return Err(bad(
+                    "signed by a key other than this home's audit-signing.pub".into(),
+                ));
+            }
+            t
+        }
+        None => cp.public_key.as_str(),
+    };
+    let key = parse_key(key_text).ok_or_else(|| bad("bad public key".into()))?;
+    let sig = B64
+        .decode(&cp.signature)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .ok_or_else(|| bad("bad signature encoding".into()))?;
+    key.verify(&signed_message(cp.seq, &cp.hash, &cp.created_at), &sig)
+        .map_err(|_| bad("the signature does not verify".into()))?;
+    Ok(Checkpoint {
+        seq: cp.seq,
+        hash: cp.hash,
+        source: path.display().to_string(),
+    })
+}

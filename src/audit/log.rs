@@ -1,0 +1,331 @@
+//! The SQLite audit log: opening, migrations and appends.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::RngCore;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::chain::{GENESIS, receipt_hash};
+use super::{AuditError, NewReceipt, Receipt, Result};
+use crate::home::Home;
+
+pub const AUDIT_FILE: &str = "audit.db";
+
+/// The numbered migrations in `migrations/`, applied in order.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_receipts.sql")),
+    (2, include_str!("../../migrations/0002_approval_index.sql")),
+];
+
+/// The schema version this craik writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// How long a writer waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) const COLUMNS: &str = "seq, id, created_at, kind, run_id, capability, status, reason, policy_condition, auth_profile_id, auth_kind, auth_identity_hash, provider_family, pool_id, operator_subject, operator_issuer, operator_email, operator_groups, operator_identity_hash, details, prev_hash, hash";
+
+pub(super) fn row_to_receipt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Receipt> {
+    Ok(Receipt {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        created_at: row.get(2)?,
+        kind: row.get(3)?,
+        run_id: row.get(4)?,
+        capability: row.get(5)?,
+        status: row.get(6)?,
+        reason: row.get(7)?,
+        policy_condition: row.get(8)?,
+        auth_profile_id: row.get(9)?,
+        auth_kind: row.get(10)?,
+        auth_identity_hash: row.get(11)?,
+        provider_family: row.get(12)?,
+        pool_id: row.get(13)?,
+        operator_subject: row.get(14)?,
+        operator_issuer: row.get(15)?,
+        operator_email: row.get(16)?,
+        operator_groups: row.get(17)?,
+        operator_identity_hash: row.get(18)?,
+        details: row.get(19)?,
+        prev_hash: row.get(20)?,
+        hash: row.get(21)?,
+    })
+}
+
+/// An open audit log.
+pub struct AuditLog {
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn new_receipt_id() -> String {
+    let mut b = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("rcpt_{}", hex::encode(b))
+}
+
+impl AuditLog {
+    /// Opens (creating and migrating as needed) `<home>/audit.db`.
+    pub fn open(home: &Home) -> Result<AuditLog> {
+        let path = home.path(AUDIT_FILE);
+        home.check_file(AUDIT_FILE)
+            .map_err(|e| AuditError::Unavailable {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        AuditLog::open_path(&path)
+    }
+
+    /// Opens an audit log at an explicit path.
+    pub fn open_path(path: &Path) -> Result<AuditLog> {
+        let unavailable = |why: String| AuditError::Unavailable {
+            path: path.to_path_buf(),
+            why,
+        };
+        // Create the file ourselves so it is 0600 from the start; SQLite
+        // gives the -wal and -shm files the same mode.
+        if !path.exists() {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(unavailable(e.to_string())),
+            }
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| unavailable(e.to_string()))?;
+        let mut log = AuditLog {
+            conn,
+            path: path.to_path_buf(),
+        };
+        log.configure().map_err(|e| unavailable(e.to_string()))?;
+        log.migrate()?;
+        Ok(log)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn configure(&self) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(rusqlite::Error::InvalidQuery);
+        }
+        self.conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;",
+        )?;
+        Ok(())
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> AuditError {
+        AuditError::Unavailable {
+            path: self.path.clone(),
+            why: e.to_string(),
+        }
+    }
+
+    /// The applied schema version (0 for a new database).
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.unavailable(e))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current = self.schema_version()?;
+        if current > SCHEMA_VERSION {
+            return Err(AuditError::NewerSchema {
+                path: self.path.clone(),
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if current == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| AuditError::Unavailable {
+                path: self.path.clone(),
+                why: e.to_string(),
+            })?;
+        // Another process may have migrated while we waited for the lock.
+        let current: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| AuditError::Unavailable {
+                path: self.path.clone(),
+                why: e.to_string(),
+            })?;
+        for (version, sql) in MIGRATIONS {
+            if *version > current {
+                tx.execute_batch(sql)
+                    .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version = {version}")))
+                    .map_err(|e| AuditError::Unavailable {
+                        path: self.path.clone(),
+                        why: format!("migration {version}: {e}"),
+                    })?;
+            }
+        }
+        tx.commit().map_err(|e| self.unavailable(e))
+    }
+
+    /// The last receipt's (seq, hash, created_at).
+    pub fn tail(&self) -> Result<Option<(i64, String, String)>> {
+        self.conn
+            .query_row(
+                "SELECT seq, hash, created_at FROM receipts ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// Appends one receipt durably and returns it.
+    pub fn append(&mut self, r: NewReceipt) -> Result<Receipt> {
+        Ok(self.append_batch(vec![r])?.remove(0))
+    }
+
+    /// Appends receipts in one transaction (group commit): all become
+    /// durable together, or none does.
+    pub fn append_batch(&mut self, batch: Vec<NewReceipt>) -> Result<Vec<Receipt>> {
+        let path = self.path.clone();
+        let unavailable = |e: rusqlite::Error| AuditError::Unavailable {
+            path: path.clone(),
+            why: e.to_string(),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let tail: Option<(i64, String, String)> = tx
+            .query_row(
+                "SELECT seq, hash, created_at FROM receipts ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        let (mut seq, mut prev_hash, mut last_time) = match tail {
+            Some((s, h, t)) => (s, h, t),
+            None => (0, GENESIS.to_string(), String::new()),
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO receipts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+                ))
+                .map_err(unavailable)?;
+            for n in batch {
+                seq += 1;
+                // created_at never goes backwards along the chain, so time
+                // order and chain order agree (queries rely on it).
+                let mut created_at = now_rfc3339();
+                if created_at < last_time {
+                    created_at = last_time.clone();
+                }
+                last_time = created_at.clone();
+                let op = n.operator;
+                let mut r = Receipt {
+                    seq,
+                    id: new_receipt_id(),
+                    created_at,
+                    kind: n.kind,
+                    run_id: n.run_id,
+                    capability: n.capability,
+                    status: n.status,
+                    reason: n.reason,
+                    policy_condition: n.policy_condition,
+                    auth_profile_id: n.auth_profile_id,
+                    auth_kind: n.auth_kind,
+                    auth_identity_hash: n.auth_identity_hash,
+                    provider_family: n.provider_family,
+                    pool_id: n.pool_id,
+                    operator_subject: op.as_ref().map(|o| o.subject.clone()),
+                    operator_issuer: op.as_ref().map(|o| o.issuer.clone()),
+                    operator_email: op.as_ref().and_then(|o| o.email.clone()),
+                    operator_groups: op
+                        .as_ref()
+                        .map(|o| serde_json::to_string(&o.groups).expect("groups serialize")),
+                    operator_identity_hash: op.as_ref().map(|o| o.identity_hash.clone()),
+                    details: serde_json::to_string(&n.details).expect("details serialize"),
+                    prev_hash: prev_hash.clone(),
+                    hash: String::new(),
+                };
+                r.hash = receipt_hash(&r);
+                stmt.execute(params![
+                    r.seq,
+                    r.id,
+                    r.created_at,
+                    r.kind,
+                    r.run_id,
+                    r.capability,
+                    r.status,
+                    r.reason,
+                    r.policy_condition,
+                    r.auth_profile_id,
+                    r.auth_kind,
+                    r.auth_identity_hash,
+                    r.provider_family,
+                    r.pool_id,
+                    r.operator_subject,
+                    r.operator_issuer,
+                    r.operator_email,
+                    r.operator_groups,
+                    r.operator_identity_hash,
+                    r.details,
+                    r.prev_hash,
+                    r.hash,
+                ])
+                .map_err(unavailable)?;
+                prev_hash = r.hash.clone();
+                out.push(r);
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(out)
+    }
+
+    /// A receipt by id (`rcpt_…`) or by seq.
+    pub fn get(&self, id_or_seq: &str) -> Result<Receipt> {
+        let sql = format!("SELECT {COLUMNS} FROM receipts WHERE ");
+        let found = if let Ok(seq) = id_or_seq.parse::<i64>() {
+            self.conn
+                .query_row(&(sql + "seq = ?1"), [seq], row_to_receipt)
+                .optional()
+        } else {
+            self.conn
+                .query_row(&(sql + "id = ?1"), [id_or_seq], row_to_receipt)
+                .optional()
+        };
+        found
+            .map_err(|e| self.unavailable(e))?
+            .ok_or_else(|| AuditError::NotFound(id_or_seq.to_string()))
+    }
+
+    /// Parses a receipt time back.
+    pub fn parse_created(s: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+    }
+}

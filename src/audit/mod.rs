@@ -1,0 +1,81 @@
+//! Receipts: the tamper-evident audit log.
+//!
+//! Every decision and every use of a credential appends a [`Receipt`] to
+//! `<CRAIK_HOME>/audit.db` (SQLite, WAL, `synchronous=FULL`). Receipts form
+//! a hash chain: `hash` is SHA-256 over a canonical encoding of every other
+//! field, `prev_hash` included (see [`chain`]). Operators and credentials are
+//! named by keyed identity hashes ([`identity`]), never by secret material.
+//! The API returns an error whenever a receipt cannot be made durable;
+//! callers must then refuse the action ([`AuditError::exit_code`] is 5).
+
+pub mod chain;
+pub mod checkpoint;
+pub mod identity;
+mod log;
+mod query;
+mod receipt;
+mod verify;
+
+use std::path::PathBuf;
+
+pub use checkpoint::Checkpoint;
+pub use identity::AuditKey;
+pub use log::{AUDIT_FILE, AuditLog, SCHEMA_VERSION};
+pub use query::{Filter, Stats, parse_time};
+pub use receipt::{NewReceipt, Operator, Receipt};
+pub use verify::{Damage, VerifyReport};
+
+use crate::exit;
+
+/// Errors of the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log unavailable ({path}): {why}")]
+    Unavailable { path: PathBuf, why: String },
+    #[error("{path} was written by a newer craik (schema version {found}; this craik knows up to {supported})")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("audit key unavailable: {0}")]
+    Key(String),
+    #[error("no receipt {0}")]
+    NotFound(String),
+    #[error("checkpoint {path}: {why}")]
+    Checkpoint { path: PathBuf, why: String },
+    #[error("{0}")]
+    Query(String),
+}
+
+impl AuditError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            AuditError::Unavailable { .. } => {
+                "the action was refused because its receipt could not be written; check that audit.db and its directory are writable and the disk is not full".into()
+            }
+            AuditError::NewerSchema { .. } => "upgrade craik to read this audit log".into(),
+            AuditError::Key(_) => {
+                "check the secret store (craik auth storage status) or CRAIK_AUDIT_KEY".into()
+            }
+            AuditError::NotFound(_) => "list receipts with: craik receipts list".into(),
+            AuditError::Checkpoint { .. } => {
+                "pass a checkpoint file written by craik receipts checkpoint".into()
+            }
+            AuditError::Query(_) => {
+                "times are RFC 3339 (2026-01-31T12:00:00Z) or relative (30m, 24h, 7d)".into()
+            }
+        })
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AuditError::Unavailable { .. } | AuditError::NewerSchema { .. } | AuditError::Key(_) => {
+                exit::AUDIT_UNAVAILABLE
+            }
+            _ => exit::ERROR,
+        }
+    }
+}
+
+pub type Result<T, E = AuditError> = std::result::Result<T, E>;

@@ -1,0 +1,160 @@
+//! The receipt record.
+
+use serde::{Deserialize, Serialize};
+
+/// One receipt as stored. `operator_groups` is a JSON array and `details` a
+/// JSON object, each kept as the exact text that was hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub seq: i64,
+    pub id: String,
+    pub created_at: String,
+    pub kind: String,
+    pub run_id: Option<String>,
+    pub capability: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub policy_condition: Option<String>,
+    pub auth_profile_id: Option<String>,
+    pub auth_kind: Option<String>,
+    pub auth_identity_hash: Option<String>,
+    pub provider_family: Option<String>,
+    pub pool_id: Option<String>,
+    pub operator_subject: Option<String>,
+    pub operator_issuer: Option<String>,
+    pub operator_email: Option<String>,
+    pub operator_groups: Option<String>,
+    pub operator_identity_hash: Option<String>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The JSON form of a receipt (`schemas/receipt.schema.json`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReceiptJson {
+    pub seq: i64,
+    pub id: String,
+    pub created_at: String,
+    pub kind: String,
+    pub run_id: Option<String>,
+    pub capability: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub policy_condition: Option<String>,
+    pub auth_profile_id: Option<String>,
+    pub auth_kind: Option<String>,
+    pub auth_identity_hash: Option<String>,
+    pub provider_family: Option<String>,
+    pub pool_id: Option<String>,
+    pub operator_subject: Option<String>,
+    pub operator_issuer: Option<String>,
+    pub operator_email: Option<String>,
+    pub operator_groups: Option<Vec<String>>,
+    pub operator_identity_hash: Option<String>,
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Receipt {
+    pub fn to_json(&self) -> ReceiptJson {
+        ReceiptJson {
+            seq: self.seq,
+            id: self.id.clone(),
+            created_at: self.created_at.clone(),
+            kind: self.kind.clone(),
+            run_id: self.run_id.clone(),
+            capability: self.capability.clone(),
+            status: self.status.clone(),
+            reason: self.reason.clone(),
+            policy_condition: self.policy_condition.clone(),
+            auth_profile_id: self.auth_profile_id.clone(),
+            auth_kind: self.auth_kind.clone(),
+            auth_identity_hash: self.auth_identity_hash.clone(),
+            provider_family: self.provider_family.clone(),
+            pool_id: self.pool_id.clone(),
+            operator_subject: self.operator_subject.clone(),
+            operator_issuer: self.operator_issuer.clone(),
+            operator_email: self.operator_email.clone(),
+            operator_groups: self
+                .operator_groups
+                .as_deref()
+                .and_then(|g| serde_json::from_str(g).ok()),
+            operator_identity_hash: self.operator_identity_hash.clone(),
+            details: serde_json::from_str(&self.details).unwrap_or(serde_json::Value::Null),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        }
+    }
+}
+
+/// The operator a receipt names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Operator {
+    pub subject: String,
+    pub issuer: String,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    pub identity_hash: String,
+}
+
+/// A receipt to append: the log fills in seq, id, time and the chain.
+#[derive(Debug, Clone, Default)]
+pub struct NewReceipt {
+    pub kind: String,
+    pub status: String,
+    pub run_id: Option<String>,
+    pub capability: Option<String>,
+    pub reason: Option<String>,
+    pub policy_condition: Option<String>,
+    pub auth_profile_id: Option<String>,
+    pub auth_kind: Option<String>,
+    pub auth_identity_hash: Option<String>,
+    pub provider_family: Option<String>,
+    pub pool_id: Option<String>,
+    pub operator: Option<Operator>,
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl NewReceipt {
+    pub fn new(kind: &str, status: &str) -> NewReceipt {
+        NewReceipt {
+            kind: kind.to_string(),
+            status: status.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn profile(mut self, id: &str, kind: &str, family: &str) -> Self {
+        self.auth_profile_id = Some(id.to_string());
+        self.auth_kind = Some(kind.to_string());
+        self.provider_family = Some(family.to_string());
+        self
+    }
+
+    pub fn identity(mut self, hash: Option<String>) -> Self {
+        self.auth_identity_hash = hash;
+        self
+    }
+
+    pub fn operator(mut self, op: Option<Operator>) -> Self {
+        self.operator = op;
+        self
+    }
+
+    pub fn run(mut self, run: &str) -> Self {
+        self.run_id = Some(run.to_string());
+        self
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(key.to_string(), value.into());
+        self
+    }
+}

@@ -1,0 +1,215 @@
+//! Verifying the chain: every hash, every link, seq contiguity, and that
+//! the log still holds each given checkpoint.
+
+use serde::Serialize;
+
+use super::chain::{GENESIS, digest_with_seq, receipt_hash};
+use super::checkpoint::Checkpoint;
+use super::log::{COLUMNS, row_to_receipt};
+use super::{AuditError, AuditLog, Result};
+
+/// The first damage found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Damage {
+    /// The first bad seq.
+    pub seq: i64,
+    /// `modified`, `missing`, `inserted`, `reordered` or `truncated`.
+    pub what: String,
+    pub detail: String,
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    /// Receipts whose hash and link checked out before any damage.
+    pub verified: i64,
+    pub tail_seq: i64,
+    pub tail_hash: String,
+    pub checkpoints_checked: usize,
+    pub damage: Option<Damage>,
+}
+
+fn damage(seq: i64, what: &str, detail: String) -> Option<Damage> {
+    Some(Damage {
+        seq,
+        what: what.to_string(),
+        detail,
+    })
+}
+
+impl AuditLog {
+    fn hash_at(&self, seq: i64) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row("SELECT hash FROM receipts WHERE seq = ?1", [seq], |r| r.get(0))
+            .optional()
+            .map_err(|e| AuditError::Query(e.to_string()))
+    }
+
+    /// Whether the row stored at `seq` is self-consistent at that seq.
+    fn valid_at(&self, seq: i64) -> Result<bool> {
+        use rusqlite::OptionalExtension;
+        let r = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM receipts WHERE seq = ?1"),
+                [seq],
+                row_to_receipt,
+            )
+            .optional()
+            .map_err(|e| AuditError::Query(e.to_string()))?;
+        Ok(r.is_some_and(|r| receipt_hash(&r) == r.hash))
+    }
+
+    /// Recomputes the whole chain and checks the checkpoints.
+    pub fn verify(&self, checkpoints: &[Checkpoint]) -> Result<VerifyReport> {
+        let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
+        let max_seq: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| r.get(0))
+            .map_err(q)?;
+        let mut found: Option<Damage> = None;
+        let mut expected = 1i64;
+        let mut prev_hash = GENESIS.to_string();
+        {
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT {COLUMNS} FROM receipts ORDER BY seq"))
+                .map_err(q)?;
+            let mut rows = stmt.query([]).map_err(q)?;
+            while let Some(row) = rows.next().map_err(q)? {
+                let r = row_to_receipt(row).map_err(q)?;
+                if r.seq != expected {
+                    found = damage(
+                        expected,
+                        "missing",
+                        format!(
+                            "receipts {expected}..{} are missing (the next receipt is {})",
+                            r.seq - 1,
+                            r.seq
+                        ),
+                    );
+                    break;
+                }
+                let h = receipt_hash(&r);
+                if h != r.hash {
+                    found = self.classify_mismatch(&r, max_seq)?;
+                    break;
+                }
+                if r.prev_hash != prev_hash {
+                    found = damage(
+                        r.seq - 1,
+                        "modified",
+                        format!(
+                            "receipt {} does not link to receipt {}: {} was rewritten with a recomputed hash, or {} was forged",
+                            r.seq,
+                            r.seq - 1,
+                            r.seq - 1,
+                            r.seq
+                        ),
+                    );
+                    break;
+                }
+                prev_hash = r.hash;
+                expected += 1;
+            }
+        }
+        let verified = expected - 1;
+        let mut checked = 0;
+        if found.is_none() {
+            for cp in checkpoints {
+                checked += 1;
+                if cp.seq > max_seq {
+                    found = damage(
+                        max_seq + 1,
+                        "truncated",
+                        format!(
+                            "checkpoint {} names receipt {} but the log ends at {max_seq}",
+                            cp.source, cp.seq
+                        ),
+                    );
+                    break;
+                }
+                match self.hash_at(cp.seq)? {
+                    Some(h) if h == cp.hash => {}
+                    _ => {
+                        found = damage(
+                            cp.seq,
+                            "modified",
+                            format!(
+                                "receipt {} no longer has the hash that checkpoint {} recorded",
+                                cp.seq, cp.source
+                            ),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(VerifyReport {
+            ok: found.is_none(),
+            verified,
+            tail_seq: max_seq,
+            tail_hash: if found.is_none() { prev_hash } else { String::new() },
+            checkpoints_checked: checked,
+            damage: found,
+        })
+    }
+
+    /// A row whose hash does not match its contents: edited in place, or a
+    /// receipt moved to another seq (swapped, or renumbered around an
+    /// insertion or deletion)?
+    fn classify_mismatch(
+        &self,
+        r: &super::Receipt,
+        max_seq: i64,
+    ) -> Result<Option<Damage>> {
+        let window = 64;
+        let lo = (r.seq - window).max(1);
+        let hi = (r.seq + window).min(max_seq + window);
+        for s in lo..=hi {
+            if s == r.seq || hex::encode(digest_with_seq(r, s)) != r.hash {
+                continue;
+            }
+            // The receipt belongs at seq s.
+            if s < r.seq && self.valid_at(s)? {
+                return Ok(damage(
+                    s,
+                    "inserted",
+                    format!(
+                        "receipt {} was inserted: receipt {} now sits at {} (it was {s})",
+                        s, r.id, r.seq
+                    ),
+                ));
+            }
+            if s > r.seq && !self.valid_at(s)? {
+                return Ok(damage(
+                    r.seq,
+                    "reordered",
+                    format!("receipt {} belongs at seq {s} but sits at {}", r.id, r.seq),
+                ));
+            }
+            if s > r.seq {
+                return Ok(damage(
+                    r.seq,
+                    "missing",
+                    format!(
+                        "receipt {} belongs at seq {s}: receipts before it were deleted and the rest renumbered",
+                        r.id
+                    ),
+                ));
+            }
+            return Ok(damage(
+                r.seq,
+                "reordered",
+                format!("receipt {} belongs at seq {s} but sits at {}", r.id, r.seq),
+            ));
+        }
+        Ok(damage(
+            r.seq,
+            "modified",
+            format!("receipt {}'s contents do not match its hash", r.seq),
+        ))
+    }
+}

@@ -1,0 +1,459 @@
+//! The operations behind `craik auth ...`: adding, listing and removing
+//! profiles and moving secrets. Each change writes its receipt before it
+//! takes effect; if the receipt cannot be written, nothing changes.
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::audit::NewReceipt;
+use crate::context::Context;
+use crate::profile::{
+    Family, Kind, META_ENV_VAR, META_HANDLE, META_REF, Profile, ProfileError, ProfileId,
+    ProfileStore, check_base_url, mask, valid_env_name,
+};
+use crate::provider;
+use crate::secret::{Backend, Migration};
+use crate::secret_ref::SecretRef;
+use crate::source::{self, Health};
+
+/// Metadata key recording the variable a profile was migrated from.
+pub const META_MIGRATED_FROM: &str = "migrated_from_env";
+
+/// What `craik auth add` asks for.
+pub struct AddRequest {
+    pub id: ProfileId,
+    pub kind: Kind,
+    pub env_var: Option<String>,
+    pub secret_ref: Option<String>,
+    /// The secret for `keyring-ref` (read by the CLI from stdin or a prompt).
+    pub secret: Option<Zeroizing<String>>,
+    pub base_url: Option<String>,
+    pub allow_local_base_url: bool,
+    pub force: bool,
+}
+
+fn flag_misuse(flag: &str, kind: Kind) -> Error {
+    Error::input(
+        format!("{flag} does not apply to --kind={kind}"),
+        "api-key takes --env-var, secret-ref takes --secret-ref, keyring-ref takes --stdin (or a prompt)",
+    )
+}
+
+/// Checks an add request before anything is stored.
+pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
+    match req.kind {
+        Kind::ApiKey => {
+            if req.secret_ref.is_some() {
+                return Err(flag_misuse("--secret-ref", req.kind));
+            }
+            if let Some(v) = &req.env_var {
+                if !valid_env_name(v) {
+                    return Err(Error::input(
+                        format!("{v:?} is not a valid environment variable name"),
+                        "use letters, digits and '_', not starting with a digit",
+                    ));
+                }
+            }
+        }
+        Kind::SecretRef => {
+            if req.env_var.is_some() {
+                return Err(flag_misuse("--env-var", req.kind));
+            }
+            let r = req.secret_ref.as_deref().ok_or_else(|| {
+                Error::input(
+                    "--kind=secret-ref needs --secret-ref env:NAME or file:PATH",
+                    "for example --secret-ref file:/home/me/.secrets/openai",
+                )
+            })?;
+            SecretRef::parse(r)?;
+        }
+        Kind::KeyringRef | Kind::Marker => {
+            if req.env_var.is_some() {
+                return Err(flag_misuse("--env-var", req.kind));
+            }
+            if req.secret_ref.is_some() {
+                return Err(flag_misuse("--secret-ref", req.kind));
+            }
+        }
+    }
+    if let Some(url) = &req.base_url {
+        let local_ok =
+            req.allow_local_base_url || req.id.family() == Family::ChatCompletions;
+        check_base_url(url, local_ok).map_err(ProfileError::from)?;
+    } else if req.id.family() == Family::ChatCompletions {
+        return Err(Error::input(
+            format!("profile {} needs --base-url", req.id),
+            "chat_completions/local profiles talk to an endpoint you name, e.g. --base-url http://127.0.0.1:8080/v1",
+        ));
+    }
+    Ok(())
+}
+
+/// The identity hash of a profile's credential, when it can be read now.
+fn identity_of(ctx: &mut Context, profile: &Profile, material: Option<&str>) -> crate::Result<Option<String>> {
+    let family = profile.provider_family.as_str();
+    let material: Option<Zeroizing<String>> = match material {
+        Some(m) => Some(Zeroizing::new(m.to_string())),
+        None if profile.kind == Kind::Marker => None,
+        None => source::resolve(profile, &ctx.secrets).ok(),
+    };
+    match material {
+        Some(m) => Ok(Some(ctx.audit_key()?.credential_material(family, &m))),
+        None => Ok(None),
+    }
+}
+
+fn profile_receipt(kind: &str, p: &Profile) -> NewReceipt {
+    NewReceipt::new(kind, "ok").profile(
+        &p.id.to_string(),
+        p.kind.as_str(),
+        p.provider_family.as_str(),
+    )
+}
+
+/// Adds (or with `force` replaces) a profile. Writes `profile_added`.
+pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile> {
+    validate_add(&req)?;
+    // Fail closed before touching anything.
+    ctx.audit()?;
+    let operator = ctx.operator()?;
+    let mut profile = Profile::new(req.id.clone(), req.kind);
+    profile.base_url = req.base_url.clone();
+    match req.kind {
+        Kind::ApiKey => {
+            let var = req
+                .env_var
+                .clone()
+                .unwrap_or_else(|| provider::info(req.id.family()).env_api_key.to_string());
+            profile.metadata.insert(META_ENV_VAR.into(), var);
+        }
+        Kind::SecretRef => {
+            profile
+                .metadata
+                .insert(META_REF.into(), req.secret_ref.clone().unwrap_or_default());
+        }
+        Kind::KeyringRef | Kind::Marker => {}
+    }
+    let home = ctx.home.clone();
+    let store = ProfileStore::new(&home);
+    let mut replaced_handle = None;
+    let result = store.update(|file| {
+        if let Some(old) = file.get(&req.id) {
+            if !req.force {
+                return Err(ProfileError::Exists(req.id.clone()).into());
+            }
+            replaced_handle = old.meta(META_HANDLE).map(str::to_string);
+            profile.created_at = old.created_at;
+            profile.grants = old.grants.clone();
+        }
+        let mut new_handle = None;
+        if req.kind == Kind::KeyringRef {
+            let secret = req.secret.as_ref().ok_or_else(|| {
+                Error::input(
+                    "--kind=keyring-ref needs the secret",
+                    "pass --stdin and pipe it in, or run on a terminal to be prompted",
+                )
+            })?;
+            let handle = ctx
+                .secrets
+                .put(&format!("profile {}", req.id), secret.as_bytes())?;
+            profile.metadata.insert(META_HANDLE.into(), handle.clone());
+            new_handle = Some(handle);
+        }
+        let receipt = identity_of(ctx, &profile, req.secret.as_deref().map(|s| s.as_str()))
+            .and_then(|identity| {
+                let mut r = profile_receipt("profile_added", &profile)
+                    .identity(identity)
+                    .operator(operator.clone());
+                if req.force {
+                    r = r.detail("replaced", replaced_handle.is_some() || file.get(&req.id).is_some());
+                }
+                if let Some(b) = &profile.base_url {
+                    r = r.detail("base_url", b.as_str());
+                }
+                ctx.record(r)
+            });
+        if let Err(e) = receipt {
+            if let Some(h) = new_handle {
+                let _ = ctx.secrets.delete(&h);
+            }
+            return Err(e);
+        }
+        file.upsert(profile.clone());
+        Ok(())
+    });
+    result?;
+    if let Some(h) = replaced_handle {
+        let _ = ctx.secrets.delete(&h);
+    }
+    Ok(profile)
+}
+
+/// Removes profiles (and their stored secrets); writes `profile_removed`
+/// for each. Returns the ids removed.
+fn remove_where(
+    ctx: &mut Context,
+    pred: impl Fn(&Profile) -> bool,
+) -> crate::Result<Vec<Profile>> {
+    ctx.audit()?;
+    let operator = ctx.operator()?;
+    let home = ctx.home.clone();
+    let store = ProfileStore::new(&home);
+    let removed = store.update(|file| {
+        let doomed: Vec<Profile> = file.profiles.iter().filter(|p| pred(p)).cloned().collect();
+        for p in &doomed {
+            let identity = identity_of(ctx, p, None).unwrap_or(None);
+            ctx.record(
+                profile_receipt("profile_removed", p)
+                    .identity(identity)
+                    .operator(operator.clone()),
+            )?;
+            file.remove(&p.id);
+        }
+        Ok(doomed)
+    })?;
+    for p in &removed {
+        if let Some(h) = p.meta(META_HANDLE) {
+            ctx.secrets.delete(h)?;
+        }
+    }
+    Ok(removed)
+}
+
+/// `craik auth remove <id>`.
+pub fn remove_profile(ctx: &mut Context, id: &ProfileId) -> crate::Result<Profile> {
+    let file = ProfileStore::new(&ctx.home).load()?;
+    if file.get(id).is_none() {
+        return Err(ProfileError::NotFound(id.to_string()).into());
+    }
+    let mut removed = remove_where(ctx, |p| &p.id == id)?;
+    removed
+        .pop()
+        .ok_or_else(|| ProfileError::NotFound(id.to_string()).into())
+}
+
+/// `craik auth logout <provider-or-id>`: one profile, or every profile of a
+/// provider family.
+pub fn logout(ctx: &mut Context, target: &str) -> crate::Result<Vec<Profile>> {
+    if target.contains(':') {
+        let id: ProfileId = target.parse()?;
+        return Ok(vec![remove_profile(ctx, &id)?]);
+    }
+    let family: Family = target.parse()?;
+    let removed = remove_where(ctx, |p| p.provider_family == family)?;
+    if removed.is_empty() {
+        return Err(ProfileError::NotFound(format!("{family}:*")).into());
+    }
+    Ok(removed)
+}
+
+/// One line of `craik auth status`.
+#[derive(Debug, Serialize)]
+pub struct ProfileStatus {
+    pub id: String,
+    pub provider_family: String,
+    pub kind: String,
+    pub backend: String,
+    pub base_url: Option<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub last_validated_at: Option<String>,
+    pub last_status: Option<String>,
+    pub health: Health,
+}
+
+/// `craik auth status`: every profile with masked metadata and health.
+pub fn status(ctx: &Context) -> crate::Result<Vec<ProfileStatus>> {
+    let file = ProfileStore::new(&ctx.home).load()?;
+    let ts = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    Ok(file
+        .profiles
+        .iter()
+        .map(|p| ProfileStatus {
+            id: p.id.to_string(),
+            provider_family: p.provider_family.to_string(),
+            kind: p.kind.to_string(),
+            backend: source::backend_label(p, &ctx.secrets),
+            base_url: p.base_url.clone(),
+            metadata: p
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), mask(v)))
+                .collect(),
+            created_at: ts(&p.created_at),
+            last_used_at: p.last_used_at.as_ref().map(ts),
+            last_validated_at: p.last_validated_at.as_ref().map(ts),
+            last_status: p.last_status.clone(),
+            health: source::health(p, &ctx.secrets),
+        })
+        .collect())
+}
+
+/// One profile's outcome in `migrate-from-env`.
+#[derive(Debug, Serialize)]
+pub struct EnvMigration {
+    pub id: String,
+    pub env_var: String,
+    /// `migrated`, `would migrate`, `already migrated`, `env var not set`.
+    pub outcome: String,
+}
+
+/// `craik auth migrate-from-env`: moves the values of set environment
+/// variables into the secret store and turns those `api-key` profiles into
+/// `keyring-ref`. Never touches the environment.
+pub fn migrate_from_env(ctx: &mut Context, apply: bool) -> crate::Result<Vec<EnvMigration>> {
+    if apply {
+        ctx.audit()?;
+    }
+    let operator = ctx.operator()?;
+    let home = ctx.home.clone();
+    let store = ProfileStore::new(&home);
+    let plan = |file: &crate::profile::ProfileFile| -> Vec<EnvMigration> {
+        file.profiles
+            .iter()
+            .filter_map(|p| {
+                let (var, outcome) = match p.kind {
+                    Kind::ApiKey => {
+                        let var = p.meta(META_ENV_VAR).unwrap_or_default().to_string();
+                        let set = std::env::var(&var).is_ok_and(|v| !v.is_empty());
+                        (var, if set { "would migrate" } else { "env var not set" })
+                    }
+                    Kind::KeyringRef => (p.meta(META_MIGRATED_FROM)?.to_string(), "already migrated"),
+                    _ => return None,
+                };
+                Some(EnvMigration {
+                    id: p.id.to_string(),
+                    env_var: var,
+                    outcome: outcome.to_string(),
+                })
+            })
+            .collect()
+    };
+    if !apply {
+        return Ok(plan(&store.load()?));
+    }
+    store.update(|file| {
+        let mut report = plan(file);
+        for m in report.iter_mut().filter(|m| m.outcome == "would migrate") {
+            let id: ProfileId = m.id.parse()?;
+            let value = Zeroizing::new(std::env::var(&m.env_var).unwrap_or_default());
+            let handle = ctx.secrets.put(&format!("profile {id}"), value.as_bytes())?;
+            let p = file.get_mut(&id).expect("planned from this file");
+            let before = p.clone();
+            p.kind = Kind::KeyringRef;
+            p.metadata.remove(META_ENV_VAR);
+            p.metadata.insert(META_HANDLE.into(), handle.clone());
+            p.metadata.insert(META_MIGRATED_FROM.into(), m.env_var.clone());
+            let after = p.clone();
+            let identity = identity_of(ctx, &after, Some(&value))?;
+            let r = profile_receipt("secret_migrated", &after)
+                .identity(identity)
+                .operator(operator.clone())
+                .detail("from", format!("env:{}", m.env_var))
+                .detail("to", ctx.secrets.backend_of(&handle)?.as_str())
+                .detail("previous_kind", before.kind.as_str());
+            if let Err(e) = ctx.record(r) {
+                let _ = ctx.secrets.delete(&handle);
+                *file.get_mut(&id).expect("present") = before;
+                return Err(e);
+            }
+            m.outcome = "migrated".into();
+        }
+        Ok(report)
+    })
+}
+
+/// `craik auth migrate-secrets`: moves every stored secret to `to`
+/// (default: the backend selection would pick). Writes `secret_migrated`.
+pub fn migrate_secrets(
+    ctx: &mut Context,
+    to: Option<Backend>,
+    dry_run: bool,
+) -> crate::Result<Migration> {
+    let to = match to {
+        Some(b) => b,
+        None => ctx.secrets.selection()?.backend,
+    };
+    if dry_run {
+        return Ok(ctx.secrets.migrate(to, true)?);
+    }
+    // Make sure receipts can be written (and the audit key is loaded from
+    // wherever it is now) before moving anything.
+    ctx.audit()?;
+    let plan = ctx.secrets.migrate(to, true)?;
+    if plan.moved.is_empty() {
+        return Ok(ctx.secrets.migrate(to, false)?);
+    }
+    let index = ctx.secrets.index()?;
+    let operator = ctx.operator()?;
+    let mut r = NewReceipt::new("secret_migrated", "ok")
+        .operator(operator)
+        .detail("to", to.as_str())
+        .detail("count", plan.moved.len());
+    let purposes: Vec<String> = plan
+        .moved
+        .iter()
+        .filter_map(|h| index.secrets.get(h).map(|e| format!("{} (from {})", e.purpose, e.backend)))
+        .collect();
+    r = r.detail("secrets", purposes);
+    ctx.record(r)?;
+    Ok(ctx.secrets.migrate(to, false)?)
+}
+
+/// `craik auth storage status`.
+#[derive(Debug, Serialize)]
+pub struct StorageStatus {
+    pub backend: String,
+    pub reason: String,
+    pub volatile: bool,
+    pub probes: Vec<crate::secret::Probe>,
+    /// Secrets the selected backend holds (opened to count them).
+    pub secrets: usize,
+    /// Secrets recorded in other backends (for example before a migration).
+    pub elsewhere: std::collections::BTreeMap<String, usize>,
+    pub notes: Vec<String>,
+}
+
+pub fn storage_status(ctx: &Context) -> crate::Result<StorageStatus> {
+    let sel = ctx.secrets.selection()?.clone();
+    let index = ctx.secrets.index()?;
+    let mut elsewhere = std::collections::BTreeMap::new();
+    let mut held = 0;
+    let store = crate::secret::open_backend(&ctx.home, sel.backend)?;
+    if sel.backend == Backend::File {
+        held = crate::secret::FileStore::new(ctx.home.clone()).count()?;
+    }
+    for (handle, e) in &index.secrets {
+        if e.backend == sel.backend {
+            if sel.backend != Backend::File && store.get(handle)?.is_some() {
+                held += 1;
+            }
+        } else {
+            *elsewhere.entry(e.backend.to_string()).or_insert(0) += 1;
+        }
+    }
+    let mut notes = Vec::new();
+    if sel.backend.volatile() {
+        notes.push(
+            "kernel keyring (keyutils) secrets do not survive a reboot; use secret-service or file for lasting storage"
+                .to_string(),
+        );
+    }
+    if !elsewhere.is_empty() {
+        notes.push(format!(
+            "some secrets live in another backend; move them with: craik auth migrate-secrets --to {}",
+            sel.backend
+        ));
+    }
+    Ok(StorageStatus {
+        backend: sel.backend.to_string(),
+        reason: sel.reason,
+        volatile: sel.backend.volatile(),
+        probes: sel.probes,
+        secrets: held,
+        elsewhere,
+        notes,
+    })
+}

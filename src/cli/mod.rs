@@ -1,0 +1,72 @@
+//! The command line: argument definitions and dispatch. Each command group
+//! lives in its own file and is a thin layer over the library.
+
+mod auth;
+mod output;
+mod receipts;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use craik::{Error, exit};
+
+/// craik: a credential broker for AI-provider credentials.
+///
+/// craik hands an agent a provider credential only after checking who is
+/// asking, under which policy, with whose approval, and leaves a
+/// tamper-evident receipt of every decision and use.
+#[derive(Debug, Parser)]
+#[command(name = "craik", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Credential profiles and the secret store.
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// The audit log: list, show, verify and export receipts.
+    #[command(subcommand)]
+    Receipts(receipts::ReceiptsCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs the command line and returns the exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Auth(cmd) => auth::run(cmd),
+        Command::Receipts(cmd) => receipts::run(cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "craik", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints an error as `error: ...` and `hint: ...`; returns its exit code.
+pub fn report(e: &Error) -> i32 {
+    // One line: flatten any newlines from nested sources.
+    let msg = e.to_string().replace('\n', " ");
+    eprintln!("error: {msg}");
+    if let Some(h) = e.hint() {
+        eprintln!("hint: {h}");
+    }
+    e.exit_code()
+}

@@ -1,0 +1,376 @@
+//! `craik receipts ...`
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+
+use craik::audit::{AuditLog, Filter, Receipt, checkpoint, parse_time};
+use craik::context::Context;
+use craik::profile::Family;
+use craik::{Error, exit};
+
+use super::output;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptsCommand {
+    /// List receipts, newest first.
+    List {
+        /// Operator subject or email.
+        #[arg(long)]
+        operator: Option<String>,
+        /// Operator identity hash (see craik receipts hash).
+        #[arg(long, value_name = "H")]
+        operator_hash: Option<String>,
+        /// Profile id or glob (openai:*).
+        #[arg(long, value_name = "GLOB")]
+        profile: Option<String>,
+        /// Credential identity hash (see craik receipts hash).
+        #[arg(long, value_name = "H")]
+        identity_hash: Option<String>,
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        #[arg(long, value_name = "S")]
+        status: Option<String>,
+        #[arg(long, value_name = "R")]
+        run: Option<String>,
+        /// RFC 3339, or relative: 30m, 24h, 7d.
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+        #[arg(long, conflicts_with_all = ["jsonl", "csv"])]
+        json: bool,
+        #[arg(long, conflicts_with = "csv")]
+        jsonl: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Show one receipt.
+    Show {
+        /// A receipt id (rcpt_...) or seq.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts by kind, status, profile and operator.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream every receipt, oldest first.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+    },
+    /// Recompute every hash and link; check checkpoints. Exit 1 on damage.
+    Verify {
+        /// A checkpoint file written by craik receipts checkpoint.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a signed checkpoint of the log's current tail.
+    Checkpoint {
+        /// Where to write it (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the identity hash the log would hold for a value read from
+    /// standard input: a credential (--family) or an operator subject
+    /// (--operator-issuer).
+    Hash {
+        #[arg(long, value_name = "F", conflicts_with = "operator_issuer", required_unless_present = "operator_issuer")]
+        family: Option<String>,
+        #[arg(long, value_name = "ISS")]
+        operator_issuer: Option<String>,
+    },
+}
+
+const CSV_HEADER: [&str; 22] = [
+    "seq",
+    "id",
+    "created_at",
+    "kind",
+    "run_id",
+    "capability",
+    "status",
+    "reason",
+    "policy_condition",
+    "auth_profile_id",
+    "auth_kind",
+    "auth_identity_hash",
+    "provider_family",
+    "pool_id",
+    "operator_subject",
+    "operator_issuer",
+    "operator_email",
+    "operator_groups",
+    "operator_identity_hash",
+    "details",
+    "prev_hash",
+    "hash",
+];
+
+fn csv_row(r: &Receipt) -> [String; 22] {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        r.seq.to_string(),
+        r.id.clone(),
+        r.created_at.clone(),
+        r.kind.clone(),
+        o(&r.run_id),
+        o(&r.capability),
+        r.status.clone(),
+        o(&r.reason),
+        o(&r.policy_condition),
+        o(&r.auth_profile_id),
+        o(&r.auth_kind),
+        o(&r.auth_identity_hash),
+        o(&r.provider_family),
+        o(&r.pool_id),
+        o(&r.operator_subject),
+        o(&r.operator_issuer),
+        o(&r.operator_email),
+        o(&r.operator_groups),
+        o(&r.operator_identity_hash),
+        r.details.clone(),
+        r.prev_hash.clone(),
+        r.hash.clone(),
+    ]
+}
+
+fn io_err(e: impl std::fmt::Display) -> Error {
+    Error::input(format!("cannot write output: {e}"), "check where the output goes")
+}
+
+fn time(s: Option<String>) -> craik::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    Ok(s.map(|s| parse_time(&s)).transpose()?)
+}
+
+fn open_log(ctx: &Context) -> craik::Result<AuditLog> {
+    Ok(AuditLog::open(&ctx.home)?)
+}
+
+pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
+    let mut ctx = Context::open_default()?;
+    match cmd {
+        ReceiptsCommand::List {
+            operator,
+            operator_hash,
+            profile,
+            identity_hash,
+            kind,
+            status,
+            run,
+            since,
+            until,
+            limit,
+            json,
+            jsonl,
+            csv,
+        } => {
+            let filter = Filter {
+                operator,
+                operator_hash,
+                profile,
+                identity_hash,
+                kind,
+                status,
+                run,
+                since: time(since)?,
+                until: time(until)?,
+                limit: Some(limit),
+                ascending: false,
+            };
+            let log = open_log(&ctx)?;
+            let rows = log.list(&filter)?;
+            if json {
+                let rows: Vec<_> = rows.iter().map(Receipt::to_json).collect();
+                output::json(&serde_json::json!({ "receipts": rows }));
+            } else if jsonl {
+                let mut out = std::io::stdout().lock();
+                for r in &rows {
+                    serde_json::to_writer(&mut out, &r.to_json()).map_err(io_err)?;
+                    writeln!(out).map_err(io_err)?;
+                }
+            } else if csv {
+                let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+                w.write_record(CSV_HEADER).map_err(io_err)?;
+                for r in &rows {
+                    w.write_record(csv_row(r)).map_err(io_err)?;
+                }
+                w.flush().map_err(io_err)?;
+            } else {
+                let mut t = output::table(&["SEQ", "TIME", "KIND", "STATUS", "PROFILE", "OPERATOR", "RUN"]);
+                for r in &rows {
+                    t.add_row(vec![
+                        r.seq.to_string(),
+                        r.created_at.clone(),
+                        r.kind.clone(),
+                        r.status.clone(),
+                        r.auth_profile_id.clone().unwrap_or_default(),
+                        r.operator_email
+                            .clone()
+                            .or_else(|| r.operator_subject.clone())
+                            .unwrap_or_default(),
+                        r.run_id.clone().unwrap_or_default(),
+                    ]);
+                }
+                output::print_table(&t);
+            }
+            Ok(exit::OK)
+        }
+        ReceiptsCommand::Show { id, json } => {
+            let r = open_log(&ctx)?.get(&id)?;
+            if json {
+                output::json(&r.to_json());
+            } else {
+                let v = serde_json::to_value(r.to_json()).unwrap_or_default();
+                if let serde_json::Value::Object(m) = v {
+                    for (k, v) in m {
+                        let shown = match v {
+                            serde_json::Value::Null => "-".to_string(),
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        println!("{k:>24}  {shown}");
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        ReceiptsCommand::Stats { json } => {
+            let s = open_log(&ctx)?.stats()?;
+            if json {
+                output::json(&s);
+            } else {
+                println!("receipts: {}", s.total);
+                for (title, map) in [
+                    ("by kind", &s.by_kind),
+                    ("by status", &s.by_status),
+                    ("by profile", &s.by_profile),
+                    ("by operator", &s.by_operator),
+                ] {
+                    println!("{title}:");
+                    for (k, n) in map {
+                        println!("  {k}: {n}");
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        ReceiptsCommand::Export { format, since } => {
+            let filter = Filter {
+                since: time(since)?,
+                ascending: true,
+                ..Default::default()
+            };
+            let log = open_log(&ctx)?;
+            let stdout = std::io::stdout().lock();
+            match format {
+                ExportFormat::Jsonl => {
+                    let mut out = std::io::BufWriter::new(stdout);
+                    log.for_each(&filter, |r| {
+                        serde_json::to_writer(&mut out, &r.to_json())?;
+                        out.write_all(b"\n")
+                    })?;
+                    out.flush().map_err(io_err)?;
+                }
+                ExportFormat::Csv => {
+                    let mut w = csv::Writer::from_writer(stdout);
+                    w.write_record(CSV_HEADER).map_err(io_err)?;
+                    log.for_each(&filter, |r| {
+                        w.write_record(csv_row(&r)).map_err(std::io::Error::other)
+                    })?;
+                    w.flush().map_err(io_err)?;
+                }
+            }
+            Ok(exit::OK)
+        }
+        ReceiptsCommand::Verify { checkpoint: files, json } => {
+            let trusted = ctx
+                .home
+                .read(checkpoint::PUBLIC_KEY_FILE)?
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string());
+            let cps = files
+                .iter()
+                .map(|f| checkpoint::load(f, trusted.as_deref()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let report = open_log(&ctx)?.verify(&cps)?;
+            if json {
+                output::json(&report);
+            } else if let Some(d) = &report.damage {
+                println!("verified {} receipts before damage", report.verified);
+                println!("DAMAGED at seq {}: {}: {}", d.seq, d.what, d.detail);
+            } else {
+                println!(
+                    "verified {} receipts; chain intact (tail seq {}, {} checkpoint(s) held)",
+                    report.verified, report.tail_seq, report.checkpoints_checked
+                );
+            }
+            Ok(if report.ok { exit::OK } else { exit::ERROR })
+        }
+        ReceiptsCommand::Checkpoint { out, json } => {
+            let log = open_log(&ctx)?;
+            let cp = checkpoint::make(&ctx.home, &ctx.secrets, &log)?;
+            let text = serde_json::to_string_pretty(&cp).expect("checkpoint serializes") + "\n";
+            if let Some(path) = &out {
+                craik::home::write_atomic_path(path, text.as_bytes())?;
+            }
+            if json {
+                output::json(&serde_json::json!({
+                    "seq": cp.seq, "hash": cp.hash, "created_at": cp.created_at,
+                    "public_key": cp.public_key, "file": out,
+                    "checkpoint": cp,
+                }));
+            } else if out.is_none() {
+                print!("{text}");
+            } else {
+                println!("checkpoint of seq {} written", cp.seq);
+            }
+            Ok(exit::OK)
+        }
+        ReceiptsCommand::Hash {
+            family,
+            operator_issuer,
+        } => {
+            let mut value = zeroize::Zeroizing::new(String::new());
+            std::io::stdin()
+                .take(64 * 1024)
+                .read_to_string(&mut value)
+                .map_err(|e| Error::input(format!("cannot read standard input: {e}"), "pipe the value in"))?;
+            let v = value.trim_end_matches(['\r', '\n']);
+            if v.is_empty() {
+                return Err(Error::input(
+                    "nothing on standard input",
+                    "pipe the value in: printf %s \"$KEY\" | craik receipts hash --family openai",
+                ));
+            }
+            let key = ctx.audit_key()?;
+            let h = match (family, operator_issuer) {
+                (Some(f), _) => {
+                    let f: Family = f.parse()?;
+                    key.credential_material(f.as_str(), v)
+                }
+                (None, Some(iss)) => key.operator(&iss, v),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            println!("{h}");
+            Ok(exit::OK)
+        }
+    }
+}

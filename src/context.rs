@@ -1,0 +1,51 @@
+//! The state one craik invocation works with: the home, the secret store,
+//! and (opened on demand) the audit log and its key.
+
+use crate::audit::{AuditKey, AuditLog, NewReceipt, Operator, Receipt};
+use crate::home::Home;
+use crate::secret::Secrets;
+
+pub struct Context {
+    pub home: Home,
+    pub secrets: Secrets,
+    audit: Option<(AuditLog, AuditKey)>,
+}
+
+impl Context {
+    pub fn open(home: Home) -> Context {
+        Context {
+            secrets: Secrets::new(&home),
+            home,
+            audit: None,
+        }
+    }
+
+    pub fn open_default() -> crate::Result<Context> {
+        Ok(Context::open(Home::open_default()?))
+    }
+
+    /// The audit log and key, opened on first use. Fails closed: an error
+    /// here means no receipt can be written, so the action must not happen.
+    pub fn audit(&mut self) -> crate::Result<&mut (AuditLog, AuditKey)> {
+        if self.audit.is_none() {
+            let log = AuditLog::open(&self.home)?;
+            let key = AuditKey::load(&self.secrets)?;
+            self.audit = Some((log, key));
+        }
+        Ok(self.audit.as_mut().expect("just opened"))
+    }
+
+    pub fn audit_key(&mut self) -> crate::Result<&AuditKey> {
+        Ok(&self.audit()?.1)
+    }
+
+    /// Appends a receipt durably.
+    pub fn record(&mut self, r: NewReceipt) -> crate::Result<Receipt> {
+        Ok(self.audit()?.0.append(r)?)
+    }
+
+    /// The operator receipts should name (none until login exists).
+    pub fn operator(&mut self) -> crate::Result<Option<Operator>> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,57 @@
+//! The library's error type: every error knows its exit code and a hint.
+
+use crate::exit;
+
+/// A craik error. Each variant is typed; [`Error::hint`] says what to do and
+/// [`Error::exit_code`] maps it to the documented exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
+    #[error(transparent)]
+    SecretRef(#[from] crate::secret_ref::SecretRefError),
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    /// Invalid input given on the command line or standard input.
+    #[error("{message}")]
+    Input { message: String, hint: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn input(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Input {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Home(e) => e.hint(),
+            Error::Profile(e) => e.hint(),
+            Error::Secret(e) => e.hint(),
+            Error::SecretRef(e) => e.hint(),
+            Error::Source(e) => e.hint(),
+            Error::Audit(e) => e.hint(),
+            Error::Input { hint, .. } => Some(hint.clone()),
+        }
+    }
+
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Audit(e) => e.exit_code(),
+            Error::Source(_) | Error::SecretRef(_) => exit::CREDENTIAL_UNAVAILABLE,
+            _ => exit::ERROR,
+        }
+    }
+}

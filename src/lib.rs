@@ -1,0 +1,26 @@
+//! craik: a credential broker for AI-provider credentials.
+//!
+//! The library is the product; the `craik` binary is a thin shell over it.
+//! Every module owns one concept of the domain:
+//!
+//! - [`home`]: `CRAIK_HOME`, owner-only atomic files and cross-process locks.
+//! - [`profile`]: credential profile ids, kinds and the profile store.
+//! - [`secret`]: the secret store (OS keyring or encrypted file).
+//! - [`source`]: turning a profile into credential material, and its health.
+//! - [`audit`]: receipts, identity hashes and the hash-chained SQLite log.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod exit;
+pub mod home;
+pub mod profile;
+pub mod provider;
+pub mod secret;
+pub mod secret_ref;
+pub mod source;
+pub mod term;
+
+pub use error::{Error, Result};

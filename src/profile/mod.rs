@@ -1,0 +1,195 @@
+//! Credential profiles and their store, `auth-profiles.json`.
+//!
+//! A profile names a credential and says how to obtain it; it never holds
+//! secret material, only handles and references.
+
+mod id;
+mod store;
+mod url_check;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use id::{Family, Kind, MAX_NAME_LEN, ProfileId, valid_env_name};
+pub use store::{PROFILES_FILE, ProfileFile, ProfileStore};
+pub use url_check::{BaseUrlError, check_base_url};
+
+/// Errors about profiles and `auth-profiles.json`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("invalid profile id {id:?}: {why}")]
+    InvalidId { id: String, why: String },
+    #[error("unknown provider family {0:?}")]
+    UnknownFamily(String),
+    #[error("unknown credential kind {0:?}")]
+    UnknownKind(String),
+    #[error("{path}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("profile {0} already exists")]
+    Exists(ProfileId),
+    #[error("no profile {0}")]
+    NotFound(String),
+    #[error("profile {id}: {detail}")]
+    Invalid { id: String, detail: String },
+    #[error(transparent)]
+    BaseUrl(#[from] BaseUrlError),
+}
+
+impl ProfileError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            ProfileError::InvalidId { .. } => {
+                "ids look like anthropic:work or openai:ci (family: openai, anthropic, gemini, chat_completions or local; name: letters, digits, '.', '_', '-')".into()
+            }
+            ProfileError::UnknownFamily(_) => {
+                "use one of openai, anthropic, gemini, chat_completions, local".into()
+            }
+            ProfileError::UnknownKind(_) => format!(
+                "use one of {}",
+                Kind::ALL.map(|k| k.as_str()).join(", ")
+            ),
+            ProfileError::Corrupt { .. } => {
+                "the file was left as it was; fix it by hand (see schemas/auth-profiles.schema.json) or restore it from a backup".into()
+            }
+            ProfileError::Exists(id) => {
+                format!("pass --force to replace it, or remove it first: craik auth remove {id}")
+            }
+            ProfileError::NotFound(_) => "list the profiles with: craik auth status".into(),
+            ProfileError::Invalid { .. } => "see craik auth add --help".into(),
+            ProfileError::BaseUrl(e) => return e.hint(),
+        })
+    }
+}
+
+/// Which operators may use a profile; empty means no restriction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+}
+
+impl Grants {
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.subjects.is_empty()
+    }
+}
+
+/// One credential profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub id: ProfileId,
+    pub kind: Kind,
+    pub provider_family: Family,
+    /// Non-secret settings: `env_var`, `handle`, `ref`, ...
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_validated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Grants::is_empty")]
+    pub grants: Grants,
+}
+
+/// Metadata key of an `api-key` profile: the environment variable.
+pub const META_ENV_VAR: &str = "env_var";
+/// Metadata key of a `keyring-ref` profile: the secret store handle.
+pub const META_HANDLE: &str = "handle";
+/// Metadata key of a `secret-ref` profile: `env:NAME` or `file:PATH`.
+pub const META_REF: &str = "ref";
+
+impl Profile {
+    pub fn new(id: ProfileId, kind: Kind) -> Profile {
+        Profile {
+            provider_family: id.family(),
+            id,
+            kind,
+            metadata: BTreeMap::new(),
+            base_url: None,
+            created_at: Utc::now(),
+            last_used_at: None,
+            last_validated_at: None,
+            last_status: None,
+            grants: Grants::default(),
+        }
+    }
+
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    /// Checks the profile is internally consistent (what the schema cannot).
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        let invalid = |detail: String| ProfileError::Invalid {
+            id: self.id.to_string(),
+            detail,
+        };
+        if self.provider_family != self.id.family() {
+            return Err(invalid(format!(
+                "provider_family {} does not match the id",
+                self.provider_family
+            )));
+        }
+        match self.kind {
+            Kind::ApiKey => match self.meta(META_ENV_VAR) {
+                Some(v) if valid_env_name(v) => {}
+                Some(v) => return Err(invalid(format!("env_var {v:?} is not a valid name"))),
+                None => return Err(invalid("kind api-key needs metadata env_var".into())),
+            },
+            Kind::KeyringRef => {
+                if !self.meta(META_HANDLE).is_some_and(crate::secret::valid_handle) {
+                    return Err(invalid(
+                        "kind keyring-ref needs a valid metadata handle".into(),
+                    ));
+                }
+            }
+            Kind::SecretRef => match self.meta(META_REF) {
+                Some(r) => {
+                    crate::secret_ref::SecretRef::parse(r)
+                        .map_err(|e| invalid(format!("metadata ref: {e}")))?;
+                }
+                None => return Err(invalid("kind secret-ref needs metadata ref".into())),
+            },
+            Kind::Marker => {}
+        }
+        if let Some(url) = &self.base_url {
+            url::Url::parse(url).map_err(|e| invalid(format!("base_url {url:?}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Masks a metadata value for display: enough to recognize, not to copy.
+pub fn mask(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= 8 {
+        "****".into()
+    } else {
+        let head: String = value.chars().take(3).collect();
+        let tail: String = value.chars().skip(n - 2).collect();
+        format!("{head}…{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask("short"), "****");
+        assert_eq!(mask("ANTHROPIC_API_KEY"), "ANT…EY");
+    }
+}

@@ -1,0 +1,134 @@
+//! `auth-profiles.json`: `{"version":1,"profiles":[...]}`.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Profile, ProfileError, ProfileId};
+use crate::home::Home;
+
+pub const PROFILES_FILE: &str = "auth-profiles.json";
+const VERSION: u32 = 1;
+
+/// The parsed contents of `auth-profiles.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    pub version: u32,
+    pub profiles: Vec<Profile>,
+}
+
+impl Default for ProfileFile {
+    fn default() -> Self {
+        ProfileFile {
+            version: VERSION,
+            profiles: Vec::new(),
+        }
+    }
+}
+
+impl ProfileFile {
+    /// Parses and validates the file's bytes; `path` names it in errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<ProfileFile, ProfileError> {
+        let corrupt = |detail: String| ProfileError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let file: ProfileFile = serde_json::from_slice(bytes).map_err(|e| {
+            corrupt(format!(
+                "line {} column {}: {}",
+                e.line(),
+                e.column(),
+                strip_position(&e.to_string())
+            ))
+        })?;
+        if file.version != VERSION {
+            return Err(corrupt(format!(
+                "unsupported version {} (this craik reads version {VERSION})",
+                file.version
+            )));
+        }
+        let mut seen = HashSet::new();
+        for p in &file.profiles {
+            if !seen.insert(&p.id) {
+                return Err(corrupt(format!("profile {} appears twice", p.id)));
+            }
+            p.validate().map_err(|e| corrupt(e.to_string()))?;
+        }
+        Ok(file)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("profiles serialize");
+        out.push(b'\n');
+        out
+    }
+
+    pub fn get(&self, id: &ProfileId) -> Option<&Profile> {
+        self.profiles.iter().find(|p| &p.id == id)
+    }
+
+    pub fn get_mut(&mut self, id: &ProfileId) -> Option<&mut Profile> {
+        self.profiles.iter_mut().find(|p| &p.id == id)
+    }
+
+    /// Inserts or replaces (by id) a profile, keeping the order stable.
+    pub fn upsert(&mut self, profile: Profile) {
+        match self.get_mut(&profile.id) {
+            Some(p) => *p = profile,
+            None => self.profiles.push(profile),
+        }
+    }
+
+    pub fn remove(&mut self, id: &ProfileId) -> Option<Profile> {
+        let i = self.profiles.iter().position(|p| &p.id == id)?;
+        Some(self.profiles.remove(i))
+    }
+}
+
+/// serde_json appends " at line X column Y"; we print the position first.
+fn strip_position(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    }
+}
+
+/// Reads and writes `auth-profiles.json` in a home.
+pub struct ProfileStore<'h> {
+    home: &'h Home,
+}
+
+impl<'h> ProfileStore<'h> {
+    pub fn new(home: &'h Home) -> Self {
+        ProfileStore { home }
+    }
+
+    /// Loads the profiles (an absent file is an empty set).
+    pub fn load(&self) -> crate::Result<ProfileFile> {
+        match self.home.read(PROFILES_FILE)? {
+            None => Ok(ProfileFile::default()),
+            Some(bytes) => Ok(ProfileFile::parse(
+                &bytes,
+                &self.home.path(PROFILES_FILE),
+            )?),
+        }
+    }
+
+    /// Read-modify-write under the profiles lock. The file is written only
+    /// when `f` succeeds and changed something.
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut ProfileFile) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let _lock = self.home.lock(PROFILES_FILE)?;
+        let before = self.load()?;
+        let mut file = before.clone();
+        let out = f(&mut file)?;
+        if file != before {
+            self.home.write_atomic(PROFILES_FILE, &file.to_json())?;
+        }
+        Ok(out)
+    }
+}

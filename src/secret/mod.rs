@@ -1,0 +1,376 @@
+//! The secret store: the only place secret material lives.
+//!
+//! Two kinds of backend implement [`SecretStore`]: the OS keyring (macOS
+//! Keychain, Windows Credential Manager, Linux Secret Service, the Linux
+//! kernel keyring) through the `keyring` crate, and an encrypted file
+//! `secrets.enc` (argon2id + XChaCha20-Poly1305).
+//!
+//! [`Secrets`] is the façade the rest of craik uses. Secrets are addressed by
+//! opaque random handles; `secret-index.json` records, for each handle, the
+//! backend that holds it and what it is for (never the secret), so a secret
+//! is always read from where it was put even if the preferred backend
+//! changes, and `migrate` can move every secret.
+
+mod file;
+mod index;
+mod keyring_store;
+mod select;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::home::{Home, HomeError};
+
+pub use file::{FileStore, SECRETS_FILE};
+pub use index::{INDEX_FILE, IndexEntry, SecretIndex};
+pub use keyring_store::KeyringStore;
+pub use select::{Probe, Selection, select_backend};
+
+/// A secret store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Backend {
+    #[serde(rename = "keychain")]
+    Keychain,
+    #[serde(rename = "secret-service")]
+    SecretService,
+    #[serde(rename = "keyutils")]
+    Keyutils,
+    #[serde(rename = "wincred")]
+    Wincred,
+    #[serde(rename = "file")]
+    File,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 5] = [
+        Backend::Keychain,
+        Backend::SecretService,
+        Backend::Keyutils,
+        Backend::Wincred,
+        Backend::File,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Keychain => "keychain",
+            Backend::SecretService => "secret-service",
+            Backend::Keyutils => "keyutils",
+            Backend::Wincred => "wincred",
+            Backend::File => "file",
+        }
+    }
+
+    /// Whether secrets in this backend are lost at reboot.
+    pub fn volatile(self) -> bool {
+        self == Backend::Keyutils
+    }
+
+    /// Whether this build of craik can use the backend on this platform.
+    pub fn compiled_in(self) -> bool {
+        match self {
+            Backend::Keychain => cfg!(target_os = "macos"),
+            Backend::SecretService | Backend::Keyutils => cfg!(target_os = "linux"),
+            Backend::Wincred => cfg!(target_os = "windows"),
+            Backend::File => true,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = SecretError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.as_str() == s)
+            .ok_or_else(|| SecretError::UnknownBackend(s.to_string()))
+    }
+}
+
+/// Errors of the secret store. None of them carries secret material.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("unknown secret store backend {0:?}")]
+    UnknownBackend(String),
+    #[error("secret store backend {0} is not available on this platform")]
+    NotCompiled(Backend),
+    #[error("secret store backend {backend} is not usable: {why}")]
+    Unavailable { backend: Backend, why: String },
+    #[error("{path}: wrong password")]
+    WrongPassword { path: PathBuf },
+    #[error("{path} failed its integrity check (the file was modified or damaged)")]
+    Integrity { path: PathBuf },
+    #[error("{path}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("the encrypted secret store needs a password and none was given")]
+    NoPassword,
+    #[error("the passwords did not match")]
+    PasswordMismatch,
+    #[error("secret {handle} is not in the {backend} secret store")]
+    Missing { handle: String, backend: Backend },
+    #[error(transparent)]
+    Home(#[from] HomeError),
+}
+
+impl SecretError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            SecretError::UnknownBackend(_) => format!(
+                "CRAIK_KEYRING_BACKEND takes one of {}",
+                Backend::ALL.map(|b| b.as_str()).join(", ")
+            ),
+            SecretError::NotCompiled(_) => {
+                "choose another backend with CRAIK_KEYRING_BACKEND (file works everywhere)".into()
+            }
+            SecretError::Unavailable { backend, .. } => match backend {
+                Backend::SecretService => "start a Secret Service (gnome-keyring, KWallet) in this session, or set CRAIK_KEYRING_BACKEND=keyutils or file".into(),
+                Backend::Keyutils => "run inside a session keyring (keyctl session -) or set CRAIK_KEYRING_BACKEND=file".into(),
+                _ => "set CRAIK_KEYRING_BACKEND=file to use the encrypted file".into(),
+            },
+            SecretError::WrongPassword { .. } => {
+                "check CRAIK_KEYRING_PASSWORD; nothing was changed".into()
+            }
+            SecretError::Integrity { .. } | SecretError::Corrupt { .. } => {
+                "nothing was changed; restore secrets.enc from a backup, or move it aside and add the secrets again".into()
+            }
+            SecretError::NoPassword => {
+                "set CRAIK_KEYRING_PASSWORD, or run craik on a terminal to be prompted".into()
+            }
+            SecretError::PasswordMismatch => "try again".into(),
+            SecretError::Missing { .. } => {
+                "store the secret again (craik auth add --force), or check craik auth storage status".into()
+            }
+            SecretError::Home(e) => return e.hint(),
+        })
+    }
+}
+
+pub type Result<T, E = SecretError> = std::result::Result<T, E>;
+
+/// A place secrets can be kept, addressed by handle.
+pub trait SecretStore {
+    fn backend(&self) -> Backend;
+    /// The secret under `handle`, or `None`.
+    fn get(&self, handle: &str) -> Result<Option<Zeroizing<Vec<u8>>>>;
+    fn set(&self, handle: &str, secret: &[u8]) -> Result<()>;
+    /// Deletes; true if something was there.
+    fn delete(&self, handle: &str) -> Result<bool>;
+}
+
+/// True for a handle craik would generate (`craik-` and 32 hex digits).
+pub fn valid_handle(h: &str) -> bool {
+    h.strip_prefix("craik-")
+        .is_some_and(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A fresh opaque handle.
+pub fn new_handle() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("craik-{}", hex::encode(b))
+}
+
+/// Opens the store object for one backend.
+pub fn open_backend(home: &Home, backend: Backend) -> Result<Box<dyn SecretStore>> {
+    if !backend.compiled_in() {
+        return Err(SecretError::NotCompiled(backend));
+    }
+    Ok(match backend {
+        Backend::File => Box::new(FileStore::new(home.clone())),
+        other => Box::new(KeyringStore::new(other)),
+    })
+}
+
+/// What `migrate` did (or would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Migration {
+    pub to: String,
+    pub moved: Vec<String>,
+    pub already: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// The façade: selection plus the index.
+pub struct Secrets {
+    home: Home,
+    selection: std::cell::OnceCell<Selection>,
+}
+
+impl Secrets {
+    pub fn new(home: &Home) -> Secrets {
+        Secrets {
+            home: home.clone(),
+            selection: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The backend new secrets go to, and why (probes on first call).
+    pub fn selection(&self) -> Result<&Selection> {
+        if let Some(s) = self.selection.get() {
+            return Ok(s);
+        }
+        let s = select_backend(&self.home)?;
+        Ok(self.selection.get_or_init(|| s))
+    }
+
+    pub fn index(&self) -> Result<SecretIndex> {
+        SecretIndex::load(&self.home)
+    }
+
+    /// Where `handle` lives: as recorded, else the selected backend.
+    pub fn backend_of(&self, handle: &str) -> Result<Backend> {
+        match self.index()?.secrets.get(handle) {
+            Some(e) => Ok(e.backend),
+            None => Ok(self.selection()?.backend),
+        }
+    }
+
+    /// Stores a new secret under a fresh handle and records it.
+    pub fn put(&self, purpose: &str, secret: &[u8]) -> Result<String> {
+        let handle = new_handle();
+        let backend = self.selection()?.backend;
+        open_backend(&self.home, backend)?.set(&handle, secret)?;
+        if let Err(e) = SecretIndex::update(&self.home, |idx| {
+            idx.record(&handle, backend, purpose);
+            Ok(())
+        }) {
+            let _ = open_backend(&self.home, backend).and_then(|s| s.delete(&handle));
+            return Err(e);
+        }
+        Ok(handle)
+    }
+
+    /// Replaces the secret under an existing handle, in place.
+    pub fn replace(&self, handle: &str, secret: &[u8]) -> Result<()> {
+        let backend = self.backend_of(handle)?;
+        open_backend(&self.home, backend)?.set(handle, secret)
+    }
+
+    /// The secret under `handle`; an error if it is missing.
+    pub fn get(&self, handle: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let backend = self.backend_of(handle)?;
+        open_backend(&self.home, backend)?
+            .get(handle)?
+            .ok_or_else(|| SecretError::Missing {
+                handle: handle.to_string(),
+                backend,
+            })
+    }
+
+    /// Whether `handle` holds a secret.
+    pub fn exists(&self, handle: &str) -> Result<bool> {
+        let backend = self.backend_of(handle)?;
+        Ok(open_backend(&self.home, backend)?.get(handle)?.is_some())
+    }
+
+    /// Deletes the secret and its index entry; true if it existed.
+    pub fn delete(&self, handle: &str) -> Result<bool> {
+        let backend = self.backend_of(handle)?;
+        let existed = open_backend(&self.home, backend)?.delete(handle)?;
+        SecretIndex::update(&self.home, |idx| {
+            idx.secrets.remove(handle);
+            Ok(())
+        })?;
+        Ok(existed)
+    }
+
+    /// Moves every recorded secret to `to`. A secret is deleted from its old
+    /// backend only after the new one returns it intact. Idempotent.
+    pub fn migrate(&self, to: Backend, dry_run: bool) -> Result<Migration> {
+        let target = open_backend(&self.home, to)?;
+        let mut report = Migration {
+            to: to.to_string(),
+            dry_run,
+            ..Default::default()
+        };
+        let index = self.index()?;
+        for (handle, entry) in &index.secrets {
+            if entry.backend == to {
+                report.already.push(handle.clone());
+                continue;
+            }
+            if dry_run {
+                report.moved.push(handle.clone());
+                continue;
+            }
+            let source = open_backend(&self.home, entry.backend)?;
+            let Some(secret) = source.get(handle)? else {
+                // Already copied by an interrupted earlier run?
+                if target.get(handle)?.is_some() {
+                    self.set_index_backend(handle, to)?;
+                    report.moved.push(handle.clone());
+                    continue;
+                }
+                return Err(SecretError::Missing {
+                    handle: handle.clone(),
+                    backend: entry.backend,
+                });
+            };
+            target.set(handle, &secret)?;
+            match target.get(handle)? {
+                Some(copy) if copy.as_slice() == secret.as_slice() => {}
+                _ => {
+                    return Err(SecretError::Unavailable {
+                        backend: to,
+                        why: "a secret written there could not be read back".into(),
+                    });
+                }
+            }
+            self.set_index_backend(handle, to)?;
+            source.delete(handle)?;
+            report.moved.push(handle.clone());
+        }
+        Ok(report)
+    }
+
+    fn set_index_backend(&self, handle: &str, to: Backend) -> Result<()> {
+        SecretIndex::update(&self.home, |idx| {
+            if let Some(e) = idx.secrets.get_mut(handle) {
+                e.backend = to;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Secrets {
+    /// The handle recorded for an internal `purpose` (audit key, signing
+    /// key, ...), if any.
+    pub fn find_purpose(&self, purpose: &str) -> Result<Option<String>> {
+        Ok(self
+            .index()?
+            .secrets
+            .iter()
+            .find(|(_, e)| e.purpose == purpose)
+            .map(|(h, _)| h.clone()))
+    }
+
+    /// The secret for an internal `purpose`, created by `make` on first use.
+    /// Creation is serialized across processes so everyone gets one value.
+    pub fn get_or_create(
+        &self,
+        purpose: &str,
+        make: impl FnOnce() -> Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(h) = self.find_purpose(purpose)? {
+            return self.get(&h);
+        }
+        let _lock = self.home.lock(&format!("secret-{purpose}"))?;
+        if let Some(h) = self.find_purpose(purpose)? {
+            return self.get(&h);
+        }
+        let value = make();
+        self.put(purpose, &value)?;
+        Ok(value)
+    }
+}

@@ -1,0 +1,143 @@
+//! Turning a profile into credential material, and reporting a profile's
+//! health without revealing it.
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::profile::{Kind, META_ENV_VAR, META_HANDLE, META_REF, Profile};
+use crate::secret::{SecretError, Secrets};
+use crate::secret_ref::{SecretRef, SecretRefError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("profile {id}: environment variable {var} is not set")]
+    EnvMissing { id: String, var: String },
+    #[error("profile {id}: {source}")]
+    Secret {
+        id: String,
+        #[source]
+        source: SecretError,
+    },
+    #[error("profile {id}: {source}")]
+    Ref {
+        id: String,
+        #[source]
+        source: SecretRefError,
+    },
+    #[error("profile {id} has no secret material here")]
+    NoMaterial { id: String },
+    #[error("profile {id}: the stored secret is not valid UTF-8")]
+    Encoding { id: String },
+}
+
+impl SourceError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SourceError::EnvMissing { var, .. } => {
+                Some(format!("export {var} before running craik"))
+            }
+            SourceError::Secret { source, .. } => source.hint(),
+            SourceError::Ref { source, .. } => source.hint(),
+            SourceError::NoMaterial { .. } => {
+                Some("marker profiles delegate to the provider's own CLI".into())
+            }
+            SourceError::Encoding { id } => Some(format!(
+                "store it again: craik auth add {id} --kind=keyring-ref --force"
+            )),
+        }
+    }
+}
+
+/// A profile's redacted health.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub ok: bool,
+    /// Where the credential comes from: `env`, `keyutils`, `file`, ...
+    pub backend: String,
+    /// For example "env var ANTHROPIC_API_KEY is not set", "secret present".
+    pub message: String,
+}
+
+/// Where a profile's credential comes from, without looking it up.
+pub fn backend_label(profile: &Profile, secrets: &Secrets) -> String {
+    match profile.kind {
+        Kind::ApiKey => "env".into(),
+        Kind::KeyringRef => profile
+            .meta(META_HANDLE)
+            .and_then(|h| secrets.index().ok()?.secrets.get(h).map(|e| e.backend))
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        Kind::SecretRef => match profile.meta(META_REF).map(SecretRef::parse) {
+            Some(Ok(SecretRef::Env(_))) => "secret-ref:env".into(),
+            Some(Ok(SecretRef::File(_))) => "secret-ref:file".into(),
+            _ => "secret-ref".into(),
+        },
+        Kind::Marker => "none".into(),
+    }
+}
+
+/// Checks that the credential is there, without returning it.
+pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
+    let backend = backend_label(profile, secrets);
+    let (ok, message) = match profile.kind {
+        Kind::ApiKey => {
+            let var = profile.meta(META_ENV_VAR).unwrap_or("?");
+            match std::env::var_os(var) {
+                Some(v) if !v.is_empty() => (true, format!("env var {var} is set")),
+                Some(_) => (false, format!("env var {var} is empty")),
+                None => (false, format!("env var {var} is not set")),
+            }
+        }
+        Kind::KeyringRef => match profile.meta(META_HANDLE).map(|h| secrets.exists(h)) {
+            Some(Ok(true)) => (true, "secret present".to_string()),
+            Some(Ok(false)) => (false, "secret missing from the store".to_string()),
+            Some(Err(e)) => (false, format!("secret store: {e}")),
+            None => (false, "no handle".to_string()),
+        },
+        Kind::SecretRef => match profile.meta(META_REF).map(SecretRef::parse) {
+            Some(Ok(r)) => match r.check() {
+                Ok(()) => (true, format!("{r} resolves")),
+                Err(e) => (false, e.to_string()),
+            },
+            _ => (false, "bad reference".to_string()),
+        },
+        Kind::Marker => (true, "no secret (delegated to the provider's CLI)".to_string()),
+    };
+    Health {
+        ok,
+        backend,
+        message,
+    }
+}
+
+/// The profile's credential material. Marker profiles have none.
+pub fn resolve(profile: &Profile, secrets: &Secrets) -> Result<Zeroizing<String>, SourceError> {
+    let id = profile.id.to_string();
+    match profile.kind {
+        Kind::ApiKey => {
+            let var = profile.meta(META_ENV_VAR).unwrap_or_default();
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Zeroizing::new(v)),
+                _ => Err(SourceError::EnvMissing {
+                    id,
+                    var: var.to_string(),
+                }),
+            }
+        }
+        Kind::KeyringRef => {
+            let handle = profile.meta(META_HANDLE).unwrap_or_default();
+            let bytes = secrets
+                .get(handle)
+                .map_err(|source| SourceError::Secret { id: id.clone(), source })?;
+            String::from_utf8(bytes.to_vec())
+                .map(Zeroizing::new)
+                .map_err(|_| SourceError::Encoding { id })
+        }
+        Kind::SecretRef => {
+            let r = SecretRef::parse(profile.meta(META_REF).unwrap_or_default())
+                .map_err(|source| SourceError::Ref { id: id.clone(), source })?;
+            r.resolve().map_err(|source| SourceError::Ref { id, source })
+        }
+        Kind::Marker => Err(SourceError::NoMaterial { id }),
+    }
+}
