@@ -66,7 +66,8 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
                     "for example --secret-ref file:/home/me/.secrets/openai",
                 )
             })?;
-            SecretRef::parse(r)?;
+            SecretRef::parse(r)
+                .map_err(|e| Error::input(e.to_string(), e.hint().unwrap_or_default()))?;
         }
         Kind::KeyringRef | Kind::Marker => {
             if req.env_var.is_some() {

@@ -1,0 +1,1 @@
+//! A canary secret goes through every command; it must never come out.

@@ -1,0 +1,182 @@
+//! `craik auth add/status/remove/logout` and auth-profiles.json.
+
+use crate::common::{Env, assert_schema};
+
+#[test]
+fn add_status_remove_round_trip() {
+    let mut env = Env::new();
+    env.run_stdin(&["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"], Some("sk-test-1\n"))
+        .ok();
+    env.run(&["auth", "add", "anthropic:work", "--kind=api-key", "--env-var", "MY_ANTHROPIC"])
+        .ok();
+    env.run(&["auth", "add", "gemini:ref", "--kind=secret-ref", "--secret-ref", "env:GEM_KEY"])
+        .ok();
+    env.run(&["auth", "add", "local:llama", "--kind=marker", "--base-url", "http://127.0.0.1:8080/v1"])
+        .ok();
+
+    let file = env.read_json("auth-profiles.json");
+    assert_schema("auth-profiles.schema.json", &file);
+    let ids: Vec<&str> = file["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["openai:ci", "anthropic:work", "gemini:ref", "chat_completions:llama"]);
+
+    // Health is redacted and says what is wrong.
+    env.set("GEM_KEY", "g-secret");
+    let st = env.run(&["auth", "status", "--json"]);
+    st.ok();
+    let v = st.json();
+    let by_id = |id: &str| {
+        v["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id("openai:ci")["health"]["message"], "secret present");
+    assert_eq!(by_id("openai:ci")["backend"], "file");
+    assert_eq!(by_id("anthropic:work")["health"]["message"], "env var MY_ANTHROPIC is not set");
+    assert_eq!(by_id("anthropic:work")["health"]["ok"], false);
+    assert_eq!(by_id("gemini:ref")["health"]["ok"], true);
+    assert_eq!(by_id("chat_completions:llama")["base_url"], "http://127.0.0.1:8080/v1");
+    // Metadata values are masked.
+    assert_eq!(by_id("anthropic:work")["metadata"]["env_var"], "MY_…IC");
+    let handle = file["profiles"][0]["metadata"]["handle"].as_str().unwrap();
+    assert!(!st.stdout.contains(handle), "the handle is masked");
+
+    // The table form.
+    let table = env.run(&["auth", "status"]);
+    table.ok();
+    assert!(table.stdout.contains("openai:ci") && table.stdout.contains("FAIL: env var MY_ANTHROPIC is not set"));
+
+    // Remove deletes the profile and its stored secret.
+    env.run(&["auth", "remove", "openai:ci"]).ok();
+    let storage = env.run(&["auth", "storage", "status", "--json"]);
+    storage.ok();
+    // Only the audit key is left.
+    assert_eq!(storage.json()["secrets"], 1);
+    env.run(&["auth", "remove", "openai:ci"]).code(1).error_with_hint("no profile openai:ci");
+
+    // Logout by family removes every profile of it.
+    env.run(&["auth", "add", "anthropic:two", "--kind=marker"]).ok();
+    let out = env.run(&["auth", "logout", "anthropic", "--json"]);
+    out.ok();
+    assert_eq!(out.json()["removed"], serde_json::json!(["anthropic:work", "anthropic:two"]));
+    let file = env.read_json("auth-profiles.json");
+    assert_schema("auth-profiles.schema.json", &file);
+    assert_eq!(file["profiles"].as_array().unwrap().len(), 2);
+    env.run(&["auth", "logout", "gemini:ref"]).ok();
+    env.run(&["auth", "logout", "openai"]).code(1).error_with_hint("no profile");
+}
+
+#[test]
+fn existing_id_needs_force() {
+    let env = Env::new();
+    env.run_stdin(&["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"], Some("k1"))
+        .ok();
+    let before = std::fs::read(env.file("auth-profiles.json")).unwrap();
+    env.run_stdin(&["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"], Some("k2"))
+        .code(1)
+        .error_with_hint("--force");
+    assert_eq!(before, std::fs::read(env.file("auth-profiles.json")).unwrap());
+    env.run_stdin(
+        &["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin", "--force"],
+        Some("k2"),
+    )
+    .ok();
+    // The old secret was deleted: one profile secret plus the audit key.
+    let s = env.run(&["auth", "storage", "status", "--json"]);
+    assert_eq!(s.json()["secrets"], 2);
+}
+
+#[test]
+fn bad_input_is_refused_with_hints() {
+    let env = Env::new();
+    for (args, needle) in [
+        (vec!["auth", "add", "openai", "--kind=marker"], "invalid profile id"),
+        (vec!["auth", "add", "openai:", "--kind=marker"], "invalid profile id"),
+        (vec!["auth", "add", "nope:x", "--kind=marker"], "unknown provider family"),
+        (vec!["auth", "add", "openai:a b", "--kind=marker"], "invalid profile id"),
+        (vec!["auth", "add", "openai:x", "--kind=password"], "unknown credential kind"),
+        (vec!["auth", "add", "openai:x", "--kind=api-key", "--env-var", "1BAD"], "not a valid environment variable"),
+        (vec!["auth", "add", "openai:x", "--kind=secret-ref"], "needs --secret-ref"),
+        (vec!["auth", "add", "openai:x", "--kind=secret-ref", "--secret-ref", "vault:x"], "invalid secret reference"),
+        (vec!["auth", "add", "openai:x", "--kind=secret-ref", "--secret-ref", "file:relative"], "invalid secret reference"),
+        (vec!["auth", "add", "openai:x", "--kind=marker", "--env-var", "X"], "does not apply"),
+        (vec!["auth", "add", "openai:x", "--kind=api-key", "--stdin"], "does not apply"),
+        (vec!["auth", "add", "openai:x", "--kind=marker", "--base-url", "http://127.0.0.1:1"], "loopback or private"),
+        (vec!["auth", "add", "openai:x", "--kind=marker", "--base-url", "https://192.168.1.1"], "loopback or private"),
+        (vec!["auth", "add", "openai:x", "--kind=marker", "--base-url", "http://api.example.com"], "unencrypted"),
+        (vec!["auth", "add", "openai:x", "--kind=marker", "--base-url", "nonsense"], "not a valid URL"),
+        (vec!["auth", "add", "local:x", "--kind=marker"], "needs --base-url"),
+        (vec!["auth", "remove", "bad id"], "invalid profile id"),
+        (vec!["auth", "migrate-secrets", "--to", "floppy"], "unknown secret store backend"),
+    ] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        r.error_with_hint(needle);
+    }
+    // keyring-ref with nothing on a non-terminal stdin.
+    env.run_stdin(&["auth", "add", "openai:x", "--kind=keyring-ref", "--stdin"], Some(""))
+        .code(1)
+        .error_with_hint("no secret on standard input");
+    env.run_stdin(&["auth", "add", "openai:x", "--kind=keyring-ref"], Some("abc"))
+        .code(1)
+        .error_with_hint("not a terminal");
+    // --allow-local-base-url lets a private address through.
+    env.run(&["auth", "add", "openai:lan", "--kind=marker", "--base-url", "https://10.0.0.5/v1", "--allow-local-base-url"])
+        .ok();
+    // Usage errors exit 2.
+    assert_eq!(env.run(&["auth", "add"]).code, 2);
+    assert_eq!(env.run(&["frobnicate"]).code, 2);
+    // Nothing was written by the failures (only openai:lan exists).
+    let file = env.read_json("auth-profiles.json");
+    assert_eq!(file["profiles"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn corrupt_profiles_file_is_named_and_left_alone() {
+    let env = Env::new();
+    env.run(&["auth", "add", "openai:a", "--kind=marker"]).ok();
+    let path = env.file("auth-profiles.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        ("{ not json".into(), "line 1 column 3"),
+        (good.replace("\"marker\"", "\"password\""), "unknown variant"),
+        (good.replace("\"version\": 1", "\"version\": 9"), "unsupported version 9"),
+        (good.replace("\"metadata\"", "\"metdata\""), "unknown field `metdata`"),
+        (good.replace("openai:a", "openai:a b"), "invalid profile id"),
+        (
+            good.replace("\"profiles\": [", "\"profiles\": [{\"id\":\"openai:a\",\"kind\":\"marker\",\"provider_family\":\"openai\",\"metadata\":{},\"created_at\":\"2026-01-01T00:00:00Z\"},"),
+            "appears twice",
+        ),
+        (good.replace("\"kind\": \"marker\"", "\"kind\": \"api-key\""), "needs metadata env_var"),
+        (String::new(), "EOF"),
+    ];
+    for (content, needle) in cases {
+        std::fs::write(&path, &content).unwrap();
+        for args in [
+            vec!["auth", "status"],
+            vec!["auth", "add", "openai:b", "--kind=marker"],
+            vec!["auth", "remove", "openai:a"],
+        ] {
+            let r = env.run(&args);
+            r.code(1).error_with_hint(needle);
+            assert!(r.stderr.contains("auth-profiles.json"), "names the file: {}", r.stderr);
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), content, "file left as it was");
+        }
+    }
+}
+
+#[test]
+fn completions_print_a_script() {
+    let env = Env::new();
+    let r = env.run(&["completions", "bash"]);
+    r.ok();
+    assert!(r.stdout.contains("craik") && r.stdout.contains("complete"));
+}

@@ -1,0 +1,227 @@
+//! The secret store: the encrypted file (wrong password, tampering,
+//! concurrency), the real kernel keyring and a real Secret Service, and
+//! moving secrets between them.
+
+use std::process::{Command, Stdio};
+
+use crate::common::{Env, Run, craik_bin, require_tool, to_run};
+
+fn keyring_ref(env: &Env, id: &str, secret: &str) -> Run {
+    env.run_stdin(&["auth", "add", id, "--kind=keyring-ref", "--stdin"], Some(secret))
+}
+
+#[test]
+fn wrong_password_says_so_and_changes_nothing() {
+    let mut env = Env::new();
+    keyring_ref(&env, "openai:a", "s1").ok();
+    let enc = env.file("secrets.enc");
+    let before = std::fs::read(&enc).unwrap();
+    let profiles_before = std::fs::read(env.file("auth-profiles.json")).unwrap();
+    env.set("CRAIK_KEYRING_PASSWORD", "not the password");
+    env.run(&["auth", "storage", "status"]).code(1).error_with_hint("wrong password");
+    keyring_ref(&env, "openai:b", "s2").code(5).error_with_hint("wrong password");
+    let st = env.run(&["auth", "status", "--json"]);
+    st.ok();
+    assert!(st.stdout.contains("wrong password"));
+    assert_eq!(before, std::fs::read(&enc).unwrap());
+    assert_eq!(profiles_before, std::fs::read(env.file("auth-profiles.json")).unwrap());
+    // No password at all, and no terminal.
+    env.unset("CRAIK_KEYRING_PASSWORD");
+    env.run(&["auth", "storage", "status"])
+        .code(1)
+        .error_with_hint("CRAIK_KEYRING_PASSWORD");
+}
+
+#[test]
+fn tampered_file_fails_its_integrity_check() {
+    let env = Env::new();
+    keyring_ref(&env, "openai:a", "s1").ok();
+    let enc = env.file("secrets.enc");
+    let good = std::fs::read(&enc).unwrap();
+    // Flip a byte in the ciphertext, and one in the header's nonce.
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 0x01;
+    std::fs::write(&enc, &bad).unwrap();
+    env.run(&["auth", "storage", "status"]).code(1).error_with_hint("integrity check");
+    assert_eq!(std::fs::read(&enc).unwrap(), bad, "left as it was");
+    let text = String::from_utf8_lossy(&good).into_owned();
+    let nonce_at = text.find("\"nonce\":\"").unwrap() + 9;
+    let mut bad = good.clone();
+    bad[nonce_at] = if bad[nonce_at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&enc, &bad).unwrap();
+    env.run(&["auth", "storage", "status"]).code(1).error_with_hint("integrity check");
+    // Garbage.
+    std::fs::write(&enc, b"hello").unwrap();
+    env.run(&["auth", "storage", "status"]).code(1).error_with_hint("not a craik secret store");
+    std::fs::write(&enc, &good).unwrap();
+    env.run(&["auth", "storage", "status"]).ok();
+}
+
+#[test]
+fn eight_processes_fifty_secrets_each_lose_none() {
+    let env = Env::new();
+    // Create the store (and audit key) first so every writer shares one salt.
+    keyring_ref(&env, "openai:seed", "seed").ok();
+    let script = r#"i=0; while [ $i -lt 50 ]; do printf "secret-$W-$i" | "$CRAIK" auth add "openai:w$W-$i" --kind=keyring-ref --stdin >/dev/null || exit 1; i=$((i+1)); done"#;
+    let children: Vec<_> = (0..8)
+        .map(|w| {
+            let mut c = env.command(&[]);
+            let mut sh = Command::new("sh");
+            sh.arg("-c").arg(script);
+            for (k, v) in c.get_envs() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            sh.env("CRAIK", craik_bin()).env("W", w.to_string());
+            sh.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let _ = &mut c;
+            sh.spawn().unwrap()
+        })
+        .collect();
+    for ch in children {
+        let out = ch.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let st = env.run(&["auth", "storage", "status", "--json"]);
+    st.ok();
+    assert_eq!(st.json()["secrets"], 8 * 50 + 2, "every secret plus seed and audit key");
+    let status = env.run(&["auth", "status", "--json"]).json();
+    let profiles = status["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 401);
+    assert!(profiles.iter().all(|p| p["health"]["message"] == "secret present"));
+    let v = env.run(&["receipts", "verify", "--json"]);
+    v.ok();
+    assert_eq!(v.json()["verified"], 401);
+}
+
+/// Runs `script` (with $CRAIK set) under a wrapper command.
+fn run_wrapped(env: &Env, wrapper: &[&str], script: &str) -> Run {
+    let c = env.command(&[]);
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..]).arg("sh").arg("-c").arg(script);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env_remove("CRAIK_KEYRING_BACKEND");
+    cmd.env("CRAIK", craik_bin());
+    to_run(cmd.output().unwrap())
+}
+
+#[test]
+fn kernel_keyring_backend() {
+    require_tool("keyctl", "apt-get install -y keyutils");
+    let env = Env::new();
+    let r = run_wrapped(
+        &env,
+        &["keyctl", "session", "-"],
+        r#"set -e
+printf 'kk-secret' | "$CRAIK" auth add openai:k --kind=keyring-ref --stdin
+"$CRAIK" auth storage status --json
+echo '---'
+"$CRAIK" auth status --json
+echo '---'
+"$CRAIK" auth remove openai:k
+"$CRAIK" auth storage status --json"#,
+    );
+    r.ok();
+    let parts: Vec<&str> = r.stdout.split("---\n").collect();
+    let first = parts[0].split_once('\n').unwrap().1;
+    let storage: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert_eq!(storage["backend"], "keyutils");
+    assert_eq!(storage["volatile"], true);
+    assert_eq!(storage["secrets"], 2);
+    assert!(storage["notes"][0].as_str().unwrap().contains("do not survive a reboot"));
+    let status: serde_json::Value = serde_json::from_str(parts[1]).unwrap();
+    assert_eq!(status["profiles"][0]["backend"], "keyutils");
+    assert_eq!(status["profiles"][0]["health"]["message"], "secret present");
+    let after = parts[2].split_once('\n').unwrap().1;
+    let after: serde_json::Value = serde_json::from_str(after).unwrap();
+    assert_eq!(after["secrets"], 1, "the profile's secret was deleted");
+    assert!(!std::fs::read(env.file("auth-profiles.json")).is_ok_and(|b| String::from_utf8_lossy(&b).contains("kk-secret")));
+}
+
+const GNOME_KEYRING: &str = r#"eval "$(printf %s keyring-pw | gnome-keyring-daemon --unlock --components=secrets)"; "#;
+
+#[test]
+fn secret_service_backend_and_migration_to_file() {
+    require_tool("dbus-run-session", "apt-get install -y dbus-x11 (dbus-run-session)");
+    require_tool("gnome-keyring-daemon", "apt-get install -y gnome-keyring");
+    require_tool("secret-tool", "apt-get install -y libsecret-tools");
+    let env = Env::new();
+    let script = format!(
+        r#"{GNOME_KEYRING}set -e
+printf 'ss-secret-1' | "$CRAIK" auth add openai:ss --kind=keyring-ref --stdin >/dev/null
+printf 'ss-secret-2' | "$CRAIK" auth add anthropic:ss --kind=keyring-ref --stdin >/dev/null
+"$CRAIK" auth storage status --json
+echo '---'
+secret-tool search --all service craik 2>/dev/null | grep -c '^secret = ss-secret' || true
+echo '---'
+CRAIK_KEYRING_BACKEND=file "$CRAIK" auth migrate-secrets --to file --json
+echo '---'
+CRAIK_KEYRING_BACKEND=file "$CRAIK" auth migrate-secrets --to file --json
+echo '---'
+secret-tool search --all service craik 2>/dev/null | grep -c '^secret = ss-secret' || true
+echo '---'
+CRAIK_KEYRING_BACKEND=file "$CRAIK" auth status --json"#
+    );
+    let r = run_wrapped(&env, &["dbus-run-session", "--"], &script);
+    r.ok();
+    let parts: Vec<&str> = r.stdout.split("---\n").collect();
+    let storage: serde_json::Value = serde_json::from_str(parts[0]).unwrap();
+    assert_eq!(storage["backend"], "secret-service", "{}", parts[0]);
+    assert_eq!(storage["secrets"], 3);
+    assert_eq!(parts[1].trim(), "2", "both secrets are in the real Secret Service");
+    let m1: serde_json::Value = serde_json::from_str(parts[2]).unwrap();
+    assert_eq!(m1["moved"].as_array().unwrap().len(), 3);
+    let m2: serde_json::Value = serde_json::from_str(parts[3]).unwrap();
+    assert_eq!(m2["moved"].as_array().unwrap().len(), 0, "idempotent");
+    assert_eq!(m2["already"].as_array().unwrap().len(), 3);
+    assert_eq!(parts[4].trim(), "0", "removed from the old backend after the copy");
+    let status: serde_json::Value = serde_json::from_str(parts[5]).unwrap();
+    for p in status["profiles"].as_array().unwrap() {
+        assert_eq!(p["backend"], "file");
+        assert_eq!(p["health"]["message"], "secret present");
+    }
+    // A receipt records the migration.
+    let list = env.run(&["receipts", "list", "--kind", "secret_migrated", "--json"]);
+    list.ok();
+    assert_eq!(list.json()["receipts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn migrate_from_env() {
+    let mut env = Env::new();
+    env.run(&["auth", "add", "openai:a", "--kind=api-key", "--env-var", "KEY_A"]).ok();
+    env.run(&["auth", "add", "openai:b", "--kind=api-key", "--env-var", "KEY_B"]).ok();
+    env.set("KEY_A", "value-a");
+    let before = std::fs::read(env.file("auth-profiles.json")).unwrap();
+    let dry = env.run(&["auth", "migrate-from-env", "--dry-run", "--json"]);
+    dry.ok();
+    let v = dry.json();
+    assert_eq!(v["profiles"][0]["outcome"], "would migrate");
+    assert_eq!(v["profiles"][1]["outcome"], "env var not set");
+    assert_eq!(before, std::fs::read(env.file("auth-profiles.json")).unwrap(), "dry run writes nothing");
+    env.run(&["auth", "migrate-from-env", "--apply"]).code(1).error_with_hint("--yes");
+    let applied = env.run(&["auth", "migrate-from-env", "--apply", "--yes", "--json"]);
+    applied.ok();
+    assert_eq!(applied.json()["profiles"][0]["outcome"], "migrated");
+    let file = env.read_json("auth-profiles.json");
+    crate::common::assert_schema("auth-profiles.schema.json", &file);
+    assert_eq!(file["profiles"][0]["kind"], "keyring-ref");
+    // The environment is no longer needed.
+    env.unset("KEY_A");
+    let st = env.run(&["auth", "status", "--json"]).json();
+    assert_eq!(st["profiles"][0]["health"]["message"], "secret present");
+    env.set("KEY_A", "value-a");
+    let again = env.run(&["auth", "migrate-from-env", "--apply", "--yes", "--json"]);
+    again.ok();
+    assert_eq!(again.json()["profiles"][0]["outcome"], "already migrated");
+    let receipts = env.run(&["receipts", "list", "--kind", "secret_migrated", "--json"]).json();
+    assert_eq!(receipts["receipts"].as_array().unwrap().len(), 1);
+}
