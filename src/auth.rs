@@ -47,13 +47,13 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
             if req.secret_ref.is_some() {
                 return Err(flag_misuse("--secret-ref", req.kind));
             }
-            if let Some(v) = &req.env_var {
-                if !valid_env_name(v) {
-                    return Err(Error::input(
-                        format!("{v:?} is not a valid environment variable name"),
-                        "use letters, digits and '_', not starting with a digit",
-                    ));
-                }
+            if let Some(v) = &req.env_var
+                && !valid_env_name(v)
+            {
+                return Err(Error::input(
+                    format!("{v:?} is not a valid environment variable name"),
+                    "use letters, digits and '_', not starting with a digit",
+                ));
             }
         }
         Kind::SecretRef => {
@@ -79,8 +79,7 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
         }
     }
     if let Some(url) = &req.base_url {
-        let local_ok =
-            req.allow_local_base_url || req.id.family() == Family::ChatCompletions;
+        let local_ok = req.allow_local_base_url || req.id.family() == Family::ChatCompletions;
         check_base_url(url, local_ok).map_err(ProfileError::from)?;
     } else if req.id.family() == Family::ChatCompletions {
         return Err(Error::input(
@@ -92,7 +91,11 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
 }
 
 /// The identity hash of a profile's credential, when it can be read now.
-fn identity_of(ctx: &mut Context, profile: &Profile, material: Option<&str>) -> crate::Result<Option<String>> {
+fn identity_of(
+    ctx: &mut Context,
+    profile: &Profile,
+    material: Option<&str>,
+) -> crate::Result<Option<String>> {
     let family = profile.provider_family.as_str();
     let material: Option<Zeroizing<String>> = match material {
         Some(m) => Some(Zeroizing::new(m.to_string())),
@@ -168,7 +171,10 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
                     .identity(identity)
                     .operator(operator.clone());
                 if req.force {
-                    r = r.detail("replaced", replaced_handle.is_some() || file.get(&req.id).is_some());
+                    r = r.detail(
+                        "replaced",
+                        replaced_handle.is_some() || file.get(&req.id).is_some(),
+                    );
                 }
                 if let Some(b) = &profile.base_url {
                     r = r.detail("base_url", b.as_str());
@@ -193,10 +199,7 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
 
 /// Removes profiles (and their stored secrets); writes `profile_removed`
 /// for each. Returns the ids removed.
-fn remove_where(
-    ctx: &mut Context,
-    pred: impl Fn(&Profile) -> bool,
-) -> crate::Result<Vec<Profile>> {
+fn remove_where(ctx: &mut Context, pred: impl Fn(&Profile) -> bool) -> crate::Result<Vec<Profile>> {
     ctx.audit()?;
     let operator = ctx.operator()?;
     let home = ctx.home.clone();
@@ -268,7 +271,8 @@ pub struct ProfileStatus {
 /// `craik auth status`: every profile with masked metadata and health.
 pub fn status(ctx: &Context) -> crate::Result<Vec<ProfileStatus>> {
     let file = ProfileStore::new(&ctx.home).load()?;
-    let ts = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ts =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     Ok(file
         .profiles
         .iter()
@@ -319,9 +323,18 @@ pub fn migrate_from_env(ctx: &mut Context, apply: bool) -> crate::Result<Vec<Env
                     Kind::ApiKey => {
                         let var = p.meta(META_ENV_VAR).unwrap_or_default().to_string();
                         let set = std::env::var(&var).is_ok_and(|v| !v.is_empty());
-                        (var, if set { "would migrate" } else { "env var not set" })
+                        (
+                            var,
+                            if set {
+                                "would migrate"
+                            } else {
+                                "env var not set"
+                            },
+                        )
                     }
-                    Kind::KeyringRef => (p.meta(META_MIGRATED_FROM)?.to_string(), "already migrated"),
+                    Kind::KeyringRef => {
+                        (p.meta(META_MIGRATED_FROM)?.to_string(), "already migrated")
+                    }
                     _ => return None,
                 };
                 Some(EnvMigration {
@@ -340,13 +353,16 @@ pub fn migrate_from_env(ctx: &mut Context, apply: bool) -> crate::Result<Vec<Env
         for m in report.iter_mut().filter(|m| m.outcome == "would migrate") {
             let id: ProfileId = m.id.parse()?;
             let value = Zeroizing::new(std::env::var(&m.env_var).unwrap_or_default());
-            let handle = ctx.secrets.put(&format!("profile {id}"), value.as_bytes())?;
+            let handle = ctx
+                .secrets
+                .put(&format!("profile {id}"), value.as_bytes())?;
             let p = file.get_mut(&id).expect("planned from this file");
             let before = p.clone();
             p.kind = Kind::KeyringRef;
             p.metadata.remove(META_ENV_VAR);
             p.metadata.insert(META_HANDLE.into(), handle.clone());
-            p.metadata.insert(META_MIGRATED_FROM.into(), m.env_var.clone());
+            p.metadata
+                .insert(META_MIGRATED_FROM.into(), m.env_var.clone());
             let after = p.clone();
             let identity = identity_of(ctx, &after, Some(&value))?;
             let r = profile_receipt("secret_migrated", &after)
@@ -396,7 +412,12 @@ pub fn migrate_secrets(
     let purposes: Vec<String> = plan
         .moved
         .iter()
-        .filter_map(|h| index.secrets.get(h).map(|e| format!("{} (from {})", e.purpose, e.backend)))
+        .filter_map(|h| {
+            index
+                .secrets
+                .get(h)
+                .map(|e| format!("{} (from {})", e.purpose, e.backend))
+        })
         .collect();
     r = r.detail("secrets", purposes);
     ctx.record(r)?;

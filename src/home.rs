@@ -29,7 +29,10 @@ pub enum HomeError {
     #[error("{path} is owned by uid {owner}, not by you (uid {me})")]
     NotOwned { path: PathBuf, owner: u32, me: u32 },
     #[error("{path} is not a {expected}")]
-    WrongType { path: PathBuf, expected: &'static str },
+    WrongType {
+        path: PathBuf,
+        expected: &'static str,
+    },
 }
 
 impl HomeError {
@@ -39,7 +42,11 @@ impl HomeError {
             HomeError::Io { .. } => "check that the path exists and is accessible".into(),
             HomeError::Symlink { path } => format!(
                 "replace the symlink with a real {} (or point CRAIK_HOME at the real directory)",
-                if path.extension().is_some() { "file" } else { "directory" }
+                if path.extension().is_some() {
+                    "file"
+                } else {
+                    "directory"
+                }
             ),
             HomeError::Writable { path, dir, .. } => format!(
                 "run: chmod {} {}",
@@ -150,8 +157,7 @@ impl Home {
                 Err(e) => return Err(io_err(&root)(e)),
             }
             // The umask may have removed bits but never adds any; make sure.
-            fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
-                .map_err(io_err(&root))?;
+            fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).map_err(io_err(&root))?;
             check_owner_only(&root, true)?;
         }
         Ok(Home { root })

@@ -55,7 +55,10 @@ impl SecretRefError {
             SecretRefError::FileIo { .. } => "check the path in the reference".into(),
             SecretRefError::FilePerms { path, .. } => format!("run: chmod 600 {}", path.display()),
             SecretRefError::FileOwner { path } => {
-                format!("the file must belong to you: chown \"$USER\" {}", path.display())
+                format!(
+                    "the file must belong to you: chown \"$USER\" {}",
+                    path.display()
+                )
             }
             SecretRefError::FileType { .. } => "point the reference at a regular file".into(),
             SecretRefError::FileTooLarge { .. } | SecretRefError::FileEmpty { .. } => {
@@ -101,7 +104,8 @@ impl SecretRef {
     pub fn resolve(&self) -> Result<Zeroizing<String>, SecretRefError> {
         match self {
             SecretRef::Env(name) => {
-                let v = std::env::var(name).map_err(|_| SecretRefError::EnvMissing(name.clone()))?;
+                let v =
+                    std::env::var(name).map_err(|_| SecretRefError::EnvMissing(name.clone()))?;
                 let v = Zeroizing::new(v);
                 if v.trim().is_empty() {
                     return Err(SecretRefError::EnvEmpty(name.clone()));

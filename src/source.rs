@@ -101,7 +101,10 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
             },
             _ => (false, "bad reference".to_string()),
         },
-        Kind::Marker => (true, "no secret (delegated to the provider's CLI)".to_string()),
+        Kind::Marker => (
+            true,
+            "no secret (delegated to the provider's CLI)".to_string(),
+        ),
     };
     Health {
         ok,
@@ -126,17 +129,24 @@ pub fn resolve(profile: &Profile, secrets: &Secrets) -> Result<Zeroizing<String>
         }
         Kind::KeyringRef => {
             let handle = profile.meta(META_HANDLE).unwrap_or_default();
-            let bytes = secrets
-                .get(handle)
-                .map_err(|source| SourceError::Secret { id: id.clone(), source })?;
+            let bytes = secrets.get(handle).map_err(|source| SourceError::Secret {
+                id: id.clone(),
+                source,
+            })?;
             String::from_utf8(bytes.to_vec())
                 .map(Zeroizing::new)
                 .map_err(|_| SourceError::Encoding { id })
         }
         Kind::SecretRef => {
-            let r = SecretRef::parse(profile.meta(META_REF).unwrap_or_default())
-                .map_err(|source| SourceError::Ref { id: id.clone(), source })?;
-            r.resolve().map_err(|source| SourceError::Ref { id, source })
+            let r =
+                SecretRef::parse(profile.meta(META_REF).unwrap_or_default()).map_err(|source| {
+                    SourceError::Ref {
+                        id: id.clone(),
+                        source,
+                    }
+                })?;
+            r.resolve()
+                .map_err(|source| SourceError::Ref { id, source })
         }
         Kind::Marker => Err(SourceError::NoMaterial { id }),
     }

@@ -15,15 +15,24 @@ pub fn read_secret_stdin() -> crate::Result<Zeroizing<String>> {
     std::io::stdin()
         .take(MAX_STDIN_SECRET + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::input(format!("cannot read standard input: {e}"), "pipe the secret in: craik auth add ID --kind=keyring-ref --stdin < file"))?;
+        .map_err(|e| {
+            Error::input(
+                format!("cannot read standard input: {e}"),
+                "pipe the secret in: craik auth add ID --kind=keyring-ref --stdin < file",
+            )
+        })?;
     if buf.len() as u64 > MAX_STDIN_SECRET {
         return Err(Error::input(
             "the secret on standard input is larger than 64 KiB",
             "pipe just the secret",
         ));
     }
-    let s = std::str::from_utf8(&buf)
-        .map_err(|_| Error::input("the secret on standard input is not UTF-8 text", "pipe just the secret"))?;
+    let s = std::str::from_utf8(&buf).map_err(|_| {
+        Error::input(
+            "the secret on standard input is not UTF-8 text",
+            "pipe just the secret",
+        )
+    })?;
     let s = s.trim_end_matches(['\r', '\n']);
     if s.is_empty() {
         return Err(Error::input(
@@ -50,7 +59,12 @@ pub fn prompt_secret(prompt: &str) -> crate::Result<Zeroizing<String>> {
     }
     let s = rpassword::prompt_password(prompt)
         .map(Zeroizing::new)
-        .map_err(|e| Error::input(format!("cannot read the secret: {e}"), "pass --stdin and pipe the secret in"))?;
+        .map_err(|e| {
+            Error::input(
+                format!("cannot read the secret: {e}"),
+                "pass --stdin and pipe the secret in",
+            )
+        })?;
     if s.is_empty() {
         return Err(Error::input("empty secret", "type or paste the secret"));
     }

@@ -106,10 +106,7 @@ mod tests {
     /// A fixed vector: changing the encoding breaks every existing log.
     #[test]
     fn fixed_vector() {
-        assert_eq!(
-            receipt_hash(&sample()),
-            receipt_hash(&sample()),
-        );
+        assert_eq!(receipt_hash(&sample()), receipt_hash(&sample()),);
         let h = receipt_hash(&sample());
         assert_eq!(h.len(), 64);
         insta_like(&h);

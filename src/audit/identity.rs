@@ -26,10 +26,10 @@ pub struct AuditKey {
 
 fn decode_key(raw: &str) -> Option<Zeroizing<Vec<u8>>> {
     let raw = raw.trim();
-    if raw.len() == 64 {
-        if let Ok(k) = hex::decode(raw) {
-            return Some(Zeroizing::new(k));
-        }
+    if raw.len() == 64
+        && let Ok(k) = hex::decode(raw)
+    {
+        return Some(Zeroizing::new(k));
     }
     base64::engine::general_purpose::STANDARD
         .decode(raw)
@@ -42,7 +42,10 @@ impl AuditKey {
     /// From `CRAIK_AUDIT_KEY` if set, else the secret store (created on
     /// first use).
     pub fn load(secrets: &Secrets) -> Result<AuditKey> {
-        if let Some(r) = std::env::var("CRAIK_AUDIT_KEY").ok().filter(|s| !s.is_empty()) {
+        if let Some(r) = std::env::var("CRAIK_AUDIT_KEY")
+            .ok()
+            .filter(|s| !s.is_empty())
+        {
             let r = SecretRef::parse(&r)
                 .map_err(|e| AuditError::Key(format!("CRAIK_AUDIT_KEY: {e}")))?;
             let raw = r
@@ -63,7 +66,9 @@ impl AuditKey {
             })
             .map_err(|e| AuditError::Key(e.to_string()))?;
         if key.len() != 32 {
-            return Err(AuditError::Key("the stored audit key is not 32 bytes".into()));
+            return Err(AuditError::Key(
+                "the stored audit key is not 32 bytes".into(),
+            ));
         }
         Ok(AuditKey { key })
     }
@@ -90,13 +95,21 @@ impl AuditKey {
     /// The identity of a credential from its material: the same key under
     /// two profile names hashes the same.
     pub fn credential_material(&self, family: &str, material: &str) -> String {
-        self.mac(&[b"craik-credential-material", family.as_bytes(), material.as_bytes()])
+        self.mac(&[
+            b"craik-credential-material",
+            family.as_bytes(),
+            material.as_bytes(),
+        ])
     }
 
     /// The identity of a credential from its account identifier, when the
     /// provider tells us one.
     pub fn credential_account(&self, family: &str, account: &str) -> String {
-        self.mac(&[b"craik-credential-account", family.as_bytes(), account.as_bytes()])
+        self.mac(&[
+            b"craik-credential-account",
+            family.as_bytes(),
+            account.as_bytes(),
+        ])
     }
 
     /// The identity of an operator: issuer and subject.

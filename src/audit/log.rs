@@ -326,6 +326,8 @@ impl AuditLog {
 
     /// Parses a receipt time back.
     pub fn parse_created(s: &str) -> Option<DateTime<Utc>> {
-        DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
     }
 }

@@ -32,7 +32,9 @@ use crate::exit;
 pub enum AuditError {
     #[error("audit log unavailable ({path}): {why}")]
     Unavailable { path: PathBuf, why: String },
-    #[error("{path} was written by a newer craik (schema version {found}; this craik knows up to {supported})")]
+    #[error(
+        "{path} was written by a newer craik (schema version {found}; this craik knows up to {supported})"
+    )]
     NewerSchema {
         path: PathBuf,
         found: i64,
@@ -70,9 +72,9 @@ impl AuditError {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            AuditError::Unavailable { .. } | AuditError::NewerSchema { .. } | AuditError::Key(_) => {
-                exit::AUDIT_UNAVAILABLE
-            }
+            AuditError::Unavailable { .. }
+            | AuditError::NewerSchema { .. }
+            | AuditError::Key(_) => exit::AUDIT_UNAVAILABLE,
             _ => exit::ERROR,
         }
     }

@@ -37,7 +37,7 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     let bad = || AuditError::Query(format!("cannot read the time {s:?}"));
     let (num, unit) = s.split_at(s.len().checked_sub(1).ok_or_else(bad)?);
     let n: i64 = num.parse().map_err(|_| bad())?;
-    if n < 0 || n > 100_000 {
+    if !(0..=100_000).contains(&n) {
         return Err(bad());
     }
     let d = match unit {
@@ -199,7 +199,10 @@ impl AuditLog {
             ("kind", &mut s.by_kind),
             ("status", &mut s.by_status),
             ("auth_profile_id", &mut s.by_profile),
-            ("coalesce(operator_email, operator_subject)", &mut s.by_operator),
+            (
+                "coalesce(operator_email, operator_subject)",
+                &mut s.by_operator,
+            ),
         ] {
             let mut stmt = self
                 .conn

@@ -42,7 +42,9 @@ impl AuditLog {
     fn hash_at(&self, seq: i64) -> Result<Option<String>> {
         use rusqlite::OptionalExtension;
         self.conn
-            .query_row("SELECT hash FROM receipts WHERE seq = ?1", [seq], |r| r.get(0))
+            .query_row("SELECT hash FROM receipts WHERE seq = ?1", [seq], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| AuditError::Query(e.to_string()))
     }
@@ -67,7 +69,9 @@ impl AuditLog {
         let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
         let max_seq: i64 = self
             .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| r.get(0))
+            .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
+                r.get(0)
+            })
             .map_err(q)?;
         let mut found: Option<Damage> = None;
         let mut expected = 1i64;
@@ -151,7 +155,11 @@ impl AuditLog {
             ok: found.is_none(),
             verified,
             tail_seq: max_seq,
-            tail_hash: if found.is_none() { prev_hash } else { String::new() },
+            tail_hash: if found.is_none() {
+                prev_hash
+            } else {
+                String::new()
+            },
             checkpoints_checked: checked,
             damage: found,
         })
@@ -160,11 +168,7 @@ impl AuditLog {
     /// A row whose hash does not match its contents: edited in place, or a
     /// receipt moved to another seq (swapped, or renumbered around an
     /// insertion or deletion)?
-    fn classify_mismatch(
-        &self,
-        r: &super::Receipt,
-        max_seq: i64,
-    ) -> Result<Option<Damage>> {
+    fn classify_mismatch(&self, r: &super::Receipt, max_seq: i64) -> Result<Option<Damage>> {
         let window = 64;
         let lo = (r.seq - window).max(1);
         let hi = (r.seq + window).min(max_seq + window);

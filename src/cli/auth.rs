@@ -155,7 +155,14 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             } else if rows.is_empty() {
                 println!("no profiles; add one with: craik auth add <family>:<name> --kind=...");
             } else {
-                let mut t = output::table(&["ID", "FAMILY", "KIND", "BACKEND", "LAST VALIDATED", "HEALTH"]);
+                let mut t = output::table(&[
+                    "ID",
+                    "FAMILY",
+                    "KIND",
+                    "BACKEND",
+                    "LAST VALIDATED",
+                    "HEALTH",
+                ]);
                 for r in rows {
                     t.add_row(vec![
                         r.id,
@@ -163,7 +170,11 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                         r.kind,
                         r.backend,
                         r.last_validated_at.unwrap_or_else(|| "never".into()),
-                        format!("{}{}", if r.health.ok { "ok: " } else { "FAIL: " }, r.health.message),
+                        format!(
+                            "{}{}",
+                            if r.health.ok { "ok: " } else { "FAIL: " },
+                            r.health.message
+                        ),
                     ]);
                 }
                 output::print_table(&t);
@@ -212,7 +223,10 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             Ok(exit::OK)
         }
         AuthCommand::MigrateSecrets { dry_run, to, json } => {
-            let to: Option<Backend> = to.map(|t| t.parse()).transpose().map_err(craik::Error::from)?;
+            let to: Option<Backend> = to
+                .map(|t| t.parse())
+                .transpose()
+                .map_err(craik::Error::from)?;
             let m = auth::migrate_secrets(&mut ctx, to, dry_run)?;
             if json {
                 output::json(&m);
@@ -240,7 +254,9 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                         "pass --apply --yes, or run on a terminal to confirm",
                     ));
                 }
-                eprint!("store the values of these environment variables in the secret store? [y/N] ");
+                eprint!(
+                    "store the values of these environment variables in the secret store? [y/N] "
+                );
                 let mut line = String::new();
                 let _ = std::io::stdin().read_line(&mut line);
                 if !matches!(line.trim(), "y" | "Y" | "yes") {

@@ -15,7 +15,12 @@ use craik::{Error, exit};
 /// asking, under which policy, with whose approval, and leaves a
 /// tamper-evident receipt of every decision and use.
 #[derive(Debug, Parser)]
-#[command(name = "craik", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "craik",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +46,11 @@ pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }

@@ -93,7 +93,12 @@ pub enum ReceiptsCommand {
     /// standard input: a credential (--family) or an operator subject
     /// (--operator-issuer).
     Hash {
-        #[arg(long, value_name = "F", conflicts_with = "operator_issuer", required_unless_present = "operator_issuer")]
+        #[arg(
+            long,
+            value_name = "F",
+            conflicts_with = "operator_issuer",
+            required_unless_present = "operator_issuer"
+        )]
         family: Option<String>,
         #[arg(long, value_name = "ISS")]
         operator_issuer: Option<String>,
@@ -154,7 +159,10 @@ fn csv_row(r: &Receipt) -> [String; 22] {
 }
 
 fn io_err(e: impl std::fmt::Display) -> Error {
-    Error::input(format!("cannot write output: {e}"), "check where the output goes")
+    Error::input(
+        format!("cannot write output: {e}"),
+        "check where the output goes",
+    )
 }
 
 fn time(s: Option<String>) -> craik::Result<Option<chrono::DateTime<chrono::Utc>>> {
@@ -215,7 +223,9 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 }
                 w.flush().map_err(io_err)?;
             } else {
-                let mut t = output::table(&["SEQ", "TIME", "KIND", "STATUS", "PROFILE", "OPERATOR", "RUN"]);
+                let mut t = output::table(&[
+                    "SEQ", "TIME", "KIND", "STATUS", "PROFILE", "OPERATOR", "RUN",
+                ]);
                 for r in &rows {
                     t.add_row(vec![
                         r.seq.to_string(),
@@ -301,7 +311,10 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
             }
             Ok(exit::OK)
         }
-        ReceiptsCommand::Verify { checkpoint: files, json } => {
+        ReceiptsCommand::Verify {
+            checkpoint: files,
+            json,
+        } => {
             let trusted = ctx
                 .home
                 .read(checkpoint::PUBLIC_KEY_FILE)?
@@ -352,7 +365,12 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
             std::io::stdin()
                 .take(64 * 1024)
                 .read_to_string(&mut value)
-                .map_err(|e| Error::input(format!("cannot read standard input: {e}"), "pipe the value in"))?;
+                .map_err(|e| {
+                    Error::input(
+                        format!("cannot read standard input: {e}"),
+                        "pipe the value in",
+                    )
+                })?;
             let v = value.trim_end_matches(['\r', '\n']);
             if v.is_empty() {
                 return Err(Error::input(

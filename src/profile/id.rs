@@ -76,7 +76,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::ApiKey, Kind::KeyringRef, Kind::SecretRef, Kind::Marker];
+    pub const ALL: [Kind; 4] = [
+        Kind::ApiKey,
+        Kind::KeyringRef,
+        Kind::SecretRef,
+        Kind::Marker,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -149,7 +149,10 @@ impl Profile {
                 None => return Err(invalid("kind api-key needs metadata env_var".into())),
             },
             Kind::KeyringRef => {
-                if !self.meta(META_HANDLE).is_some_and(crate::secret::valid_handle) {
+                if !self
+                    .meta(META_HANDLE)
+                    .is_some_and(crate::secret::valid_handle)
+                {
                     return Err(invalid(
                         "kind keyring-ref needs a valid metadata handle".into(),
                     ));

@@ -109,10 +109,7 @@ impl<'h> ProfileStore<'h> {
     pub fn load(&self) -> crate::Result<ProfileFile> {
         match self.home.read(PROFILES_FILE)? {
             None => Ok(ProfileFile::default()),
-            Some(bytes) => Ok(ProfileFile::parse(
-                &bytes,
-                &self.home.path(PROFILES_FILE),
-            )?),
+            Some(bytes) => Ok(ProfileFile::parse(&bytes, &self.home.path(PROFILES_FILE))?),
         }
     }
 

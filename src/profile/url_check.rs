@@ -12,7 +12,9 @@ pub enum BaseUrlError {
     Scheme { url: String },
     #[error("base URL {url:?} points at a loopback or private address")]
     Local { url: String },
-    #[error("base URL {url:?} uses plain http to a remote host; the credential would travel unencrypted")]
+    #[error(
+        "base URL {url:?} uses plain http to a remote host; the credential would travel unencrypted"
+    )]
     Cleartext { url: String },
     #[error("base URL {url:?} must not contain a user name or password")]
     Userinfo { url: String },
@@ -124,7 +126,10 @@ mod tests {
             "https://[::ffff:127.0.0.1]",
         ] {
             assert!(
-                matches!(check_base_url(local, false), Err(BaseUrlError::Local { .. })),
+                matches!(
+                    check_base_url(local, false),
+                    Err(BaseUrlError::Local { .. })
+                ),
                 "{local}"
             );
             assert!(check_base_url(local, true).is_ok(), "{local}");

@@ -73,8 +73,11 @@ impl Drop for Plain {
 /// process derives once per salt.
 struct KeyCache {
     password: Option<Zeroizing<String>>,
-    derived: Option<(Vec<u8>, u32, u32, u32, Zeroizing<[u8; 32]>)>,
+    derived: Option<Derived>,
 }
+
+/// A derived key and the salt and parameters it was derived with.
+type Derived = (Vec<u8>, u32, u32, u32, Zeroizing<[u8; 32]>);
 
 static CACHE: Mutex<KeyCache> = Mutex::new(KeyCache {
     password: None,
@@ -116,10 +119,11 @@ fn password(confirm: bool) -> Result<Zeroizing<String>> {
 fn derive(password: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroizing<[u8; 32]>> {
     {
         let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((s, cm, ct, cp, key)) = &cache.derived {
-            if s == salt && (*cm, *ct, *cp) == (m, t, p) {
-                return Ok(key.clone());
-            }
+        if let Some((s, cm, ct, cp, key)) = &cache.derived
+            && s == salt
+            && (*cm, *ct, *cp) == (m, t, p)
+        {
+            return Ok(key.clone());
         }
     }
     let params = argon2::Params::new(m, t, p, Some(32)).map_err(|e| SecretError::Corrupt {

@@ -44,7 +44,8 @@ impl SecretIndex {
             path: home.path(INDEX_FILE),
             detail,
         };
-        let idx: SecretIndex = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let idx: SecretIndex =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if idx.version != 1 {
             return Err(corrupt(format!("unsupported version {}", idx.version)));
         }

@@ -1,1 +1,76 @@
-//! A canary secret goes through every command; it must never come out.
+//! A canary secret goes through every command; it must never come out:
+//! not on stdout or stderr, not in auth-profiles.json, not anywhere under
+//! CRAIK_HOME in plaintext (audit.db included).
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::{Env, Run, canary, contains, files_under};
+
+#[test]
+fn canary_never_leaks() {
+    let secret = canary();
+    let mut env = Env::new();
+    env.set("CANARY_ENV", &secret);
+    let secret_file = env.dir.path().join("canary.secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file_ref = format!("file:{}", secret_file.display());
+    let checkpoint = env.dir.path().join("cp.json");
+    let cp = checkpoint.display().to_string();
+
+    let mut runs: Vec<(String, Run)> = Vec::new();
+    let mut go = |args: &[&str], stdin: Option<&str>| {
+        let r = env.run_stdin(args, stdin);
+        runs.push((args.join(" "), r));
+    };
+    let s = Some(secret.as_str());
+    go(&["auth", "add", "openai:kr", "--kind=keyring-ref", "--stdin"], s);
+    go(&["auth", "add", "openai:kr", "--kind=keyring-ref", "--stdin"], s); // exists: error
+    go(&["auth", "add", "openai:kr2", "--kind=keyring-ref", "--stdin", "--force"], s);
+    go(&["auth", "add", "anthropic:env", "--kind=api-key", "--env-var", "CANARY_ENV"], None);
+    go(&["auth", "add", "gemini:ref", "--kind=secret-ref", "--secret-ref", "env:CANARY_ENV"], None);
+    go(&["auth", "add", "openai:file", "--kind=secret-ref", "--secret-ref", &file_ref], None);
+    go(&["auth", "add", "openai:bad", "--kind=api-key", "--stdin"], s); // misuse: error
+    go(&["auth", "status"], None);
+    go(&["auth", "status", "--json"], None);
+    go(&["auth", "storage", "status"], None);
+    go(&["auth", "storage", "status", "--json"], None);
+    go(&["auth", "migrate-from-env", "--dry-run", "--json"], None);
+    go(&["auth", "migrate-from-env", "--apply", "--yes"], None);
+    go(&["auth", "migrate-from-env"], None);
+    go(&["auth", "migrate-secrets", "--dry-run", "--to", "file"], None);
+    go(&["auth", "migrate-secrets", "--to", "file", "--json"], None);
+    go(&["receipts", "list"], None);
+    go(&["receipts", "list", "--json"], None);
+    go(&["receipts", "list", "--jsonl"], None);
+    go(&["receipts", "list", "--csv"], None);
+    go(&["receipts", "show", "1"], None);
+    go(&["receipts", "show", "1", "--json"], None);
+    go(&["receipts", "stats", "--json"], None);
+    go(&["receipts", "export", "--format", "jsonl"], None);
+    go(&["receipts", "export", "--format", "csv"], None);
+    go(&["receipts", "checkpoint", "--out", &cp, "--json"], None);
+    go(&["receipts", "verify", "--checkpoint", &cp], None);
+    go(&["receipts", "hash", "--family", "openai"], s);
+    go(&["auth", "remove", "openai:kr"], None);
+    go(&["auth", "logout", "openai"], None);
+    go(&["auth", "logout", "anthropic"], None);
+    go(&["auth", "status", "--json"], None);
+
+    assert!(runs.len() >= 30);
+    for (cmd, r) in &runs {
+        assert!(!r.stdout.contains(&secret), "stdout of `craik {cmd}` leaks the canary");
+        assert!(!r.stderr.contains(&secret), "stderr of `craik {cmd}` leaks the canary");
+        assert!(r.code != 101, "`craik {cmd}` panicked: {}", r.stderr);
+    }
+    // The commands did their work (so the test exercised real paths).
+    let ok = runs.iter().filter(|(_, r)| r.code == 0).count();
+    assert!(ok >= runs.len() - 2, "{runs:#?}");
+
+    let files = files_under(&env.home);
+    assert!(files.iter().any(|(p, _)| p.ends_with("audit.db")));
+    assert!(files.iter().any(|(p, _)| p.ends_with("secrets.enc")));
+    for (path, bytes) in files {
+        assert!(!contains(&bytes, &secret), "{} holds the canary in plaintext", path.display());
+    }
+}

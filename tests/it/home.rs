@@ -11,8 +11,11 @@ fn mode(p: &std::path::Path) -> u32 {
 #[test]
 fn home_and_files_are_owner_only() {
     let env = Env::new();
-    env.run_stdin(&["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"], Some("k"))
-        .ok();
+    env.run_stdin(
+        &["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"],
+        Some("k"),
+    )
+    .ok();
     assert_eq!(mode(&env.home), 0o700);
     for entry in std::fs::read_dir(&env.home).unwrap() {
         let p = entry.unwrap().path();
@@ -41,7 +44,9 @@ fn unsafe_home_is_refused() {
     let real = env.dir.path().join("elsewhere.json");
     std::fs::rename(&f, &real).unwrap();
     std::os::unix::fs::symlink(&real, &f).unwrap();
-    env.run(&["auth", "status"]).code(1).error_with_hint("is a symlink");
+    env.run(&["auth", "status"])
+        .code(1)
+        .error_with_hint("is a symlink");
     std::fs::remove_file(&f).unwrap();
     std::fs::rename(&real, &f).unwrap();
     env.run(&["auth", "status"]).ok();
@@ -50,7 +55,9 @@ fn unsafe_home_is_refused() {
     let link = env2.dir.path().join("link-home");
     std::os::unix::fs::symlink(&env.home, &link).unwrap();
     env2.set("CRAIK_HOME", &link.display().to_string());
-    env2.run(&["auth", "status"]).code(1).error_with_hint("is a symlink");
+    env2.run(&["auth", "status"])
+        .code(1)
+        .error_with_hint("is a symlink");
 }
 
 #[test]

@@ -5,14 +5,38 @@ use crate::common::{Env, assert_schema};
 #[test]
 fn add_status_remove_round_trip() {
     let mut env = Env::new();
-    env.run_stdin(&["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"], Some("sk-test-1\n"))
-        .ok();
-    env.run(&["auth", "add", "anthropic:work", "--kind=api-key", "--env-var", "MY_ANTHROPIC"])
-        .ok();
-    env.run(&["auth", "add", "gemini:ref", "--kind=secret-ref", "--secret-ref", "env:GEM_KEY"])
-        .ok();
-    env.run(&["auth", "add", "local:llama", "--kind=marker", "--base-url", "http://127.0.0.1:8080/v1"])
-        .ok();
+    env.run_stdin(
+        &["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"],
+        Some("sk-test-1\n"),
+    )
+    .ok();
+    env.run(&[
+        "auth",
+        "add",
+        "anthropic:work",
+        "--kind=api-key",
+        "--env-var",
+        "MY_ANTHROPIC",
+    ])
+    .ok();
+    env.run(&[
+        "auth",
+        "add",
+        "gemini:ref",
+        "--kind=secret-ref",
+        "--secret-ref",
+        "env:GEM_KEY",
+    ])
+    .ok();
+    env.run(&[
+        "auth",
+        "add",
+        "local:llama",
+        "--kind=marker",
+        "--base-url",
+        "http://127.0.0.1:8080/v1",
+    ])
+    .ok();
 
     let file = env.read_json("auth-profiles.json");
     assert_schema("auth-profiles.schema.json", &file);
@@ -22,7 +46,15 @@ fn add_status_remove_round_trip() {
         .iter()
         .map(|p| p["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["openai:ci", "anthropic:work", "gemini:ref", "chat_completions:llama"]);
+    assert_eq!(
+        ids,
+        [
+            "openai:ci",
+            "anthropic:work",
+            "gemini:ref",
+            "chat_completions:llama"
+        ]
+    );
 
     // Health is redacted and says what is wrong.
     env.set("GEM_KEY", "g-secret");
@@ -40,10 +72,16 @@ fn add_status_remove_round_trip() {
     };
     assert_eq!(by_id("openai:ci")["health"]["message"], "secret present");
     assert_eq!(by_id("openai:ci")["backend"], "file");
-    assert_eq!(by_id("anthropic:work")["health"]["message"], "env var MY_ANTHROPIC is not set");
+    assert_eq!(
+        by_id("anthropic:work")["health"]["message"],
+        "env var MY_ANTHROPIC is not set"
+    );
     assert_eq!(by_id("anthropic:work")["health"]["ok"], false);
     assert_eq!(by_id("gemini:ref")["health"]["ok"], true);
-    assert_eq!(by_id("chat_completions:llama")["base_url"], "http://127.0.0.1:8080/v1");
+    assert_eq!(
+        by_id("chat_completions:llama")["base_url"],
+        "http://127.0.0.1:8080/v1"
+    );
     // Metadata values are masked.
     assert_eq!(by_id("anthropic:work")["metadata"]["env_var"], "MY_…IC");
     let handle = file["profiles"][0]["metadata"]["handle"].as_str().unwrap();
@@ -52,7 +90,12 @@ fn add_status_remove_round_trip() {
     // The table form.
     let table = env.run(&["auth", "status"]);
     table.ok();
-    assert!(table.stdout.contains("openai:ci") && table.stdout.contains("FAIL: env var MY_ANTHROPIC is not set"));
+    assert!(
+        table.stdout.contains("openai:ci")
+            && table
+                .stdout
+                .contains("FAIL: env var MY_ANTHROPIC is not set")
+    );
 
     // Remove deletes the profile and its stored secret.
     env.run(&["auth", "remove", "openai:ci"]).ok();
@@ -60,32 +103,56 @@ fn add_status_remove_round_trip() {
     storage.ok();
     // Only the audit key is left.
     assert_eq!(storage.json()["secrets"], 1);
-    env.run(&["auth", "remove", "openai:ci"]).code(1).error_with_hint("no profile openai:ci");
+    env.run(&["auth", "remove", "openai:ci"])
+        .code(1)
+        .error_with_hint("no profile openai:ci");
 
     // Logout by family removes every profile of it.
-    env.run(&["auth", "add", "anthropic:two", "--kind=marker"]).ok();
+    env.run(&["auth", "add", "anthropic:two", "--kind=marker"])
+        .ok();
     let out = env.run(&["auth", "logout", "anthropic", "--json"]);
     out.ok();
-    assert_eq!(out.json()["removed"], serde_json::json!(["anthropic:work", "anthropic:two"]));
+    assert_eq!(
+        out.json()["removed"],
+        serde_json::json!(["anthropic:work", "anthropic:two"])
+    );
     let file = env.read_json("auth-profiles.json");
     assert_schema("auth-profiles.schema.json", &file);
     assert_eq!(file["profiles"].as_array().unwrap().len(), 2);
     env.run(&["auth", "logout", "gemini:ref"]).ok();
-    env.run(&["auth", "logout", "openai"]).code(1).error_with_hint("no profile");
+    env.run(&["auth", "logout", "openai"])
+        .code(1)
+        .error_with_hint("no profile");
 }
 
 #[test]
 fn existing_id_needs_force() {
     let env = Env::new();
-    env.run_stdin(&["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"], Some("k1"))
-        .ok();
-    let before = std::fs::read(env.file("auth-profiles.json")).unwrap();
-    env.run_stdin(&["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"], Some("k2"))
-        .code(1)
-        .error_with_hint("--force");
-    assert_eq!(before, std::fs::read(env.file("auth-profiles.json")).unwrap());
     env.run_stdin(
-        &["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin", "--force"],
+        &["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"],
+        Some("k1"),
+    )
+    .ok();
+    let before = std::fs::read(env.file("auth-profiles.json")).unwrap();
+    env.run_stdin(
+        &["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"],
+        Some("k2"),
+    )
+    .code(1)
+    .error_with_hint("--force");
+    assert_eq!(
+        before,
+        std::fs::read(env.file("auth-profiles.json")).unwrap()
+    );
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:ci",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--force",
+        ],
         Some("k2"),
     )
     .ok();
@@ -98,39 +165,153 @@ fn existing_id_needs_force() {
 fn bad_input_is_refused_with_hints() {
     let env = Env::new();
     for (args, needle) in [
-        (vec!["auth", "add", "openai", "--kind=marker"], "invalid profile id"),
-        (vec!["auth", "add", "openai:", "--kind=marker"], "invalid profile id"),
-        (vec!["auth", "add", "nope:x", "--kind=marker"], "unknown provider family"),
-        (vec!["auth", "add", "openai:a b", "--kind=marker"], "invalid profile id"),
-        (vec!["auth", "add", "openai:x", "--kind=password"], "unknown credential kind"),
-        (vec!["auth", "add", "openai:x", "--kind=api-key", "--env-var", "1BAD"], "not a valid environment variable"),
-        (vec!["auth", "add", "openai:x", "--kind=secret-ref"], "needs --secret-ref"),
-        (vec!["auth", "add", "openai:x", "--kind=secret-ref", "--secret-ref", "vault:x"], "invalid secret reference"),
-        (vec!["auth", "add", "openai:x", "--kind=secret-ref", "--secret-ref", "file:relative"], "invalid secret reference"),
-        (vec!["auth", "add", "openai:x", "--kind=marker", "--env-var", "X"], "does not apply"),
-        (vec!["auth", "add", "openai:x", "--kind=api-key", "--stdin"], "does not apply"),
-        (vec!["auth", "add", "openai:x", "--kind=marker", "--base-url", "http://127.0.0.1:1"], "loopback or private"),
-        (vec!["auth", "add", "openai:x", "--kind=marker", "--base-url", "https://192.168.1.1"], "loopback or private"),
-        (vec!["auth", "add", "openai:x", "--kind=marker", "--base-url", "http://api.example.com"], "unencrypted"),
-        (vec!["auth", "add", "openai:x", "--kind=marker", "--base-url", "nonsense"], "not a valid URL"),
-        (vec!["auth", "add", "local:x", "--kind=marker"], "needs --base-url"),
+        (
+            vec!["auth", "add", "openai", "--kind=marker"],
+            "invalid profile id",
+        ),
+        (
+            vec!["auth", "add", "openai:", "--kind=marker"],
+            "invalid profile id",
+        ),
+        (
+            vec!["auth", "add", "nope:x", "--kind=marker"],
+            "unknown provider family",
+        ),
+        (
+            vec!["auth", "add", "openai:a b", "--kind=marker"],
+            "invalid profile id",
+        ),
+        (
+            vec!["auth", "add", "openai:x", "--kind=password"],
+            "unknown credential kind",
+        ),
+        (
+            vec![
+                "auth",
+                "add",
+                "openai:x",
+                "--kind=api-key",
+                "--env-var",
+                "1BAD",
+            ],
+            "not a valid environment variable",
+        ),
+        (
+            vec!["auth", "add", "openai:x", "--kind=secret-ref"],
+            "needs --secret-ref",
+        ),
+        (
+            vec![
+                "auth",
+                "add",
+                "openai:x",
+                "--kind=secret-ref",
+                "--secret-ref",
+                "vault:x",
+            ],
+            "invalid secret reference",
+        ),
+        (
+            vec![
+                "auth",
+                "add",
+                "openai:x",
+                "--kind=secret-ref",
+                "--secret-ref",
+                "file:relative",
+            ],
+            "invalid secret reference",
+        ),
+        (
+            vec!["auth", "add", "openai:x", "--kind=marker", "--env-var", "X"],
+            "does not apply",
+        ),
+        (
+            vec!["auth", "add", "openai:x", "--kind=api-key", "--stdin"],
+            "does not apply",
+        ),
+        (
+            vec![
+                "auth",
+                "add",
+                "openai:x",
+                "--kind=marker",
+                "--base-url",
+                "http://127.0.0.1:1",
+            ],
+            "loopback or private",
+        ),
+        (
+            vec![
+                "auth",
+                "add",
+                "openai:x",
+                "--kind=marker",
+                "--base-url",
+                "https://192.168.1.1",
+            ],
+            "loopback or private",
+        ),
+        (
+            vec![
+                "auth",
+                "add",
+                "openai:x",
+                "--kind=marker",
+                "--base-url",
+                "http://api.example.com",
+            ],
+            "unencrypted",
+        ),
+        (
+            vec![
+                "auth",
+                "add",
+                "openai:x",
+                "--kind=marker",
+                "--base-url",
+                "nonsense",
+            ],
+            "not a valid URL",
+        ),
+        (
+            vec!["auth", "add", "local:x", "--kind=marker"],
+            "needs --base-url",
+        ),
         (vec!["auth", "remove", "bad id"], "invalid profile id"),
-        (vec!["auth", "migrate-secrets", "--to", "floppy"], "unknown secret store backend"),
+        (
+            vec!["auth", "migrate-secrets", "--to", "floppy"],
+            "unknown secret store backend",
+        ),
     ] {
         let r = env.run(&args);
         assert_eq!(r.code, 1, "{args:?}: {r:?}");
         r.error_with_hint(needle);
     }
     // keyring-ref with nothing on a non-terminal stdin.
-    env.run_stdin(&["auth", "add", "openai:x", "--kind=keyring-ref", "--stdin"], Some(""))
-        .code(1)
-        .error_with_hint("no secret on standard input");
-    env.run_stdin(&["auth", "add", "openai:x", "--kind=keyring-ref"], Some("abc"))
-        .code(1)
-        .error_with_hint("not a terminal");
+    env.run_stdin(
+        &["auth", "add", "openai:x", "--kind=keyring-ref", "--stdin"],
+        Some(""),
+    )
+    .code(1)
+    .error_with_hint("no secret on standard input");
+    env.run_stdin(
+        &["auth", "add", "openai:x", "--kind=keyring-ref"],
+        Some("abc"),
+    )
+    .code(1)
+    .error_with_hint("not a terminal");
     // --allow-local-base-url lets a private address through.
-    env.run(&["auth", "add", "openai:lan", "--kind=marker", "--base-url", "https://10.0.0.5/v1", "--allow-local-base-url"])
-        .ok();
+    env.run(&[
+        "auth",
+        "add",
+        "openai:lan",
+        "--kind=marker",
+        "--base-url",
+        "https://10.0.0.5/v1",
+        "--allow-local-base-url",
+    ])
+    .ok();
     // Usage errors exit 2.
     assert_eq!(env.run(&["auth", "add"]).code, 2);
     assert_eq!(env.run(&["frobnicate"]).code, 2);
@@ -167,8 +348,16 @@ fn corrupt_profiles_file_is_named_and_left_alone() {
         ] {
             let r = env.run(&args);
             r.code(1).error_with_hint(needle);
-            assert!(r.stderr.contains("auth-profiles.json"), "names the file: {}", r.stderr);
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), content, "file left as it was");
+            assert!(
+                r.stderr.contains("auth-profiles.json"),
+                "names the file: {}",
+                r.stderr
+            );
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                content,
+                "file left as it was"
+            );
         }
     }
 }

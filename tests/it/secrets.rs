@@ -7,7 +7,10 @@ use std::process::{Command, Stdio};
 use crate::common::{Env, Run, craik_bin, require_tool, to_run};
 
 fn keyring_ref(env: &Env, id: &str, secret: &str) -> Run {
-    env.run_stdin(&["auth", "add", id, "--kind=keyring-ref", "--stdin"], Some(secret))
+    env.run_stdin(
+        &["auth", "add", id, "--kind=keyring-ref", "--stdin"],
+        Some(secret),
+    )
 }
 
 #[test]
@@ -18,13 +21,20 @@ fn wrong_password_says_so_and_changes_nothing() {
     let before = std::fs::read(&enc).unwrap();
     let profiles_before = std::fs::read(env.file("auth-profiles.json")).unwrap();
     env.set("CRAIK_KEYRING_PASSWORD", "not the password");
-    env.run(&["auth", "storage", "status"]).code(1).error_with_hint("wrong password");
-    keyring_ref(&env, "openai:b", "s2").code(5).error_with_hint("wrong password");
+    env.run(&["auth", "storage", "status"])
+        .code(1)
+        .error_with_hint("wrong password");
+    keyring_ref(&env, "openai:b", "s2")
+        .code(5)
+        .error_with_hint("wrong password");
     let st = env.run(&["auth", "status", "--json"]);
     st.ok();
     assert!(st.stdout.contains("wrong password"));
     assert_eq!(before, std::fs::read(&enc).unwrap());
-    assert_eq!(profiles_before, std::fs::read(env.file("auth-profiles.json")).unwrap());
+    assert_eq!(
+        profiles_before,
+        std::fs::read(env.file("auth-profiles.json")).unwrap()
+    );
     // No password at all, and no terminal.
     env.unset("CRAIK_KEYRING_PASSWORD");
     env.run(&["auth", "storage", "status"])
@@ -43,17 +53,23 @@ fn tampered_file_fails_its_integrity_check() {
     let n = bad.len();
     bad[n - 5] ^= 0x01;
     std::fs::write(&enc, &bad).unwrap();
-    env.run(&["auth", "storage", "status"]).code(1).error_with_hint("integrity check");
+    env.run(&["auth", "storage", "status"])
+        .code(1)
+        .error_with_hint("integrity check");
     assert_eq!(std::fs::read(&enc).unwrap(), bad, "left as it was");
     let text = String::from_utf8_lossy(&good).into_owned();
     let nonce_at = text.find("\"nonce\":\"").unwrap() + 9;
     let mut bad = good.clone();
     bad[nonce_at] = if bad[nonce_at] == b'A' { b'B' } else { b'A' };
     std::fs::write(&enc, &bad).unwrap();
-    env.run(&["auth", "storage", "status"]).code(1).error_with_hint("integrity check");
+    env.run(&["auth", "storage", "status"])
+        .code(1)
+        .error_with_hint("integrity check");
     // Garbage.
     std::fs::write(&enc, b"hello").unwrap();
-    env.run(&["auth", "storage", "status"]).code(1).error_with_hint("not a craik secret store");
+    env.run(&["auth", "storage", "status"])
+        .code(1)
+        .error_with_hint("not a craik secret store");
     std::fs::write(&enc, &good).unwrap();
     env.run(&["auth", "storage", "status"]).ok();
 }
@@ -83,15 +99,27 @@ fn eight_processes_fifty_secrets_each_lose_none() {
         .collect();
     for ch in children {
         let out = ch.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let st = env.run(&["auth", "storage", "status", "--json"]);
     st.ok();
-    assert_eq!(st.json()["secrets"], 8 * 50 + 2, "every secret plus seed and audit key");
+    assert_eq!(
+        st.json()["secrets"],
+        8 * 50 + 2,
+        "every secret plus seed and audit key"
+    );
     let status = env.run(&["auth", "status", "--json"]).json();
     let profiles = status["profiles"].as_array().unwrap();
     assert_eq!(profiles.len(), 401);
-    assert!(profiles.iter().all(|p| p["health"]["message"] == "secret present"));
+    assert!(
+        profiles
+            .iter()
+            .all(|p| p["health"]["message"] == "secret present")
+    );
     let v = env.run(&["receipts", "verify", "--json"]);
     v.ok();
     assert_eq!(v.json()["verified"], 401);
@@ -136,21 +164,33 @@ echo '---'
     assert_eq!(storage["backend"], "keyutils");
     assert_eq!(storage["volatile"], true);
     assert_eq!(storage["secrets"], 2);
-    assert!(storage["notes"][0].as_str().unwrap().contains("do not survive a reboot"));
+    assert!(
+        storage["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("do not survive a reboot")
+    );
     let status: serde_json::Value = serde_json::from_str(parts[1]).unwrap();
     assert_eq!(status["profiles"][0]["backend"], "keyutils");
     assert_eq!(status["profiles"][0]["health"]["message"], "secret present");
     let after = parts[2].split_once('\n').unwrap().1;
     let after: serde_json::Value = serde_json::from_str(after).unwrap();
     assert_eq!(after["secrets"], 1, "the profile's secret was deleted");
-    assert!(!std::fs::read(env.file("auth-profiles.json")).is_ok_and(|b| String::from_utf8_lossy(&b).contains("kk-secret")));
+    assert!(
+        !std::fs::read(env.file("auth-profiles.json"))
+            .is_ok_and(|b| String::from_utf8_lossy(&b).contains("kk-secret"))
+    );
 }
 
-const GNOME_KEYRING: &str = r#"eval "$(printf %s keyring-pw | gnome-keyring-daemon --unlock --components=secrets)"; "#;
+const GNOME_KEYRING: &str =
+    r#"eval "$(printf %s keyring-pw | gnome-keyring-daemon --unlock --components=secrets)"; "#;
 
 #[test]
 fn secret_service_backend_and_migration_to_file() {
-    require_tool("dbus-run-session", "apt-get install -y dbus-x11 (dbus-run-session)");
+    require_tool(
+        "dbus-run-session",
+        "apt-get install -y dbus-x11 (dbus-run-session)",
+    );
     require_tool("gnome-keyring-daemon", "apt-get install -y gnome-keyring");
     require_tool("secret-tool", "apt-get install -y libsecret-tools");
     let env = Env::new();
@@ -176,13 +216,21 @@ CRAIK_KEYRING_BACKEND=file "$CRAIK" auth status --json"#
     let storage: serde_json::Value = serde_json::from_str(parts[0]).unwrap();
     assert_eq!(storage["backend"], "secret-service", "{}", parts[0]);
     assert_eq!(storage["secrets"], 3);
-    assert_eq!(parts[1].trim(), "2", "both secrets are in the real Secret Service");
+    assert_eq!(
+        parts[1].trim(),
+        "2",
+        "both secrets are in the real Secret Service"
+    );
     let m1: serde_json::Value = serde_json::from_str(parts[2]).unwrap();
     assert_eq!(m1["moved"].as_array().unwrap().len(), 3);
     let m2: serde_json::Value = serde_json::from_str(parts[3]).unwrap();
     assert_eq!(m2["moved"].as_array().unwrap().len(), 0, "idempotent");
     assert_eq!(m2["already"].as_array().unwrap().len(), 3);
-    assert_eq!(parts[4].trim(), "0", "removed from the old backend after the copy");
+    assert_eq!(
+        parts[4].trim(),
+        "0",
+        "removed from the old backend after the copy"
+    );
     let status: serde_json::Value = serde_json::from_str(parts[5]).unwrap();
     for p in status["profiles"].as_array().unwrap() {
         assert_eq!(p["backend"], "file");
@@ -197,8 +245,24 @@ CRAIK_KEYRING_BACKEND=file "$CRAIK" auth status --json"#
 #[test]
 fn migrate_from_env() {
     let mut env = Env::new();
-    env.run(&["auth", "add", "openai:a", "--kind=api-key", "--env-var", "KEY_A"]).ok();
-    env.run(&["auth", "add", "openai:b", "--kind=api-key", "--env-var", "KEY_B"]).ok();
+    env.run(&[
+        "auth",
+        "add",
+        "openai:a",
+        "--kind=api-key",
+        "--env-var",
+        "KEY_A",
+    ])
+    .ok();
+    env.run(&[
+        "auth",
+        "add",
+        "openai:b",
+        "--kind=api-key",
+        "--env-var",
+        "KEY_B",
+    ])
+    .ok();
     env.set("KEY_A", "value-a");
     let before = std::fs::read(env.file("auth-profiles.json")).unwrap();
     let dry = env.run(&["auth", "migrate-from-env", "--dry-run", "--json"]);
@@ -206,8 +270,14 @@ fn migrate_from_env() {
     let v = dry.json();
     assert_eq!(v["profiles"][0]["outcome"], "would migrate");
     assert_eq!(v["profiles"][1]["outcome"], "env var not set");
-    assert_eq!(before, std::fs::read(env.file("auth-profiles.json")).unwrap(), "dry run writes nothing");
-    env.run(&["auth", "migrate-from-env", "--apply"]).code(1).error_with_hint("--yes");
+    assert_eq!(
+        before,
+        std::fs::read(env.file("auth-profiles.json")).unwrap(),
+        "dry run writes nothing"
+    );
+    env.run(&["auth", "migrate-from-env", "--apply"])
+        .code(1)
+        .error_with_hint("--yes");
     let applied = env.run(&["auth", "migrate-from-env", "--apply", "--yes", "--json"]);
     applied.ok();
     assert_eq!(applied.json()["profiles"][0]["outcome"], "migrated");
@@ -222,6 +292,8 @@ fn migrate_from_env() {
     let again = env.run(&["auth", "migrate-from-env", "--apply", "--yes", "--json"]);
     again.ok();
     assert_eq!(again.json()["profiles"][0]["outcome"], "already migrated");
-    let receipts = env.run(&["receipts", "list", "--kind", "secret_migrated", "--json"]).json();
+    let receipts = env
+        .run(&["receipts", "list", "--kind", "secret_migrated", "--json"])
+        .json();
     assert_eq!(receipts["receipts"].as_array().unwrap().len(), 1);
 }
