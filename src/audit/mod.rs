@@ -9,6 +9,7 @@
 //! callers must then refuse the action ([`AuditError::exit_code`] is 5).
 
 pub mod chain;
+pub mod group;
 pub mod checkpoint;
 pub mod identity;
 mod log;

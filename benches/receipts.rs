@@ -1,0 +1,183 @@
+//! The audit log, measured side by side with raw batched SQLite inserts of
+//! the same rows on the same machine.
+//!
+//! Run: `cargo bench --bench receipts` (builds a 1,000,000-receipt log
+//! under target/bench-data the first time; later runs reuse it).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use craik::audit::group::GroupCommitter;
+use craik::audit::{AuditKey, AuditLog, Filter, NewReceipt, Operator};
+
+fn sample(key: &AuditKey, i: usize) -> NewReceipt {
+    let subject = format!("user{}", i % 50);
+    NewReceipt::new(if i % 2 == 0 { "call.started" } else { "call.finished" }, "ok")
+        .profile(&format!("openai:p{}", i % 20), "keyring-ref", "openai")
+        .identity(Some(key.credential_material("openai", &format!("sk-{}", i % 20))))
+        .run(&format!("run_{}", i / 2))
+        .operator(Some(Operator {
+            identity_hash: key.operator("https://idp.example.com", &subject),
+            email: Some(format!("{subject}@example.com")),
+            subject,
+            issuer: "https://idp.example.com".into(),
+            groups: vec!["devs".into()],
+        }))
+        .detail("method", "POST")
+        .detail("path", "/v1/chat/completions")
+        .detail("status", 200)
+        .detail("latency_ms", 123)
+}
+
+fn fresh(dir: &Path, name: &str) -> AuditLog {
+    let p = dir.join(name);
+    let _ = std::fs::remove_file(&p);
+    AuditLog::open_path(&p).unwrap()
+}
+
+fn raw_reference(dir: &Path, key: &AuditKey, n: usize) -> f64 {
+    // The same rows, inserted by plain SQL in one transaction: no chain,
+    // no hashing, same table and indexes, same pragmas.
+    let log = fresh(dir, "raw.db");
+    drop(log);
+    let conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").unwrap();
+    let start = Instant::now();
+    let tx = conn.unchecked_transaction().unwrap();
+    {
+        let mut st = tx.prepare("INSERT INTO receipts (seq,id,created_at,kind,run_id,status,auth_profile_id,auth_kind,auth_identity_hash,provider_family,operator_subject,operator_issuer,operator_email,operator_groups,operator_identity_hash,details,prev_hash,hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)").unwrap();
+        for i in 0..n {
+            let r = sample(key, i);
+            let op = r.operator.unwrap();
+            st.execute(rusqlite::params![
+                i as i64 + 1,
+                format!("rcpt_{i:024}"),
+                "2026-11-22T00:00:00.000Z",
+                r.kind,
+                r.run_id,
+                r.status,
+                r.auth_profile_id,
+                r.auth_kind,
+                r.auth_identity_hash,
+                r.provider_family,
+                op.subject,
+                op.issuer,
+                op.email,
+                "[\"devs\"]",
+                op.identity_hash,
+                serde_json::to_string(&r.details).unwrap(),
+                "0".repeat(64),
+                "0".repeat(64),
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let key = AuditKey::from_bytes([42; 32]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    println!("| measurement | result | target |");
+    println!("| --- | --- | --- |");
+
+    let raw = raw_reference(dir, &key, 100_000);
+    println!("| reference: raw batched SQLite inserts, 100,000 rows, one transaction | {raw:.0} rows/s | - |");
+
+    // One writer, each receipt durable before the next.
+    let mut log = fresh(dir, "single.db");
+    let n = 2_000;
+    let start = Instant::now();
+    for i in 0..n {
+        log.append(sample(&key, i)).unwrap();
+    }
+    let single = n as f64 / start.elapsed().as_secs_f64();
+    println!("| one writer, each receipt durable before the next ({n}) | {single:.0} receipts/s | - |");
+
+    // 16 concurrent writers in one process with group commit.
+    let gc = GroupCommitter::start(fresh(dir, "group.db"));
+    let key = Arc::new(key);
+    let per = 4_000;
+    let start = Instant::now();
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let gc = gc.clone();
+            let key = key.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    gc.append(sample(&key, t * per + i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let group = (16 * per) as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "| 16 writers, group commit, each waits for durability ({}) | {group:.0} receipts/s | >= 20,000/s: {} |",
+        16 * per,
+        if group >= 20_000.0 { "met" } else { "NOT met" }
+    );
+    let check = AuditLog::open_path(&dir.join("group.db")).unwrap().verify(&[]).unwrap();
+    assert!(check.ok && check.verified == (16 * per) as i64);
+
+    // A 1,000,000-receipt log, kept between runs.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let big = data.join("receipts-1m.db");
+    let mut log = AuditLog::open_path(&big).unwrap();
+    let have = log.tail().unwrap().map(|t| t.0).unwrap_or(0) as usize;
+    if have < 1_000_000 {
+        let start = Instant::now();
+        let mut i = have;
+        while i < 1_000_000 {
+            let batch: Vec<_> = (i..(i + 10_000).min(1_000_000)).map(|j| sample(&key, j)).collect();
+            i += batch.len();
+            log.append_batch(batch).unwrap();
+        }
+        println!("| (built the 1,000,000-receipt log in batches of 10,000) | {:.1} s | - |", start.elapsed().as_secs_f64());
+    }
+    let start = Instant::now();
+    let report = log.verify(&[]).unwrap();
+    let v = start.elapsed();
+    assert!(report.ok && report.verified == 1_000_000, "{report:?}");
+    println!(
+        "| verify 1,000,000 receipts | {:.2} s | < 3 s: {} |",
+        v.as_secs_f64(),
+        if v < Duration::from_secs(3) { "met" } else { "NOT met" }
+    );
+
+    let last = log.tail().unwrap().unwrap();
+    let since = craik::audit::AuditLog::parse_created(&last.2).unwrap() - chrono::Duration::minutes(1);
+    let queries: Vec<(&str, Filter)> = vec![
+        ("by operator (email)", Filter { operator: Some("user7@example.com".into()), limit: Some(50), ..Default::default() }),
+        ("by operator (subject)", Filter { operator: Some("user7".into()), limit: Some(50), ..Default::default() }),
+        ("by identity hash", Filter { identity_hash: Some(key.credential_material("openai", "sk-3")), limit: Some(50), ..Default::default() }),
+        ("by time range (last minute)", Filter { since: Some(since), limit: Some(50), ..Default::default() }),
+    ];
+    for (name, f) in queries {
+        let runs: Vec<Duration> = (0..21)
+            .map(|_| {
+                let s = Instant::now();
+                let rows = log.list(&f).unwrap();
+                assert!(!rows.is_empty());
+                s.elapsed()
+            })
+            .collect();
+        let m = median(runs);
+        println!(
+            "| `receipts list` {name}, first page of 50, 1,000,000 receipts (median of 21) | {:.3} ms | < 10 ms: {} |",
+            m.as_secs_f64() * 1000.0,
+            if m < Duration::from_millis(10) { "met" } else { "NOT met" }
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! Profile ids, secret references, base URLs, families, kinds and
+//! relative times from arbitrary text.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else { return };
+    if let Ok(id) = s.parse::<craik::profile::ProfileId>() {
+        assert_eq!(id.to_string().parse::<craik::profile::ProfileId>().unwrap(), id);
+    }
+    let _ = craik::secret_ref::SecretRef::parse(s);
+    let _ = craik::profile::check_base_url(s, false);
+    let _ = craik::profile::check_base_url(s, true);
+    let _ = s.parse::<craik::profile::Family>();
+    let _ = s.parse::<craik::profile::Kind>();
+    let _ = craik::audit::parse_time(s);
+    let _ = craik::profile::mask(s);
+});
