@@ -44,8 +44,16 @@ impl Context {
         Ok(self.audit()?.0.append(r)?)
     }
 
-    /// The operator receipts should name (none until login exists).
+    /// The logged-in operator receipts should name, if any (refreshing a
+    /// session near expiry). No session, or an expired one: `None`.
     pub fn operator(&mut self) -> crate::Result<Option<Operator>> {
-        Ok(None)
+        if crate::operator::session::load(&self.home)?.is_none() {
+            return Ok(None);
+        }
+        match crate::operator::current_session(self) {
+            Ok(s) => Ok(Some(s.operator(self.audit_key()?))),
+            Err(crate::Error::Operator(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

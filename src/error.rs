@@ -18,6 +18,8 @@ pub enum Error {
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Operator(#[from] crate::operator::OperatorError),
     /// Invalid input given on the command line or standard input.
     #[error("{message}")]
     Input { message: String, hint: String },
@@ -42,6 +44,7 @@ impl Error {
             Error::SecretRef(e) => e.hint(),
             Error::Source(e) => e.hint(),
             Error::Audit(e) => e.hint(),
+            Error::Operator(e) => e.hint(),
             Error::Input { hint, .. } => Some(hint.clone()),
         }
     }
@@ -50,6 +53,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Audit(e) => e.exit_code(),
+            Error::Operator(e) => e.exit_code(),
             Error::Source(_) | Error::SecretRef(_) => exit::CREDENTIAL_UNAVAILABLE,
             _ => exit::ERROR,
         }

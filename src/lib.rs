@@ -16,6 +16,7 @@ pub mod context;
 pub mod error;
 pub mod exit;
 pub mod home;
+pub mod operator;
 pub mod profile;
 pub mod provider;
 pub mod secret;

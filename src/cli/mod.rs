@@ -2,6 +2,7 @@
 //! lives in its own file and is a thin layer over the library.
 
 mod auth;
+mod login;
 mod output;
 mod receipts;
 
@@ -34,6 +35,18 @@ enum Command {
     /// The audit log: list, show, verify and export receipts.
     #[command(subcommand)]
     Receipts(receipts::ReceiptsCommand),
+    /// Sign in with OpenID Connect (device code, or --browser).
+    Login(login::LoginArgs),
+    /// Show the logged-in operator.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+    /// End the operator session and revoke its refresh token.
+    Logout {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -58,6 +71,9 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Auth(cmd) => auth::run(cmd),
         Command::Receipts(cmd) => receipts::run(cmd),
+        Command::Login(args) => login::login(args),
+        Command::Whoami { json } => login::whoami(json),
+        Command::Logout { json } => login::logout(json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "craik", &mut std::io::stdout());
             Ok(exit::OK)

@@ -7,9 +7,11 @@ use comfy_table::{ContentArrangement, Table, presets};
 
 /// Prints one JSON document.
 pub fn json<T: serde::Serialize>(value: &T) {
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout is line-buffered, and a pretty document has many lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = serde_json::to_writer_pretty(&mut out, value);
     let _ = writeln!(out);
+    let _ = out.flush();
 }
 
 /// A table styled for where stdout goes.
@@ -26,6 +28,7 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 pub fn print_table(t: &Table) {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = writeln!(out, "{t}");
+    let _ = out.flush();
 }

@@ -7,3 +7,4 @@ mod home;
 mod profiles;
 mod receipts;
 mod secrets;
+mod tokens;

@@ -1,0 +1,191 @@
+//! `craik login`, `craik whoami`, `craik logout`.
+
+use std::io::{IsTerminal, Write};
+
+use clap::Args;
+
+use craik::context::Context;
+use craik::operator::session::{self, Session};
+use craik::operator::{self, LoginEvent, OidcConfig, OperatorError};
+use craik::exit;
+
+use super::output;
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The OpenID issuer URL (default: CRAIK_OIDC_ISSUER).
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// The OAuth client id (default: CRAIK_OIDC_CLIENT_ID).
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// A scope to request (repeatable; default: CRAIK_OIDC_SCOPES or
+    /// "openid profile email").
+    #[arg(long = "scope", value_name = "S")]
+    scopes: Vec<String>,
+    /// The ID-token claim holding the operator's groups.
+    #[arg(long, value_name = "NAME")]
+    groups_claim: Option<String>,
+    /// Use the browser (authorization code + PKCE on a loopback redirect)
+    /// instead of the device code.
+    #[arg(long)]
+    browser: bool,
+    /// One JSON object per line: device_code, then logged_in or error.
+    #[arg(long)]
+    json: bool,
+}
+
+fn json_line(v: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+fn session_json(s: &Session) -> serde_json::Value {
+    serde_json::json!({
+        "subject": s.subject,
+        "email": s.email,
+        "name": s.name,
+        "groups": s.groups,
+        "issuer": s.issuer,
+        "expires_at": s.expires_at.to_rfc3339(),
+    })
+}
+
+pub fn login(args: LoginArgs) -> craik::Result<i32> {
+    let json = args.json;
+    let result = login_inner(args);
+    if json && let Err(e) = &result {
+        let code = match e {
+            craik::Error::Operator(o) => o.code(),
+            craik::Error::Audit(_) => "audit_unavailable",
+            _ => "login_failed",
+        };
+        json_line(&serde_json::json!({"event": "error", "error": code, "message": e.to_string()}));
+    }
+    result
+}
+
+fn login_inner(args: LoginArgs) -> craik::Result<i32> {
+    let mut ctx = Context::open_default()?;
+    let config = OidcConfig::resolve(args.issuer, args.client_id, args.scopes, args.groups_claim)?;
+    // Fail closed before anyone approves anything.
+    ctx.audit()?;
+    let mut issuer = operator::flow_issuer(&ctx.home, &config)?;
+    let json = args.json;
+    let spinner = (!json && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message("waiting for approval (Ctrl-C to cancel)");
+        pb
+    });
+    let on_event = |e: &LoginEvent| match e {
+        LoginEvent::Waiting => {
+            if let Some(pb) = &spinner {
+                pb.tick();
+            }
+        }
+        other if json => json_line(&serde_json::to_value(other).unwrap_or_default()),
+        LoginEvent::DeviceCode {
+            verification_uri,
+            verification_uri_complete,
+            user_code,
+            expires_in,
+        } => {
+            println!("To sign in, open {verification_uri} and enter the code {user_code}");
+            if let Some(c) = verification_uri_complete {
+                println!("or open {c}");
+            }
+            println!("(the code expires in {} minutes)", expires_in / 60);
+        }
+        LoginEvent::Browser { url, opened } => {
+            if *opened {
+                println!("Opened your browser to sign in. If it did not open, visit:\n{url}");
+            } else {
+                println!("Open this URL in a browser to sign in:\n{url}");
+            }
+        }
+    };
+    let (flow, result) = if args.browser {
+        ("browser", operator::browser_login(&mut issuer, on_event))
+    } else {
+        ("device_code", operator::device_login(&mut issuer, on_event))
+    };
+    if let Some(pb) = &spinner {
+        pb.finish_and_clear();
+    }
+    let tokens = match result {
+        Ok(t) => t,
+        Err(e) => {
+            session::record_failed_login(&mut ctx, &config, &e);
+            return Err(e.into());
+        }
+    };
+    let s = session::establish(&mut ctx, &config, tokens, flow)?;
+    if json {
+        let mut v = session_json(&s);
+        v["event"] = "logged_in".into();
+        json_line(&v);
+    } else {
+        println!(
+            "logged in as {} ({}) via {}; session expires {}",
+            s.email.as_deref().unwrap_or(&s.subject),
+            s.subject,
+            s.issuer,
+            s.expires_at.to_rfc3339()
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn whoami(json: bool) -> craik::Result<i32> {
+    let mut ctx = Context::open_default()?;
+    let s = operator::current_session(&mut ctx)?;
+    if s.expired() {
+        return Err(OperatorError::Expired("the session has expired".into()).into());
+    }
+    if json {
+        output::json(&session_json(&s));
+    } else {
+        println!("subject: {}", s.subject);
+        println!("email:   {}", s.email.as_deref().unwrap_or("-"));
+        println!("name:    {}", s.name.as_deref().unwrap_or("-"));
+        println!("groups:  {}", if s.groups.is_empty() { "-".to_string() } else { s.groups.join(", ") });
+        println!("issuer:  {}", s.issuer);
+        println!("expires: {}", s.expires_at.to_rfc3339());
+    }
+    Ok(exit::OK)
+}
+
+pub fn logout(json: bool) -> craik::Result<i32> {
+    let mut ctx = Context::open_default()?;
+    match operator::logout(&mut ctx)? {
+        None => {
+            if json {
+                output::json(&serde_json::json!({"logged_out": false, "revocation": null}));
+            } else {
+                println!("not logged in; nothing to do");
+            }
+        }
+        Some((s, outcome)) => {
+            if json {
+                let why = match &outcome {
+                    operator::LogoutOutcome::Failed(w) => Some(w.clone()),
+                    _ => None,
+                };
+                output::json(&serde_json::json!({
+                    "logged_out": true, "subject": s.subject,
+                    "revocation": outcome.as_str(), "revocation_error": why,
+                }));
+            } else {
+                let detail = match &outcome {
+                    operator::LogoutOutcome::Revoked => "refresh token revoked at the issuer".to_string(),
+                    operator::LogoutOutcome::NotSupported => "the issuer does not support revocation; the refresh token was deleted here".to_string(),
+                    operator::LogoutOutcome::Failed(w) => format!("revocation failed ({w}); the refresh token was deleted here"),
+                    operator::LogoutOutcome::NoToken => "there was no refresh token".to_string(),
+                };
+                println!("logged out {}: {detail}", s.email.as_deref().unwrap_or(&s.subject));
+            }
+        }
+    }
+    Ok(exit::OK)
+}

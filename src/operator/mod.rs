@@ -1,0 +1,192 @@
+//! Operator identity: OpenID Connect login (device code, or loopback with
+//! PKCE), ID-token validation, the session and its refresh, and logout with
+//! token revocation.
+
+mod flow;
+mod http;
+pub mod session;
+pub mod token;
+
+use std::path::PathBuf;
+
+pub use flow::{Issuer, LoginEvent, LogoutOutcome, browser_login, device_login, logout};
+
+/// Opens an issuer (discovery, cached in the home).
+pub fn flow_issuer(home: &crate::home::Home, config: &OidcConfig) -> Result<Issuer, OperatorError> {
+    Issuer::open(home, config)
+}
+pub use session::{Session, current_session};
+
+use crate::exit;
+
+/// Default scopes (`CRAIK_OIDC_SCOPES` overrides).
+pub const DEFAULT_SCOPES: &str = "openid profile email";
+/// Default claim holding the operator's groups.
+pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("not logged in")]
+    NotLoggedIn,
+    #[error("the operator session expired and could not be refreshed: {0}")]
+    Expired(String),
+    #[error("no OpenID issuer configured")]
+    NoIssuer,
+    #[error("no OpenID client id configured")]
+    NoClientId,
+    #[error("issuer {0:?} must use https (plain http is allowed only on loopback addresses)")]
+    InsecureIssuer(String),
+    #[error("issuer {0:?} is not a valid URL")]
+    BadIssuer(String),
+    #[error("cannot read CRAIK_OIDC_CA_FILE {path}: {why}")]
+    CaFile { path: PathBuf, why: String },
+    #[error("OpenID discovery at {issuer} failed: {why}")]
+    Discovery { issuer: String, why: String },
+    #[error("the issuer does not support the device authorization grant")]
+    NoDeviceEndpoint,
+    #[error("login was denied at the identity provider")]
+    Denied,
+    #[error("the device code expired before the login was approved")]
+    CodeExpired,
+    #[error("login failed: {0}")]
+    Flow(String),
+    #[error("the identity provider returned no ID token")]
+    NoIdToken,
+    #[error("cannot fetch the issuer's keys: {0}")]
+    Jwks(String),
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
+    #[error("operator session file {path}: {why}")]
+    SessionCorrupt { path: PathBuf, why: String },
+    #[error("login was interrupted")]
+    Interrupted,
+}
+
+impl OperatorError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            OperatorError::NotLoggedIn | OperatorError::Expired(_) => "run craik login".into(),
+            OperatorError::NoIssuer => {
+                "pass --issuer https://idp.example.com or set CRAIK_OIDC_ISSUER".into()
+            }
+            OperatorError::NoClientId => "pass --client-id or set CRAIK_OIDC_CLIENT_ID".into(),
+            OperatorError::InsecureIssuer(_) | OperatorError::BadIssuer(_) => {
+                "use the issuer URL your identity provider publishes (https://...)".into()
+            }
+            OperatorError::CaFile { .. } => {
+                "point CRAIK_OIDC_CA_FILE at a PEM certificate file".into()
+            }
+            OperatorError::Discovery { .. } => {
+                "check the issuer URL and that /.well-known/openid-configuration is reachable (a private CA needs CRAIK_OIDC_CA_FILE)".into()
+            }
+            OperatorError::NoDeviceEndpoint => "use craik login --browser".into(),
+            OperatorError::Denied => "ask for access, then run craik login again".into(),
+            OperatorError::CodeExpired => {
+                "run craik login again and approve within the time shown".into()
+            }
+            OperatorError::Flow(_) | OperatorError::NoIdToken => {
+                "check the client id and scopes (openid is required)".into()
+            }
+            OperatorError::Jwks(_) => "check that the issuer's jwks_uri is reachable".into(),
+            OperatorError::Token(_) => {
+                "the identity provider sent a token craik will not trust; check the issuer and client id, then run craik login again".into()
+            }
+            OperatorError::SessionCorrupt { .. } => {
+                "run craik logout, then craik login".into()
+            }
+            OperatorError::Interrupted => "run craik login again".into(),
+        })
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            OperatorError::NotLoggedIn | OperatorError::Expired(_) => exit::LOGIN_REQUIRED,
+            _ => exit::ERROR,
+        }
+    }
+
+    /// A short machine-readable code for `--json` error events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OperatorError::Denied => "access_denied",
+            OperatorError::CodeExpired => "expired_token",
+            OperatorError::NotLoggedIn => "not_logged_in",
+            OperatorError::Expired(_) => "session_expired",
+            OperatorError::Token(_) => "invalid_id_token",
+            OperatorError::Discovery { .. } => "discovery_failed",
+            OperatorError::Interrupted => "interrupted",
+            _ => "login_failed",
+        }
+    }
+}
+
+/// Where and as whom to log in.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub groups_claim: String,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl OidcConfig {
+    /// Flags win over `CRAIK_OIDC_*` variables.
+    pub fn resolve(
+        issuer: Option<String>,
+        client_id: Option<String>,
+        scopes: Vec<String>,
+        groups_claim: Option<String>,
+    ) -> Result<OidcConfig, OperatorError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let issuer = issuer
+            .or_else(|| env("CRAIK_OIDC_ISSUER"))
+            .ok_or(OperatorError::NoIssuer)?;
+        check_issuer(&issuer)?;
+        let client_id = client_id
+            .or_else(|| env("CRAIK_OIDC_CLIENT_ID"))
+            .ok_or(OperatorError::NoClientId)?;
+        let mut scopes: Vec<String> = if scopes.is_empty() {
+            env("CRAIK_OIDC_SCOPES")
+                .unwrap_or_else(|| DEFAULT_SCOPES.to_string())
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        } else {
+            scopes
+        };
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".into());
+        }
+        Ok(OidcConfig {
+            issuer,
+            client_id,
+            scopes,
+            groups_claim: groups_claim.unwrap_or_else(|| DEFAULT_GROUPS_CLAIM.to_string()),
+            ca_file: env("CRAIK_OIDC_CA_FILE").map(PathBuf::from),
+        })
+    }
+}
+
+/// The issuer must be https, except on loopback addresses.
+pub fn check_issuer(issuer: &str) -> Result<(), OperatorError> {
+    let url = url::Url::parse(issuer).map_err(|_| OperatorError::BadIssuer(issuer.into()))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(OperatorError::InsecureIssuer(issuer.into()))
+            }
+        }
+        _ => Err(OperatorError::BadIssuer(issuer.into())),
+    }
+}

@@ -1,0 +1,272 @@
+//! The operator session, `operator-session.json` (0600): who is logged in,
+//! from which issuer, until when, and a handle to the refresh token, which
+//! lives in the secret store and never in this file.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::flow::{Issuer, LogoutOutcome, Tokens};
+use super::{OidcConfig, OperatorError};
+use crate::audit::{AuditKey, NewReceipt, Operator};
+use crate::context::Context;
+use crate::home::Home;
+
+pub const SESSION_FILE: &str = "operator-session.json";
+/// A command that needs the operator refreshes this close to expiry.
+pub const REFRESH_WINDOW_SECS: i64 = 300;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub version: u32,
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    pub issuer: String,
+    pub client_id: String,
+    pub groups_claim: String,
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// The ID token's jti, or sha256 of `iss:sub:iat` when it has none.
+    pub jti: String,
+    pub expires_at: DateTime<Utc>,
+    pub logged_in_at: DateTime<Utc>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    /// Handle of the refresh token in the secret store.
+    pub refresh_token_handle: Option<String>,
+}
+
+fn jti(claims: &super::token::Claims) -> String {
+    claims.jti.clone().unwrap_or_else(|| {
+        let d = Sha256::digest(format!("{}:{}:{}", claims.issuer, claims.subject, claims.issued_at));
+        format!("sha256:{}", hex::encode(d))
+    })
+}
+
+impl Session {
+    fn from_tokens(config: &OidcConfig, tokens: &Tokens, handle: Option<String>) -> Session {
+        let c = &tokens.claims;
+        Session {
+            version: 1,
+            subject: c.subject.clone(),
+            email: c.email.clone(),
+            name: c.name.clone(),
+            groups: c.groups.clone(),
+            issuer: c.issuer.clone(),
+            client_id: config.client_id.clone(),
+            groups_claim: config.groups_claim.clone(),
+            scopes: config.scopes.clone(),
+            ca_file: config.ca_file.as_ref().map(|p| p.display().to_string()),
+            jti: jti(c),
+            expires_at: Utc.timestamp_opt(c.expires_at, 0).single().unwrap_or_else(Utc::now),
+            logged_in_at: Utc::now(),
+            refreshed_at: None,
+            refresh_token_handle: handle,
+        }
+    }
+
+    /// The configuration this session was made with (for refresh, logout).
+    pub fn config(&self) -> OidcConfig {
+        OidcConfig {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            scopes: self.scopes.clone(),
+            groups_claim: self.groups_claim.clone(),
+            ca_file: self
+                .ca_file
+                .clone()
+                .or_else(|| std::env::var("CRAIK_OIDC_CA_FILE").ok())
+                .map(Into::into),
+        }
+    }
+
+    /// The operator as receipts name it.
+    pub fn operator(&self, key: &AuditKey) -> Operator {
+        Operator {
+            subject: self.subject.clone(),
+            issuer: self.issuer.clone(),
+            email: self.email.clone(),
+            groups: self.groups.clone(),
+            identity_hash: key.operator(&self.issuer, &self.subject),
+        }
+    }
+
+    pub fn expired(&self) -> bool {
+        self.expires_at <= Utc::now()
+    }
+
+    fn near_expiry(&self) -> bool {
+        (self.expires_at - Utc::now()).num_seconds() < REFRESH_WINDOW_SECS
+    }
+}
+
+/// Reads the session file; `None` when there is none.
+pub fn load(home: &Home) -> crate::Result<Option<Session>> {
+    let Some(bytes) = home.read(SESSION_FILE)? else {
+        return Ok(None);
+    };
+    let s: Session = serde_json::from_slice(&bytes).map_err(|e| OperatorError::SessionCorrupt {
+        path: home.path(SESSION_FILE),
+        why: e.to_string(),
+    })?;
+    Ok(Some(s))
+}
+
+fn save(home: &Home, s: &Session) -> crate::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(s).expect("session serializes");
+    bytes.push(b'\n');
+    home.write_atomic(SESSION_FILE, &bytes)?;
+    Ok(())
+}
+
+fn login_receipt(s: &Session, key: &AuditKey, kind: &str, status: &str) -> NewReceipt {
+    NewReceipt::new(kind, status)
+        .operator(Some(s.operator(key)))
+        .detail("issuer", s.issuer.as_str())
+        .detail("client_id", s.client_id.as_str())
+        .detail("expires_at", s.expires_at.to_rfc3339())
+}
+
+/// Makes the session from a successful login: stores the refresh token,
+/// writes the `login` receipt, then the session file. Replaces an earlier
+/// session (its refresh token is deleted).
+pub fn establish(
+    ctx: &mut Context,
+    config: &OidcConfig,
+    tokens: Tokens,
+    flow: &str,
+) -> crate::Result<Session> {
+    ctx.audit()?;
+    let _lock = ctx.home.lock(SESSION_FILE)?;
+    let old = load(&ctx.home).ok().flatten();
+    let handle = match &tokens.refresh_token {
+        Some(rt) => Some(ctx.secrets.put("operator refresh token", rt.as_bytes())?),
+        None => None,
+    };
+    let session = Session::from_tokens(config, &tokens, handle.clone());
+    let receipt = {
+        let key = ctx.audit_key()?;
+        login_receipt(&session, key, "login", "ok").detail("flow", flow)
+    };
+    if let Err(e) = ctx.record(receipt).and_then(|_| save(&ctx.home, &session)) {
+        if let Some(h) = handle {
+            let _ = ctx.secrets.delete(&h);
+        }
+        return Err(e);
+    }
+    if let Some(h) = old.and_then(|o| o.refresh_token_handle) {
+        let _ = ctx.secrets.delete(&h);
+    }
+    Ok(session)
+}
+
+/// Records a failed login (best effort: the login already failed).
+pub fn record_failed_login(ctx: &mut Context, config: &OidcConfig, err: &OperatorError) {
+    let r = NewReceipt::new("login", "failed")
+        .reason(err.to_string())
+        .detail("issuer", config.issuer.as_str())
+        .detail("error", err.code());
+    let _ = ctx.record(r);
+}
+
+/// The current session, refreshed first when it ends within 5 minutes.
+/// Concurrent craik processes refresh once: the first takes the lock and
+/// refreshes, the others wait and then find the fresh session.
+pub fn current_session(ctx: &mut Context) -> crate::Result<Session> {
+    let before = load(&ctx.home)?.ok_or(OperatorError::NotLoggedIn)?;
+    if !before.near_expiry() {
+        return Ok(before);
+    }
+    let _lock = ctx.home.lock(SESSION_FILE)?;
+    let s = load(&ctx.home)?.ok_or(OperatorError::NotLoggedIn)?;
+    // Another process refreshed (or logged in again) while we waited.
+    if s != before || !s.near_expiry() {
+        return Ok(s);
+    }
+    let Some(handle) = s.refresh_token_handle.clone() else {
+        return if s.expired() {
+            Err(OperatorError::Expired("there is no refresh token".into()).into())
+        } else {
+            Ok(s)
+        };
+    };
+    match refresh(ctx, &s, &handle) {
+        Ok(fresh) => Ok(fresh),
+        Err(e) => {
+            let why = e.to_string();
+            if let Ok(key) = ctx.audit_key() {
+                let r = login_receipt(&s, key, "refresh", "failed").reason(why.clone());
+                ctx.record(r)?;
+            }
+            if s.expired() {
+                Err(OperatorError::Expired(why).into())
+            } else {
+                Ok(s)
+            }
+        }
+    }
+}
+
+fn refresh(ctx: &mut Context, s: &Session, handle: &str) -> crate::Result<Session> {
+    let rt = ctx.secrets.get(handle)?;
+    let rt = String::from_utf8_lossy(&rt).into_owned();
+    let config = s.config();
+    let mut issuer = Issuer::open(&ctx.home, &config)?;
+    let tokens = issuer.refresh(&rt)?;
+    if tokens.claims.subject != s.subject || tokens.claims.issuer != s.issuer {
+        return Err(OperatorError::Flow(
+            "the refreshed ID token names a different operator".into(),
+        )
+        .into());
+    }
+    // Rotated refresh tokens replace the old one in place (atomically).
+    if let Some(new_rt) = &tokens.refresh_token {
+        ctx.secrets.replace(handle, new_rt.as_bytes())?;
+    }
+    let mut fresh = Session::from_tokens(&config, &tokens, Some(handle.to_string()));
+    fresh.logged_in_at = s.logged_in_at;
+    fresh.refreshed_at = Some(Utc::now());
+    let receipt = login_receipt(&fresh, ctx.audit_key()?, "refresh", "ok");
+    ctx.record(receipt)?;
+    save(&ctx.home, &fresh)?;
+    Ok(fresh)
+}
+
+/// Logs out: revokes the refresh token where the issuer supports it,
+/// deletes it and the session, writes a `logout` receipt. Idempotent.
+pub fn logout(ctx: &mut Context) -> crate::Result<Option<(Session, LogoutOutcome)>> {
+    let _lock = ctx.home.lock(SESSION_FILE)?;
+    let Some(s) = load(&ctx.home)? else {
+        return Ok(None);
+    };
+    ctx.audit()?;
+    let token = s
+        .refresh_token_handle
+        .as_deref()
+        .and_then(|h| ctx.secrets.get(h).ok())
+        .map(|t| String::from_utf8_lossy(&t).into_owned());
+    let outcome = match token {
+        None => LogoutOutcome::NoToken,
+        Some(rt) => match Issuer::open(&ctx.home, &s.config()) {
+            Ok(issuer) => issuer.revoke(&rt),
+            Err(e) => LogoutOutcome::Failed(e.to_string()),
+        },
+    };
+    let receipt = {
+        let key = ctx.audit_key()?;
+        let mut r = login_receipt(&s, key, "logout", "ok").detail("revocation", outcome.as_str());
+        if let LogoutOutcome::Failed(why) = &outcome {
+            r = r.reason(why.clone());
+        }
+        r
+    };
+    ctx.record(receipt)?;
+    ctx.home.remove(SESSION_FILE)?;
+    if let Some(h) = &s.refresh_token_handle {
+        let _ = ctx.secrets.delete(h);
+    }
+    Ok(Some((s, outcome)))
+}
