@@ -1,0 +1,1 @@
+//! ID-token validation against a corpus of crafted tokens.
