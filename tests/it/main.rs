@@ -8,3 +8,5 @@ mod profiles;
 mod receipts;
 mod secrets;
 mod tokens;
+mod idp;
+mod operator;
