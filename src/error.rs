@@ -20,6 +20,14 @@ pub enum Error {
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
     Operator(#[from] crate::operator::OperatorError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// Denied by policy or by a grant (exit 3).
+    #[error("{message}")]
+    Denied { message: String, hint: String },
+    /// Approval required (exit 4).
+    #[error("{message}")]
+    ApprovalRequired { message: String, hint: String },
     /// Invalid input given on the command line or standard input.
     #[error("{message}")]
     Input { message: String, hint: String },
@@ -46,6 +54,8 @@ impl Error {
             Error::Audit(e) => e.hint(),
             Error::Operator(e) => e.hint(),
             Error::Input { hint, .. } => Some(hint.clone()),
+            Error::Policy(e) => Some(e.hint()),
+            Error::Denied { hint, .. } | Error::ApprovalRequired { hint, .. } => Some(hint.clone()),
         }
     }
 
@@ -54,6 +64,8 @@ impl Error {
         match self {
             Error::Audit(e) => e.exit_code(),
             Error::Operator(e) => e.exit_code(),
+            Error::Denied { .. } => exit::DENIED,
+            Error::ApprovalRequired { .. } => exit::APPROVAL_REQUIRED,
             Error::Source(_) | Error::SecretRef(_) => exit::CREDENTIAL_UNAVAILABLE,
             _ => exit::ERROR,
         }

@@ -209,6 +209,19 @@ impl AuditLog {
     /// Appends receipts in one transaction (group commit): all become
     /// durable together, or none does.
     pub fn append_batch(&mut self, batch: Vec<NewReceipt>) -> Result<Vec<Receipt>> {
+        match self.append_checked(batch, |_| Ok(None))? {
+            Ok(v) => Ok(v),
+            Err(_) => unreachable!("no check, so always appended"),
+        }
+    }
+
+    /// Runs `check` inside the write transaction; if it finds a receipt,
+    /// nothing is appended and that receipt comes back as the inner `Err`.
+    fn append_checked(
+        &mut self,
+        batch: Vec<NewReceipt>,
+        check: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<Option<Receipt>>,
+    ) -> Result<std::result::Result<Vec<Receipt>, Receipt>> {
         let path = self.path.clone();
         let unavailable = |e: rusqlite::Error| AuditError::Unavailable {
             path: path.clone(),
@@ -218,6 +231,9 @@ impl AuditLog {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
+        if let Some(existing) = check(&tx).map_err(unavailable)? {
+            return Ok(Err(existing));
+        }
         let tail: Option<(i64, String, String)> = tx
             .query_row(
                 "SELECT seq, hash, created_at FROM receipts ORDER BY seq DESC LIMIT 1",
@@ -304,7 +320,41 @@ impl AuditLog {
             }
         }
         tx.commit().map_err(unavailable)?;
-        Ok(out)
+        Ok(Ok(out))
+    }
+
+    /// Appends `r` unless a receipt of the same kind for the same profile
+    /// and run (status ok) exists, atomically: of two processes approving
+    /// the same request at once, one appends and the other gets the
+    /// existing receipt. Returns the receipt and whether it is new.
+    pub fn append_once(&mut self, r: NewReceipt) -> Result<(Receipt, bool)> {
+        let kind = r.kind.clone();
+        let profile = r.auth_profile_id.clone();
+        let run = r.run_id.clone();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id IS ?1 AND kind = ?2 AND run_id IS ?3 AND status = 'ok' ORDER BY seq LIMIT 1"
+        );
+        match self.append_checked(vec![r], |tx| {
+            tx.query_row(&sql, params![profile, kind, run], row_to_receipt)
+                .optional()
+        })? {
+            Ok(mut v) => Ok((v.remove(0), true)),
+            Err(existing) => Ok((existing, false)),
+        }
+    }
+
+    /// The first receipt of `kind` (status ok) for a profile, and for a run
+    /// when given.
+    pub fn find(&self, profile: &str, kind: &str, run: Option<&str>) -> Result<Option<Receipt>> {
+        let sql = match run {
+            Some(_) => format!("SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND run_id = ?3 AND status = 'ok' ORDER BY seq LIMIT 1"),
+            None => format!("SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND status = 'ok' ORDER BY seq LIMIT 1"),
+        };
+        let r = match run {
+            Some(run) => self.conn.query_row(&sql, params![profile, kind, run], row_to_receipt),
+            None => self.conn.query_row(&sql, params![profile, kind], row_to_receipt),
+        };
+        r.optional().map_err(|e| self.unavailable(e))
     }
 
     /// A receipt by id (`rcpt_…`) or by seq.

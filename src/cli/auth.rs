@@ -65,6 +65,60 @@ pub enum AuthCommand {
     /// The secret store.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Run the full authorization (policy, grants, approval) for a profile
+    /// without touching its credential. Exit 0 allowed, 3 denied, 4
+    /// approval required.
+    Check {
+        id: String,
+        /// The run id (default: a fresh run_<hex>, printed).
+        #[arg(long, value_name = "R")]
+        run: Option<String>,
+        /// An extra policy envelope (repeatable).
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        wait: WaitArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending request: the first use of a profile, or a run.
+    Approve {
+        id: String,
+        #[arg(long, value_name = "RUN", require_equals = false)]
+        run: String,
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List approval requests and their approvals.
+    Approvals {
+        /// Only requests nobody has approved yet.
+        #[arg(long)]
+        pending: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let an operator group or subject use a profile.
+    Grant {
+        id: String,
+        #[arg(long = "to-group", value_name = "G")]
+        groups: Vec<String>,
+        #[arg(long = "to-subject", value_name = "S")]
+        subjects: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a grant back.
+    Revoke {
+        id: String,
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+        #[arg(long = "subject", value_name = "S")]
+        subjects: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Move every stored secret to another backend.
     MigrateSecrets {
         #[arg(long)]
@@ -91,6 +145,20 @@ pub enum AuthCommand {
     },
 }
 
+/// `--wait[=DURATION]` (default 10m when given bare).
+#[derive(Debug, clap::Args)]
+pub struct WaitArg {
+    /// Wait for an approval (default 10m) instead of exiting 4.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", require_equals = true)]
+    pub wait: Option<String>,
+}
+
+impl WaitArg {
+    pub fn duration(&self) -> craik::Result<Option<std::time::Duration>> {
+        self.wait.as_deref().map(craik::authorize::parse_duration).transpose()
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum StorageCommand {
     /// Which backend is in use, why, and how many secrets it holds.
@@ -100,9 +168,148 @@ pub enum StorageCommand {
     },
 }
 
+fn grants(
+    ctx: &mut Context,
+    id: &str,
+    groups: &[String],
+    subjects: &[String],
+    grant: bool,
+    json: bool,
+) -> craik::Result<i32> {
+    let id: ProfileId = id.parse()?;
+    let g = craik::authorize::change_grants(ctx, &id, groups, subjects, grant)?;
+    if json {
+        output::json(&serde_json::json!({"profile": id.to_string(), "grants": g}));
+    } else {
+        println!(
+            "{id}: granted to groups [{}], subjects [{}]",
+            g.groups.join(", "),
+            g.subjects.join(", ")
+        );
+    }
+    Ok(exit::OK)
+}
+
 pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
     let mut ctx = Context::open_default()?;
     match cmd {
+        AuthCommand::Check {
+            id,
+            run,
+            policies,
+            wait,
+            json,
+        } => {
+            let id: ProfileId = id.parse()?;
+            let run = run.unwrap_or_else(craik::authorize::new_run_id);
+            let req = craik::authorize::Request {
+                profile: id,
+                run: run.clone(),
+                policy_files: policies,
+                capability: "check".into(),
+                wait: wait.duration()?,
+            };
+            if !json {
+                eprintln!("run: {run}");
+            }
+            let spinner = (req.wait.is_some() && std::io::stderr().is_terminal()).then(|| {
+                let pb = indicatif::ProgressBar::new_spinner();
+                pb.set_message(format!("waiting for approval of run {run}"));
+                pb
+            });
+            let result = craik::authorize::authorize(&mut ctx, &req, || {
+                if let Some(pb) = &spinner {
+                    pb.tick();
+                }
+            });
+            if let Some(pb) = &spinner {
+                pb.finish_and_clear();
+            }
+            let a = match result {
+                Ok(a) => a,
+                Err(e) => {
+                    if json {
+                        output::json(&serde_json::json!({
+                            "allowed": false, "run": run, "exit_code": e.exit_code(),
+                            "error": e.to_string(),
+                        }));
+                    }
+                    return Err(e);
+                }
+            };
+            craik::authorize::record_check(&mut ctx, &a)?;
+            if json {
+                output::json(&serde_json::json!({
+                    "allowed": true, "run": a.run, "profile": a.profile,
+                    "operator": a.operator, "approval": a.approval,
+                    "conditions": a.evaluation.conditions,
+                }));
+            } else {
+                println!(
+                    "allowed: {} for {} (run {})",
+                    a.profile,
+                    a.operator.as_deref().unwrap_or("no operator"),
+                    a.run
+                );
+            }
+            Ok(exit::OK)
+        }
+        AuthCommand::Approve {
+            id,
+            run,
+            policies,
+            json,
+        } => {
+            let id: ProfileId = id.parse()?;
+            let a = craik::authorize::approve(&mut ctx, &id, &run, &policies)?;
+            if json {
+                output::json(&a);
+            } else if a.new {
+                println!("approved {} for run {} ({})", a.profile, a.run, a.receipt);
+            } else {
+                println!(
+                    "already approved {} for run {} by {}",
+                    a.profile,
+                    a.run,
+                    a.approver.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(exit::OK)
+        }
+        AuthCommand::Approvals { pending, json } => {
+            let list = craik::authorize::approvals(&mut ctx, pending)?;
+            if json {
+                output::json(&serde_json::json!({ "approvals": list }));
+            } else if list.is_empty() {
+                println!("no approval requests");
+            } else {
+                let mut t = output::table(&["PROFILE", "RUN", "REQUESTED BY", "REQUESTED AT", "APPROVED BY", "STATE"]);
+                for l in list {
+                    t.add_row(vec![
+                        l.profile,
+                        l.run,
+                        l.requested_by.unwrap_or_default(),
+                        l.requested_at,
+                        l.approved_by.unwrap_or_default(),
+                        if l.pending { "pending".into() } else { "approved".to_string() },
+                    ]);
+                }
+                output::print_table(&t);
+            }
+            Ok(exit::OK)
+        }
+        AuthCommand::Grant {
+            id,
+            groups,
+            subjects,
+            json,
+        } => grants(&mut ctx, &id, &groups, &subjects, true, json),
+        AuthCommand::Revoke {
+            id,
+            groups,
+            subjects,
+            json,
+        } => grants(&mut ctx, &id, &groups, &subjects, false, json),
         AuthCommand::Add {
             id,
             kind,

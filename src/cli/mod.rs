@@ -4,6 +4,7 @@
 mod auth;
 mod login;
 mod output;
+mod policy;
 mod receipts;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -32,6 +33,9 @@ enum Command {
     /// Credential profiles and the secret store.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Policy envelopes: validate and explain.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// The audit log: list, show, verify and export receipts.
     #[command(subcommand)]
     Receipts(receipts::ReceiptsCommand),
@@ -71,6 +75,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Auth(cmd) => auth::run(cmd),
         Command::Receipts(cmd) => receipts::run(cmd),
+        Command::Policy(cmd) => policy::run(cmd),
         Command::Login(args) => login::login(args),
         Command::Whoami { json } => login::whoami(json),
         Command::Logout { json } => login::logout(json),

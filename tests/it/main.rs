@@ -10,3 +10,4 @@ mod secrets;
 mod tokens;
 mod idp;
 mod operator;
+mod policy;

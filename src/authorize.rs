@@ -1,0 +1,396 @@
+//! The authorization pipeline shared by `craik auth check` and the broker:
+//! policy -> grants -> approval gate, each step leaving its receipt. Also
+//! the approval and grant operations.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use serde::Serialize;
+
+use crate::Error;
+use crate::audit::{NewReceipt, Operator, Receipt};
+use crate::context::Context;
+use crate::operator::OperatorError;
+use crate::policy::{self, Evaluation, Policy, RequireApproval};
+use crate::profile::{Profile, ProfileError, ProfileId, ProfileStore};
+
+/// A fresh run id, `run_<16 hex>`.
+pub fn new_run_id() -> String {
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("run_{}", hex::encode(b))
+}
+
+/// Checks a run id given on the command line.
+pub fn check_run_id(run: &str) -> crate::Result<()> {
+    let ok = !run.is_empty()
+        && run.len() <= 128
+        && run
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(
+            format!("invalid run id {run:?}"),
+            "run ids use letters, digits, '_', '-', '.', ':' (at most 128)",
+        ))
+    }
+}
+
+/// Parses `30s`, `5m`, `2h` or plain seconds.
+pub fn parse_duration(s: &str) -> crate::Result<Duration> {
+    let bad = || Error::input(format!("cannot read the duration {s:?}"), "write 30s, 5m or 1h");
+    let (num, mult) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        Some(c) if c.is_ascii_digit() => (s, 1),
+        _ => return Err(bad()),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    if n == 0 || n > 7 * 24 * 3600 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(n * mult))
+}
+
+/// What to authorize.
+pub struct Request {
+    pub profile: ProfileId,
+    pub run: String,
+    pub policy_files: Vec<PathBuf>,
+    /// `check`, `exec`, `proxy`, `test`.
+    pub capability: String,
+    /// Wait this long for an approval instead of failing with exit 4.
+    pub wait: Option<Duration>,
+}
+
+/// An allowed request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Authorization {
+    pub profile: String,
+    pub run: String,
+    pub operator: Option<String>,
+    pub approval: Option<String>,
+    pub evaluation: Evaluation,
+    #[serde(skip)]
+    pub profile_record: Option<Profile>,
+    #[serde(skip)]
+    pub operator_record: Option<Operator>,
+}
+
+fn base_receipt(kind: &str, status: &str, p: &Profile, op: &Option<Operator>, req: &Request) -> NewReceipt {
+    let mut r = NewReceipt::new(kind, status)
+        .profile(&p.id.to_string(), p.kind.as_str(), p.provider_family.as_str())
+        .operator(op.clone())
+        .run(&req.run);
+    r.capability = Some(req.capability.clone());
+    r
+}
+
+fn load_profile(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {
+    ProfileStore::new(&ctx.home)
+        .load()?
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ProfileError::NotFound(id.to_string()).into())
+}
+
+/// Evaluates without writing anything (`policy explain`).
+pub fn explain(ctx: &mut Context, id: &ProfileId, policy_files: &[PathBuf]) -> crate::Result<(Evaluation, Option<Operator>)> {
+    let policies = policy::load_in_force(&ctx.home, policy_files)?;
+    let profile = load_profile(ctx, id)?;
+    let op = ctx.operator()?;
+    Ok((policy::evaluate(&policies, &profile, op.as_ref()), op))
+}
+
+/// The full authorization: policy, grants, approval, each with receipts.
+/// `on_wait` is ticked while waiting for an approval.
+pub fn authorize(
+    ctx: &mut Context,
+    req: &Request,
+    mut on_wait: impl FnMut(),
+) -> crate::Result<Authorization> {
+    check_run_id(&req.run)?;
+    let policies: Vec<Policy> = policy::load_in_force(&ctx.home, &req.policy_files)?;
+    let profile = load_profile(ctx, &req.profile)?;
+    ctx.audit()?;
+    let op = ctx.operator()?;
+    let eval = policy::evaluate(&policies, &profile, op.as_ref());
+    if !eval.allowed {
+        let first = eval.first_failure().expect("a failure").clone();
+        let failing: Vec<_> = eval.failures().cloned().collect();
+        let mut r = base_receipt("denial", "denied", &profile, &op, req)
+            .reason(first.fix.clone().unwrap_or_default())
+            .detail("conditions", serde_json::to_value(&failing).unwrap_or_default());
+        r.policy_condition = Some(first.field.clone());
+        ctx.record(r)?;
+        return Err(Error::Denied {
+            message: format!(
+                "denied by policy ({}): {}",
+                first.field,
+                first.fix.clone().unwrap_or_default()
+            ),
+            hint: if failing.len() > 1 {
+                format!(
+                    "{} conditions failed; see them with: craik policy explain --profile {}",
+                    failing.len(),
+                    req.profile
+                )
+            } else if first.field == "required_operator" || op.is_none() {
+                "run craik login".into()
+            } else {
+                format!("see every condition with: craik policy explain --profile {}", req.profile)
+            },
+        });
+    }
+    let id = profile.id.to_string();
+    let mut approval = None;
+    if eval.approval.mode != RequireApproval::Never {
+        let run_filter = match eval.approval.mode {
+            RequireApproval::EachRun => Some(req.run.as_str()),
+            _ => None,
+        };
+        let found = ctx.audit()?.0.find(&id, "approval", run_filter)?;
+        match found {
+            Some(a) => approval = Some(a.id),
+            None => {
+                if ctx.audit()?.0.find(&id, "approval_requested", Some(&req.run))?.is_none() {
+                    let r = base_receipt("approval_requested", "ok", &profile, &op, req)
+                        .detail("mode", eval.approval.mode.as_str());
+                    ctx.record(r)?;
+                }
+                let command = format!("craik auth approve {id} --run={}", req.run);
+                let Some(wait) = req.wait else {
+                    return Err(Error::ApprovalRequired {
+                        message: format!(
+                            "approval required ({}) for {id}; an approver must run: {command}",
+                            eval.approval.mode.as_str()
+                        ),
+                        hint: format!("or wait for it: add --wait (run id {})", req.run),
+                    });
+                };
+                let deadline = Instant::now() + wait;
+                loop {
+                    if let Some(a) = ctx.audit()?.0.find(&id, "approval", run_filter)? {
+                        approval = Some(a.id);
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        return Err(Error::ApprovalRequired {
+                            message: format!("no approval within {}s for {id}; an approver must run: {command}", wait.as_secs()),
+                            hint: "run again once it is approved".into(),
+                        });
+                    }
+                    for _ in 0..5 {
+                        on_wait();
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Authorization {
+        profile: id,
+        run: req.run.clone(),
+        operator: op.as_ref().map(|o| o.subject.clone()),
+        approval,
+        evaluation: eval,
+        profile_record: Some(profile),
+        operator_record: op,
+    })
+}
+
+/// Records an allowed `auth check`.
+pub fn record_check(ctx: &mut Context, a: &Authorization) -> crate::Result<Receipt> {
+    let p = a.profile_record.as_ref().expect("authorized profile");
+    let mut r = NewReceipt::new("authorization", "allowed")
+        .profile(&p.id.to_string(), p.kind.as_str(), p.provider_family.as_str())
+        .operator(a.operator_record.clone())
+        .run(&a.run);
+    r.capability = Some("check".into());
+    if let Some(ap) = &a.approval {
+        r = r.detail("approval", ap.as_str());
+    }
+    ctx.record(r)
+}
+
+/// The outcome of `craik auth approve`.
+#[derive(Debug, Serialize)]
+pub struct Approved {
+    pub profile: String,
+    pub run: String,
+    pub approver: Option<String>,
+    pub receipt: String,
+    /// False when someone had already approved it.
+    pub new: bool,
+}
+
+/// `craik auth approve <id> --run=<run>`.
+pub fn approve(ctx: &mut Context, id: &ProfileId, run: &str, policy_files: &[PathBuf]) -> crate::Result<Approved> {
+    check_run_id(run)?;
+    let policies = policy::load_in_force(&ctx.home, policy_files)?;
+    let profile = load_profile(ctx, id)?;
+    ctx.audit()?;
+    let key = id.to_string();
+    let request = ctx
+        .audit()?
+        .0
+        .find(&key, "approval_requested", Some(run))?
+        .ok_or_else(|| {
+            Error::input(
+                format!("no approval request for {key} in run {run}"),
+                "requests are made by craik auth check (or exec/proxy) when a policy asks for approval; check the run id",
+            )
+        })?;
+    let rule = policy::evaluate(&policies, &profile, None).approval;
+    let approver = ctx.operator()?;
+    let needs_identity =
+        rule.required_operator || rule.separate_approver || !rule.approver_groups.is_empty();
+    if needs_identity && approver.is_none() {
+        return Err(OperatorError::NotLoggedIn.into());
+    }
+    let deny = |ctx: &mut Context, field: &str, message: String| -> crate::Result<Approved> {
+        let mut r = NewReceipt::new("denial", "denied")
+            .profile(&key, profile.kind.as_str(), profile.provider_family.as_str())
+            .operator(approver.clone())
+            .run(run)
+            .reason(message.clone());
+        r.capability = Some("approve".into());
+        r.policy_condition = Some(field.to_string());
+        ctx.record(r)?;
+        Err(Error::Denied {
+            message,
+            hint: "ask an operator the policy names as an approver".into(),
+        })
+    };
+    if let Some(a) = &approver {
+        for groups in &rule.approver_groups {
+            if !a.groups.iter().any(|g| groups.contains(g)) {
+                return deny(
+                    ctx,
+                    "approver_groups",
+                    format!(
+                        "approver not allowed: needs one of [{}], you have [{}]",
+                        groups.join(", "),
+                        a.groups.join(", ")
+                    ),
+                );
+            }
+        }
+        if rule.separate_approver
+            && request.operator_subject.as_deref() == Some(a.subject.as_str())
+            && request.operator_issuer.as_deref() == Some(a.issuer.as_str())
+        {
+            return deny(
+                ctx,
+                "separate_approver",
+                "separate_approver: nobody may approve their own request".into(),
+            );
+        }
+    }
+    let mut r = NewReceipt::new("approval", "ok")
+        .profile(&key, profile.kind.as_str(), profile.provider_family.as_str())
+        .operator(approver.clone())
+        .run(run)
+        .detail("request", request.id.as_str())
+        .detail("mode", rule.mode.as_str());
+    if let Some(s) = &request.operator_subject {
+        r = r.detail("requested_by", s.as_str());
+    }
+    let (receipt, new) = ctx.audit()?.0.append_once(r)?;
+    Ok(Approved {
+        profile: key,
+        run: run.to_string(),
+        approver: receipt.operator_subject.clone(),
+        receipt: receipt.id,
+        new,
+    })
+}
+
+/// One line of `craik auth approvals`.
+#[derive(Debug, Serialize)]
+pub struct ApprovalLine {
+    pub profile: String,
+    pub run: String,
+    pub requested_by: Option<String>,
+    pub requested_at: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
+    pub pending: bool,
+}
+
+pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<ApprovalLine>> {
+    let log = &ctx.audit()?.0;
+    let requests = log.list(&crate::audit::Filter {
+        kind: Some("approval_requested".into()),
+        ascending: true,
+        ..Default::default()
+    })?;
+    let mut out = Vec::new();
+    for r in requests {
+        let (Some(p), Some(run)) = (r.auth_profile_id.clone(), r.run_id.clone()) else {
+            continue;
+        };
+        let a = log.find(&p, "approval", Some(&run))?;
+        if pending_only && a.is_some() {
+            continue;
+        }
+        out.push(ApprovalLine {
+            profile: p,
+            run,
+            requested_by: r.operator_subject.clone(),
+            requested_at: r.created_at.clone(),
+            approved_by: a.as_ref().and_then(|a| a.operator_subject.clone()),
+            approved_at: a.as_ref().map(|a| a.created_at.clone()),
+            pending: a.is_none(),
+        });
+    }
+    Ok(out)
+}
+
+/// `craik auth grant` / `craik auth revoke`: changes a profile's grants.
+/// Needs a logged-in operator (the receipt names who granted).
+pub fn change_grants(
+    ctx: &mut Context,
+    id: &ProfileId,
+    groups: &[String],
+    subjects: &[String],
+    grant: bool,
+) -> crate::Result<crate::profile::Grants> {
+    if groups.is_empty() && subjects.is_empty() {
+        return Err(Error::input(
+            "name at least one group or subject",
+            if grant { "pass --to-group G or --to-subject S" } else { "pass --group G or --subject S" },
+        ));
+    }
+    ctx.audit()?;
+    let op = ctx.operator()?.ok_or(OperatorError::NotLoggedIn)?;
+    let home = ctx.home.clone();
+    ProfileStore::new(&home).update(|file| {
+        let p = file
+            .get_mut(id)
+            .ok_or_else(|| ProfileError::NotFound(id.to_string()))?;
+        for (list, add) in [(&mut p.grants.groups, groups), (&mut p.grants.subjects, subjects)] {
+            for v in add {
+                if grant {
+                    if !list.contains(v) {
+                        list.push(v.clone());
+                    }
+                } else {
+                    list.retain(|x| x != v);
+                }
+            }
+        }
+        let p = p.clone();
+        let r = NewReceipt::new(if grant { "grant" } else { "grant_revoked" }, "ok")
+            .profile(&p.id.to_string(), p.kind.as_str(), p.provider_family.as_str())
+            .operator(Some(op.clone()))
+            .detail("groups", groups.to_vec())
+            .detail("subjects", subjects.to_vec());
+        ctx.record(r)?;
+        Ok(p.grants)
+    })
+}

@@ -1,0 +1,90 @@
+//! `craik policy ...`
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use craik::context::Context;
+use craik::policy::Policy;
+use craik::profile::ProfileId;
+use craik::exit;
+
+use super::output;
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate envelopes and print them normalized.
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every condition's outcome for the current operator; writes nothing.
+    Explain {
+        #[arg(long, value_name = "ID")]
+        profile: String,
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
+    match cmd {
+        PolicyCommand::Check { files, json } => {
+            let mut out = Vec::new();
+            for f in &files {
+                let p = Policy::load(f)?;
+                out.push(serde_json::json!({"file": f, "envelope": p.envelope}));
+            }
+            if json {
+                output::json(&serde_json::json!({ "valid": true, "policies": out }));
+            } else {
+                for o in out {
+                    println!("{}: valid", o["file"].as_str().unwrap_or_default());
+                    println!("{}", serde_json::to_string_pretty(&o["envelope"]).unwrap_or_default());
+                }
+            }
+            Ok(exit::OK)
+        }
+        PolicyCommand::Explain {
+            profile,
+            policies,
+            json,
+        } => {
+            let mut ctx = Context::open_default()?;
+            let id: ProfileId = profile.parse()?;
+            let (eval, op) = craik::authorize::explain(&mut ctx, &id, &policies)?;
+            if json {
+                output::json(&serde_json::json!({
+                    "profile": id.to_string(),
+                    "operator": op.as_ref().map(|o| &o.subject),
+                    "allowed": eval.allowed,
+                    "conditions": eval.conditions,
+                    "approval": eval.approval,
+                }));
+            } else {
+                println!(
+                    "{id} for {}: {}",
+                    op.as_ref().map(|o| o.subject.as_str()).unwrap_or("no operator"),
+                    if eval.allowed { "allowed" } else { "DENIED" }
+                );
+                let mut t = output::table(&["CONDITION", "OUTCOME", "REQUIRED", "SEEN", "SOURCE"]);
+                for c in &eval.conditions {
+                    t.add_row(vec![
+                        c.field.clone(),
+                        if c.ok { "ok".into() } else { "FAIL".to_string() },
+                        c.required.clone(),
+                        c.seen.clone(),
+                        c.source.clone(),
+                    ]);
+                }
+                output::print_table(&t);
+                println!("approval: {}", eval.approval.mode.as_str());
+            }
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Policy envelopes (JSON files teams keep in git): parsing, profile
+//! patterns, and evaluation for an operator and a profile.
+
+mod envelope;
+mod eval;
+pub mod pattern;
+
+use std::path::PathBuf;
+
+pub use envelope::{Envelope, Policy, PolicyError, RequireApproval};
+pub use eval::{ApprovalRule, Condition, Evaluation, allows, evaluate};
+
+use crate::home::Home;
+
+/// The policy file in the home.
+pub const HOME_POLICY: &str = "policy.json";
+
+/// Every envelope in force: `<CRAIK_HOME>/policy.json` if present,
+/// `CRAIK_POLICY`, and each `--policy FILE`. Any file that does not parse
+/// stops everything (never fail open).
+pub fn load_in_force(home: &Home, extra: &[PathBuf]) -> crate::Result<Vec<Policy>> {
+    let mut out = Vec::new();
+    if let Some(bytes) = home.read(HOME_POLICY)? {
+        out.push(Policy::parse(&bytes, &home.path(HOME_POLICY))?);
+    }
+    if let Some(p) = std::env::var_os("CRAIK_POLICY").filter(|p| !p.is_empty()) {
+        out.push(Policy::load(&PathBuf::from(p))?);
+    }
+    for p in extra {
+        out.push(Policy::load(p)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,145 @@
+//! Profile patterns: `*` matches any characters except `:`, `**` any
+//! characters, `?` exactly one character; everything else is literal and
+//! case-sensitive. Patterns are compiled once into one `RegexSet`.
+
+use regex::RegexSet;
+
+/// Why a pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("empty pattern")]
+    Empty,
+    #[error("pattern {0:?} has three or more '*' in a row")]
+    Stars(String),
+    #[error("pattern {pattern:?} contains {ch:?}; patterns use letters, digits, '.', '_', '-', ':', '*' and '?'")]
+    Char { pattern: String, ch: char },
+    #[error("pattern {0:?} is too long")]
+    TooLong(String),
+}
+
+const MAX_PATTERN: usize = 200;
+
+fn to_regex(p: &str) -> Result<String, PatternError> {
+    if p.is_empty() {
+        return Err(PatternError::Empty);
+    }
+    if p.len() > MAX_PATTERN {
+        return Err(PatternError::TooLong(p.to_string()));
+    }
+    if p.contains("***") {
+        return Err(PatternError::Stars(p.to_string()));
+    }
+    let mut out = String::from("^");
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                out.push_str(".*");
+            }
+            '*' => out.push_str("[^:]*"),
+            '?' => out.push('.'),
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':') => {
+                if c == '.' || c == '-' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            ch => {
+                return Err(PatternError::Char {
+                    pattern: p.to_string(),
+                    ch,
+                });
+            }
+        }
+    }
+    out.push('$');
+    Ok(out)
+}
+
+/// A compiled list of patterns: "does any match?"
+#[derive(Debug, Clone)]
+pub struct PatternSet {
+    patterns: Vec<String>,
+    set: RegexSet,
+}
+
+impl PatternSet {
+    pub fn new(patterns: &[String]) -> Result<PatternSet, PatternError> {
+        let regexes = patterns
+            .iter()
+            .map(|p| to_regex(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let set = RegexSet::new(&regexes).map_err(|_| PatternError::TooLong(patterns.join(",")))?;
+        Ok(PatternSet {
+            patterns: patterns.to_vec(),
+            set,
+        })
+    }
+
+    pub fn is_match(&self, id: &str) -> bool {
+        self.set.is_match(id)
+    }
+
+    /// The first pattern that matches, for explanations.
+    pub fn first_match(&self, id: &str) -> Option<&str> {
+        self.set
+            .matches(id)
+            .iter()
+            .next()
+            .map(|i| self.patterns[i].as_str())
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+/// One pattern against one id (tests, docs).
+pub fn matches(pattern: &str, id: &str) -> Result<bool, PatternError> {
+    Ok(PatternSet::new(&[pattern.to_string()])?.is_match(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table in docs/policy.md.
+    pub const CASES: &[(&str, &str, bool)] = &[
+        ("anthropic:prod-*", "anthropic:prod-eu", true),
+        ("anthropic:prod-*", "anthropic:prod-", true),
+        ("anthropic:prod-*", "anthropic:staging", false),
+        ("anthropic:*", "anthropic:work", true),
+        ("*:work", "openai:work", true),
+        ("*:work", "openai:work2", false),
+        ("*", "openai:work", false),
+        ("**", "openai:work", true),
+        ("openai:**", "openai:a.b-c", true),
+        ("*:*", "gemini:x", true),
+        ("openai:ci-?", "openai:ci-1", true),
+        ("openai:ci-?", "openai:ci-12", false),
+        ("openai:ci-?", "openai:ci-", false),
+        ("OpenAI:*", "openai:x", false),
+        ("openai:x.y", "openai:xzy", false),
+        ("openai:x.y", "openai:x.y", true),
+        ("open*", "openai:x", false),
+        ("open**", "openai:x", true),
+        ("?????:x", "local:x", true),
+    ];
+
+    #[test]
+    fn table() {
+        for (p, id, want) in CASES {
+            assert_eq!(matches(p, id).unwrap(), *want, "{p} vs {id}");
+        }
+    }
+
+    #[test]
+    fn bad_patterns() {
+        assert_eq!(matches("", "x"), Err(PatternError::Empty));
+        assert!(matches("a***", "x").is_err());
+        assert!(matches("openai:[abc]", "x").is_err());
+        assert!(matches("openai:(x|y)", "x").is_err());
+        assert!(matches("a b", "x").is_err());
+    }
+}

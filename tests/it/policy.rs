@@ -1,0 +1,313 @@
+//! Policy envelopes, grants and the approval gate, with operators from the
+//! real test OpenID provider (alice: prod-deploy, devs; bob: devs;
+//! carol: approvers, devs; dave: no groups).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::common::{Env, assert_schema};
+use crate::idp::{Idp, login_as};
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("policies")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn write_policy(env: &Env, name: &str, json: &str) -> String {
+    let p: PathBuf = env.dir.path().join(name);
+    std::fs::write(&p, json).unwrap();
+    p.display().to_string()
+}
+
+fn receipts(env: &Env, kind: &str) -> Vec<serde_json::Value> {
+    let r = env.run(&["receipts", "list", "--kind", kind, "--json"]);
+    r.ok();
+    r.json()["receipts"].as_array().unwrap().clone()
+}
+
+fn setup(idp: &Idp) -> Env {
+    let mut env = Env::new();
+    idp.configure(&mut env);
+    env.set("CI_KEY", "ci-secret");
+    for id in ["anthropic:prod-eu", "anthropic:dev", "openai:personal-x", "gemini:x"] {
+        env.run_stdin(&["auth", "add", id, "--kind=keyring-ref", "--stdin"], Some("k-1"))
+            .ok();
+    }
+    env.run(&["auth", "add", "openai:dev", "--kind=api-key"]).ok();
+    env.run(&["auth", "add", "openai:ci", "--kind=secret-ref", "--secret-ref", "env:CI_KEY"])
+        .ok();
+    env
+}
+
+#[test]
+fn regulated_team_policy_decisions() {
+    let idp = Idp::start(&[]);
+    let env = setup(&idp);
+    let reg = example("regulated-team.json");
+    let check = |id: &str| env.run(&["auth", "check", id, "--policy", &reg, "--json"]);
+
+    // No operator: denied, told to log in.
+    let r = check("anthropic:dev");
+    r.code(3);
+    assert!(r.stderr.contains("operator identity required by policy; run craik login"), "{}", r.stderr);
+    let d = &receipts(&env, "denial")[0];
+    assert_eq!(d["policy_condition"], "required_operator");
+
+    login_as(&env, &idp, "dave");
+    let r = check("anthropic:dev");
+    r.code(3);
+    assert!(
+        r.stderr.contains("operator group not allowed: needs one of [prod-deploy, devs], you have []"),
+        "{}",
+        r.stderr
+    );
+    let d = &receipts(&env, "denial")[0];
+    assert_eq!(d["policy_condition"], "allowed_operator_groups");
+    assert_eq!(d["operator_subject"], "dave");
+    let conds = d["details"]["conditions"].as_array().unwrap();
+    assert_eq!(conds[0]["field"], "allowed_operator_groups");
+    assert_eq!(conds[0]["seen"], "[]");
+
+    login_as(&env, &idp, "bob");
+    check("anthropic:dev").ok();
+    assert_eq!(receipts(&env, "authorization")[0]["operator_subject"], "bob");
+    // By kind (api-key), by pattern (gemini), by denied pattern (personal-*).
+    for (id, field) in [
+        ("openai:dev", "allowed_credential_kinds"),
+        ("gemini:x", "allowed_credential_profiles"),
+        ("openai:personal-x", "denied_credential_profiles"),
+    ] {
+        check(id).code(3);
+        assert_eq!(receipts(&env, "denial")[0]["policy_condition"], field, "{id}");
+    }
+    // Two failures at once: both listed, the first named.
+    let strict = write_policy(
+        &env,
+        "strict.json",
+        r#"{"version":1,"allowed_operator_subjects":["alice"],"allowed_credential_kinds":["secret-ref"]}"#,
+    );
+    env.run(&["auth", "check", "anthropic:dev", "--policy", &strict]).code(3);
+    let d = &receipts(&env, "denial")[0];
+    assert_eq!(d["policy_condition"], "allowed_operator_subjects");
+    assert_eq!(d["details"]["conditions"].as_array().unwrap().len(), 2);
+
+    // By issuer.
+    let iss = write_policy(
+        &env,
+        "issuer.json",
+        r#"{"version":1,"required_operator_issuer":"https://idp.example.com"}"#,
+    );
+    env.run(&["auth", "check", "anthropic:dev", "--policy", &iss]).code(3);
+    assert_eq!(receipts(&env, "denial")[0]["policy_condition"], "required_operator_issuer");
+    // The policy in CRAIK_HOME and CRAIK_POLICY are in force too.
+    std::fs::write(env.file("policy.json"), std::fs::read(&iss).unwrap()).unwrap();
+    env.run(&["auth", "check", "anthropic:dev"]).code(3);
+    std::fs::remove_file(env.file("policy.json")).unwrap();
+    let mut env2 = Env::new();
+    env2.vars = env.vars.clone();
+    env2.set("CRAIK_POLICY", &iss);
+    env2.run(&["auth", "check", "anthropic:dev"]).code(3);
+    env.run(&["auth", "check", "anthropic:dev"]).ok();
+}
+
+#[test]
+fn grants_restrict_a_profile() {
+    let idp = Idp::start(&[]);
+    let env = setup(&idp);
+    env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "carol"])
+        .code(6)
+        .error_with_hint("run craik login");
+    login_as(&env, &idp, "carol");
+    env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "carol"]).ok();
+    let g = &receipts(&env, "grant")[0];
+    assert_eq!(g["operator_subject"], "carol");
+    let file = env.read_json("auth-profiles.json");
+    assert_schema("auth-profiles.schema.json", &file);
+    env.run(&["auth", "check", "anthropic:dev"]).ok();
+    login_as(&env, &idp, "alice");
+    let r = env.run(&["auth", "check", "anthropic:dev"]);
+    r.code(3);
+    assert_eq!(receipts(&env, "denial")[0]["policy_condition"], "profile_grants");
+    // A group grant lets alice in; revoking takes it back.
+    env.run(&["auth", "grant", "anthropic:dev", "--to-group", "prod-deploy"]).ok();
+    env.run(&["auth", "check", "anthropic:dev"]).ok();
+    env.run(&["auth", "revoke", "anthropic:dev", "--group", "prod-deploy"]).ok();
+    assert_eq!(receipts(&env, "grant_revoked").len(), 1);
+    env.run(&["auth", "check", "anthropic:dev"]).code(3);
+}
+
+#[test]
+fn first_use_approval_by_a_separate_approver() {
+    let idp = Idp::start(&[]);
+    let env = setup(&idp);
+    let reg = example("regulated-team.json");
+    // carol asks for the first use of a production profile.
+    login_as(&env, &idp, "carol");
+    let r = env.run(&["auth", "check", "anthropic:prod-eu", "--run", "run_one", "--policy", &reg]);
+    r.code(4);
+    assert!(
+        r.stderr.contains("craik auth approve anthropic:prod-eu --run=run_one"),
+        "{}",
+        r.stderr
+    );
+    let req = &receipts(&env, "approval_requested")[0];
+    assert_eq!(req["run_id"], "run_one");
+    assert_eq!(req["operator_subject"], "carol");
+    let pending = env.run(&["auth", "approvals", "--pending", "--json"]).json();
+    assert_eq!(pending["approvals"][0]["run"], "run_one");
+
+    // Nobody approves their own request.
+    let r = env.run(&["auth", "approve", "anthropic:prod-eu", "--run", "run_one", "--policy", &reg]);
+    r.code(3);
+    assert!(r.stderr.contains("separate_approver"), "{}", r.stderr);
+    // bob is not an approver.
+    login_as(&env, &idp, "bob");
+    let r = env.run(&["auth", "approve", "anthropic:prod-eu", "--run", "run_one", "--policy", &reg]);
+    r.code(3);
+    assert!(r.stderr.contains("approver not allowed: needs one of [approvers], you have [devs]"), "{}", r.stderr);
+    assert_eq!(receipts(&env, "approval").len(), 0);
+    let denials = receipts(&env, "denial");
+    assert_eq!(denials[0]["policy_condition"], "approver_groups");
+    assert_eq!(denials[1]["policy_condition"], "separate_approver");
+
+    // alice asks too (another run), carol approves alice's request.
+    login_as(&env, &idp, "alice");
+    env.run(&["auth", "check", "anthropic:prod-eu", "--run", "run_two", "--policy", &reg]).code(4);
+    login_as(&env, &idp, "carol");
+    let a = env.run(&["auth", "approve", "anthropic:prod-eu", "--run=run_two", "--policy", &reg, "--json"]);
+    a.ok();
+    assert_eq!(a.json()["new"], true);
+    let ap = &receipts(&env, "approval")[0];
+    assert_eq!(ap["operator_subject"], "carol");
+    assert_eq!(ap["details"]["requested_by"], "alice");
+    // first_use: once approved, every later run passes.
+    login_as(&env, &idp, "alice");
+    env.run(&["auth", "check", "anthropic:prod-eu", "--run", "run_two", "--policy", &reg]).ok();
+    env.run(&["auth", "check", "anthropic:prod-eu", "--run", "run_three", "--policy", &reg]).ok();
+    // Profiles outside approval_profiles never needed approval.
+    env.run(&["auth", "check", "anthropic:dev", "--policy", &reg]).ok();
+    let pending = env.run(&["auth", "approvals", "--pending", "--json"]).json();
+    assert_eq!(pending["approvals"].as_array().unwrap().len(), 1, "run_one stays pending");
+}
+
+#[test]
+fn each_run_approval_concurrent_approvers_and_wait() {
+    let idp = Idp::start(&[]);
+    let env = setup(&idp);
+    let ci = example("ci-automation.json");
+    login_as(&env, &idp, "alice");
+    env.run(&["auth", "check", "openai:ci", "--run", "run_a", "--policy", &ci]).code(4);
+    // Two processes approve the same request at once: one approval, no error.
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = env.command(&["auth", "approve", "openai:ci", "--run", "run_a", "--policy", &ci, "--json"]);
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut new = 0;
+    for ch in children {
+        let out = ch.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["new"] == true {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+    assert_eq!(receipts(&env, "approval").len(), 1);
+    env.run(&["auth", "check", "openai:ci", "--run", "run_a", "--policy", &ci]).ok();
+    // each_run: a new run needs its own approval.
+    env.run(&["auth", "check", "openai:ci", "--run", "run_b", "--policy", &ci]).code(4);
+    // --wait pauses until the approval lands.
+    let mut c = env.command(&["auth", "check", "openai:ci", "--run", "run_c", "--policy", &ci, "--wait=30s"]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let waiter = c.spawn().unwrap();
+    assert!(crate::idp::wait_until(std::time::Duration::from_secs(20), || {
+        env.run(&["auth", "approvals", "--pending", "--json"]).json()["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["run"] == "run_c")
+    }));
+    env.run(&["auth", "approve", "openai:ci", "--run", "run_c", "--policy", &ci]).ok();
+    let out = waiter.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A short wait that nobody answers ends with exit 4.
+    env.run(&["auth", "check", "openai:ci", "--run", "run_d", "--policy", &ci, "--wait=2s"])
+        .code(4);
+    // The ci policy names its subjects: bob is not one.
+    login_as(&env, &idp, "bob");
+    env.run(&["auth", "check", "openai:ci", "--run", "run_e", "--policy", &ci]).code(3);
+    assert_eq!(receipts(&env, "denial")[0]["policy_condition"], "allowed_operator_subjects");
+}
+
+#[test]
+fn solo_developer_policy_needs_no_login() {
+    let env = Env::new();
+    let solo = example("solo-developer.json");
+    env.run_stdin(&["auth", "add", "openai:work", "--kind=keyring-ref", "--stdin"], Some("k")).ok();
+    env.run_stdin(&["auth", "add", "openai:prod-x", "--kind=keyring-ref", "--stdin"], Some("k")).ok();
+    env.run(&["auth", "add", "openai:env", "--kind=api-key"]).ok();
+    env.run(&["auth", "check", "openai:work", "--policy", &solo]).ok();
+    env.run(&["auth", "check", "openai:env", "--policy", &solo]).code(3);
+    env.run(&["auth", "check", "openai:prod-x", "--policy", &solo]).code(3);
+    assert_eq!(receipts(&env, "denial")[0]["policy_condition"], "denied_credential_profiles");
+    // explain writes nothing.
+    let before = env.run(&["receipts", "stats", "--json"]).json()["total"].clone();
+    let e = env.run(&["policy", "explain", "--profile", "openai:prod-x", "--policy", &solo, "--json"]);
+    e.ok();
+    let v = e.json();
+    assert_eq!(v["allowed"], false);
+    assert_eq!(v["conditions"].as_array().unwrap().len(), 2);
+    assert_eq!(env.run(&["receipts", "stats", "--json"]).json()["total"], before);
+}
+
+#[test]
+fn example_policies_validate() {
+    let env = Env::new();
+    for name in ["solo-developer.json", "regulated-team.json", "ci-automation.json"] {
+        let path = example(name);
+        let r = env.run(&["policy", "check", &path, "--json"]);
+        r.ok();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_schema("policy-envelope.schema.json", &v);
+    }
+}
+
+#[test]
+fn bad_policies_stop_everything() {
+    let env = Env::new();
+    env.run_stdin(&["auth", "add", "openai:work", "--kind=keyring-ref", "--stdin"], Some("k")).ok();
+    let cases = [
+        ("{\"version\":1,\n\"allowed_operator_grups\":[\"x\"]}", "unknown field `allowed_operator_grups`", "line 2"),
+        ("{\"version\":1,\"allowed_operator_groups\":[]}", "allowed_operator_groups is an empty list", "leave the field out"),
+        ("{\"version\":1,\"required_operator\":\"yes\"}", "invalid type", "line 1"),
+        ("{\"version\":1,\"require_approval\":\"sometimes\"}", "unknown variant", "line 1"),
+        ("{\"version\":1,\n\n\"allowed_credential_kinds\": [\"api-key\",]}", "trailing comma", "line 3"),
+        ("{\"version\":1,\"allowed_credential_profiles\":[\"openai:[a-z]\"]}", "contains '['", "patterns use"),
+        ("{\"version\":1,\"denied_credential_profiles\":[\"a***\"]}", "three or more", "patterns use"),
+        ("{\"version\":2}", "unsupported version 2", "fix the file"),
+        ("not json", "expected ident", "line 1"),
+    ];
+    for (content, needle, where_) in cases {
+        let p = write_policy(&env, "bad.json", content);
+        for args in [
+            vec!["auth", "check", "openai:work", "--policy", &p],
+            vec!["policy", "check", &p],
+        ] {
+            let r = env.run(&args);
+            r.code(1);
+            assert!(r.stderr.contains(needle), "{content}: {}", r.stderr);
+            assert!(r.stderr.contains(where_), "{content}: {}", r.stderr);
+            assert!(r.stderr.contains("bad.json"), "names the file: {}", r.stderr);
+        }
+    }
+    // A bad policy.json in the home stops checks without --policy too.
+    std::fs::write(env.file("policy.json"), "{").unwrap();
+    env.run(&["auth", "check", "openai:work"]).code(1);
+    assert_eq!(receipts(&env, "authorization").len(), 0, "never fail open");
+}
