@@ -13,12 +13,14 @@
 pub mod audit;
 pub mod auth;
 pub mod authorize;
+pub mod broker;
 pub mod context;
 pub mod error;
 pub mod exit;
 pub mod home;
 pub mod operator;
 pub mod policy;
+pub mod pool;
 pub mod profile;
 pub mod provider;
 pub mod secret;

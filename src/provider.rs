@@ -53,3 +53,122 @@ pub fn info(family: Family) -> &'static FamilyInfo {
         .find(|f| f.family == family)
         .expect("every family is in the table")
 }
+
+/// Every environment variable through which a provider credential might
+/// reach a child process; `craik exec` removes them all before injecting
+/// the one it means to.
+pub const CREDENTIAL_ENV_VARS: &[&str] = &[
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+];
+
+/// Request headers that carry a client's credential; the proxy strips them
+/// all before injecting the real one.
+pub const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "api-key",
+];
+
+/// Query parameters that carry a credential (Gemini's `?key=`).
+pub const CREDENTIAL_QUERY_PARAMS: &[&str] = &["key"];
+
+/// Whether an Anthropic credential is an OAuth token rather than an API key.
+pub fn is_anthropic_oauth(credential: &str) -> bool {
+    credential.starts_with("sk-ant-oat")
+}
+
+/// Whether a Gemini credential is an API key (`AIza...`) rather than an
+/// OAuth access token.
+pub fn is_google_api_key(credential: &str) -> bool {
+    credential.starts_with("AIza")
+}
+
+impl FamilyInfo {
+    /// The headers that carry `credential` for this family. `client_has`
+    /// tells whether the client already sent a header (by lowercase name).
+    pub fn auth_headers(
+        &self,
+        credential: &str,
+        client_has: impl Fn(&str) -> Option<String>,
+    ) -> Vec<(&'static str, String)> {
+        match self.family {
+            Family::Anthropic => {
+                let mut h = Vec::new();
+                if is_anthropic_oauth(credential) {
+                    h.push(("authorization", format!("Bearer {credential}")));
+                    let beta = match client_has("anthropic-beta") {
+                        Some(b) if b.split(',').any(|x| x.trim() == "oauth-2025-04-20") => b,
+                        Some(b) if !b.trim().is_empty() => format!("{b},oauth-2025-04-20"),
+                        _ => "oauth-2025-04-20".to_string(),
+                    };
+                    h.push(("anthropic-beta", beta));
+                } else {
+                    h.push(("x-api-key", credential.to_string()));
+                }
+                if client_has("anthropic-version").is_none() {
+                    h.push(("anthropic-version", "2023-06-01".to_string()));
+                }
+                h
+            }
+            Family::Gemini if is_google_api_key(credential) => {
+                vec![("x-goog-api-key", credential.to_string())]
+            }
+            _ => vec![("authorization", format!("Bearer {credential}"))],
+        }
+    }
+
+    /// The environment a child gets for `credential` (name, value).
+    pub fn exec_env(&self, credential: &str) -> Vec<(&'static str, String)> {
+        let var = if self.family == Family::Anthropic && is_anthropic_oauth(credential) {
+            "CLAUDE_CODE_OAUTH_TOKEN"
+        } else {
+            self.env_api_key
+        };
+        vec![(var, credential.to_string())]
+    }
+}
+
+/// The base URL a profile's calls go to.
+pub fn base_url(profile: &crate::profile::Profile) -> Option<String> {
+    profile
+        .base_url
+        .clone()
+        .or_else(|| info(profile.provider_family).default_base_url.map(str::to_string))
+}
+
+/// Joins a base URL and a request path (and query) without losing the
+/// base's own path (`https://api.openai.com/v1` + `/models`).
+pub fn join(base: &str, path_and_query: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path_and_query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_per_family() {
+        let none = |_: &str| None;
+        let a = info(Family::Anthropic).auth_headers("sk-ant-api03-x", none);
+        assert_eq!(a[0], ("x-api-key", "sk-ant-api03-x".to_string()));
+        assert_eq!(a[1], ("anthropic-version", "2023-06-01".to_string()));
+        let o = info(Family::Anthropic).auth_headers("sk-ant-oat01-x", |h| (h == "anthropic-version").then(|| "2024".into()));
+        assert_eq!(o[0].1, "Bearer sk-ant-oat01-x");
+        assert_eq!(o[1], ("anthropic-beta", "oauth-2025-04-20".to_string()));
+        assert_eq!(o.len(), 2);
+        let g = info(Family::Gemini).auth_headers("AIzaXYZ", none);
+        assert_eq!(g[0].0, "x-goog-api-key");
+        let g = info(Family::Gemini).auth_headers("ya29.token", none);
+        assert_eq!(g[0].1, "Bearer ya29.token");
+        assert_eq!(info(Family::Anthropic).exec_env("sk-ant-oat01-x")[0].0, "CLAUDE_CODE_OAUTH_TOKEN");
+        assert_eq!(join("https://api.openai.com/v1/", "/models?x=1"), "https://api.openai.com/v1/models?x=1");
+    }
+}

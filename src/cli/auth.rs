@@ -13,6 +13,7 @@ use craik::{Error, exit, term};
 use super::output;
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum AuthCommand {
     /// Add a credential profile.
     Add {
@@ -99,6 +100,18 @@ pub enum AuthCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make the family's test call with a profile (or a pool member).
+    Test {
+        /// A profile or pool id.
+        id: String,
+        #[arg(long, value_name = "R")]
+        run: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Credential pools.
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// Let an operator group or subject use a profile.
     Grant {
         id: String,
@@ -160,12 +173,87 @@ impl WaitArg {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Create a pool of profiles of one family.
+    Create {
+        /// The pool id (same form as a profile id: openai:team).
+        id: String,
+        /// round_robin, failover or weighted.
+        #[arg(long)]
+        strategy: String,
+        /// A member, ID[=WEIGHT] (repeatable).
+        #[arg(long = "member", value_name = "ID[=WEIGHT]", required = true)]
+        members: Vec<String>,
+        /// Replace an existing pool.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Every pool with its members' health.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a pool (its member profiles stay).
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum StorageCommand {
     /// Which backend is in use, why, and how many secrets it holds.
     Status {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn pool(ctx: &Context, cmd: PoolCommand) -> craik::Result<i32> {
+    use craik::pool::{self, PoolStore};
+    match cmd {
+        PoolCommand::Create {
+            id,
+            strategy,
+            members,
+            force,
+        } => {
+            let id: ProfileId = id.parse()?;
+            let members = members
+                .iter()
+                .map(|m| pool::parse_member(m))
+                .collect::<craik::Result<Vec<_>>>()?;
+            let p = pool::create(&ctx.home, &id, strategy.parse()?, &members, force)?;
+            println!("created pool {} ({} members)", p.id, p.members.len());
+        }
+        PoolCommand::Status { json } => {
+            let f = PoolStore::new(&ctx.home).load()?;
+            if json {
+                output::json(&f);
+            } else if f.pools.is_empty() {
+                println!("no pools");
+            } else {
+                let mut t = output::table(&["POOL", "STRATEGY", "MEMBER", "WEIGHT", "FAILURES", "BACKOFF UNTIL", "LAST"]);
+                for p in &f.pools {
+                    for m in &p.members {
+                        t.add_row(vec![
+                            p.id.to_string(),
+                            format!("{:?}", p.strategy).to_lowercase(),
+                            m.profile.to_string(),
+                            m.weight.to_string(),
+                            m.health.consecutive_failures.to_string(),
+                            m.health.backoff_until.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                            m.health.last_outcome.map(|o| o.as_str().to_string()).unwrap_or_default(),
+                        ]);
+                    }
+                }
+                output::print_table(&t);
+            }
+        }
+        PoolCommand::Remove { id } => {
+            let id: ProfileId = id.parse()?;
+            pool::remove(&ctx.home, &id)?;
+            println!("removed pool {id}");
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn grants(
@@ -276,6 +364,31 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             }
             Ok(exit::OK)
         }
+        AuthCommand::Test { id, run, json } => {
+            let id: ProfileId = id.parse()?;
+            let spec = craik::broker::CallSpec {
+                target: craik::broker::Target::guess(&ctx, &id)?,
+                run: run.unwrap_or_else(craik::authorize::new_run_id),
+                policy_files: vec![],
+                capability: "test".into(),
+                wait: None,
+            };
+            let r = craik::broker::test_call::test(&mut ctx, &spec)?;
+            if json {
+                output::json(&r);
+            } else {
+                println!(
+                    "{}: {} (HTTP {}, {} ms, run {})",
+                    r.profile,
+                    r.status,
+                    r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    r.latency_ms,
+                    r.run
+                );
+            }
+            Ok(r.exit_code())
+        }
+        AuthCommand::Pool(cmd) => pool(&ctx, cmd),
         AuthCommand::Approvals { pending, json } => {
             let list = craik::authorize::approvals(&mut ctx, pending)?;
             if json {

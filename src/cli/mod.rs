@@ -2,6 +2,7 @@
 //! lives in its own file and is a thin layer over the library.
 
 mod auth;
+mod broker;
 mod login;
 mod output;
 mod policy;
@@ -39,6 +40,10 @@ enum Command {
     /// The audit log: list, show, verify and export receipts.
     #[command(subcommand)]
     Receipts(receipts::ReceiptsCommand),
+    /// Run a command with a credential injected into its environment.
+    Exec(broker::ExecArgs),
+    /// A local reverse proxy that injects the credential.
+    Proxy(broker::ProxyArgs),
     /// Sign in with OpenID Connect (device code, or --browser).
     Login(login::LoginArgs),
     /// Show the logged-in operator.
@@ -77,6 +82,8 @@ pub fn run() -> i32 {
         Command::Receipts(cmd) => receipts::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Login(args) => login::login(args),
+        Command::Exec(args) => broker::exec(args),
+        Command::Proxy(args) => broker::proxy(args),
         Command::Whoami { json } => login::whoami(json),
         Command::Logout { json } => login::logout(json),
         Command::Completions { shell } => {

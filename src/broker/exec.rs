@@ -1,0 +1,156 @@
+//! `craik exec`: run a child with the credential in its environment (never
+//! its argv), signals forwarded, and exit with its status. With
+//! `--via-proxy` the child gets only a proxy's address and token.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Map;
+
+use super::proxy::{self, ProxyState, Upstream};
+use super::{Call, CallSpec, base_url_of, finish_call, start_call};
+use crate::Error;
+use crate::audit::AuditLog;
+use crate::audit::group::GroupCommitter;
+use crate::context::Context;
+use crate::pool::Outcome;
+use crate::provider::{self, CREDENTIAL_ENV_VARS};
+
+pub struct ExecSpec {
+    pub call: CallSpec,
+    pub via_proxy: bool,
+    pub argv: Vec<String>,
+}
+
+fn runtime() -> crate::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::input(format!("cannot start the async runtime: {e}"), "report this"))
+}
+
+/// Runs the child; returns its exit code (128 + signal when killed).
+async fn run_child(mut cmd: tokio::process::Command) -> std::io::Result<(i32, Option<i32>)> {
+    use std::os::unix::process::ExitStatusExt;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut child = cmd.spawn()?;
+    let pid = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32));
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let forward = |sig: rustix::process::Signal| {
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s?,
+            _ = term.recv() => forward(rustix::process::Signal::TERM),
+            _ = int.recv() => forward(rustix::process::Signal::INT),
+            _ = hup.recv() => forward(rustix::process::Signal::HUP),
+            _ = quit.recv() => forward(rustix::process::Signal::QUIT),
+        }
+    };
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => (c, None),
+        (None, Some(s)) => (128 + s, Some(s)),
+        _ => (1, None),
+    })
+}
+
+/// `craik exec`.
+pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
+    if spec.argv.is_empty() {
+        return Err(Error::input("no command to run", "craik exec --profile ID -- CMD [ARGS...]"));
+    }
+    let mut details = Map::new();
+    details.insert("command".into(), spec.argv[0].clone().into());
+    details.insert("via_proxy".into(), spec.via_proxy.into());
+    let call: Call = start_call(ctx, &spec.call, &[], details)?;
+    let family = provider::info(call.profile.provider_family);
+    let rt = runtime()?;
+    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..]);
+    for v in CREDENTIAL_ENV_VARS {
+        cmd.env_remove(v);
+    }
+    let mut proxy_handle = None;
+    match (&call.credential, spec.via_proxy) {
+        (None, true) => {
+            return Err(Error::input(
+                format!("profile {} has no credential to proxy (it delegates to the provider's CLI)", call.profile.id),
+                "drop --via-proxy",
+            ));
+        }
+        (None, false) => {}
+        (Some(cred), false) => {
+            for (k, v) in family.exec_env(cred) {
+                cmd.env(k, v);
+            }
+            if let Some(b) = &call.profile.base_url {
+                cmd.env(family.env_base_url, b);
+            }
+        }
+        (Some(cred), true) => {
+            let upstream = Upstream {
+                profile: call.profile.clone(),
+                credential: cred.clone(),
+                base_url: base_url_of(&call.profile)?,
+                identity_hash: call.identity_hash.clone(),
+            };
+            let committer = GroupCommitter::start(AuditLog::open(&ctx.home)?);
+            let state = Arc::new(ProxyState::new(
+                proxy::new_token(),
+                family,
+                vec![upstream],
+                None,
+                call.run.clone(),
+                call.operator.clone(),
+                committer,
+            )?);
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .map_err(|e| Error::input(format!("cannot listen on loopback: {e}"), "check the network namespace"))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::input(e.to_string(), "report this"))?;
+            for (k, v) in state.client_env(addr) {
+                cmd.env(k, v);
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let server = rt.spawn(proxy::serve(listener, state, async {
+                let _ = rx.await;
+            }));
+            proxy_handle = Some((tx, server));
+        }
+    }
+    let t0 = Instant::now();
+    let result = rt.block_on(run_child(cmd));
+    if let Some((tx, server)) = proxy_handle {
+        let _ = tx.send(());
+        let _ = rt.block_on(server);
+    }
+    let mut details = Map::new();
+    details.insert("duration_ms".into(), (t0.elapsed().as_millis() as u64).into());
+    match result {
+        Ok((code, signal)) => {
+            details.insert("exit_code".into(), code.into());
+            if let Some(s) = signal {
+                details.insert("signal".into(), s.into());
+            }
+            finish_call(ctx, &call, if code == 0 { "ok" } else { "error" }, Some(Outcome::Ok), None, details)?;
+            Ok(code)
+        }
+        Err(e) => {
+            details.insert("error".into(), e.to_string().into());
+            finish_call(ctx, &call, "spawn_failed", None, None, details)?;
+            Err(Error::input(
+                format!("cannot run {}: {e}", spec.argv[0]),
+                "check the command name and PATH",
+            ))
+        }
+    }
+}

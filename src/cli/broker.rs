@@ -1,0 +1,171 @@
+//! `craik exec` and `craik proxy`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use craik::audit::AuditLog;
+use craik::audit::group::GroupCommitter;
+use craik::broker::proxy::{self, ProxyState};
+use craik::broker::{CallSpec, Target};
+use craik::context::Context;
+use craik::profile::ProfileId;
+use craik::{Error, exit};
+
+use super::auth::WaitArg;
+
+/// Which credential: a profile or a pool.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// A profile id.
+    #[arg(long, value_name = "ID")]
+    profile: Option<String>,
+    /// A pool id.
+    #[arg(long, value_name = "P")]
+    pool: Option<String>,
+}
+
+impl TargetArgs {
+    pub fn target(&self) -> craik::Result<Target> {
+        match (&self.profile, &self.pool) {
+            (Some(p), _) => Ok(Target::Profile(p.parse::<ProfileId>()?)),
+            (None, Some(p)) => Ok(Target::Pool(p.parse::<ProfileId>()?)),
+            _ => Err(Error::input("name --profile or --pool", "craik exec --profile openai:work -- CMD")),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The run id (default: a fresh run_<hex>).
+    #[arg(long, value_name = "R")]
+    run: Option<String>,
+    #[command(flatten)]
+    wait: WaitArg,
+    /// An extra policy envelope (repeatable).
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
+    /// Give the child only a local proxy's address and token: the real
+    /// credential never enters the child.
+    #[arg(long)]
+    via_proxy: bool,
+    /// The command and its arguments (after --).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Where to listen (loopback only unless --allow-remote).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Allow a non-loopback listen address.
+    #[arg(long)]
+    allow_remote: bool,
+    #[arg(long, value_name = "R")]
+    run: Option<String>,
+    #[command(flatten)]
+    wait: WaitArg,
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
+    /// Also write the proxy token to this file (0600).
+    #[arg(long, value_name = "F")]
+    token_file: Option<PathBuf>,
+    /// Print {"listen":...,"token":...,"env":{...}} on one line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn exec(args: ExecArgs) -> craik::Result<i32> {
+    let mut ctx = Context::open_default()?;
+    let spec = craik::broker::exec::ExecSpec {
+        call: CallSpec {
+            target: args.target.target()?,
+            run: args.run.unwrap_or_else(craik::authorize::new_run_id),
+            policy_files: args.policies,
+            capability: "exec".into(),
+            wait: args.wait.duration()?,
+        },
+        via_proxy: args.via_proxy,
+        argv: args.argv,
+    };
+    craik::broker::exec::exec(&mut ctx, spec)
+}
+
+pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
+    let addr: SocketAddr = args.listen.parse().map_err(|_| {
+        Error::input(format!("cannot read the listen address {:?}", args.listen), "write 127.0.0.1:8080 or [::1]:8080")
+    })?;
+    if !addr.ip().is_loopback() && !args.allow_remote {
+        return Err(Error::input(
+            format!("{addr} is not a loopback address; the proxy would hand the credential's power to the network"),
+            "listen on 127.0.0.1, or pass --allow-remote if you mean it",
+        ));
+    }
+    let mut ctx = Context::open_default()?;
+    let spec = CallSpec {
+        target: args.target.target()?,
+        run: args.run.unwrap_or_else(craik::authorize::new_run_id),
+        policy_files: args.policies,
+        capability: "proxy".into(),
+        wait: args.wait.duration()?,
+    };
+    let (ups, pool, operator) = craik::broker::proxy_upstreams(&mut ctx, &spec)?;
+    let family = craik::provider::info(ups[0].profile.provider_family);
+    let committer = GroupCommitter::start(AuditLog::open(&ctx.home)?);
+    let state = Arc::new(ProxyState::new(
+        proxy::new_token(),
+        family,
+        ups,
+        pool.map(|p| (ctx.home.clone(), p)),
+        spec.run.clone(),
+        operator,
+        committer,
+    )?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::input(format!("cannot start the async runtime: {e}"), "report this"))?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}"), "pick another --listen address"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::input(e.to_string(), "report this"))?;
+    if let Some(f) = &args.token_file {
+        craik::home::write_atomic_path(f, state.token.as_bytes())?;
+    }
+    let env: serde_json::Map<String, serde_json::Value> = state
+        .client_env(bound)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    {
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::json!({"listen": bound.to_string(), "token": state.token.as_str(), "run": spec.run, "env": env})
+            );
+        } else {
+            let _ = writeln!(out, "craik proxy listening on http://{bound} (run {})", spec.run);
+            let _ = writeln!(out, "token: {}", state.token.as_str());
+            for (k, v) in &env {
+                let _ = writeln!(out, "export {k}={}", v.as_str().unwrap_or_default());
+            }
+        }
+        let _ = out.flush();
+    }
+    rt.block_on(proxy::serve(listener, state, proxy::termination()))
+        .map_err(|e| Error::input(format!("the proxy failed: {e}"), "see the receipts"))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,396 @@
+//! Credential pools, `credential_pool.json`: several profiles of one family
+//! behind one id, picked by a strategy, with per-member health and backoff.
+//! Every change is a read-modify-write under the home's lock, so concurrent
+//! craik processes lose no health update.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::home::Home;
+use crate::profile::{Family, ProfileError, ProfileId, ProfileStore};
+
+pub const POOLS_FILE: &str = "credential_pool.json";
+/// Longest backoff after repeated failures.
+pub const MAX_BACKOFF_SECS: i64 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    RoundRobin,
+    Failover,
+    Weighted,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "round_robin" => Ok(Strategy::RoundRobin),
+            "failover" => Ok(Strategy::Failover),
+            "weighted" => Ok(Strategy::Weighted),
+            _ => Err(Error::input(
+                format!("unknown strategy {s:?}"),
+                "use round_robin, failover or weighted",
+            )),
+        }
+    }
+}
+
+/// What happened on a call through a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// 401/403.
+    Rejected,
+    /// 429.
+    RateLimited,
+    /// 5xx or a connection error.
+    Failed,
+}
+
+impl Outcome {
+    /// Classifies an HTTP status (`None`: no response at all).
+    pub fn from_status(status: Option<u16>) -> Outcome {
+        match status {
+            None => Outcome::Failed,
+            Some(401 | 403) => Outcome::Rejected,
+            Some(429) => Outcome::RateLimited,
+            Some(s) if s >= 500 => Outcome::Failed,
+            Some(_) => Outcome::Ok,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Rejected => "rejected",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub consecutive_failures: u32,
+    pub backoff_until: Option<DateTime<Utc>>,
+    pub last_outcome: Option<Outcome>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub profile: ProfileId,
+    pub weight: u32,
+    #[serde(default)]
+    pub health: Health,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub id: ProfileId,
+    pub provider_family: Family,
+    pub strategy: Strategy,
+    pub members: Vec<Member>,
+    /// Round-robin position.
+    #[serde(default)]
+    pub cursor: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolFile {
+    pub version: u32,
+    pub pools: Vec<Pool>,
+}
+
+impl Default for PoolFile {
+    fn default() -> Self {
+        PoolFile {
+            version: 1,
+            pools: Vec::new(),
+        }
+    }
+}
+
+impl Member {
+    pub fn healthy(&self, now: DateTime<Utc>) -> bool {
+        self.health.backoff_until.is_none_or(|t| t <= now)
+    }
+}
+
+impl Pool {
+    /// Picks a healthy member by the strategy (and advances round robin).
+    /// `exclude` skips members already tried for this request.
+    pub fn pick(&mut self, exclude: &[ProfileId]) -> Option<ProfileId> {
+        let now = Utc::now();
+        let healthy: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].healthy(now) && !exclude.contains(&self.members[i].profile))
+            .collect();
+        if healthy.is_empty() {
+            return None;
+        }
+        let i = match self.strategy {
+            Strategy::Failover => healthy[0],
+            Strategy::RoundRobin => {
+                let n = self.members.len() as u64;
+                let start = self.cursor % n;
+                let pick = (0..n)
+                    .map(|k| ((start + k) % n) as usize)
+                    .find(|i| healthy.contains(i))
+                    .expect("a healthy member");
+                self.cursor = pick as u64 + 1;
+                pick
+            }
+            Strategy::Weighted => {
+                let total: u64 = healthy.iter().map(|&i| self.members[i].weight.max(1) as u64).sum();
+                let mut r = rand::thread_rng().gen_range(0..total);
+                let mut chosen = healthy[0];
+                for &i in &healthy {
+                    let w = self.members[i].weight.max(1) as u64;
+                    if r < w {
+                        chosen = i;
+                        break;
+                    }
+                    r -= w;
+                }
+                chosen
+            }
+        };
+        self.members[i].health.last_used_at = Some(now);
+        Some(self.members[i].profile.clone())
+    }
+
+    /// Records an outcome: success resets; a failure backs off
+    /// min(300 s, 2^failures).
+    pub fn record(&mut self, member: &ProfileId, outcome: Outcome) {
+        let now = Utc::now();
+        if let Some(m) = self.members.iter_mut().find(|m| &m.profile == member) {
+            m.health.last_outcome = Some(outcome);
+            if outcome == Outcome::Ok {
+                m.health.consecutive_failures = 0;
+                m.health.backoff_until = None;
+            } else {
+                m.health.consecutive_failures = m.health.consecutive_failures.saturating_add(1);
+                let secs = 1i64
+                    .checked_shl(m.health.consecutive_failures.min(20))
+                    .unwrap_or(MAX_BACKOFF_SECS)
+                    .min(MAX_BACKOFF_SECS);
+                m.health.backoff_until = Some(now + Duration::seconds(secs));
+            }
+        }
+    }
+}
+
+fn corrupt(home: &Home, detail: String) -> Error {
+    ProfileError::Corrupt {
+        path: home.path(POOLS_FILE),
+        detail,
+    }
+    .into()
+}
+
+/// Reads and writes `credential_pool.json`.
+pub struct PoolStore<'h> {
+    home: &'h Home,
+}
+
+impl<'h> PoolStore<'h> {
+    pub fn new(home: &'h Home) -> Self {
+        PoolStore { home }
+    }
+
+    pub fn load(&self) -> crate::Result<PoolFile> {
+        let Some(bytes) = self.home.read(POOLS_FILE)? else {
+            return Ok(PoolFile::default());
+        };
+        let f: PoolFile = serde_json::from_slice(&bytes).map_err(|e| {
+            corrupt(self.home, format!("line {} column {}: {e}", e.line(), e.column()))
+        })?;
+        if f.version != 1 {
+            return Err(corrupt(self.home, format!("unsupported version {}", f.version)));
+        }
+        Ok(f)
+    }
+
+    pub fn update<T>(&self, f: impl FnOnce(&mut PoolFile) -> crate::Result<T>) -> crate::Result<T> {
+        let _lock = self.home.lock(POOLS_FILE)?;
+        let before = self.load()?;
+        let mut file = before.clone();
+        let out = f(&mut file)?;
+        if file != before {
+            let mut bytes = serde_json::to_vec_pretty(&file).expect("pools serialize");
+            bytes.push(b'\n');
+            self.home.write_atomic(POOLS_FILE, &bytes)?;
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, id: &ProfileId) -> crate::Result<Option<Pool>> {
+        Ok(self.load()?.pools.into_iter().find(|p| &p.id == id))
+    }
+
+    /// Picks a member of `pool` (under the lock, so round robin advances
+    /// exactly once per pick across processes).
+    pub fn pick(&self, pool: &ProfileId, exclude: &[ProfileId]) -> crate::Result<ProfileId> {
+        self.update(|f| {
+            let p = f
+                .pools
+                .iter_mut()
+                .find(|p| &p.id == pool)
+                .ok_or_else(|| ProfileError::NotFound(format!("pool {pool}")))?;
+            p.pick(exclude).ok_or_else(|| {
+                crate::source::SourceError::NoMaterial {
+                    id: format!("pool {pool}: every member is backing off or was tried"),
+                }
+                .into()
+            })
+        })
+    }
+
+    pub fn record(&self, pool: &ProfileId, member: &ProfileId, outcome: Outcome) -> crate::Result<()> {
+        self.update(|f| {
+            if let Some(p) = f.pools.iter_mut().find(|p| &p.id == pool) {
+                p.record(member, outcome);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Parses `ID[=WEIGHT]`.
+pub fn parse_member(s: &str) -> crate::Result<(ProfileId, u32)> {
+    let (id, w) = match s.split_once('=') {
+        Some((id, w)) => (
+            id,
+            w.parse::<u32>()
+                .ok()
+                .filter(|w| (1..=1000).contains(w))
+                .ok_or_else(|| Error::input(format!("bad weight in {s:?}"), "weights are 1 to 1000"))?,
+        ),
+        None => (s, 1),
+    };
+    Ok((id.parse()?, w))
+}
+
+/// `craik auth pool create`.
+pub fn create(home: &Home, id: &ProfileId, strategy: Strategy, members: &[(ProfileId, u32)], force: bool) -> crate::Result<Pool> {
+    if members.is_empty() {
+        return Err(Error::input("a pool needs members", "pass --member ID[=WEIGHT] once per member"));
+    }
+    let profiles = ProfileStore::new(home).load()?;
+    for (m, _) in members {
+        let p = profiles
+            .get(m)
+            .ok_or_else(|| ProfileError::NotFound(m.to_string()))?;
+        if p.provider_family != id.family() {
+            return Err(Error::input(
+                format!("member {m} is of family {}, the pool {id} of {}", p.provider_family, id.family()),
+                "members of a pool must share its family",
+            ));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !members.iter().all(|(m, _)| seen.insert(m)) {
+        return Err(Error::input("a member is listed twice", "list each profile once"));
+    }
+    let pool = Pool {
+        id: id.clone(),
+        provider_family: id.family(),
+        strategy,
+        members: members
+            .iter()
+            .map(|(p, w)| Member {
+                profile: p.clone(),
+                weight: *w,
+                health: Health::default(),
+            })
+            .collect(),
+        cursor: 0,
+        created_at: Utc::now(),
+    };
+    PoolStore::new(home).update(|f| {
+        if let Some(i) = f.pools.iter().position(|p| &p.id == id) {
+            if !force {
+                return Err(Error::input(
+                    format!("pool {id} already exists"),
+                    format!("remove it first: craik auth pool remove {id}"),
+                ));
+            }
+            f.pools.remove(i);
+        }
+        f.pools.push(pool.clone());
+        Ok(())
+    })?;
+    Ok(pool)
+}
+
+pub fn remove(home: &Home, id: &ProfileId) -> crate::Result<Pool> {
+    PoolStore::new(home).update(|f| {
+        let i = f
+            .pools
+            .iter()
+            .position(|p| &p.id == id)
+            .ok_or_else(|| ProfileError::NotFound(format!("pool {id}")))?;
+        Ok(f.pools.remove(i))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(strategy: Strategy) -> Pool {
+        Pool {
+            id: "openai:team".parse().unwrap(),
+            provider_family: Family::OpenAi,
+            strategy,
+            members: ["openai:a", "openai:b", "openai:c"]
+                .iter()
+                .map(|m| Member {
+                    profile: m.parse().unwrap(),
+                    weight: 1,
+                    health: Health::default(),
+                })
+                .collect(),
+            cursor: 0,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn round_robin_and_failover_and_backoff() {
+        let mut p = pool(Strategy::RoundRobin);
+        let picks: Vec<String> = (0..4).map(|_| p.pick(&[]).unwrap().to_string()).collect();
+        assert_eq!(picks, ["openai:a", "openai:b", "openai:c", "openai:a"]);
+        let mut f = pool(Strategy::Failover);
+        let a: ProfileId = "openai:a".parse().unwrap();
+        assert_eq!(f.pick(&[]).unwrap(), a);
+        f.record(&a, Outcome::Rejected);
+        assert_eq!(f.pick(&[]).unwrap().to_string(), "openai:b");
+        let h = &f.members[0].health;
+        assert_eq!(h.consecutive_failures, 1);
+        let wait = (h.backoff_until.unwrap() - Utc::now()).num_milliseconds();
+        assert!((1000..=2100).contains(&wait), "{wait}");
+        for _ in 0..20 {
+            f.record(&a, Outcome::Failed);
+        }
+        let wait = (f.members[0].health.backoff_until.unwrap() - Utc::now()).num_seconds();
+        assert!((298..=300).contains(&wait), "capped at 300 s: {wait}");
+        f.record(&a, Outcome::Ok);
+        assert_eq!(f.members[0].health.consecutive_failures, 0);
+        assert_eq!(f.pick(&[]).unwrap(), a);
+        assert_eq!(f.pick(&[a.clone()]).unwrap().to_string(), "openai:b");
+        assert_eq!(Outcome::from_status(Some(429)), Outcome::RateLimited);
+        assert_eq!(Outcome::from_status(Some(503)), Outcome::Failed);
+        assert_eq!(Outcome::from_status(None), Outcome::Failed);
+        assert_eq!(Outcome::from_status(Some(403)), Outcome::Rejected);
+    }
+}
