@@ -29,7 +29,8 @@ fn main() {
         .update(|file| {
             for i in 0..1000 {
                 let mut p = Profile::new(format!("openai:p{i:04}").parse().unwrap(), Kind::ApiKey);
-                p.metadata.insert("env_var".into(), format!("BENCH_KEY_{i}"));
+                p.metadata
+                    .insert("env_var".into(), format!("BENCH_KEY_{i}"));
                 file.upsert(p);
             }
             Ok(())
@@ -44,7 +45,11 @@ fn main() {
             .env("BENCH_KEY_7", "x")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout.len()
     };
     assert!(run(&["auth", "status", "--json"]) > 100_000);
@@ -56,9 +61,24 @@ fn main() {
     });
     println!("| command | p50 | p95 |");
     println!("| --- | --- | --- |");
-    println!("| `craik --version` (process start, reference) | {:.2} ms | {:.2} ms |", ms(base_p50), ms(base_p95));
-    println!("| `craik auth status --json`, 1,000 profiles | {:.2} ms | {:.2} ms |", ms(p50), ms(p95));
-    println!("target: under 20 ms per call -> {}", if p50 < Duration::from_millis(20) { "met" } else { "NOT met" });
+    println!(
+        "| `craik --version` (process start, reference) | {:.2} ms | {:.2} ms |",
+        ms(base_p50),
+        ms(base_p95)
+    );
+    println!(
+        "| `craik auth status --json`, 1,000 profiles | {:.2} ms | {:.2} ms |",
+        ms(p50),
+        ms(p95)
+    );
+    println!(
+        "target: under 20 ms per call -> {}",
+        if p50 < Duration::from_millis(20) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
 
 fn ms(d: Duration) -> f64 {

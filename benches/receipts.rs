@@ -13,21 +13,30 @@ use craik::audit::{AuditKey, AuditLog, Filter, NewReceipt, Operator};
 
 fn sample(key: &AuditKey, i: usize) -> NewReceipt {
     let subject = format!("user{}", i % 50);
-    NewReceipt::new(if i % 2 == 0 { "call.started" } else { "call.finished" }, "ok")
-        .profile(&format!("openai:p{}", i % 20), "keyring-ref", "openai")
-        .identity(Some(key.credential_material("openai", &format!("sk-{}", i % 20))))
-        .run(&format!("run_{}", i / 2))
-        .operator(Some(Operator {
-            identity_hash: key.operator("https://idp.example.com", &subject),
-            email: Some(format!("{subject}@example.com")),
-            subject,
-            issuer: "https://idp.example.com".into(),
-            groups: vec!["devs".into()],
-        }))
-        .detail("method", "POST")
-        .detail("path", "/v1/chat/completions")
-        .detail("status", 200)
-        .detail("latency_ms", 123)
+    NewReceipt::new(
+        if i.is_multiple_of(2) {
+            "call.started"
+        } else {
+            "call.finished"
+        },
+        "ok",
+    )
+    .profile(&format!("openai:p{}", i % 20), "keyring-ref", "openai")
+    .identity(Some(
+        key.credential_material("openai", &format!("sk-{}", i % 20)),
+    ))
+    .run(&format!("run_{}", i / 2))
+    .operator(Some(Operator {
+        identity_hash: key.operator("https://idp.example.com", &subject),
+        email: Some(format!("{subject}@example.com")),
+        subject,
+        issuer: "https://idp.example.com".into(),
+        groups: vec!["devs".into()],
+    }))
+    .detail("method", "POST")
+    .detail("path", "/v1/chat/completions")
+    .detail("status", 200)
+    .detail("latency_ms", 123)
 }
 
 fn fresh(dir: &Path, name: &str) -> AuditLog {
@@ -42,7 +51,8 @@ fn raw_reference(dir: &Path, key: &AuditKey, n: usize) -> f64 {
     let log = fresh(dir, "raw.db");
     drop(log);
     let conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").unwrap();
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        .unwrap();
     let start = Instant::now();
     let tx = conn.unchecked_transaction().unwrap();
     {
@@ -90,7 +100,9 @@ fn main() {
     println!("| --- | --- | --- |");
 
     let raw = raw_reference(dir, &key, 100_000);
-    println!("| reference: raw batched SQLite inserts, 100,000 rows, one transaction | {raw:.0} rows/s | - |");
+    println!(
+        "| reference: raw batched SQLite inserts, 100,000 rows, one transaction | {raw:.0} rows/s | - |"
+    );
 
     // One writer, each receipt durable before the next.
     let mut log = fresh(dir, "single.db");
@@ -100,7 +112,9 @@ fn main() {
         log.append(sample(&key, i)).unwrap();
     }
     let single = n as f64 / start.elapsed().as_secs_f64();
-    println!("| one writer, each receipt durable before the next ({n}) | {single:.0} receipts/s | - |");
+    println!(
+        "| one writer, each receipt durable before the next ({n}) | {single:.0} receipts/s | - |"
+    );
 
     // 16 concurrent writers in one process with group commit.
     let gc = GroupCommitter::start(fresh(dir, "group.db"));
@@ -127,7 +141,10 @@ fn main() {
         16 * per,
         if group >= 20_000.0 { "met" } else { "NOT met" }
     );
-    let check = AuditLog::open_path(&dir.join("group.db")).unwrap().verify(&[]).unwrap();
+    let check = AuditLog::open_path(&dir.join("group.db"))
+        .unwrap()
+        .verify(&[])
+        .unwrap();
     assert!(check.ok && check.verified == (16 * per) as i64);
 
     // A 1,000,000-receipt log, kept between runs.
@@ -140,11 +157,16 @@ fn main() {
         let start = Instant::now();
         let mut i = have;
         while i < 1_000_000 {
-            let batch: Vec<_> = (i..(i + 10_000).min(1_000_000)).map(|j| sample(&key, j)).collect();
+            let batch: Vec<_> = (i..(i + 10_000).min(1_000_000))
+                .map(|j| sample(&key, j))
+                .collect();
             i += batch.len();
             log.append_batch(batch).unwrap();
         }
-        println!("| (built the 1,000,000-receipt log in batches of 10,000) | {:.1} s | - |", start.elapsed().as_secs_f64());
+        println!(
+            "| (built the 1,000,000-receipt log in batches of 10,000) | {:.1} s | - |",
+            start.elapsed().as_secs_f64()
+        );
     }
     let start = Instant::now();
     let report = log.verify(&[]).unwrap();
@@ -153,16 +175,49 @@ fn main() {
     println!(
         "| verify 1,000,000 receipts | {:.2} s | < 3 s: {} |",
         v.as_secs_f64(),
-        if v < Duration::from_secs(3) { "met" } else { "NOT met" }
+        if v < Duration::from_secs(3) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 
     let last = log.tail().unwrap().unwrap();
-    let since = craik::audit::AuditLog::parse_created(&last.2).unwrap() - chrono::Duration::minutes(1);
+    let since =
+        craik::audit::AuditLog::parse_created(&last.2).unwrap() - chrono::Duration::minutes(1);
     let queries: Vec<(&str, Filter)> = vec![
-        ("by operator (email)", Filter { operator: Some("user7@example.com".into()), limit: Some(50), ..Default::default() }),
-        ("by operator (subject)", Filter { operator: Some("user7".into()), limit: Some(50), ..Default::default() }),
-        ("by identity hash", Filter { identity_hash: Some(key.credential_material("openai", "sk-3")), limit: Some(50), ..Default::default() }),
-        ("by time range (last minute)", Filter { since: Some(since), limit: Some(50), ..Default::default() }),
+        (
+            "by operator (email)",
+            Filter {
+                operator: Some("user7@example.com".into()),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "by operator (subject)",
+            Filter {
+                operator: Some("user7".into()),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "by identity hash",
+            Filter {
+                identity_hash: Some(key.credential_material("openai", "sk-3")),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "by time range (last minute)",
+            Filter {
+                since: Some(since),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
     ];
     for (name, f) in queries {
         let runs: Vec<Duration> = (0..21)
@@ -177,7 +232,11 @@ fn main() {
         println!(
             "| `receipts list` {name}, first page of 50, 1,000,000 receipts (median of 21) | {:.3} ms | < 10 ms: {} |",
             m.as_secs_f64() * 1000.0,
-            if m < Duration::from_millis(10) { "met" } else { "NOT met" }
+            if m < Duration::from_millis(10) {
+                "met"
+            } else {
+                "NOT met"
+            }
         );
     }
 }

@@ -41,7 +41,12 @@ pub fn check_run_id(run: &str) -> crate::Result<()> {
 
 /// Parses `30s`, `5m`, `2h` or plain seconds.
 pub fn parse_duration(s: &str) -> crate::Result<Duration> {
-    let bad = || Error::input(format!("cannot read the duration {s:?}"), "write 30s, 5m or 1h");
+    let bad = || {
+        Error::input(
+            format!("cannot read the duration {s:?}"),
+            "write 30s, 5m or 1h",
+        )
+    };
     let (num, mult) = match s.chars().last() {
         Some('s') => (&s[..s.len() - 1], 1),
         Some('m') => (&s[..s.len() - 1], 60),
@@ -81,9 +86,19 @@ pub struct Authorization {
     pub operator_record: Option<Operator>,
 }
 
-fn base_receipt(kind: &str, status: &str, p: &Profile, op: &Option<Operator>, req: &Request) -> NewReceipt {
+fn base_receipt(
+    kind: &str,
+    status: &str,
+    p: &Profile,
+    op: &Option<Operator>,
+    req: &Request,
+) -> NewReceipt {
     let mut r = NewReceipt::new(kind, status)
-        .profile(&p.id.to_string(), p.kind.as_str(), p.provider_family.as_str())
+        .profile(
+            &p.id.to_string(),
+            p.kind.as_str(),
+            p.provider_family.as_str(),
+        )
         .operator(op.clone())
         .run(&req.run);
     r.capability = Some(req.capability.clone());
@@ -99,7 +114,11 @@ fn load_profile(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {
 }
 
 /// Evaluates without writing anything (`policy explain`).
-pub fn explain(ctx: &mut Context, id: &ProfileId, policy_files: &[PathBuf]) -> crate::Result<(Evaluation, Option<Operator>)> {
+pub fn explain(
+    ctx: &mut Context,
+    id: &ProfileId,
+    policy_files: &[PathBuf],
+) -> crate::Result<(Evaluation, Option<Operator>)> {
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
     let profile = load_profile(ctx, id)?;
     let op = ctx.operator()?;
@@ -124,7 +143,10 @@ pub fn authorize(
         let failing: Vec<_> = eval.failures().cloned().collect();
         let mut r = base_receipt("denial", "denied", &profile, &op, req)
             .reason(first.fix.clone().unwrap_or_default())
-            .detail("conditions", serde_json::to_value(&failing).unwrap_or_default());
+            .detail(
+                "conditions",
+                serde_json::to_value(&failing).unwrap_or_default(),
+            );
         r.policy_condition = Some(first.field.clone());
         ctx.record(r)?;
         return Err(Error::Denied {
@@ -142,7 +164,10 @@ pub fn authorize(
             } else if first.field == "required_operator" || op.is_none() {
                 "run craik login".into()
             } else {
-                format!("see every condition with: craik policy explain --profile {}", req.profile)
+                format!(
+                    "see every condition with: craik policy explain --profile {}",
+                    req.profile
+                )
             },
         });
     }
@@ -157,7 +182,12 @@ pub fn authorize(
         match found {
             Some(a) => approval = Some(a.id),
             None => {
-                if ctx.audit()?.0.find(&id, "approval_requested", Some(&req.run))?.is_none() {
+                if ctx
+                    .audit()?
+                    .0
+                    .find(&id, "approval_requested", Some(&req.run))?
+                    .is_none()
+                {
                     let r = base_receipt("approval_requested", "ok", &profile, &op, req)
                         .detail("mode", eval.approval.mode.as_str());
                     ctx.record(r)?;
@@ -180,7 +210,10 @@ pub fn authorize(
                     }
                     if Instant::now() > deadline {
                         return Err(Error::ApprovalRequired {
-                            message: format!("no approval within {}s for {id}; an approver must run: {command}", wait.as_secs()),
+                            message: format!(
+                                "no approval within {}s for {id}; an approver must run: {command}",
+                                wait.as_secs()
+                            ),
                             hint: "run again once it is approved".into(),
                         });
                     }
@@ -207,7 +240,11 @@ pub fn authorize(
 pub fn record_check(ctx: &mut Context, a: &Authorization) -> crate::Result<Receipt> {
     let p = a.profile_record.as_ref().expect("authorized profile");
     let mut r = NewReceipt::new("authorization", "allowed")
-        .profile(&p.id.to_string(), p.kind.as_str(), p.provider_family.as_str())
+        .profile(
+            &p.id.to_string(),
+            p.kind.as_str(),
+            p.provider_family.as_str(),
+        )
         .operator(a.operator_record.clone())
         .run(&a.run);
     r.capability = Some("check".into());
@@ -229,7 +266,12 @@ pub struct Approved {
 }
 
 /// `craik auth approve <id> --run=<run>`.
-pub fn approve(ctx: &mut Context, id: &ProfileId, run: &str, policy_files: &[PathBuf]) -> crate::Result<Approved> {
+pub fn approve(
+    ctx: &mut Context,
+    id: &ProfileId,
+    run: &str,
+    policy_files: &[PathBuf],
+) -> crate::Result<Approved> {
     check_run_id(run)?;
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
     let profile = load_profile(ctx, id)?;
@@ -254,7 +296,11 @@ pub fn approve(ctx: &mut Context, id: &ProfileId, run: &str, policy_files: &[Pat
     }
     let deny = |ctx: &mut Context, field: &str, message: String| -> crate::Result<Approved> {
         let mut r = NewReceipt::new("denial", "denied")
-            .profile(&key, profile.kind.as_str(), profile.provider_family.as_str())
+            .profile(
+                &key,
+                profile.kind.as_str(),
+                profile.provider_family.as_str(),
+            )
             .operator(approver.clone())
             .run(run)
             .reason(message.clone());
@@ -292,7 +338,11 @@ pub fn approve(ctx: &mut Context, id: &ProfileId, run: &str, policy_files: &[Pat
         }
     }
     let mut r = NewReceipt::new("approval", "ok")
-        .profile(&key, profile.kind.as_str(), profile.provider_family.as_str())
+        .profile(
+            &key,
+            profile.kind.as_str(),
+            profile.provider_family.as_str(),
+        )
         .operator(approver.clone())
         .run(run)
         .detail("request", request.id.as_str())
@@ -363,7 +413,11 @@ pub fn change_grants(
     if groups.is_empty() && subjects.is_empty() {
         return Err(Error::input(
             "name at least one group or subject",
-            if grant { "pass --to-group G or --to-subject S" } else { "pass --group G or --subject S" },
+            if grant {
+                "pass --to-group G or --to-subject S"
+            } else {
+                "pass --group G or --subject S"
+            },
         ));
     }
     ctx.audit()?;
@@ -373,7 +427,10 @@ pub fn change_grants(
         let p = file
             .get_mut(id)
             .ok_or_else(|| ProfileError::NotFound(id.to_string()))?;
-        for (list, add) in [(&mut p.grants.groups, groups), (&mut p.grants.subjects, subjects)] {
+        for (list, add) in [
+            (&mut p.grants.groups, groups),
+            (&mut p.grants.subjects, subjects),
+        ] {
             for v in add {
                 if grant {
                     if !list.contains(v) {
@@ -386,7 +443,11 @@ pub fn change_grants(
         }
         let p = p.clone();
         let r = NewReceipt::new(if grant { "grant" } else { "grant_revoked" }, "ok")
-            .profile(&p.id.to_string(), p.kind.as_str(), p.provider_family.as_str())
+            .profile(
+                &p.id.to_string(),
+                p.kind.as_str(),
+                p.provider_family.as_str(),
+            )
             .operator(Some(op.clone()))
             .detail("groups", groups.to_vec())
             .detail("subjects", subjects.to_vec());

@@ -138,10 +138,11 @@ impl FamilyInfo {
 
 /// The base URL a profile's calls go to.
 pub fn base_url(profile: &crate::profile::Profile) -> Option<String> {
-    profile
-        .base_url
-        .clone()
-        .or_else(|| info(profile.provider_family).default_base_url.map(str::to_string))
+    profile.base_url.clone().or_else(|| {
+        info(profile.provider_family)
+            .default_base_url
+            .map(str::to_string)
+    })
 }
 
 /// Joins a base URL and a request path (and query) without losing the
@@ -160,7 +161,9 @@ mod tests {
         let a = info(Family::Anthropic).auth_headers("sk-ant-api03-x", none);
         assert_eq!(a[0], ("x-api-key", "sk-ant-api03-x".to_string()));
         assert_eq!(a[1], ("anthropic-version", "2023-06-01".to_string()));
-        let o = info(Family::Anthropic).auth_headers("sk-ant-oat01-x", |h| (h == "anthropic-version").then(|| "2024".into()));
+        let o = info(Family::Anthropic).auth_headers("sk-ant-oat01-x", |h| {
+            (h == "anthropic-version").then(|| "2024".into())
+        });
         assert_eq!(o[0].1, "Bearer sk-ant-oat01-x");
         assert_eq!(o[1], ("anthropic-beta", "oauth-2025-04-20".to_string()));
         assert_eq!(o.len(), 2);
@@ -168,7 +171,13 @@ mod tests {
         assert_eq!(g[0].0, "x-goog-api-key");
         let g = info(Family::Gemini).auth_headers("ya29.token", none);
         assert_eq!(g[0].1, "Bearer ya29.token");
-        assert_eq!(info(Family::Anthropic).exec_env("sk-ant-oat01-x")[0].0, "CLAUDE_CODE_OAUTH_TOKEN");
-        assert_eq!(join("https://api.openai.com/v1/", "/models?x=1"), "https://api.openai.com/v1/models?x=1");
+        assert_eq!(
+            info(Family::Anthropic).exec_env("sk-ant-oat01-x")[0].0,
+            "CLAUDE_CODE_OAUTH_TOKEN"
+        );
+        assert_eq!(
+            join("https://api.openai.com/v1/", "/models?x=1"),
+            "https://api.openai.com/v1/models?x=1"
+        );
     }
 }

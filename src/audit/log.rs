@@ -347,12 +347,20 @@ impl AuditLog {
     /// when given.
     pub fn find(&self, profile: &str, kind: &str, run: Option<&str>) -> Result<Option<Receipt>> {
         let sql = match run {
-            Some(_) => format!("SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND run_id = ?3 AND status = 'ok' ORDER BY seq LIMIT 1"),
-            None => format!("SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND status = 'ok' ORDER BY seq LIMIT 1"),
+            Some(_) => format!(
+                "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND run_id = ?3 AND status = 'ok' ORDER BY seq LIMIT 1"
+            ),
+            None => format!(
+                "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND status = 'ok' ORDER BY seq LIMIT 1"
+            ),
         };
         let r = match run {
-            Some(run) => self.conn.query_row(&sql, params![profile, kind, run], row_to_receipt),
-            None => self.conn.query_row(&sql, params![profile, kind], row_to_receipt),
+            Some(run) => self
+                .conn
+                .query_row(&sql, params![profile, kind, run], row_to_receipt),
+            None => self
+                .conn
+                .query_row(&sql, params![profile, kind], row_to_receipt),
         };
         r.optional().map_err(|e| self.unavailable(e))
     }

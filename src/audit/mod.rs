@@ -9,8 +9,8 @@
 //! callers must then refuse the action ([`AuditError::exit_code`] is 5).
 
 pub mod chain;
-pub mod group;
 pub mod checkpoint;
+pub mod group;
 pub mod identity;
 mod log;
 mod query;

@@ -27,7 +27,12 @@ fn runtime() -> crate::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::input(format!("cannot start the async runtime: {e}"), "report this"))
+        .map_err(|e| {
+            Error::input(
+                format!("cannot start the async runtime: {e}"),
+                "report this",
+            )
+        })
 }
 
 /// Runs the child; returns its exit code (128 + signal when killed).
@@ -35,7 +40,9 @@ async fn run_child(mut cmd: tokio::process::Command) -> std::io::Result<(i32, Op
     use std::os::unix::process::ExitStatusExt;
     use tokio::signal::unix::{SignalKind, signal};
     let mut child = cmd.spawn()?;
-    let pid = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32));
+    let pid = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32));
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -64,7 +71,10 @@ async fn run_child(mut cmd: tokio::process::Command) -> std::io::Result<(i32, Op
 /// `craik exec`.
 pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
     if spec.argv.is_empty() {
-        return Err(Error::input("no command to run", "craik exec --profile ID -- CMD [ARGS...]"));
+        return Err(Error::input(
+            "no command to run",
+            "craik exec --profile ID -- CMD [ARGS...]",
+        ));
     }
     let mut details = Map::new();
     details.insert("command".into(), spec.argv[0].clone().into());
@@ -81,7 +91,10 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
     match (&call.credential, spec.via_proxy) {
         (None, true) => {
             return Err(Error::input(
-                format!("profile {} has no credential to proxy (it delegates to the provider's CLI)", call.profile.id),
+                format!(
+                    "profile {} has no credential to proxy (it delegates to the provider's CLI)",
+                    call.profile.id
+                ),
                 "drop --via-proxy",
             ));
         }
@@ -113,7 +126,12 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
             )?);
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                .map_err(|e| Error::input(format!("cannot listen on loopback: {e}"), "check the network namespace"))?;
+                .map_err(|e| {
+                    Error::input(
+                        format!("cannot listen on loopback: {e}"),
+                        "check the network namespace",
+                    )
+                })?;
             let addr = listener
                 .local_addr()
                 .map_err(|e| Error::input(e.to_string(), "report this"))?;
@@ -134,14 +152,24 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
         let _ = rt.block_on(server);
     }
     let mut details = Map::new();
-    details.insert("duration_ms".into(), (t0.elapsed().as_millis() as u64).into());
+    details.insert(
+        "duration_ms".into(),
+        (t0.elapsed().as_millis() as u64).into(),
+    );
     match result {
         Ok((code, signal)) => {
             details.insert("exit_code".into(), code.into());
             if let Some(s) = signal {
                 details.insert("signal".into(), s.into());
             }
-            finish_call(ctx, &call, if code == 0 { "ok" } else { "error" }, Some(Outcome::Ok), None, details)?;
+            finish_call(
+                ctx,
+                &call,
+                if code == 0 { "ok" } else { "error" },
+                Some(Outcome::Ok),
+                None,
+                details,
+            )?;
             Ok(code)
         }
         Err(e) => {

@@ -64,7 +64,11 @@ pub struct Call {
 }
 
 /// Picks the profile: the named one, or a healthy pool member.
-fn resolve(ctx: &Context, target: &Target, exclude: &[ProfileId]) -> crate::Result<(ProfileId, Option<ProfileId>)> {
+fn resolve(
+    ctx: &Context,
+    target: &Target,
+    exclude: &[ProfileId],
+) -> crate::Result<(ProfileId, Option<ProfileId>)> {
     match target {
         Target::Profile(id) => Ok((id.clone(), None)),
         Target::Pool(pool) => {
@@ -74,9 +78,21 @@ fn resolve(ctx: &Context, target: &Target, exclude: &[ProfileId]) -> crate::Resu
     }
 }
 
-fn profile_receipt(kind: &str, status: &str, p: &Profile, pool: &Option<ProfileId>, op: &Option<Operator>, run: &str, capability: &str) -> NewReceipt {
+fn profile_receipt(
+    kind: &str,
+    status: &str,
+    p: &Profile,
+    pool: &Option<ProfileId>,
+    op: &Option<Operator>,
+    run: &str,
+    capability: &str,
+) -> NewReceipt {
     let mut r = NewReceipt::new(kind, status)
-        .profile(&p.id.to_string(), p.kind.as_str(), p.provider_family.as_str())
+        .profile(
+            &p.id.to_string(),
+            p.kind.as_str(),
+            p.provider_family.as_str(),
+        )
         .operator(op.clone())
         .run(run);
     r.capability = Some(capability.to_string());
@@ -86,7 +102,12 @@ fn profile_receipt(kind: &str, status: &str, p: &Profile, pool: &Option<ProfileI
 
 /// Authorizes, writes `call.started` durably, then reads the credential.
 /// Nothing leaves craik before the receipt is in the log.
-pub fn start_call(ctx: &mut Context, spec: &CallSpec, exclude: &[ProfileId], details: serde_json::Map<String, serde_json::Value>) -> crate::Result<Call> {
+pub fn start_call(
+    ctx: &mut Context,
+    spec: &CallSpec,
+    exclude: &[ProfileId],
+    details: serde_json::Map<String, serde_json::Value>,
+) -> crate::Result<Call> {
     let (member, pool) = resolve(ctx, &spec.target, exclude)?;
     let req = Request {
         profile: member.clone(),
@@ -98,7 +119,15 @@ pub fn start_call(ctx: &mut Context, spec: &CallSpec, exclude: &[ProfileId], det
     let mut auth = authorize::authorize(ctx, &req, || {})?;
     let profile = auth.profile_record.take().expect("authorized profile");
     let operator = auth.operator_record.clone();
-    let mut r = profile_receipt("call.started", "ok", &profile, &pool, &operator, &spec.run, &spec.capability);
+    let mut r = profile_receipt(
+        "call.started",
+        "ok",
+        &profile,
+        &pool,
+        &operator,
+        &spec.run,
+        &spec.capability,
+    );
     r.details = details;
     if profile.kind == Kind::Marker {
         r = r.detail("delegated", true);
@@ -118,9 +147,17 @@ pub fn start_call(ctx: &mut Context, spec: &CallSpec, exclude: &[ProfileId], det
                 (Some(c), Some(h))
             }
             Err(e) => {
-                let r = profile_receipt("call.finished", "credential_unavailable", &profile, &pool, &operator, &spec.run, &spec.capability)
-                    .reason(e.to_string())
-                    .detail("started", started.id.as_str());
+                let r = profile_receipt(
+                    "call.finished",
+                    "credential_unavailable",
+                    &profile,
+                    &pool,
+                    &operator,
+                    &spec.run,
+                    &spec.capability,
+                )
+                .reason(e.to_string())
+                .detail("started", started.id.as_str());
                 ctx.record(r)?;
                 if let Some(pool) = &pool {
                     let _ = PoolStore::new(&ctx.home).record(pool, &profile.id, Outcome::Rejected);
@@ -151,9 +188,17 @@ pub fn finish_call(
     validated: Option<&str>,
     details: serde_json::Map<String, serde_json::Value>,
 ) -> crate::Result<Receipt> {
-    let mut r = profile_receipt("call.finished", status, &call.profile, &call.pool, &call.operator, &call.run, call.started.capability.as_deref().unwrap_or(""))
-        .identity(call.identity_hash.clone())
-        .detail("started", call.started.id.as_str());
+    let mut r = profile_receipt(
+        "call.finished",
+        status,
+        &call.profile,
+        &call.pool,
+        &call.operator,
+        &call.run,
+        call.started.capability.as_deref().unwrap_or(""),
+    )
+    .identity(call.identity_hash.clone())
+    .detail("started", call.started.id.as_str());
     for (k, v) in details {
         r.details.insert(k, v);
     }
@@ -185,7 +230,10 @@ pub fn base_url_of(profile: &Profile) -> crate::Result<String> {
     crate::provider::base_url(profile).ok_or_else(|| {
         Error::input(
             format!("profile {} has no base URL", profile.id),
-            format!("add one: craik auth add {} --kind={} --base-url URL --force", profile.id, profile.kind),
+            format!(
+                "add one: craik auth add {} --kind={} --base-url URL --force",
+                profile.id, profile.kind
+            ),
         )
     })
 }
@@ -203,7 +251,10 @@ pub fn proxy_upstreams(
             let pool = PoolStore::new(&ctx.home)
                 .get(p)?
                 .ok_or_else(|| crate::profile::ProfileError::NotFound(format!("pool {p}")))?;
-            (pool.members.iter().map(|m| m.profile.clone()).collect(), Some(p.clone()))
+            (
+                pool.members.iter().map(|m| m.profile.clone()).collect(),
+                Some(p.clone()),
+            )
         }
     };
     let mut ups = Vec::new();
@@ -228,7 +279,10 @@ pub fn proxy_upstreams(
         operator = auth.operator_record.clone();
         if profile.kind == Kind::Marker {
             first_err.get_or_insert(Error::input(
-                format!("profile {} delegates to its provider's CLI and cannot be proxied", profile.id),
+                format!(
+                    "profile {} delegates to its provider's CLI and cannot be proxied",
+                    profile.id
+                ),
                 "proxy a profile that holds a credential",
             ));
             continue;
@@ -253,7 +307,11 @@ pub fn proxy_upstreams(
         );
         ctx.record(
             NewReceipt::new("authorization", "allowed")
-                .profile(&profile.id.to_string(), profile.kind.as_str(), profile.provider_family.as_str())
+                .profile(
+                    &profile.id.to_string(),
+                    profile.kind.as_str(),
+                    profile.provider_family.as_str(),
+                )
                 .operator(operator.clone())
                 .run(&spec.run)
                 .detail("capability", "proxy"),
@@ -266,7 +324,9 @@ pub fn proxy_upstreams(
         });
     }
     if ups.is_empty() {
-        return Err(first_err.unwrap_or_else(|| Error::input("the pool has no members", "add members")));
+        return Err(
+            first_err.unwrap_or_else(|| Error::input("the pool has no members", "add members"))
+        );
     }
     Ok((ups, pool, operator))
 }

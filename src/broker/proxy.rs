@@ -83,7 +83,9 @@ impl ProxyState {
             .read_timeout(Duration::from_secs(300))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| crate::Error::input(format!("cannot build the HTTP client: {e}"), "report this"))?;
+            .map_err(|e| {
+                crate::Error::input(format!("cannot build the HTTP client: {e}"), "report this")
+            })?;
         Ok(ProxyState {
             token,
             family,
@@ -135,27 +137,41 @@ fn json_error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
         .expect("static response")
 }
 
-/// The token a client presented, wherever its family puts an API key.
-fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if let Some(a) = h("authorization") {
-        let t = a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")).unwrap_or(&a);
-        return Some(t.trim().to_string());
-    }
-    for n in ["x-api-key", "x-goog-api-key", "api-key"] {
-        if let Some(v) = h(n) {
-            return Some(v.trim().to_string());
+/// Every place a client may have put the proxy token, wherever its family
+/// puts an API key.
+fn presented_tokens(headers: &HeaderMap, query: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in ["authorization", "x-api-key", "x-goog-api-key", "api-key"] {
+        for v in headers.get_all(n) {
+            if let Ok(v) = v.to_str() {
+                let t = v
+                    .strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+                    .unwrap_or(v);
+                out.push(t.trim().to_string());
+            }
         }
     }
-    url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == "key")
-        .map(|(_, v)| v.into_owned())
+    if let Some(q) = query {
+        out.extend(
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == "key")
+                .map(|(_, v)| v.into_owned()),
+        );
+    }
+    out
 }
 
-fn token_ok(st: &ProxyState, presented: Option<String>) -> bool {
-    let Some(p) = presented else { return false };
+/// Constant-time comparison against every presented candidate.
+fn token_ok(st: &ProxyState, presented: Vec<String>) -> bool {
     let want = st.token.as_bytes();
-    p.len() == want.len() && bool::from(p.as_bytes().ct_eq(want))
+    let mut ok = subtle::Choice::from(0u8);
+    for p in &presented {
+        if p.len() == want.len() {
+            ok |= p.as_bytes().ct_eq(want);
+        }
+    }
+    bool::from(ok)
 }
 
 const HOP_BY_HOP: &[&str] = &[
@@ -197,7 +213,11 @@ fn clean_path(uri: &axum::http::Uri) -> String {
 fn receipt(st: &ProxyState, up: &Upstream, kind: &str, status: &str) -> NewReceipt {
     let p = &up.profile;
     let mut r = NewReceipt::new(kind, status)
-        .profile(&p.id.to_string(), p.kind.as_str(), p.provider_family.as_str())
+        .profile(
+            &p.id.to_string(),
+            p.kind.as_str(),
+            p.provider_family.as_str(),
+        )
         .operator(st.operator.clone())
         .identity(up.identity_hash.clone())
         .run(&st.run);
@@ -221,7 +241,10 @@ async fn append(st: &Arc<ProxyState>, r: NewReceipt) -> crate::Result<crate::aud
 async fn record_health(st: &Arc<ProxyState>, member: &ProfileId, outcome: Outcome) {
     if let Some((home, pool)) = &st.pool {
         let (home, pool, member) = (home.clone(), pool.clone(), member.clone());
-        let _ = tokio::task::spawn_blocking(move || PoolStore::new(&home).record(&pool, &member, outcome)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            PoolStore::new(&home).record(&pool, &member, outcome)
+        })
+        .await;
     }
 }
 
@@ -239,10 +262,11 @@ async fn pick(st: &Arc<ProxyState>, tried: &[ProfileId]) -> Option<usize> {
                 }
             }
             let (home, pool) = (home.clone(), pool.clone());
-            let id = tokio::task::spawn_blocking(move || PoolStore::new(&home).pick(&pool, &exclude))
-                .await
-                .ok()?
-                .ok()?;
+            let id =
+                tokio::task::spawn_blocking(move || PoolStore::new(&home).pick(&pool, &exclude))
+                    .await
+                    .ok()?
+                    .ok()?;
             st.upstreams.iter().position(|u| u.profile.id == id)
         }
     }
@@ -252,13 +276,21 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response<Bod
     let guard = InflightGuard::new(&st);
     let t0 = Instant::now();
     let (parts, body) = req.into_parts();
-    if !token_ok(&st, presented_token(&parts.headers, parts.uri.query())) {
-        return json_error(StatusCode::UNAUTHORIZED, "craik_unauthorized", "missing or wrong proxy token");
+    if !token_ok(&st, presented_tokens(&parts.headers, parts.uri.query())) {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "craik_unauthorized",
+            "missing or wrong proxy token",
+        );
     }
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
         Err(_) => {
-            return json_error(StatusCode::PAYLOAD_TOO_LARGE, "craik_request_too_large", "the request body is larger than craik forwards (32 MiB)");
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "craik_request_too_large",
+                "the request body is larger than craik forwards (32 MiB)",
+            );
         }
     };
     let path = clean_path(&parts.uri);
@@ -267,7 +299,11 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response<Bod
     let mut tried: Vec<ProfileId> = Vec::new();
     loop {
         let Some(i) = pick(&st, &tried).await else {
-            return json_error(StatusCode::BAD_GATEWAY, "craik_no_upstream", "no healthy credential is available");
+            return json_error(
+                StatusCode::BAD_GATEWAY,
+                "craik_no_upstream",
+                "no healthy credential is available",
+            );
         };
         let up = &st.upstreams[i];
         tried.push(up.profile.id.clone());
@@ -330,7 +366,11 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response<Bod
         let resp = match sent {
             Err(e) => {
                 record_health(&st, &up.profile.id, Outcome::Failed).await;
-                let why = if e.is_timeout() { "upstream timed out".to_string() } else { "upstream connection failed".to_string() };
+                let why = if e.is_timeout() {
+                    "upstream timed out".to_string()
+                } else {
+                    "upstream connection failed".to_string()
+                };
                 let r = finished_base("upstream_error")
                     .reason(why.clone())
                     .detail("latency_ms", t0.elapsed().as_millis() as u64);
@@ -362,7 +402,10 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response<Bod
             .unwrap_or("")
             .to_string();
         for (k, v) in resp.headers() {
-            if matches!(k.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade") {
+            if matches!(
+                k.as_str(),
+                "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade"
+            ) {
                 continue;
             }
             builder = builder.header(k, v);
@@ -370,7 +413,10 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response<Bod
         let fin = finished_base(if status.is_success() { "ok" } else { "error" })
             .detail("status", status.as_u16());
         let st2 = st.clone();
-        let done = move |bytes_out: u64, captured: Vec<u8>, error: Option<String>, ttfb: Option<Duration>| {
+        let done = move |bytes_out: u64,
+                         captured: Vec<u8>,
+                         error: Option<String>,
+                         ttfb: Option<Duration>| {
             let mut r = fin
                 .detail("bytes_out", bytes_out)
                 .detail("latency_ms", t0.elapsed().as_millis() as u64);
@@ -398,9 +444,13 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response<Bod
             ttfb: None,
             done: Some(Box::new(done)),
         };
-        return builder
-            .body(Body::from_stream(tap))
-            .unwrap_or_else(|_| json_error(StatusCode::BAD_GATEWAY, "craik_upstream_error", "bad upstream headers"));
+        return builder.body(Body::from_stream(tap)).unwrap_or_else(|_| {
+            json_error(
+                StatusCode::BAD_GATEWAY,
+                "craik_upstream_error",
+                "bad upstream headers",
+            )
+        });
     }
 }
 
@@ -421,7 +471,12 @@ struct Tap {
 impl Tap {
     fn finish(&mut self, error: Option<String>) {
         if let Some(done) = self.done.take() {
-            done(self.bytes, std::mem::take(&mut self.captured), error, self.ttfb);
+            done(
+                self.bytes,
+                std::mem::take(&mut self.captured),
+                error,
+                self.ttfb,
+            );
         }
     }
 }
@@ -472,7 +527,9 @@ pub async fn serve(
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(state.clone());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     while state.inflight.load(Ordering::SeqCst) > 0 {
         let wait = state.drained.notified();

@@ -36,7 +36,10 @@ pub fn test(ctx: &mut Context, spec: &CallSpec) -> crate::Result<TestResult> {
     let call = start_call(ctx, spec, &[], Map::new())?;
     let Some(credential) = call.credential.as_ref() else {
         return Err(Error::input(
-            format!("profile {} delegates to its provider's CLI; there is no credential to test here", call.profile.id),
+            format!(
+                "profile {} delegates to its provider's CLI; there is no credential to test here",
+                call.profile.id
+            ),
             "test it with the provider's CLI",
         ));
     };

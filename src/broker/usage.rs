@@ -3,17 +3,23 @@
 
 use serde_json::{Map, Value};
 
-/// The `model` of a JSON request body, or of a Gemini path
-/// (`/v1beta/models/<model>:generateContent`).
+/// The model a request names: in a Gemini-style path
+/// (`/v1beta/models/<model>:generateContent`), else the `model` of a JSON
+/// body.
 pub fn model(path: &str, body: &[u8]) -> Option<String> {
-    if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body)
-        && let Some(Value::String(s)) = m.get("model")
+    if let Some(rest) = path.split("/models/").nth(1)
+        && let Some(m) = rest.split([':', '?', '/']).next()
+        && !m.is_empty()
     {
-        return Some(s.chars().take(200).collect());
+        return Some(m.chars().take(200).collect());
     }
-    let rest = path.split("/models/").nth(1)?;
-    let model = rest.split([':', '?', '/']).next()?;
-    (!model.is_empty()).then(|| model.chars().take(200).collect())
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => match m.get("model") {
+            Some(Value::String(s)) => Some(s.chars().take(200).collect()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn merge_usage(acc: &mut Map<String, Value>, v: &Value) {
@@ -41,7 +47,9 @@ pub fn usage(content_type: &str, body: &[u8]) -> Option<Map<String, Value>> {
     if content_type.contains("text/event-stream") {
         for line in body.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(data) = line.strip_prefix(b"data:") else { continue };
+            let Some(data) = line.strip_prefix(b"data:") else {
+                continue;
+            };
             if let Ok(v) = serde_json::from_slice::<Value>(data.trim_ascii()) {
                 merge_usage(&mut acc, &v);
             }
@@ -58,13 +66,26 @@ mod tests {
 
     #[test]
     fn extracts() {
-        assert_eq!(model("/v1/chat/completions", br#"{"model":"gpt-x"}"#).as_deref(), Some("gpt-x"));
-        assert_eq!(model("/v1beta/models/gemini-pro:generateContent", b"{}").as_deref(), Some("gemini-pro"));
-        let u = usage("application/json", br#"{"usage":{"prompt_tokens":3,"completion_tokens":5}}"#).unwrap();
+        assert_eq!(
+            model("/v1/chat/completions", br#"{"model":"gpt-x"}"#).as_deref(),
+            Some("gpt-x")
+        );
+        assert_eq!(
+            model("/v1beta/models/gemini-pro:generateContent", b"{}").as_deref(),
+            Some("gemini-pro")
+        );
+        let u = usage(
+            "application/json",
+            br#"{"usage":{"prompt_tokens":3,"completion_tokens":5}}"#,
+        )
+        .unwrap();
         assert_eq!(u["completion_tokens"], 5);
         let sse = b"event: message_start\ndata: {\"message\":{\"usage\":{\"input_tokens\":7}}}\n\ndata: {\"usage\":{\"output_tokens\":9}}\n\ndata: [DONE]\n";
         let u = usage("text/event-stream; charset=utf-8", sse).unwrap();
-        assert_eq!((u["input_tokens"].as_i64(), u["output_tokens"].as_i64()), (Some(7), Some(9)));
+        assert_eq!(
+            (u["input_tokens"].as_i64(), u["output_tokens"].as_i64()),
+            (Some(7), Some(9))
+        );
         assert!(usage("application/json", b"not json").is_none());
     }
 }

@@ -168,7 +168,10 @@ pub struct WaitArg {
 
 impl WaitArg {
     pub fn duration(&self) -> craik::Result<Option<std::time::Duration>> {
-        self.wait.as_deref().map(craik::authorize::parse_duration).transpose()
+        self.wait
+            .as_deref()
+            .map(craik::authorize::parse_duration)
+            .transpose()
     }
 }
 
@@ -230,7 +233,15 @@ fn pool(ctx: &Context, cmd: PoolCommand) -> craik::Result<i32> {
             } else if f.pools.is_empty() {
                 println!("no pools");
             } else {
-                let mut t = output::table(&["POOL", "STRATEGY", "MEMBER", "WEIGHT", "FAILURES", "BACKOFF UNTIL", "LAST"]);
+                let mut t = output::table(&[
+                    "POOL",
+                    "STRATEGY",
+                    "MEMBER",
+                    "WEIGHT",
+                    "FAILURES",
+                    "BACKOFF UNTIL",
+                    "LAST",
+                ]);
                 for p in &f.pools {
                     for m in &p.members {
                         t.add_row(vec![
@@ -239,8 +250,14 @@ fn pool(ctx: &Context, cmd: PoolCommand) -> craik::Result<i32> {
                             m.profile.to_string(),
                             m.weight.to_string(),
                             m.health.consecutive_failures.to_string(),
-                            m.health.backoff_until.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                            m.health.last_outcome.map(|o| o.as_str().to_string()).unwrap_or_default(),
+                            m.health
+                                .backoff_until
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_default(),
+                            m.health
+                                .last_outcome
+                                .map(|o| o.as_str().to_string())
+                                .unwrap_or_default(),
                         ]);
                     }
                 }
@@ -381,7 +398,9 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     "{}: {} (HTTP {}, {} ms, run {})",
                     r.profile,
                     r.status,
-                    r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    r.http_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     r.latency_ms,
                     r.run
                 );
@@ -396,7 +415,14 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             } else if list.is_empty() {
                 println!("no approval requests");
             } else {
-                let mut t = output::table(&["PROFILE", "RUN", "REQUESTED BY", "REQUESTED AT", "APPROVED BY", "STATE"]);
+                let mut t = output::table(&[
+                    "PROFILE",
+                    "RUN",
+                    "REQUESTED BY",
+                    "REQUESTED AT",
+                    "APPROVED BY",
+                    "STATE",
+                ]);
                 for l in list {
                     t.add_row(vec![
                         l.profile,
@@ -404,7 +430,11 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                         l.requested_by.unwrap_or_default(),
                         l.requested_at,
                         l.approved_by.unwrap_or_default(),
-                        if l.pending { "pending".into() } else { "approved".to_string() },
+                        if l.pending {
+                            "pending".into()
+                        } else {
+                            "approved".to_string()
+                        },
                     ]);
                 }
                 output::print_table(&t);

@@ -34,7 +34,10 @@ impl TargetArgs {
         match (&self.profile, &self.pool) {
             (Some(p), _) => Ok(Target::Profile(p.parse::<ProfileId>()?)),
             (None, Some(p)) => Ok(Target::Pool(p.parse::<ProfileId>()?)),
-            _ => Err(Error::input("name --profile or --pool", "craik exec --profile openai:work -- CMD")),
+            _ => Err(Error::input(
+                "name --profile or --pool",
+                "craik exec --profile openai:work -- CMD",
+            )),
         }
     }
 }
@@ -102,11 +105,16 @@ pub fn exec(args: ExecArgs) -> craik::Result<i32> {
 
 pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
     let addr: SocketAddr = args.listen.parse().map_err(|_| {
-        Error::input(format!("cannot read the listen address {:?}", args.listen), "write 127.0.0.1:8080 or [::1]:8080")
+        Error::input(
+            format!("cannot read the listen address {:?}", args.listen),
+            "write 127.0.0.1:8080 or [::1]:8080",
+        )
     })?;
     if !addr.ip().is_loopback() && !args.allow_remote {
         return Err(Error::input(
-            format!("{addr} is not a loopback address; the proxy would hand the credential's power to the network"),
+            format!(
+                "{addr} is not a loopback address; the proxy would hand the credential's power to the network"
+            ),
             "listen on 127.0.0.1, or pass --allow-remote if you mean it",
         ));
     }
@@ -133,10 +141,20 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::input(format!("cannot start the async runtime: {e}"), "report this"))?;
+        .map_err(|e| {
+            Error::input(
+                format!("cannot start the async runtime: {e}"),
+                "report this",
+            )
+        })?;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(addr))
-        .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}"), "pick another --listen address"))?;
+        .map_err(|e| {
+            Error::input(
+                format!("cannot listen on {addr}: {e}"),
+                "pick another --listen address",
+            )
+        })?;
     let bound = listener
         .local_addr()
         .map_err(|e| Error::input(e.to_string(), "report this"))?;
@@ -157,7 +175,11 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
                 serde_json::json!({"listen": bound.to_string(), "token": state.token.as_str(), "run": spec.run, "env": env})
             );
         } else {
-            let _ = writeln!(out, "craik proxy listening on http://{bound} (run {})", spec.run);
+            let _ = writeln!(
+                out,
+                "craik proxy listening on http://{bound} (run {})",
+                spec.run
+            );
             let _ = writeln!(out, "token: {}", state.token.as_str());
             for (k, v) in &env {
                 let _ = writeln!(out, "export {k}={}", v.as_str().unwrap_or_default());

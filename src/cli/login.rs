@@ -5,9 +5,9 @@ use std::io::{IsTerminal, Write};
 use clap::Args;
 
 use craik::context::Context;
+use craik::exit;
 use craik::operator::session::{self, Session};
 use craik::operator::{self, LoginEvent, OidcConfig, OperatorError};
-use craik::exit;
 
 use super::output;
 
@@ -149,7 +149,14 @@ pub fn whoami(json: bool) -> craik::Result<i32> {
         println!("subject: {}", s.subject);
         println!("email:   {}", s.email.as_deref().unwrap_or("-"));
         println!("name:    {}", s.name.as_deref().unwrap_or("-"));
-        println!("groups:  {}", if s.groups.is_empty() { "-".to_string() } else { s.groups.join(", ") });
+        println!(
+            "groups:  {}",
+            if s.groups.is_empty() {
+                "-".to_string()
+            } else {
+                s.groups.join(", ")
+            }
+        );
         println!("issuer:  {}", s.issuer);
         println!("expires: {}", s.expires_at.to_rfc3339());
     }
@@ -178,12 +185,22 @@ pub fn logout(json: bool) -> craik::Result<i32> {
                 }));
             } else {
                 let detail = match &outcome {
-                    operator::LogoutOutcome::Revoked => "refresh token revoked at the issuer".to_string(),
-                    operator::LogoutOutcome::NotSupported => "the issuer does not support revocation; the refresh token was deleted here".to_string(),
-                    operator::LogoutOutcome::Failed(w) => format!("revocation failed ({w}); the refresh token was deleted here"),
+                    operator::LogoutOutcome::Revoked => {
+                        "refresh token revoked at the issuer".to_string()
+                    }
+                    operator::LogoutOutcome::NotSupported => {
+                        "the issuer does not support revocation; the refresh token was deleted here"
+                            .to_string()
+                    }
+                    operator::LogoutOutcome::Failed(w) => {
+                        format!("revocation failed ({w}); the refresh token was deleted here")
+                    }
                     operator::LogoutOutcome::NoToken => "there was no refresh token".to_string(),
                 };
-                println!("logged out {}: {detail}", s.email.as_deref().unwrap_or(&s.subject));
+                println!(
+                    "logged out {}: {detail}",
+                    s.email.as_deref().unwrap_or(&s.subject)
+                );
             }
         }
     }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use craik::context::Context;
+use craik::exit;
 use craik::policy::Policy;
 use craik::profile::ProfileId;
-use craik::exit;
 
 use super::output;
 
@@ -44,7 +44,10 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
             } else {
                 for o in out {
                     println!("{}: valid", o["file"].as_str().unwrap_or_default());
-                    println!("{}", serde_json::to_string_pretty(&o["envelope"]).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&o["envelope"]).unwrap_or_default()
+                    );
                 }
             }
             Ok(exit::OK)
@@ -68,14 +71,20 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
             } else {
                 println!(
                     "{id} for {}: {}",
-                    op.as_ref().map(|o| o.subject.as_str()).unwrap_or("no operator"),
+                    op.as_ref()
+                        .map(|o| o.subject.as_str())
+                        .unwrap_or("no operator"),
                     if eval.allowed { "allowed" } else { "DENIED" }
                 );
                 let mut t = output::table(&["CONDITION", "OUTCOME", "REQUIRED", "SEEN", "SOURCE"]);
                 for c in &eval.conditions {
                     t.add_row(vec![
                         c.field.clone(),
-                        if c.ok { "ok".into() } else { "FAIL".to_string() },
+                        if c.ok {
+                            "ok".into()
+                        } else {
+                            "FAIL".to_string()
+                        },
                         c.required.clone(),
                         c.seen.clone(),
                         c.source.clone(),

@@ -193,7 +193,9 @@ impl Issuer {
         }
     }
 
-    fn client(&self) -> openidconnect::core::CoreClient<
+    fn client(
+        &self,
+    ) -> openidconnect::core::CoreClient<
         openidconnect::EndpointSet,
         openidconnect::EndpointNotSet,
         openidconnect::EndpointNotSet,
@@ -229,7 +231,11 @@ impl Issuer {
         self.tokens(resp, None)
     }
 
-    fn tokens(&mut self, resp: CoreTokenResponse, nonce: Option<&str>) -> Result<Tokens, OperatorError> {
+    fn tokens(
+        &mut self,
+        resp: CoreTokenResponse,
+        nonce: Option<&str>,
+    ) -> Result<Tokens, OperatorError> {
         let raw = resp
             .extra_fields()
             .id_token()
@@ -244,7 +250,12 @@ impl Issuer {
 
     /// Revokes a refresh token when the issuer supports it.
     pub fn revoke(&self, refresh_token: &str) -> LogoutOutcome {
-        let Some(url) = self.metadata.additional_metadata().revocation_endpoint.clone() else {
+        let Some(url) = self
+            .metadata
+            .additional_metadata()
+            .revocation_endpoint
+            .clone()
+        else {
             return LogoutOutcome::NotSupported;
         };
         let client = self.client().set_revocation_url(url);
@@ -347,7 +358,8 @@ fn browser_command() -> Option<&'static str> {
     if cfg!(target_os = "macos") {
         return Some("open");
     }
-    let graphical = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let graphical =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if !graphical {
         return None;
     }
@@ -418,7 +430,9 @@ fn wait_for_callback(listener: &TcpListener, state: &str) -> Result<String, Oper
         .map_err(|e| OperatorError::Flow(e.to_string()))?;
     loop {
         if Instant::now() > deadline {
-            return Err(OperatorError::Flow("no browser callback within 5 minutes".into()));
+            return Err(OperatorError::Flow(
+                "no browser callback within 5 minutes".into(),
+            ));
         }
         let (mut stream, _) = match listener.accept() {
             Ok(s) => s,
@@ -444,7 +458,11 @@ fn wait_for_callback(listener: &TcpListener, state: &str) -> Result<String, Oper
         }
         let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
         if q.get("state").map(String::as_str) != Some(state) {
-            respond(&mut stream, 400, "state mismatch: this is not the login craik started");
+            respond(
+                &mut stream,
+                400,
+                "state mismatch: this is not the login craik started",
+            );
             continue;
         }
         if let Some(err) = q.get("error") {
@@ -462,7 +480,11 @@ fn wait_for_callback(listener: &TcpListener, state: &str) -> Result<String, Oper
             respond(&mut stream, 400, "no code");
             continue;
         };
-        respond(&mut stream, 200, "craik: login complete; you can close this window");
+        respond(
+            &mut stream,
+            200,
+            "craik: login complete; you can close this window",
+        );
         return Ok(code.clone());
     }
 }

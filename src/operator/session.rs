@@ -41,7 +41,10 @@ pub struct Session {
 
 fn jti(claims: &super::token::Claims) -> String {
     claims.jti.clone().unwrap_or_else(|| {
-        let d = Sha256::digest(format!("{}:{}:{}", claims.issuer, claims.subject, claims.issued_at));
+        let d = Sha256::digest(format!(
+            "{}:{}:{}",
+            claims.issuer, claims.subject, claims.issued_at
+        ));
         format!("sha256:{}", hex::encode(d))
     })
 }
@@ -61,7 +64,10 @@ impl Session {
             scopes: config.scopes.clone(),
             ca_file: config.ca_file.as_ref().map(|p| p.display().to_string()),
             jti: jti(c),
-            expires_at: Utc.timestamp_opt(c.expires_at, 0).single().unwrap_or_else(Utc::now),
+            expires_at: Utc
+                .timestamp_opt(c.expires_at, 0)
+                .single()
+                .unwrap_or_else(Utc::now),
             logged_in_at: Utc::now(),
             refreshed_at: None,
             refresh_token_handle: handle,

@@ -237,7 +237,11 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or(TokenError::ClaimType("aud")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or(TokenError::ClaimType("aud"))
+            })
             .collect::<Result<_, _>>()?,
         None | Some(Value::Null) => return Err(TokenError::Missing("aud")),
         Some(_) => return Err(TokenError::ClaimType("aud")),

@@ -109,11 +109,7 @@ pub struct Policy {
     pub approval_profiles: Option<PatternSet>,
 }
 
-fn non_empty<T>(
-    path: &Path,
-    field: &'static str,
-    v: &Option<Vec<T>>,
-) -> Result<(), PolicyError> {
+fn non_empty<T>(path: &Path, field: &'static str, v: &Option<Vec<T>>) -> Result<(), PolicyError> {
     match v {
         Some(l) if l.is_empty() => Err(PolicyError::EmptyList {
             path: path.to_path_buf(),
@@ -171,17 +167,45 @@ impl Policy {
                 field: "required_operator_issuer",
             });
         }
-        non_empty(path, "allowed_operator_groups", &envelope.allowed_operator_groups)?;
-        non_empty(path, "allowed_operator_subjects", &envelope.allowed_operator_subjects)?;
-        non_empty(path, "allowed_credential_kinds", &envelope.allowed_credential_kinds)?;
-        non_empty(path, "allowed_credential_profiles", &envelope.allowed_credential_profiles)?;
-        non_empty(path, "denied_credential_profiles", &envelope.denied_credential_profiles)?;
+        non_empty(
+            path,
+            "allowed_operator_groups",
+            &envelope.allowed_operator_groups,
+        )?;
+        non_empty(
+            path,
+            "allowed_operator_subjects",
+            &envelope.allowed_operator_subjects,
+        )?;
+        non_empty(
+            path,
+            "allowed_credential_kinds",
+            &envelope.allowed_credential_kinds,
+        )?;
+        non_empty(
+            path,
+            "allowed_credential_profiles",
+            &envelope.allowed_credential_profiles,
+        )?;
+        non_empty(
+            path,
+            "denied_credential_profiles",
+            &envelope.denied_credential_profiles,
+        )?;
         non_empty(path, "approval_profiles", &envelope.approval_profiles)?;
         non_empty(path, "approver_groups", &envelope.approver_groups)?;
         Ok(Policy {
             source: path.to_path_buf(),
-            allowed_profiles: compile(path, "allowed_credential_profiles", &envelope.allowed_credential_profiles)?,
-            denied_profiles: compile(path, "denied_credential_profiles", &envelope.denied_credential_profiles)?,
+            allowed_profiles: compile(
+                path,
+                "allowed_credential_profiles",
+                &envelope.allowed_credential_profiles,
+            )?,
+            denied_profiles: compile(
+                path,
+                "denied_credential_profiles",
+                &envelope.denied_credential_profiles,
+            )?,
             approval_profiles: compile(path, "approval_profiles", &envelope.approval_profiles)?,
             envelope,
         })

@@ -62,7 +62,11 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
     let mut conditions = Vec::new();
     let mut approval = ApprovalRule::default();
     let groups: &[String] = op.map(|o| o.groups.as_slice()).unwrap_or(&[]);
-    let seen_groups = if op.is_some() { list(groups) } else { "no operator session".into() };
+    let seen_groups = if op.is_some() {
+        list(groups)
+    } else {
+        "no operator session".into()
+    };
     for p in policies {
         let e = &p.envelope;
         let source = p.source.display().to_string();
@@ -82,7 +86,8 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
                 "required_operator",
                 op.is_some(),
                 "a logged-in operator".into(),
-                op.map(|o| o.subject.clone()).unwrap_or_else(|| "no operator session".into()),
+                op.map(|o| o.subject.clone())
+                    .unwrap_or_else(|| "no operator session".into()),
                 "operator identity required by policy; run craik login".into(),
             );
         }
@@ -117,7 +122,8 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
                 got.as_ref().is_some_and(|s| allowed.contains(s)),
                 format!("one of {}", list(allowed)),
                 got.unwrap_or_else(|| "no operator session".into()),
-                "this operator is not listed in allowed_operator_subjects; ask a policy owner".into(),
+                "this operator is not listed in allowed_operator_subjects; ask a policy owner"
+                    .into(),
             );
         }
         if let Some(kinds) = &e.allowed_credential_kinds {
@@ -140,7 +146,10 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
                 set.is_match(&id),
                 format!("a profile matching {}", list(set.patterns())),
                 id.clone(),
-                format!("profile {id} is not allowed by this policy; use a profile matching {}", list(set.patterns())),
+                format!(
+                    "profile {id} is not allowed by this policy; use a profile matching {}",
+                    list(set.patterns())
+                ),
             );
         }
         if let Some(set) = &p.denied_credential_profiles_set() {
@@ -171,7 +180,8 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
     let grants = &profile.grants;
     if !grants.is_empty() {
         let ok = op.is_some_and(|o| {
-            grants.subjects.contains(&o.subject) || o.groups.iter().any(|g| grants.groups.contains(g))
+            grants.subjects.contains(&o.subject)
+                || o.groups.iter().any(|g| grants.groups.contains(g))
         });
         let mut required = Vec::new();
         if !grants.groups.is_empty() {
@@ -184,7 +194,10 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
             field: "profile_grants".into(),
             source: format!("profile {id}"),
             ok,
-            required: format!("an operator granted this profile: {}", required.join(" or ")),
+            required: format!(
+                "an operator granted this profile: {}",
+                required.join(" or ")
+            ),
             seen: op
                 .map(|o| format!("{} in {}", o.subject, list(&o.groups)))
                 .unwrap_or_else(|| "no operator session".into()),
@@ -248,7 +261,9 @@ pub fn allows(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -> 
     }
     let g = &profile.grants;
     g.is_empty()
-        || op.is_some_and(|o| g.subjects.contains(&o.subject) || o.groups.iter().any(|x| g.groups.contains(x)))
+        || op.is_some_and(|o| {
+            g.subjects.contains(&o.subject) || o.groups.iter().any(|x| g.groups.contains(x))
+        })
 }
 
 impl Policy {

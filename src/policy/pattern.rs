@@ -11,7 +11,9 @@ pub enum PatternError {
     Empty,
     #[error("pattern {0:?} has three or more '*' in a row")]
     Stars(String),
-    #[error("pattern {pattern:?} contains {ch:?}; patterns use letters, digits, '.', '_', '-', ':', '*' and '?'")]
+    #[error(
+        "pattern {pattern:?} contains {ch:?}; patterns use letters, digits, '.', '_', '-', ':', '*' and '?'"
+    )]
     Char { pattern: String, ch: char },
     #[error("pattern {0:?} is too long")]
     TooLong(String),

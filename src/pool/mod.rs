@@ -132,7 +132,9 @@ impl Pool {
     pub fn pick(&mut self, exclude: &[ProfileId]) -> Option<ProfileId> {
         let now = Utc::now();
         let healthy: Vec<usize> = (0..self.members.len())
-            .filter(|&i| self.members[i].healthy(now) && !exclude.contains(&self.members[i].profile))
+            .filter(|&i| {
+                self.members[i].healthy(now) && !exclude.contains(&self.members[i].profile)
+            })
             .collect();
         if healthy.is_empty() {
             return None;
@@ -150,7 +152,10 @@ impl Pool {
                 pick
             }
             Strategy::Weighted => {
-                let total: u64 = healthy.iter().map(|&i| self.members[i].weight.max(1) as u64).sum();
+                let total: u64 = healthy
+                    .iter()
+                    .map(|&i| self.members[i].weight.max(1) as u64)
+                    .sum();
                 let mut r = rand::thread_rng().gen_range(0..total);
                 let mut chosen = healthy[0];
                 for &i in &healthy {
@@ -212,10 +217,16 @@ impl<'h> PoolStore<'h> {
             return Ok(PoolFile::default());
         };
         let f: PoolFile = serde_json::from_slice(&bytes).map_err(|e| {
-            corrupt(self.home, format!("line {} column {}: {e}", e.line(), e.column()))
+            corrupt(
+                self.home,
+                format!("line {} column {}: {e}", e.line(), e.column()),
+            )
         })?;
         if f.version != 1 {
-            return Err(corrupt(self.home, format!("unsupported version {}", f.version)));
+            return Err(corrupt(
+                self.home,
+                format!("unsupported version {}", f.version),
+            ));
         }
         Ok(f)
     }
@@ -255,7 +266,12 @@ impl<'h> PoolStore<'h> {
         })
     }
 
-    pub fn record(&self, pool: &ProfileId, member: &ProfileId, outcome: Outcome) -> crate::Result<()> {
+    pub fn record(
+        &self,
+        pool: &ProfileId,
+        member: &ProfileId,
+        outcome: Outcome,
+    ) -> crate::Result<()> {
         self.update(|f| {
             if let Some(p) = f.pools.iter_mut().find(|p| &p.id == pool) {
                 p.record(member, outcome);
@@ -273,7 +289,9 @@ pub fn parse_member(s: &str) -> crate::Result<(ProfileId, u32)> {
             w.parse::<u32>()
                 .ok()
                 .filter(|w| (1..=1000).contains(w))
-                .ok_or_else(|| Error::input(format!("bad weight in {s:?}"), "weights are 1 to 1000"))?,
+                .ok_or_else(|| {
+                    Error::input(format!("bad weight in {s:?}"), "weights are 1 to 1000")
+                })?,
         ),
         None => (s, 1),
     };
@@ -281,9 +299,18 @@ pub fn parse_member(s: &str) -> crate::Result<(ProfileId, u32)> {
 }
 
 /// `craik auth pool create`.
-pub fn create(home: &Home, id: &ProfileId, strategy: Strategy, members: &[(ProfileId, u32)], force: bool) -> crate::Result<Pool> {
+pub fn create(
+    home: &Home,
+    id: &ProfileId,
+    strategy: Strategy,
+    members: &[(ProfileId, u32)],
+    force: bool,
+) -> crate::Result<Pool> {
     if members.is_empty() {
-        return Err(Error::input("a pool needs members", "pass --member ID[=WEIGHT] once per member"));
+        return Err(Error::input(
+            "a pool needs members",
+            "pass --member ID[=WEIGHT] once per member",
+        ));
     }
     let profiles = ProfileStore::new(home).load()?;
     for (m, _) in members {
@@ -292,14 +319,21 @@ pub fn create(home: &Home, id: &ProfileId, strategy: Strategy, members: &[(Profi
             .ok_or_else(|| ProfileError::NotFound(m.to_string()))?;
         if p.provider_family != id.family() {
             return Err(Error::input(
-                format!("member {m} is of family {}, the pool {id} of {}", p.provider_family, id.family()),
+                format!(
+                    "member {m} is of family {}, the pool {id} of {}",
+                    p.provider_family,
+                    id.family()
+                ),
                 "members of a pool must share its family",
             ));
         }
     }
     let mut seen = std::collections::HashSet::new();
     if !members.iter().all(|(m, _)| seen.insert(m)) {
-        return Err(Error::input("a member is listed twice", "list each profile once"));
+        return Err(Error::input(
+            "a member is listed twice",
+            "list each profile once",
+        ));
     }
     let pool = Pool {
         id: id.clone(),
@@ -387,7 +421,10 @@ mod tests {
         f.record(&a, Outcome::Ok);
         assert_eq!(f.members[0].health.consecutive_failures, 0);
         assert_eq!(f.pick(&[]).unwrap(), a);
-        assert_eq!(f.pick(&[a.clone()]).unwrap().to_string(), "openai:b");
+        assert_eq!(
+            f.pick(std::slice::from_ref(&a)).unwrap().to_string(),
+            "openai:b"
+        );
         assert_eq!(Outcome::from_status(Some(429)), Outcome::RateLimited);
         assert_eq!(Outcome::from_status(Some(503)), Outcome::Failed);
         assert_eq!(Outcome::from_status(None), Outcome::Failed);

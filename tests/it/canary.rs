@@ -24,13 +24,62 @@ fn canary_never_leaks() {
         runs.push((args.join(" "), r));
     };
     let s = Some(secret.as_str());
-    go(&["auth", "add", "openai:kr", "--kind=keyring-ref", "--stdin"], s);
-    go(&["auth", "add", "openai:kr", "--kind=keyring-ref", "--stdin"], s); // exists: error
-    go(&["auth", "add", "openai:kr2", "--kind=keyring-ref", "--stdin", "--force"], s);
-    go(&["auth", "add", "anthropic:env", "--kind=api-key", "--env-var", "CANARY_ENV"], None);
-    go(&["auth", "add", "gemini:ref", "--kind=secret-ref", "--secret-ref", "env:CANARY_ENV"], None);
-    go(&["auth", "add", "openai:file", "--kind=secret-ref", "--secret-ref", &file_ref], None);
-    go(&["auth", "add", "openai:bad", "--kind=api-key", "--stdin"], s); // misuse: error
+    go(
+        &["auth", "add", "openai:kr", "--kind=keyring-ref", "--stdin"],
+        s,
+    );
+    go(
+        &["auth", "add", "openai:kr", "--kind=keyring-ref", "--stdin"],
+        s,
+    ); // exists: error
+    go(
+        &[
+            "auth",
+            "add",
+            "openai:kr2",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--force",
+        ],
+        s,
+    );
+    go(
+        &[
+            "auth",
+            "add",
+            "anthropic:env",
+            "--kind=api-key",
+            "--env-var",
+            "CANARY_ENV",
+        ],
+        None,
+    );
+    go(
+        &[
+            "auth",
+            "add",
+            "gemini:ref",
+            "--kind=secret-ref",
+            "--secret-ref",
+            "env:CANARY_ENV",
+        ],
+        None,
+    );
+    go(
+        &[
+            "auth",
+            "add",
+            "openai:file",
+            "--kind=secret-ref",
+            "--secret-ref",
+            &file_ref,
+        ],
+        None,
+    );
+    go(
+        &["auth", "add", "openai:bad", "--kind=api-key", "--stdin"],
+        s,
+    ); // misuse: error
     go(&["auth", "status"], None);
     go(&["auth", "status", "--json"], None);
     go(&["auth", "storage", "status"], None);
@@ -38,7 +87,10 @@ fn canary_never_leaks() {
     go(&["auth", "migrate-from-env", "--dry-run", "--json"], None);
     go(&["auth", "migrate-from-env", "--apply", "--yes"], None);
     go(&["auth", "migrate-from-env"], None);
-    go(&["auth", "migrate-secrets", "--dry-run", "--to", "file"], None);
+    go(
+        &["auth", "migrate-secrets", "--dry-run", "--to", "file"],
+        None,
+    );
     go(&["auth", "migrate-secrets", "--to", "file", "--json"], None);
     go(&["receipts", "list"], None);
     go(&["receipts", "list", "--json"], None);
@@ -59,8 +111,14 @@ fn canary_never_leaks() {
 
     assert!(runs.len() >= 30);
     for (cmd, r) in &runs {
-        assert!(!r.stdout.contains(&secret), "stdout of `craik {cmd}` leaks the canary");
-        assert!(!r.stderr.contains(&secret), "stderr of `craik {cmd}` leaks the canary");
+        assert!(
+            !r.stdout.contains(&secret),
+            "stdout of `craik {cmd}` leaks the canary"
+        );
+        assert!(
+            !r.stderr.contains(&secret),
+            "stderr of `craik {cmd}` leaks the canary"
+        );
         assert!(r.code != 101, "`craik {cmd}` panicked: {}", r.stderr);
     }
     // The commands did their work (so the test exercised real paths).
@@ -71,6 +129,10 @@ fn canary_never_leaks() {
     assert!(files.iter().any(|(p, _)| p.ends_with("audit.db")));
     assert!(files.iter().any(|(p, _)| p.ends_with("secrets.enc")));
     for (path, bytes) in files {
-        assert!(!contains(&bytes, &secret), "{} holds the canary in plaintext", path.display());
+        assert!(
+            !contains(&bytes, &secret),
+            "{} holds the canary in plaintext",
+            path.display()
+        );
     }
 }

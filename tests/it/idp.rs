@@ -23,16 +23,30 @@ pub struct Idp {
 /// Makes a self-signed server certificate rustls accepts as a root.
 fn make_cert(dir: &Path) {
     let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
         .arg("-keyout")
         .arg(dir.join("key.pem"))
         .arg("-out")
         .arg(dir.join("cert.pem"))
         .args([
-            "-days", "2", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-addext", "basicConstraints=critical,CA:FALSE",
-            "-addext", "extendedKeyUsage=serverAuth",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -148,9 +162,16 @@ impl Drop for Idp {
 
 /// Runs `craik login --json` (device flow), has `user` approve it (or
 /// deny, or leave it), and returns the JSON events and the run.
-pub fn device_login(env: &Env, idp: &Idp, user: Option<&str>, deny: bool) -> (Vec<serde_json::Value>, Run) {
+pub fn device_login(
+    env: &Env,
+    idp: &Idp,
+    user: Option<&str>,
+    deny: bool,
+) -> (Vec<serde_json::Value>, Run) {
     let mut c = env.command(&["login", "--json"]);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     let mut child = c.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();

@@ -1,13 +1,15 @@
 //! Integration tests: the real craik binary, real files, real secret
 //! stores and a real SQLite log.
 
+mod broker;
 mod canary;
 mod common;
 mod home;
+mod idp;
+mod operator;
+mod policy;
 mod profiles;
 mod receipts;
 mod secrets;
 mod tokens;
-mod idp;
-mod operator;
-mod policy;
+mod upstream;

@@ -22,14 +22,26 @@ fn env_for(idp: &Idp) -> Env {
 fn device_login_whoami_logout() {
     let idp = Idp::start(&[]);
     let env = env_for(&idp);
-    env.run(&["whoami"]).code(6).error_with_hint("run craik login");
+    env.run(&["whoami"])
+        .code(6)
+        .error_with_hint("run craik login");
 
     let (events, run) = device_login(&env, &idp, Some("alice"), false);
     run.ok();
     let first = &events[0];
     assert_eq!(first["event"], "device_code");
-    assert!(first["verification_uri"].as_str().unwrap().starts_with(&idp.issuer));
-    assert!(first["verification_uri_complete"].as_str().unwrap().contains("user_code="));
+    assert!(
+        first["verification_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with(&idp.issuer)
+    );
+    assert!(
+        first["verification_uri_complete"]
+            .as_str()
+            .unwrap()
+            .contains("user_code=")
+    );
     assert!(first["expires_in"].as_u64().unwrap() > 0);
     let last = events.last().unwrap();
     assert_eq!(last["event"], "logged_in");
@@ -47,10 +59,18 @@ fn device_login_whoami_logout() {
 
     // The session file: owner-only, a handle, no token.
     let path = env.file("operator-session.json");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     let session: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(session["refresh_token_handle"].as_str().unwrap().starts_with("craik-"));
+    assert!(
+        session["refresh_token_handle"]
+            .as_str()
+            .unwrap()
+            .starts_with("craik-")
+    );
     assert!(!text.contains("eyJ"), "no JWT in the session file");
     assert!(session.get("refresh_token").is_none());
     assert_eq!(session["client_id"], "craik-cli");
@@ -60,8 +80,14 @@ fn device_login_whoami_logout() {
     assert_eq!(login["status"], "ok");
     assert_eq!(login["operator_subject"], "alice");
     assert_eq!(login["operator_email"], "alice@example.com");
-    assert_eq!(login["operator_groups"], serde_json::json!(["prod-deploy", "devs"]));
-    let h = env.run_stdin(&["receipts", "hash", "--operator-issuer", &idp.issuer], Some("alice"));
+    assert_eq!(
+        login["operator_groups"],
+        serde_json::json!(["prod-deploy", "devs"])
+    );
+    let h = env.run_stdin(
+        &["receipts", "hash", "--operator-issuer", &idp.issuer],
+        Some("alice"),
+    );
     h.ok();
     assert_eq!(login["operator_identity_hash"], h.stdout.trim());
 
@@ -75,11 +101,16 @@ fn device_login_whoami_logout() {
     out.ok();
     assert_eq!(out.json()["revocation"], "revoked");
     assert!(!path.exists());
-    env.run(&["whoami"]).code(6).error_with_hint("run craik login");
+    env.run(&["whoami"])
+        .code(6)
+        .error_with_hint("run craik login");
     let again = env.run(&["logout"]);
     again.ok();
     assert!(again.stdout.contains("nothing to do"));
-    assert_eq!(receipts(&env, "logout")[0]["details"]["revocation"], "revoked");
+    assert_eq!(
+        receipts(&env, "logout")[0]["details"]["revocation"],
+        "revoked"
+    );
     // The refresh token was deleted from the store: only the audit key left.
     let st = env.run(&["auth", "storage", "status", "--json"]).json();
     assert_eq!(st["secrets"], 1);
@@ -106,7 +137,11 @@ fn expired_device_code_stops_with_a_message() {
     let env = env_for(&idp);
     let (events, run) = device_login(&env, &idp, None, false);
     run.code(1);
-    assert_eq!(events.last().unwrap()["error"], "expired_token", "{events:?}");
+    assert_eq!(
+        events.last().unwrap()["error"],
+        "expired_token",
+        "{events:?}"
+    );
     assert!(run.stderr.contains("expired"), "{}", run.stderr);
     assert!(!env.file("operator-session.json").exists());
 }
@@ -131,16 +166,27 @@ fn refresh_rotates_once_across_processes_and_fails_after_logout() {
         .collect();
     for ch in children {
         let out = ch.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let refreshes = receipts(&env, "refresh");
-    assert_eq!(refreshes.len(), 1, "one refresh for two processes: {refreshes:#?}");
+    assert_eq!(
+        refreshes.len(),
+        1,
+        "one refresh for two processes: {refreshes:#?}"
+    );
     assert_eq!(refreshes[0]["status"], "ok");
     let after: serde_json::Value =
         serde_json::from_slice(&std::fs::read(env.file("operator-session.json")).unwrap()).unwrap();
     assert!(before["refreshed_at"].is_null());
     assert!(after["refreshed_at"].is_string());
-    assert_eq!(before["refresh_token_handle"], after["refresh_token_handle"]);
+    assert_eq!(
+        before["refresh_token_handle"],
+        after["refresh_token_handle"]
+    );
 
     // The rotated token was stored: the IdP revokes the whole grant if an
     // old refresh token is reused, so a second refresh proves it.
@@ -160,7 +206,10 @@ fn refresh_rotates_once_across_processes_and_fails_after_logout() {
     let failed = receipts(&env2, "refresh");
     let last = &failed[0];
     assert_eq!(last["status"], "failed", "{failed:#?}");
-    assert!(last["reason"].as_str().unwrap().contains("invalid_grant"), "{last}");
+    assert!(
+        last["reason"].as_str().unwrap().contains("invalid_grant"),
+        "{last}"
+    );
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -221,12 +270,24 @@ fn browser_login_with_pkce() {
     assert_eq!(ev["event"], "browser");
     let url = ev["url"].as_str().unwrap();
     assert!(url.contains("code_challenge_method=S256"), "{url}");
-    assert!(url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"), "{url}");
+    assert!(
+        url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{url}"
+    );
     assert!(url.contains("state=") && url.contains("nonce="));
     // A forged callback with the wrong state is refused, the login goes on.
-    let port = url.split("127.0.0.1%3A").nth(1).unwrap().split("%2F").next().unwrap();
+    let port = url
+        .split("127.0.0.1%3A")
+        .nth(1)
+        .unwrap()
+        .split("%2F")
+        .next()
+        .unwrap();
     let forged = std::process::Command::new("curl")
-        .args(["-s", &format!("http://127.0.0.1:{port}/callback?code=x&state=forged")])
+        .args([
+            "-s",
+            &format!("http://127.0.0.1:{port}/callback?code=x&state=forged"),
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&forged.stdout).contains("state mismatch"));
@@ -244,14 +305,28 @@ fn browser_login_with_pkce() {
 #[test]
 fn login_configuration_errors() {
     let env = Env::new();
-    env.run(&["login"]).code(1).error_with_hint("CRAIK_OIDC_ISSUER");
-    env.run(&["login", "--issuer", "http://idp.example.com", "--client-id", "x"])
+    env.run(&["login"])
         .code(1)
-        .error_with_hint("must use https");
+        .error_with_hint("CRAIK_OIDC_ISSUER");
+    env.run(&[
+        "login",
+        "--issuer",
+        "http://idp.example.com",
+        "--client-id",
+        "x",
+    ])
+    .code(1)
+    .error_with_hint("must use https");
     env.run(&["login", "--issuer", "https://idp.example.com"])
         .code(1)
         .error_with_hint("--client-id");
     // Discovery against a closed port fails with a clear message.
-    let r: Run = env.run(&["login", "--issuer", "http://127.0.0.1:9", "--client-id", "x"]);
+    let r: Run = env.run(&[
+        "login",
+        "--issuer",
+        "http://127.0.0.1:9",
+        "--client-id",
+        "x",
+    ]);
     r.code(1).error_with_hint("discovery");
 }

@@ -32,13 +32,29 @@ fn setup(idp: &Idp) -> Env {
     let mut env = Env::new();
     idp.configure(&mut env);
     env.set("CI_KEY", "ci-secret");
-    for id in ["anthropic:prod-eu", "anthropic:dev", "openai:personal-x", "gemini:x"] {
-        env.run_stdin(&["auth", "add", id, "--kind=keyring-ref", "--stdin"], Some("k-1"))
-            .ok();
-    }
-    env.run(&["auth", "add", "openai:dev", "--kind=api-key"]).ok();
-    env.run(&["auth", "add", "openai:ci", "--kind=secret-ref", "--secret-ref", "env:CI_KEY"])
+    for id in [
+        "anthropic:prod-eu",
+        "anthropic:dev",
+        "openai:personal-x",
+        "gemini:x",
+    ] {
+        env.run_stdin(
+            &["auth", "add", id, "--kind=keyring-ref", "--stdin"],
+            Some("k-1"),
+        )
         .ok();
+    }
+    env.run(&["auth", "add", "openai:dev", "--kind=api-key"])
+        .ok();
+    env.run(&[
+        "auth",
+        "add",
+        "openai:ci",
+        "--kind=secret-ref",
+        "--secret-ref",
+        "env:CI_KEY",
+    ])
+    .ok();
     env
 }
 
@@ -52,7 +68,12 @@ fn regulated_team_policy_decisions() {
     // No operator: denied, told to log in.
     let r = check("anthropic:dev");
     r.code(3);
-    assert!(r.stderr.contains("operator identity required by policy; run craik login"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("operator identity required by policy; run craik login"),
+        "{}",
+        r.stderr
+    );
     let d = &receipts(&env, "denial")[0];
     assert_eq!(d["policy_condition"], "required_operator");
 
@@ -60,7 +81,8 @@ fn regulated_team_policy_decisions() {
     let r = check("anthropic:dev");
     r.code(3);
     assert!(
-        r.stderr.contains("operator group not allowed: needs one of [prod-deploy, devs], you have []"),
+        r.stderr
+            .contains("operator group not allowed: needs one of [prod-deploy, devs], you have []"),
         "{}",
         r.stderr
     );
@@ -73,7 +95,10 @@ fn regulated_team_policy_decisions() {
 
     login_as(&env, &idp, "bob");
     check("anthropic:dev").ok();
-    assert_eq!(receipts(&env, "authorization")[0]["operator_subject"], "bob");
+    assert_eq!(
+        receipts(&env, "authorization")[0]["operator_subject"],
+        "bob"
+    );
     // By kind (api-key), by pattern (gemini), by denied pattern (personal-*).
     for (id, field) in [
         ("openai:dev", "allowed_credential_kinds"),
@@ -81,7 +106,11 @@ fn regulated_team_policy_decisions() {
         ("openai:personal-x", "denied_credential_profiles"),
     ] {
         check(id).code(3);
-        assert_eq!(receipts(&env, "denial")[0]["policy_condition"], field, "{id}");
+        assert_eq!(
+            receipts(&env, "denial")[0]["policy_condition"],
+            field,
+            "{id}"
+        );
     }
     // Two failures at once: both listed, the first named.
     let strict = write_policy(
@@ -89,7 +118,8 @@ fn regulated_team_policy_decisions() {
         "strict.json",
         r#"{"version":1,"allowed_operator_subjects":["alice"],"allowed_credential_kinds":["secret-ref"]}"#,
     );
-    env.run(&["auth", "check", "anthropic:dev", "--policy", &strict]).code(3);
+    env.run(&["auth", "check", "anthropic:dev", "--policy", &strict])
+        .code(3);
     let d = &receipts(&env, "denial")[0];
     assert_eq!(d["policy_condition"], "allowed_operator_subjects");
     assert_eq!(d["details"]["conditions"].as_array().unwrap().len(), 2);
@@ -100,8 +130,12 @@ fn regulated_team_policy_decisions() {
         "issuer.json",
         r#"{"version":1,"required_operator_issuer":"https://idp.example.com"}"#,
     );
-    env.run(&["auth", "check", "anthropic:dev", "--policy", &iss]).code(3);
-    assert_eq!(receipts(&env, "denial")[0]["policy_condition"], "required_operator_issuer");
+    env.run(&["auth", "check", "anthropic:dev", "--policy", &iss])
+        .code(3);
+    assert_eq!(
+        receipts(&env, "denial")[0]["policy_condition"],
+        "required_operator_issuer"
+    );
     // The policy in CRAIK_HOME and CRAIK_POLICY are in force too.
     std::fs::write(env.file("policy.json"), std::fs::read(&iss).unwrap()).unwrap();
     env.run(&["auth", "check", "anthropic:dev"]).code(3);
@@ -121,7 +155,8 @@ fn grants_restrict_a_profile() {
         .code(6)
         .error_with_hint("run craik login");
     login_as(&env, &idp, "carol");
-    env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "carol"]).ok();
+    env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "carol"])
+        .ok();
     let g = &receipts(&env, "grant")[0];
     assert_eq!(g["operator_subject"], "carol");
     let file = env.read_json("auth-profiles.json");
@@ -130,11 +165,22 @@ fn grants_restrict_a_profile() {
     login_as(&env, &idp, "alice");
     let r = env.run(&["auth", "check", "anthropic:dev"]);
     r.code(3);
-    assert_eq!(receipts(&env, "denial")[0]["policy_condition"], "profile_grants");
+    assert_eq!(
+        receipts(&env, "denial")[0]["policy_condition"],
+        "profile_grants"
+    );
     // A group grant lets alice in; revoking takes it back.
-    env.run(&["auth", "grant", "anthropic:dev", "--to-group", "prod-deploy"]).ok();
+    env.run(&[
+        "auth",
+        "grant",
+        "anthropic:dev",
+        "--to-group",
+        "prod-deploy",
+    ])
+    .ok();
     env.run(&["auth", "check", "anthropic:dev"]).ok();
-    env.run(&["auth", "revoke", "anthropic:dev", "--group", "prod-deploy"]).ok();
+    env.run(&["auth", "revoke", "anthropic:dev", "--group", "prod-deploy"])
+        .ok();
     assert_eq!(receipts(&env, "grant_revoked").len(), 1);
     env.run(&["auth", "check", "anthropic:dev"]).code(3);
 }
@@ -146,28 +192,60 @@ fn first_use_approval_by_a_separate_approver() {
     let reg = example("regulated-team.json");
     // carol asks for the first use of a production profile.
     login_as(&env, &idp, "carol");
-    let r = env.run(&["auth", "check", "anthropic:prod-eu", "--run", "run_one", "--policy", &reg]);
+    let r = env.run(&[
+        "auth",
+        "check",
+        "anthropic:prod-eu",
+        "--run",
+        "run_one",
+        "--policy",
+        &reg,
+    ]);
     r.code(4);
     assert!(
-        r.stderr.contains("craik auth approve anthropic:prod-eu --run=run_one"),
+        r.stderr
+            .contains("craik auth approve anthropic:prod-eu --run=run_one"),
         "{}",
         r.stderr
     );
     let req = &receipts(&env, "approval_requested")[0];
     assert_eq!(req["run_id"], "run_one");
     assert_eq!(req["operator_subject"], "carol");
-    let pending = env.run(&["auth", "approvals", "--pending", "--json"]).json();
+    let pending = env
+        .run(&["auth", "approvals", "--pending", "--json"])
+        .json();
     assert_eq!(pending["approvals"][0]["run"], "run_one");
 
     // Nobody approves their own request.
-    let r = env.run(&["auth", "approve", "anthropic:prod-eu", "--run", "run_one", "--policy", &reg]);
+    let r = env.run(&[
+        "auth",
+        "approve",
+        "anthropic:prod-eu",
+        "--run",
+        "run_one",
+        "--policy",
+        &reg,
+    ]);
     r.code(3);
     assert!(r.stderr.contains("separate_approver"), "{}", r.stderr);
     // bob is not an approver.
     login_as(&env, &idp, "bob");
-    let r = env.run(&["auth", "approve", "anthropic:prod-eu", "--run", "run_one", "--policy", &reg]);
+    let r = env.run(&[
+        "auth",
+        "approve",
+        "anthropic:prod-eu",
+        "--run",
+        "run_one",
+        "--policy",
+        &reg,
+    ]);
     r.code(3);
-    assert!(r.stderr.contains("approver not allowed: needs one of [approvers], you have [devs]"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("approver not allowed: needs one of [approvers], you have [devs]"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(receipts(&env, "approval").len(), 0);
     let denials = receipts(&env, "denial");
     assert_eq!(denials[0]["policy_condition"], "approver_groups");
@@ -175,9 +253,26 @@ fn first_use_approval_by_a_separate_approver() {
 
     // alice asks too (another run), carol approves alice's request.
     login_as(&env, &idp, "alice");
-    env.run(&["auth", "check", "anthropic:prod-eu", "--run", "run_two", "--policy", &reg]).code(4);
+    env.run(&[
+        "auth",
+        "check",
+        "anthropic:prod-eu",
+        "--run",
+        "run_two",
+        "--policy",
+        &reg,
+    ])
+    .code(4);
     login_as(&env, &idp, "carol");
-    let a = env.run(&["auth", "approve", "anthropic:prod-eu", "--run=run_two", "--policy", &reg, "--json"]);
+    let a = env.run(&[
+        "auth",
+        "approve",
+        "anthropic:prod-eu",
+        "--run=run_two",
+        "--policy",
+        &reg,
+        "--json",
+    ]);
     a.ok();
     assert_eq!(a.json()["new"], true);
     let ap = &receipts(&env, "approval")[0];
@@ -185,12 +280,37 @@ fn first_use_approval_by_a_separate_approver() {
     assert_eq!(ap["details"]["requested_by"], "alice");
     // first_use: once approved, every later run passes.
     login_as(&env, &idp, "alice");
-    env.run(&["auth", "check", "anthropic:prod-eu", "--run", "run_two", "--policy", &reg]).ok();
-    env.run(&["auth", "check", "anthropic:prod-eu", "--run", "run_three", "--policy", &reg]).ok();
+    env.run(&[
+        "auth",
+        "check",
+        "anthropic:prod-eu",
+        "--run",
+        "run_two",
+        "--policy",
+        &reg,
+    ])
+    .ok();
+    env.run(&[
+        "auth",
+        "check",
+        "anthropic:prod-eu",
+        "--run",
+        "run_three",
+        "--policy",
+        &reg,
+    ])
+    .ok();
     // Profiles outside approval_profiles never needed approval.
-    env.run(&["auth", "check", "anthropic:dev", "--policy", &reg]).ok();
-    let pending = env.run(&["auth", "approvals", "--pending", "--json"]).json();
-    assert_eq!(pending["approvals"].as_array().unwrap().len(), 1, "run_one stays pending");
+    env.run(&["auth", "check", "anthropic:dev", "--policy", &reg])
+        .ok();
+    let pending = env
+        .run(&["auth", "approvals", "--pending", "--json"])
+        .json();
+    assert_eq!(
+        pending["approvals"].as_array().unwrap().len(),
+        1,
+        "run_one stays pending"
+    );
 }
 
 #[test]
@@ -199,11 +319,29 @@ fn each_run_approval_concurrent_approvers_and_wait() {
     let env = setup(&idp);
     let ci = example("ci-automation.json");
     login_as(&env, &idp, "alice");
-    env.run(&["auth", "check", "openai:ci", "--run", "run_a", "--policy", &ci]).code(4);
+    env.run(&[
+        "auth",
+        "check",
+        "openai:ci",
+        "--run",
+        "run_a",
+        "--policy",
+        &ci,
+    ])
+    .code(4);
     // Two processes approve the same request at once: one approval, no error.
     let children: Vec<_> = (0..2)
         .map(|_| {
-            let mut c = env.command(&["auth", "approve", "openai:ci", "--run", "run_a", "--policy", &ci, "--json"]);
+            let mut c = env.command(&[
+                "auth",
+                "approve",
+                "openai:ci",
+                "--run",
+                "run_a",
+                "--policy",
+                &ci,
+                "--json",
+            ]);
             c.stdout(Stdio::piped()).stderr(Stdio::piped());
             c.spawn().unwrap()
         })
@@ -211,7 +349,11 @@ fn each_run_approval_concurrent_approvers_and_wait() {
     let mut new = 0;
     for ch in children {
         let out = ch.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         if v["new"] == true {
             new += 1;
@@ -219,57 +361,164 @@ fn each_run_approval_concurrent_approvers_and_wait() {
     }
     assert_eq!(new, 1);
     assert_eq!(receipts(&env, "approval").len(), 1);
-    env.run(&["auth", "check", "openai:ci", "--run", "run_a", "--policy", &ci]).ok();
+    env.run(&[
+        "auth",
+        "check",
+        "openai:ci",
+        "--run",
+        "run_a",
+        "--policy",
+        &ci,
+    ])
+    .ok();
     // each_run: a new run needs its own approval.
-    env.run(&["auth", "check", "openai:ci", "--run", "run_b", "--policy", &ci]).code(4);
+    env.run(&[
+        "auth",
+        "check",
+        "openai:ci",
+        "--run",
+        "run_b",
+        "--policy",
+        &ci,
+    ])
+    .code(4);
     // --wait pauses until the approval lands.
-    let mut c = env.command(&["auth", "check", "openai:ci", "--run", "run_c", "--policy", &ci, "--wait=30s"]);
+    let mut c = env.command(&[
+        "auth",
+        "check",
+        "openai:ci",
+        "--run",
+        "run_c",
+        "--policy",
+        &ci,
+        "--wait=30s",
+    ]);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let waiter = c.spawn().unwrap();
-    assert!(crate::idp::wait_until(std::time::Duration::from_secs(20), || {
-        env.run(&["auth", "approvals", "--pending", "--json"]).json()["approvals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["run"] == "run_c")
-    }));
-    env.run(&["auth", "approve", "openai:ci", "--run", "run_c", "--policy", &ci]).ok();
+    assert!(crate::idp::wait_until(
+        std::time::Duration::from_secs(20),
+        || {
+            env.run(&["auth", "approvals", "--pending", "--json"])
+                .json()["approvals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["run"] == "run_c")
+        }
+    ));
+    env.run(&[
+        "auth",
+        "approve",
+        "openai:ci",
+        "--run",
+        "run_c",
+        "--policy",
+        &ci,
+    ])
+    .ok();
     let out = waiter.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A short wait that nobody answers ends with exit 4.
-    env.run(&["auth", "check", "openai:ci", "--run", "run_d", "--policy", &ci, "--wait=2s"])
-        .code(4);
+    env.run(&[
+        "auth",
+        "check",
+        "openai:ci",
+        "--run",
+        "run_d",
+        "--policy",
+        &ci,
+        "--wait=2s",
+    ])
+    .code(4);
     // The ci policy names its subjects: bob is not one.
     login_as(&env, &idp, "bob");
-    env.run(&["auth", "check", "openai:ci", "--run", "run_e", "--policy", &ci]).code(3);
-    assert_eq!(receipts(&env, "denial")[0]["policy_condition"], "allowed_operator_subjects");
+    env.run(&[
+        "auth",
+        "check",
+        "openai:ci",
+        "--run",
+        "run_e",
+        "--policy",
+        &ci,
+    ])
+    .code(3);
+    assert_eq!(
+        receipts(&env, "denial")[0]["policy_condition"],
+        "allowed_operator_subjects"
+    );
 }
 
 #[test]
 fn solo_developer_policy_needs_no_login() {
     let env = Env::new();
     let solo = example("solo-developer.json");
-    env.run_stdin(&["auth", "add", "openai:work", "--kind=keyring-ref", "--stdin"], Some("k")).ok();
-    env.run_stdin(&["auth", "add", "openai:prod-x", "--kind=keyring-ref", "--stdin"], Some("k")).ok();
-    env.run(&["auth", "add", "openai:env", "--kind=api-key"]).ok();
-    env.run(&["auth", "check", "openai:work", "--policy", &solo]).ok();
-    env.run(&["auth", "check", "openai:env", "--policy", &solo]).code(3);
-    env.run(&["auth", "check", "openai:prod-x", "--policy", &solo]).code(3);
-    assert_eq!(receipts(&env, "denial")[0]["policy_condition"], "denied_credential_profiles");
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:work",
+            "--kind=keyring-ref",
+            "--stdin",
+        ],
+        Some("k"),
+    )
+    .ok();
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:prod-x",
+            "--kind=keyring-ref",
+            "--stdin",
+        ],
+        Some("k"),
+    )
+    .ok();
+    env.run(&["auth", "add", "openai:env", "--kind=api-key"])
+        .ok();
+    env.run(&["auth", "check", "openai:work", "--policy", &solo])
+        .ok();
+    env.run(&["auth", "check", "openai:env", "--policy", &solo])
+        .code(3);
+    env.run(&["auth", "check", "openai:prod-x", "--policy", &solo])
+        .code(3);
+    assert_eq!(
+        receipts(&env, "denial")[0]["policy_condition"],
+        "denied_credential_profiles"
+    );
     // explain writes nothing.
     let before = env.run(&["receipts", "stats", "--json"]).json()["total"].clone();
-    let e = env.run(&["policy", "explain", "--profile", "openai:prod-x", "--policy", &solo, "--json"]);
+    let e = env.run(&[
+        "policy",
+        "explain",
+        "--profile",
+        "openai:prod-x",
+        "--policy",
+        &solo,
+        "--json",
+    ]);
     e.ok();
     let v = e.json();
     assert_eq!(v["allowed"], false);
     assert_eq!(v["conditions"].as_array().unwrap().len(), 2);
-    assert_eq!(env.run(&["receipts", "stats", "--json"]).json()["total"], before);
+    assert_eq!(
+        env.run(&["receipts", "stats", "--json"]).json()["total"],
+        before
+    );
 }
 
 #[test]
 fn example_policies_validate() {
     let env = Env::new();
-    for name in ["solo-developer.json", "regulated-team.json", "ci-automation.json"] {
+    for name in [
+        "solo-developer.json",
+        "regulated-team.json",
+        "ci-automation.json",
+    ] {
         let path = example(name);
         let r = env.run(&["policy", "check", &path, "--json"]);
         r.ok();
@@ -281,15 +530,53 @@ fn example_policies_validate() {
 #[test]
 fn bad_policies_stop_everything() {
     let env = Env::new();
-    env.run_stdin(&["auth", "add", "openai:work", "--kind=keyring-ref", "--stdin"], Some("k")).ok();
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:work",
+            "--kind=keyring-ref",
+            "--stdin",
+        ],
+        Some("k"),
+    )
+    .ok();
     let cases = [
-        ("{\"version\":1,\n\"allowed_operator_grups\":[\"x\"]}", "unknown field `allowed_operator_grups`", "line 2"),
-        ("{\"version\":1,\"allowed_operator_groups\":[]}", "allowed_operator_groups is an empty list", "leave the field out"),
-        ("{\"version\":1,\"required_operator\":\"yes\"}", "invalid type", "line 1"),
-        ("{\"version\":1,\"require_approval\":\"sometimes\"}", "unknown variant", "line 1"),
-        ("{\"version\":1,\n\n\"allowed_credential_kinds\": [\"api-key\",]}", "trailing comma", "line 3"),
-        ("{\"version\":1,\"allowed_credential_profiles\":[\"openai:[a-z]\"]}", "contains '['", "patterns use"),
-        ("{\"version\":1,\"denied_credential_profiles\":[\"a***\"]}", "three or more", "patterns use"),
+        (
+            "{\"version\":1,\n\"allowed_operator_grups\":[\"x\"]}",
+            "unknown field `allowed_operator_grups`",
+            "line 2",
+        ),
+        (
+            "{\"version\":1,\"allowed_operator_groups\":[]}",
+            "allowed_operator_groups is an empty list",
+            "leave the field out",
+        ),
+        (
+            "{\"version\":1,\"required_operator\":\"yes\"}",
+            "invalid type",
+            "line 1",
+        ),
+        (
+            "{\"version\":1,\"require_approval\":\"sometimes\"}",
+            "unknown variant",
+            "line 1",
+        ),
+        (
+            "{\"version\":1,\n\n\"allowed_credential_kinds\": [\"api-key\",]}",
+            "trailing comma",
+            "line 3",
+        ),
+        (
+            "{\"version\":1,\"allowed_credential_profiles\":[\"openai:[a-z]\"]}",
+            "contains '['",
+            "patterns use",
+        ),
+        (
+            "{\"version\":1,\"denied_credential_profiles\":[\"a***\"]}",
+            "three or more",
+            "patterns use",
+        ),
         ("{\"version\":2}", "unsupported version 2", "fix the file"),
         ("not json", "expected ident", "line 1"),
     ];
@@ -303,7 +590,11 @@ fn bad_policies_stop_everything() {
             r.code(1);
             assert!(r.stderr.contains(needle), "{content}: {}", r.stderr);
             assert!(r.stderr.contains(where_), "{content}: {}", r.stderr);
-            assert!(r.stderr.contains("bad.json"), "names the file: {}", r.stderr);
+            assert!(
+                r.stderr.contains("bad.json"),
+                "names the file: {}",
+                r.stderr
+            );
         }
     }
     // A bad policy.json in the home stops checks without --policy too.

@@ -1,0 +1,186 @@
+//! A local HTTP server that plays a provider API: it records what it was
+//! sent, answers JSON and SSE with usage figures, and can answer 401, 429,
+//! 500, hold a stream until released, or close early.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Response, StatusCode};
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behavior {
+    Normal,
+    Status(u16),
+    /// Send the first SSE event, then the rest only after `release`.
+    HoldStream,
+    /// Send one SSE event, then drop the connection.
+    CloseEarly,
+}
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+pub struct Shared {
+    pub behavior: Mutex<Behavior>,
+    pub seen: Mutex<Vec<Seen>>,
+    pub release: Notify,
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Upstream {
+    pub fn start(behavior: Behavior) -> Upstream {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared = Arc::new(Shared {
+            behavior: Mutex::new(behavior),
+            seen: Mutex::new(Vec::new()),
+            release: Notify::new(),
+        });
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Upstream {
+            addr,
+            shared,
+            _rt: rt,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    pub fn set(&self, b: Behavior) {
+        *self.shared.behavior.lock().unwrap() = b;
+    }
+
+    pub fn release(&self) {
+        self.shared.release.notify_one();
+    }
+}
+
+fn sse_event(data: &str) -> bytes::Bytes {
+    bytes::Bytes::from(format!("data: {data}\n\n"))
+}
+
+async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 24)
+        .await
+        .unwrap_or_default();
+    sh.seen.lock().unwrap().push(Seen {
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: parts.headers.clone(),
+        body: body.to_vec(),
+    });
+    let behavior = *sh.behavior.lock().unwrap();
+    let json = |status: u16, v: serde_json::Value| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string()))
+            .unwrap()
+    };
+    match behavior {
+        Behavior::Status(s) => {
+            return json(
+                s,
+                serde_json::json!({"error": {"message": format!("status {s}")}}),
+            );
+        }
+        Behavior::Normal => {}
+        Behavior::HoldStream | Behavior::CloseEarly => {
+            let sh2 = sh.clone();
+            let close = behavior == Behavior::CloseEarly;
+            let stream = async_stream(sh2, close);
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .unwrap();
+        }
+    }
+    let streaming = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("stream").and_then(|s| s.as_bool()))
+        .unwrap_or(false);
+    if streaming {
+        let events: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+            Ok(sse_event(
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":11}}}"#,
+            )),
+            Ok(sse_event(r#"{"choices":[{"delta":{"content":"hi"}}]}"#)),
+            Ok(sse_event(
+                r#"{"type":"message_delta","usage":{"output_tokens":22}}"#,
+            )),
+            Ok(sse_event("[DONE]")),
+        ];
+        return Response::builder()
+            .status(200)
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(futures_util::stream::iter(events)))
+            .unwrap();
+    }
+    if parts.uri.path().ends_with("/models") {
+        return json(200, serde_json::json!({"data": [{"id": "m"}]}));
+    }
+    json(
+        200,
+        serde_json::json!({"id": "x", "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}),
+    )
+}
+
+/// First event now; the rest after `release` (or an early close).
+fn async_stream(
+    sh: Arc<Shared>,
+    close: bool,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(0u8, move |state| {
+        let sh = sh.clone();
+        async move {
+            match state {
+                0 => Some((Ok(sse_event(r#"{"n":1}"#)), 1)),
+                1 if close => {
+                    // Let the first event reach the client, then drop.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    Some((Err(std::io::Error::other("closed early")), 9))
+                }
+                1 => {
+                    sh.release.notified().await;
+                    Some((Ok(sse_event(r#"{"n":2,"usage":{"output_tokens":5}}"#)), 2))
+                }
+                _ => None,
+            }
+        }
+    })
+}
