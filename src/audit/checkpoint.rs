@@ -65,6 +65,17 @@ pub fn make(home: &Home, secrets: &Secrets, log: &AuditLog) -> Result<Checkpoint
         path: log.path().to_path_buf(),
         why: "the log is empty; there is nothing to checkpoint".into(),
     })?;
+    // Never sign a damaged log.
+    let report = log.verify(&[])?;
+    if let Some(d) = report.damage {
+        return Err(AuditError::Checkpoint {
+            path: log.path().to_path_buf(),
+            why: format!(
+                "the log is damaged at seq {} ({}); craik will not sign it",
+                d.seq, d.what
+            ),
+        });
+    }
     let key = signing_key(secrets)?;
     let created_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     let sig = key.sign(&signed_message(seq, &hash, &created_at));

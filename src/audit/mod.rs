@@ -47,8 +47,10 @@ pub enum AuditError {
     NotFound(String),
     #[error("checkpoint {path}: {why}")]
     Checkpoint { path: PathBuf, why: String },
-    #[error("{0}")]
+    #[error("cannot read the audit log: {0}")]
     Query(String),
+    #[error("{0}")]
+    Time(String),
 }
 
 impl AuditError {
@@ -66,6 +68,9 @@ impl AuditError {
                 "pass a checkpoint file written by craik receipts checkpoint".into()
             }
             AuditError::Query(_) => {
+                "check the log with craik receipts verify; restore audit.db from a backup if it is damaged".into()
+            }
+            AuditError::Time(_) => {
                 "times are RFC 3339 (2026-01-31T12:00:00Z) or relative (30m, 24h, 7d)".into()
             }
         })

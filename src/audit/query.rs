@@ -34,7 +34,7 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let bad = || AuditError::Query(format!("cannot read the time {s:?}"));
+    let bad = || AuditError::Time(format!("cannot read the time {s:?}"));
     let (num, unit) = s.split_at(s.len().checked_sub(1).ok_or_else(bad)?);
     let n: i64 = num.parse().map_err(|_| bad())?;
     if !(0..=100_000).contains(&n) {

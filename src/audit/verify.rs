@@ -51,17 +51,23 @@ impl AuditLog {
 
     /// Whether the row stored at `seq` is self-consistent at that seq.
     fn valid_at(&self, seq: i64) -> Result<bool> {
+        Ok(self
+            .row_at(seq)
+            .is_some_and(|r| receipt_hash(&r) == r.hash))
+    }
+
+    /// The stored row at `seq`, if it can be read.
+    fn row_at(&self, seq: i64) -> Option<super::Receipt> {
         use rusqlite::OptionalExtension;
-        let r = self
-            .conn
+        self.conn
             .query_row(
                 &format!("SELECT {COLUMNS} FROM receipts WHERE seq = ?1"),
                 [seq],
                 row_to_receipt,
             )
             .optional()
-            .map_err(|e| AuditError::Query(e.to_string()))?;
-        Ok(r.is_some_and(|r| receipt_hash(&r) == r.hash))
+            .ok()
+            .flatten()
     }
 
     /// Recomputes the whole chain and checks the checkpoints.
@@ -83,7 +89,28 @@ impl AuditLog {
                 .map_err(q)?;
             let mut rows = stmt.query([]).map_err(q)?;
             while let Some(row) = rows.next().map_err(q)? {
-                let r = row_to_receipt(row).map_err(q)?;
+                let seq: i64 = match row.get(0) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        found = damage(expected, "modified", format!("the receipt after {} has an unreadable seq", expected - 1));
+                        break;
+                    }
+                };
+                let r = match row_to_receipt(row) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        found = damage(seq, "modified", format!("receipt {seq} cannot be read: {e}"));
+                        break;
+                    }
+                };
+                if r.seq < expected {
+                    found = damage(
+                        r.seq,
+                        "inserted",
+                        format!("a receipt sits at seq {}, outside the chain (which starts at 1)", r.seq),
+                    );
+                    break;
+                }
                 if r.seq != expected {
                     found = damage(
                         expected,
@@ -99,6 +126,14 @@ impl AuditLog {
                 let h = receipt_hash(&r);
                 if h != r.hash {
                     found = self.classify_mismatch(&r, max_seq)?;
+                    break;
+                }
+                if r.prev_hash != prev_hash && r.seq == 1 {
+                    found = damage(
+                        1,
+                        "modified",
+                        "receipt 1's prev_hash is not the genesis hash (64 zeros)".into(),
+                    );
                     break;
                 }
                 if r.prev_hash != prev_hash {
@@ -187,14 +222,22 @@ impl AuditLog {
                     ),
                 ));
             }
-            if s > r.seq && !self.valid_at(s)? {
-                return Ok(damage(
-                    r.seq,
-                    "reordered",
-                    format!("receipt {} belongs at seq {s} but sits at {}", r.id, r.seq),
-                ));
-            }
             if s > r.seq {
+                // Moved down by d: rows were deleted and the rest
+                // renumbered if the next row moved down by d too (or there
+                // is none); otherwise two receipts swapped places.
+                let d = s - r.seq;
+                let shifted = match self.row_at(r.seq + 1) {
+                    None => true,
+                    Some(next) => hex::encode(digest_with_seq(&next, r.seq + 1 + d)) == next.hash,
+                };
+                if !shifted {
+                    return Ok(damage(
+                        r.seq,
+                        "reordered",
+                        format!("receipt {} belongs at seq {s} but sits at {}", r.id, r.seq),
+                    ));
+                }
                 return Ok(damage(
                     r.seq,
                     "missing",
