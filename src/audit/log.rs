@@ -115,11 +115,7 @@ impl AuditLog {
         };
         // SQLite silently falls back to read-only when it cannot write the
         // file; a log that cannot take receipts must fail closed here.
-        if log
-            .conn
-            .is_readonly(rusqlite::MAIN_DB)
-            .unwrap_or(true)
-        {
+        if log.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
             return Err(unavailable("the database is read-only".into()));
         }
         log.configure().map_err(|e| unavailable(e.to_string()))?;

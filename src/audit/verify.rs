@@ -51,9 +51,7 @@ impl AuditLog {
 
     /// Whether the row stored at `seq` is self-consistent at that seq.
     fn valid_at(&self, seq: i64) -> Result<bool> {
-        Ok(self
-            .row_at(seq)
-            .is_some_and(|r| receipt_hash(&r) == r.hash))
+        Ok(self.row_at(seq).is_some_and(|r| receipt_hash(&r) == r.hash))
     }
 
     /// The stored row at `seq`, if it can be read.
@@ -92,14 +90,22 @@ impl AuditLog {
                 let seq: i64 = match row.get(0) {
                     Ok(s) => s,
                     Err(_) => {
-                        found = damage(expected, "modified", format!("the receipt after {} has an unreadable seq", expected - 1));
+                        found = damage(
+                            expected,
+                            "modified",
+                            format!("the receipt after {} has an unreadable seq", expected - 1),
+                        );
                         break;
                     }
                 };
                 let r = match row_to_receipt(row) {
                     Ok(r) => r,
                     Err(e) => {
-                        found = damage(seq, "modified", format!("receipt {seq} cannot be read: {e}"));
+                        found = damage(
+                            seq,
+                            "modified",
+                            format!("receipt {seq} cannot be read: {e}"),
+                        );
                         break;
                     }
                 };
@@ -107,7 +113,10 @@ impl AuditLog {
                     found = damage(
                         r.seq,
                         "inserted",
-                        format!("a receipt sits at seq {}, outside the chain (which starts at 1)", r.seq),
+                        format!(
+                            "a receipt sits at seq {}, outside the chain (which starts at 1)",
+                            r.seq
+                        ),
                     );
                     break;
                 }
