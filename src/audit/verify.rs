@@ -70,6 +70,22 @@ impl AuditLog {
 
     /// Recomputes the whole chain and checks the checkpoints.
     pub fn verify(&self, checkpoints: &[Checkpoint]) -> Result<VerifyReport> {
+        self.verify_from(1, checkpoints)
+    }
+
+    /// Verifies the last `n` receipts (hashes, links, contiguity), taking
+    /// the receipt before them as given (`craik doctor`).
+    pub fn verify_tail(&self, n: i64) -> Result<VerifyReport> {
+        let max_seq: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| AuditError::Query(e.to_string()))?;
+        self.verify_from((max_seq - n + 1).max(1), &[])
+    }
+
+    fn verify_from(&self, from: i64, checkpoints: &[Checkpoint]) -> Result<VerifyReport> {
         let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
         let max_seq: i64 = self
             .conn
@@ -78,14 +94,20 @@ impl AuditLog {
             })
             .map_err(q)?;
         let mut found: Option<Damage> = None;
-        let mut expected = 1i64;
-        let mut prev_hash = GENESIS.to_string();
+        let mut expected = from;
+        let mut prev_hash = if from > 1 {
+            self.hash_at(from - 1)?.unwrap_or_default()
+        } else {
+            GENESIS.to_string()
+        };
         {
             let mut stmt = self
                 .conn
-                .prepare(&format!("SELECT {COLUMNS} FROM receipts ORDER BY seq"))
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM receipts WHERE seq >= ?1 ORDER BY seq"
+                ))
                 .map_err(q)?;
-            let mut rows = stmt.query([]).map_err(q)?;
+            let mut rows = stmt.query([from]).map_err(q)?;
             while let Some(row) = rows.next().map_err(q)? {
                 let seq: i64 = match row.get(0) {
                     Ok(s) => s,
@@ -163,7 +185,7 @@ impl AuditLog {
                 expected += 1;
             }
         }
-        let verified = expected - 1;
+        let verified = expected - from;
         let mut checked = 0;
         if found.is_none() {
             for cp in checkpoints {

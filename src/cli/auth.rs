@@ -112,6 +112,28 @@ pub enum AuthCommand {
     /// Credential pools.
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// Guided setup: a typed profile and a single-member pool for a
+    /// provider, then a redacted health report.
+    Setup {
+        /// openai, anthropic, gemini or local.
+        provider: String,
+        /// The profile name (default: default).
+        #[arg(long, value_name = "N", default_value = "default")]
+        name: String,
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        #[arg(long, value_name = "NAME", conflicts_with = "secret_ref")]
+        env_var: Option<String>,
+        #[arg(long, value_name = "REF")]
+        secret_ref: Option<String>,
+        #[arg(long)]
+        allow_local_base_url: bool,
+        /// Validate the shape; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Let an operator group or subject use a profile.
     Grant {
         id: String,
@@ -408,6 +430,47 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             Ok(r.exit_code())
         }
         AuthCommand::Pool(cmd) => pool(&ctx, cmd),
+        AuthCommand::Setup {
+            provider,
+            name,
+            base_url,
+            env_var,
+            secret_ref,
+            allow_local_base_url,
+            dry_run,
+            json,
+        } => {
+            let r = craik::onboard::setup(
+                &mut ctx,
+                craik::onboard::SetupRequest {
+                    family: craik::onboard::parse_provider(&provider)?,
+                    name,
+                    base_url,
+                    env_var,
+                    secret_ref,
+                    allow_local_base_url,
+                    dry_run,
+                },
+            )?;
+            if json {
+                output::json(&r);
+            } else {
+                let verb = if r.dry_run { "would write" } else { "wrote" };
+                println!("{verb} profile {} ({}) and pool {}", r.id, r.kind, r.pool);
+                if let Some(b) = &r.base_url {
+                    println!("base URL: {b}");
+                }
+                println!(
+                    "credential: {}{}",
+                    if r.health.ok { "ok: " } else { "missing: " },
+                    r.health.message
+                );
+                if let Some(n) = &r.next_step {
+                    println!("next: {n}");
+                }
+            }
+            Ok(exit::OK)
+        }
         AuthCommand::Approvals { pending, json } => {
             let list = craik::authorize::approvals(&mut ctx, pending)?;
             if json {

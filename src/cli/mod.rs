@@ -56,6 +56,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read-only checks of everything craik depends on; exit 1 if any fails.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -82,6 +87,7 @@ pub fn run() -> i32 {
         Command::Receipts(cmd) => receipts::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Login(args) => login::login(args),
+        Command::Doctor { json } => doctor(json),
         Command::Exec(args) => broker::exec(args),
         Command::Proxy(args) => broker::proxy(args),
         Command::Whoami { json } => login::whoami(json),
@@ -95,6 +101,31 @@ pub fn run() -> i32 {
         Ok(code) => code,
         Err(e) => report(&e),
     }
+}
+
+fn doctor(json: bool) -> craik::Result<i32> {
+    use craik::doctor::Level;
+    let mut ctx = craik::context::Context::open_default()?;
+    let checks = craik::doctor::run(&mut ctx);
+    let failed = checks.iter().any(|c| c.level == Level::Fail);
+    if json {
+        output::json(&serde_json::json!({ "ok": !failed, "checks": checks }));
+    } else {
+        for c in &checks {
+            let tag = match c.level {
+                Level::Ok => "ok  ",
+                Level::Warn => "warn",
+                Level::Fail => "FAIL",
+            };
+            println!("{tag}  {}: {}", c.name, c.message);
+            if let Some(h) = &c.hint
+                && c.level != Level::Ok
+            {
+                println!("      hint: {h}");
+            }
+        }
+    }
+    Ok(if failed { exit::ERROR } else { exit::OK })
 }
 
 /// Prints an error as `error: ...` and `hint: ...`; returns its exit code.

@@ -11,6 +11,13 @@ use std::path::PathBuf;
 
 pub use flow::{Issuer, LoginEvent, LogoutOutcome, browser_login, device_login, logout};
 
+/// The HTTP client craik uses for identity providers.
+pub fn http_client(
+    ca_file: Option<&std::path::Path>,
+) -> Result<openidconnect::reqwest::blocking::Client, OperatorError> {
+    http::client(ca_file)
+}
+
 /// Opens an issuer (discovery, cached in the home).
 pub fn flow_issuer(home: &crate::home::Home, config: &OidcConfig) -> Result<Issuer, OperatorError> {
     Issuer::open(home, config)

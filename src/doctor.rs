@@ -1,0 +1,366 @@
+//! `craik doctor`: read-only checks, each ok / warn / fail with a hint.
+//! Never prints a secret and never writes anything.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::audit::{AuditLog, SCHEMA_VERSION};
+use crate::context::Context;
+use crate::profile::{Kind, META_ENV_VAR, META_HANDLE, META_REF, ProfileStore};
+use crate::secret_ref::SecretRef;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub level: Level,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+fn check(
+    name: impl Into<String>,
+    level: Level,
+    message: impl Into<String>,
+    hint: Option<String>,
+) -> Check {
+    Check {
+        name: name.into(),
+        level,
+        message: message.into(),
+        hint,
+    }
+}
+
+/// Reads an expiry in epoch seconds, epoch milliseconds or RFC 3339.
+pub fn parse_expiry(v: &serde_json::Value) -> Option<DateTime<Utc>> {
+    match v {
+        serde_json::Value::Number(n) => {
+            let x = n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?;
+            // Milliseconds from about 2001 on are larger than 10^12.
+            if x > 100_000_000_000 {
+                Utc.timestamp_millis_opt(x).single()
+            } else {
+                Utc.timestamp_opt(x, 0).single()
+            }
+        }
+        serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+            .or_else(|| s.parse::<i64>().ok().and_then(|x| parse_expiry(&x.into()))),
+        _ => None,
+    }
+}
+
+/// Where the Claude CLI keeps its OAuth credentials.
+pub fn claude_credentials_path() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("CLAUDE_CONFIG_DIR") {
+        return Some(PathBuf::from(d).join(".credentials.json"));
+    }
+    std::env::home_dir().map(|h| h.join(".claude/.credentials.json"))
+}
+
+fn owner_only(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if m.uid() != crate::home::current_uid() {
+        return Err("not owned by you".into());
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(format!(
+            "mode {:04o} lets others read it",
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Runs every check.
+pub fn run(ctx: &mut Context) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(check(
+        "home",
+        Level::Ok,
+        format!("{} is owner-only", ctx.home.root().display()),
+        None,
+    ));
+
+    // Profiles and what they reference.
+    match ProfileStore::new(&ctx.home).load() {
+        Err(e) => out.push(check("profiles", Level::Fail, e.to_string(), e.hint())),
+        Ok(file) => {
+            out.push(check(
+                "profiles",
+                Level::Ok,
+                format!("{} profile(s) parse", file.profiles.len()),
+                None,
+            ));
+            for p in &file.profiles {
+                let name = format!("profile {}", p.id);
+                match p.kind {
+                    Kind::ApiKey => {
+                        let var = p.meta(META_ENV_VAR).unwrap_or("?");
+                        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+                            out.push(check(
+                                name,
+                                Level::Ok,
+                                format!("env var {var} is set"),
+                                None,
+                            ));
+                        } else {
+                            out.push(check(
+                                name,
+                                Level::Warn,
+                                format!("env var {var} is not set"),
+                                Some(format!("export {var}=... or craik auth migrate-from-env")),
+                            ));
+                        }
+                    }
+                    Kind::SecretRef => match p.meta(META_REF).map(SecretRef::parse) {
+                        Some(Ok(r)) => match r.check() {
+                            Ok(()) => out.push(check(
+                                name,
+                                Level::Ok,
+                                format!("{r} resolves and is owner-only"),
+                                None,
+                            )),
+                            Err(e) => out.push(check(name, Level::Fail, e.to_string(), e.hint())),
+                        },
+                        _ => out.push(check(name, Level::Fail, "bad secret reference", None)),
+                    },
+                    Kind::KeyringRef => {
+                        let h = p.meta(META_HANDLE).unwrap_or_default();
+                        match ctx.secrets.exists(h) {
+                            Ok(true) => out.push(check(name, Level::Ok, "secret present", None)),
+                            Ok(false) => out.push(check(
+                                name,
+                                Level::Fail,
+                                "secret missing from the store",
+                                Some(format!(
+                                    "store it again: craik auth add {} --kind=keyring-ref --force",
+                                    p.id
+                                )),
+                            )),
+                            Err(e) => out.push(check(
+                                name,
+                                Level::Fail,
+                                format!("secret store: {e}"),
+                                e.hint(),
+                            )),
+                        }
+                    }
+                    Kind::Marker => out.push(check(
+                        name,
+                        Level::Ok,
+                        "delegates to the provider's CLI",
+                        None,
+                    )),
+                }
+            }
+        }
+    }
+
+    // Agent CLI credential files: readable, owner-only, not expired.
+    if let Some(path) = claude_credentials_path().filter(|p| p.exists()) {
+        let name = "claude credentials";
+        match owner_only(&path) {
+            Err(why) => out.push(check(
+                name,
+                Level::Fail,
+                format!("{}: {why}", path.display()),
+                Some(format!("chmod 600 {}", path.display())),
+            )),
+            Ok(()) => {
+                let expiry = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| {
+                        v.get("claudeAiOauth")
+                            .and_then(|o| o.get("expiresAt"))
+                            .and_then(parse_expiry)
+                    });
+                match expiry {
+                    Some(t) if t < Utc::now() => out.push(check(
+                        name,
+                        Level::Warn,
+                        format!("the Claude OAuth token expired at {}", t.to_rfc3339()),
+                        Some("run claude once to refresh it".into()),
+                    )),
+                    Some(t) => out.push(check(
+                        name,
+                        Level::Ok,
+                        format!("owner-only; the OAuth token expires at {}", t.to_rfc3339()),
+                        None,
+                    )),
+                    None => out.push(check(
+                        name,
+                        Level::Ok,
+                        "owner-only; no expiry to inspect",
+                        None,
+                    )),
+                }
+            }
+        }
+    }
+
+    // The secret store.
+    match ctx.secrets.selection() {
+        Err(e) => out.push(check("secret store", Level::Fail, e.to_string(), e.hint())),
+        Ok(sel) => {
+            let level = if sel.backend.volatile() {
+                Level::Warn
+            } else {
+                Level::Ok
+            };
+            let hint = sel.backend.volatile().then(|| "kernel-keyring secrets do not survive a reboot; craik auth migrate-secrets --to file (or secret-service)".to_string());
+            out.push(check(
+                "secret store",
+                level,
+                format!("{} ({})", sel.backend, sel.reason),
+                hint,
+            ));
+        }
+    }
+
+    // The audit log.
+    let audit_path = ctx.home.path(crate::audit::AUDIT_FILE);
+    if !audit_path.exists() {
+        out.push(check(
+            "audit log",
+            Level::Ok,
+            "no receipts yet (audit.db is made on first use)",
+            None,
+        ));
+    } else {
+        match AuditLog::open(&ctx.home) {
+            Err(e) => out.push(check("audit log", Level::Fail, e.to_string(), e.hint())),
+            Ok(log) => {
+                let version = log.schema_version().unwrap_or(0);
+                if version != SCHEMA_VERSION {
+                    out.push(check(
+                        "audit log",
+                        Level::Fail,
+                        format!("schema version {version}, expected {SCHEMA_VERSION}"),
+                        None,
+                    ));
+                }
+                match log.verify_tail(1000) {
+                    Ok(r) if r.ok => out.push(check(
+                        "audit log",
+                        Level::Ok,
+                        format!(
+                            "opens, schema {version}, the last {} receipt(s) verify",
+                            r.verified
+                        ),
+                        None,
+                    )),
+                    Ok(r) => {
+                        let d = r
+                            .damage
+                            .unwrap_or_else(|| unreachable!("not ok means damage"));
+                        out.push(check(
+                            "audit log",
+                            Level::Fail,
+                            format!("damaged at seq {}: {}: {}", d.seq, d.what, d.detail),
+                            Some(
+                                "run craik receipts verify; restore audit.db from a backup".into(),
+                            ),
+                        ))
+                    }
+                    Err(e) => out.push(check("audit log", Level::Fail, e.to_string(), e.hint())),
+                }
+            }
+        }
+    }
+
+    // Policies in force.
+    match crate::policy::load_in_force(&ctx.home, &[]) {
+        Ok(p) => out.push(check(
+            "policies",
+            Level::Ok,
+            format!("{} polic(ies) in force parse", p.len()),
+            None,
+        )),
+        Err(e) => out.push(check("policies", Level::Fail, e.to_string(), e.hint())),
+    }
+
+    // The operator session, and the IdP.
+    let session = crate::operator::session::load(&ctx.home);
+    let mut issuer = std::env::var("CRAIK_OIDC_ISSUER")
+        .ok()
+        .filter(|s| !s.is_empty());
+    match session {
+        Err(e) => out.push(check(
+            "operator session",
+            Level::Fail,
+            e.to_string(),
+            e.hint(),
+        )),
+        Ok(None) => out.push(check("operator session", Level::Ok, "not logged in", None)),
+        Ok(Some(s)) => {
+            issuer.get_or_insert(s.issuer.clone());
+            if s.expired() && s.refresh_token_handle.is_none() {
+                out.push(check(
+                    "operator session",
+                    Level::Warn,
+                    format!("{} expired at {}", s.subject, s.expires_at.to_rfc3339()),
+                    Some("run craik login".into()),
+                ));
+            } else if s.expired() {
+                out.push(check(
+                    "operator session",
+                    Level::Ok,
+                    format!(
+                        "{}: the ID token expired at {}; it will be refreshed",
+                        s.subject,
+                        s.expires_at.to_rfc3339()
+                    ),
+                    None,
+                ));
+            } else {
+                out.push(check(
+                    "operator session",
+                    Level::Ok,
+                    format!("{} until {}", s.subject, s.expires_at.to_rfc3339()),
+                    None,
+                ));
+            }
+        }
+    }
+    if let Some(iss) = issuer {
+        let ca = std::env::var("CRAIK_OIDC_CA_FILE").ok().map(PathBuf::from);
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            iss.trim_end_matches('/')
+        );
+        let result = crate::operator::http_client(ca.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.get(&url).send().map_err(|e| e.to_string()))
+            .and_then(|r| {
+                if r.status().is_success() {
+                    let body = r.text().map_err(|e| e.to_string())?;
+                    serde_json::from_str::<serde_json::Value>(&body).map_err(|e| e.to_string())
+                } else {
+                    Err(format!("HTTP {}", r.status()))
+                }
+            });
+        match result {
+            Ok(doc) if doc.get("issuer").and_then(|v| v.as_str()) == Some(iss.as_str()) => {
+                out.push(check("identity provider", Level::Ok, format!("{iss} publishes its discovery document"), None))
+            }
+            Ok(_) => out.push(check("identity provider", Level::Fail, format!("{url} names another issuer"), Some("check CRAIK_OIDC_ISSUER".into()))),
+            Err(e) => out.push(check("identity provider", Level::Fail, format!("{url}: {e}"), Some("check the issuer URL and the network (and CRAIK_OIDC_CA_FILE for a private CA)".into()))),
+        }
+    }
+    out
+}
