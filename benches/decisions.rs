@@ -30,7 +30,9 @@ fn example_policy() -> Policy {
 }
 
 fn big_policy() -> Policy {
-    let patterns: Vec<String> = (0..10_000).map(|i| format!("\"anthropic:team{i}-*\"")).collect();
+    let patterns: Vec<String> = (0..10_000)
+        .map(|i| format!("\"anthropic:team{i}-*\""))
+        .collect();
     let json = format!(
         r#"{{"version":1,"required_operator":true,"allowed_credential_profiles":[{}]}}"#,
         patterns.join(",")
@@ -68,9 +70,10 @@ fn decisions(c: &mut Criterion) {
     c.bench_function("decision: 10,000 profile patterns", |b| {
         b.iter(|| policy::allows(black_box(&big), black_box(&last), black_box(Some(&op))))
     });
-    c.bench_function("explain: DESIGN.md example envelope (full evaluation)", |b| {
-        b.iter(|| policy::evaluate(black_box(&example), black_box(&p), black_box(Some(&op))))
-    });
+    c.bench_function(
+        "explain: DESIGN.md example envelope (full evaluation)",
+        |b| b.iter(|| policy::evaluate(black_box(&example), black_box(&p), black_box(Some(&op)))),
+    );
 }
 
 fn tokens(c: &mut Criterion) {
@@ -87,7 +90,12 @@ fn tokens(c: &mut Criterion) {
         "iss": "https://idp.example.com", "aud": "craik-cli", "sub": "alice",
         "email": "alice@example.com", "groups": ["devs"], "iat": now, "exp": now + 3600,
     });
-    let raw = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap();
+    let raw = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap();
     let expected = Expected {
         issuer: "https://idp.example.com",
         client_id: "craik-cli",
@@ -96,7 +104,11 @@ fn tokens(c: &mut Criterion) {
         groups_claim: "groups",
     };
     token::validate(&raw, &jwks, &expected).unwrap();
-    let jwk = jwks.keys.iter().find(|k| k.common.key_id.as_deref() == Some(&kid)).unwrap();
+    let jwk = jwks
+        .keys
+        .iter()
+        .find(|k| k.common.key_id.as_deref() == Some(&kid))
+        .unwrap();
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_audience(&["craik-cli"]);
@@ -106,7 +118,14 @@ fn tokens(c: &mut Criterion) {
         b.iter(|| token::validate(black_box(&raw), black_box(&jwks), black_box(&expected)).unwrap())
     });
     c.bench_function("id token: raw jsonwebtoken RS256 decode (reference)", |b| {
-        b.iter(|| jsonwebtoken::decode::<serde_json::Value>(black_box(&raw), black_box(&key), black_box(&v)).unwrap())
+        b.iter(|| {
+            jsonwebtoken::decode::<serde_json::Value>(
+                black_box(&raw),
+                black_box(&key),
+                black_box(&v),
+            )
+            .unwrap()
+        })
     });
 }
 

@@ -29,18 +29,40 @@ fn main() {
         "logged_in_at": chrono::Utc::now().to_rfc3339(), "refreshed_at": null,
         "refresh_token_handle": null
     });
-    home.write_atomic("operator-session.json", session.to_string().as_bytes()).unwrap();
+    home.write_atomic("operator-session.json", session.to_string().as_bytes())
+        .unwrap();
     let bin = env!("CARGO_BIN_EXE_craik");
     let run = |args: &[&str]| {
-        let out = Command::new(bin).args(args).env("CRAIK_HOME", home.root()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(bin)
+            .args(args)
+            .env("CRAIK_HOME", home.root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     run(&["whoami", "--json"]);
     let base = median(50, || run(&["--version"]));
     let who = median(100, || run(&["whoami", "--json"]));
     println!("| command | median |");
     println!("| --- | --- |");
-    println!("| `craik --version` (process start, reference) | {:.2} ms |", base.as_secs_f64() * 1e3);
-    println!("| `craik whoami --json`, valid session | {:.2} ms |", who.as_secs_f64() * 1e3);
-    println!("target: under 10 ms -> {}", if who < Duration::from_millis(10) { "met" } else { "NOT met" });
+    println!(
+        "| `craik --version` (process start, reference) | {:.2} ms |",
+        base.as_secs_f64() * 1e3
+    );
+    println!(
+        "| `craik whoami --json`, valid session | {:.2} ms |",
+        who.as_secs_f64() * 1e3
+    );
+    println!(
+        "target: under 10 ms -> {}",
+        if who < Duration::from_millis(10) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
