@@ -43,6 +43,12 @@ fn flag_misuse(flag: &str, kind: Kind) -> Error {
 /// Checks an add request before anything is stored.
 pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
     match req.kind {
+        Kind::OAuth => {
+            return Err(Error::input(
+                "oauth profiles are made by craik auth login",
+                "run craik auth login <provider>",
+            ));
+        }
         Kind::ApiKey => {
             if req.secret_ref.is_some() {
                 return Err(flag_misuse("--secret-ref", req.kind));
@@ -137,7 +143,7 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
                 .metadata
                 .insert(META_REF.into(), req.secret_ref.clone().unwrap_or_default());
         }
-        Kind::KeyringRef | Kind::Marker => {}
+        Kind::KeyringRef | Kind::Marker | Kind::OAuth => {}
     }
     let home = ctx.home.clone();
     let store = ProfileStore::new(&home);

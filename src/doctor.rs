@@ -165,6 +165,12 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
                         "delegates to the provider's CLI",
                         None,
                     )),
+                    Kind::OAuth => {
+                        let (ok, msg) = crate::oauth::health(p);
+                        let level = if ok { Level::Ok } else { Level::Fail };
+                        let hint = (!ok).then(|| format!("craik auth login {}", p.provider_family));
+                        out.push(check(name, level, msg, hint));
+                    }
                 }
             }
         }

@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod error;
 pub mod exit;
 pub mod home;
+pub mod oauth;
 pub mod onboard;
 pub mod operator;
 pub mod policy;

@@ -163,3 +163,438 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
         next_step,
     })
 }
+
+/// Default OAuth issuer for `craik auth login openai` (override with
+/// `--issuer`).
+pub const OPENAI_ISSUER: &str = "https://auth.openai.com";
+/// Default OAuth client for `craik auth login openai`: the public client
+/// of OpenAI's Codex CLI (override with `--client-id`).
+pub const OPENAI_CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
+/// The marker profile that delegates to the Claude CLI.
+pub const CLAUDE_MARKER: &str = "anthropic:claude-cli";
+
+/// What `craik auth login` was asked.
+#[derive(Debug, Default)]
+pub struct LoginRequest {
+    pub mode: Option<String>,
+    pub no_browser: bool,
+    pub env_var: Option<String>,
+    pub secret_ref: Option<String>,
+    pub stdin: bool,
+    pub dry_run: bool,
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub project_id: Option<String>,
+    pub service_account: Option<PathBuf>,
+}
+
+/// The flow craik picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// An API key read from stdin, a hidden prompt or (openai) the
+    /// environment, stored in the secret store.
+    ApiKey,
+    /// A profile that reads the key from an env var or secret reference.
+    Reference,
+    OAuth,
+    ClaudeCli,
+    Adc,
+    ServiceAccount,
+}
+
+/// Picks the strongest flow the provider supports, given the flags.
+pub fn pick_flow(family: Family, req: &LoginRequest) -> crate::Result<Flow> {
+    let reference = req.env_var.is_some() || req.secret_ref.is_some();
+    let mode = req.mode.as_deref();
+    let bad_mode = |m: &str| {
+        Err(Error::input(
+            format!("--mode={m} does not apply to {family}"),
+            "openai: api-key, oauth; anthropic: claude-cli, api-key; gemini: adc, service-account, api-key; local: api-key",
+        ))
+    };
+    Ok(match (family, mode) {
+        (_, Some("api-key")) if reference => Flow::Reference,
+        (_, Some("api-key")) => Flow::ApiKey,
+        (_, None) if reference => Flow::Reference,
+        (Family::OpenAi, Some("oauth")) => Flow::OAuth,
+        (Family::OpenAi, None) => {
+            let env_key = std::env::var_os("OPENAI_API_KEY").is_some_and(|v| !v.is_empty());
+            if req.no_browser || req.dry_run || env_key || req.stdin {
+                Flow::ApiKey
+            } else {
+                Flow::OAuth
+            }
+        }
+        (Family::Anthropic, None | Some("claude-cli")) => Flow::ClaudeCli,
+        (Family::Gemini, Some("service-account")) => Flow::ServiceAccount,
+        (Family::Gemini, None) if req.service_account.is_some() => Flow::ServiceAccount,
+        (Family::Gemini, None | Some("adc")) => Flow::Adc,
+        (Family::ChatCompletions, None) => Flow::ApiKey,
+        (_, Some(m)) => return bad_mode(m),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoginResult {
+    pub profile: String,
+    pub kind: String,
+    pub flow: Flow,
+    pub written: bool,
+    pub note: Option<String>,
+}
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+use std::path::PathBuf;
+
+/// Stores a captured key as a `keyring-ref` profile (replacing one of the
+/// same id) plus its single-member pool.
+fn store_key(
+    ctx: &mut Context,
+    id: &ProfileId,
+    key: &str,
+    base_url: Option<String>,
+) -> crate::Result<()> {
+    let existing = ProfileStore::new(&ctx.home).load()?.get(id).cloned();
+    let base_url = base_url.or_else(|| existing.as_ref().and_then(|p| p.base_url.clone()));
+    auth::add_profile(
+        ctx,
+        AddRequest {
+            id: id.clone(),
+            kind: Kind::KeyringRef,
+            env_var: None,
+            secret_ref: None,
+            secret: Some(zeroize::Zeroizing::new(key.to_string())),
+            base_url,
+            allow_local_base_url: id.family() == Family::ChatCompletions,
+            force: true,
+        },
+    )?;
+    pool::create(&ctx.home, id, Strategy::Failover, &[(id.clone(), 1)], true)?;
+    Ok(())
+}
+
+/// Inserts (or replaces) a profile made by a login flow, with its receipt.
+fn put_profile(ctx: &mut Context, profile: Profile, identity: Option<String>) -> crate::Result<()> {
+    ctx.audit()?;
+    let operator = ctx.operator()?;
+    let home = ctx.home.clone();
+    let id = profile.id.clone();
+    let old = ProfileStore::new(&home).update(|f| {
+        let old = f.get(&id).cloned();
+        ctx.record(
+            crate::audit::NewReceipt::new("profile_added", "ok")
+                .profile(
+                    &id.to_string(),
+                    profile.kind.as_str(),
+                    profile.provider_family.as_str(),
+                )
+                .identity(identity.clone())
+                .operator(operator.clone())
+                .detail("replaced", old.is_some()),
+        )?;
+        f.upsert(profile.clone());
+        Ok(old)
+    })?;
+    // A replaced profile's stored secrets go.
+    if let Some(old) = old {
+        for k in [
+            crate::profile::META_HANDLE,
+            crate::oauth::META_ACCESS,
+            crate::oauth::META_REFRESH,
+        ] {
+            if let Some(h) = old.meta(k)
+                && profile.meta(k) != Some(h)
+            {
+                let _ = ctx.secrets.delete(h);
+            }
+        }
+    }
+    pool::create(&ctx.home, &id, Strategy::Failover, &[(id.clone(), 1)], true)?;
+    Ok(())
+}
+
+/// `craik auth login <provider>`. `read_key` supplies a captured key
+/// (stdin or a hidden prompt); `on_event` is told the browser URL.
+pub fn login(
+    ctx: &mut Context,
+    family: Family,
+    req: &LoginRequest,
+    read_key: impl FnOnce() -> crate::Result<zeroize::Zeroizing<String>>,
+    on_event: impl FnMut(&crate::operator::LoginEvent),
+) -> crate::Result<LoginResult> {
+    let flow = pick_flow(family, req)?;
+    let name = req.name.clone().unwrap_or_else(|| "default".to_string());
+    match flow {
+        Flow::Reference => {
+            let r = setup(
+                ctx,
+                SetupRequest {
+                    family,
+                    name,
+                    base_url: req.base_url.clone(),
+                    env_var: req.env_var.clone(),
+                    secret_ref: req.secret_ref.clone(),
+                    allow_local_base_url: family == Family::ChatCompletions,
+                    dry_run: req.dry_run,
+                },
+            )?;
+            Ok(LoginResult {
+                profile: r.id,
+                kind: r.kind,
+                flow,
+                written: r.written,
+                note: r.next_step,
+            })
+        }
+        Flow::ApiKey => {
+            let id = ProfileId::new(family, &name)?;
+            if family == Family::ChatCompletions
+                && req.base_url.is_none()
+                && ProfileStore::new(&ctx.home)
+                    .load()?
+                    .get(&id)
+                    .and_then(|p| p.base_url.clone())
+                    .is_none()
+            {
+                return Err(Error::input(
+                    format!("{id} needs a base URL"),
+                    "pass --base-url, or run craik auth setup local --base-url URL first",
+                ));
+            }
+            let from_env = family == Family::OpenAi
+                && !req.stdin
+                && std::env::var("OPENAI_API_KEY").is_ok_and(|v| !v.is_empty());
+            let key = if from_env {
+                zeroize::Zeroizing::new(std::env::var("OPENAI_API_KEY").unwrap_or_default())
+            } else {
+                read_key()?
+            };
+            check_key_shape(family, key.trim())?;
+            if !req.dry_run {
+                store_key(ctx, &id, key.trim(), req.base_url.clone())?;
+            }
+            Ok(LoginResult {
+                profile: id.to_string(),
+                kind: Kind::KeyringRef.to_string(),
+                flow,
+                written: !req.dry_run,
+                note: from_env.then(|| "stored the key from OPENAI_API_KEY in the secret store; you can unset the variable now".to_string()),
+            })
+        }
+        Flow::ClaudeCli => {
+            let id: ProfileId = CLAUDE_MARKER.parse()?;
+            if !on_path("claude") {
+                return Err(Error::input(
+                    "the Claude CLI (claude) is not on PATH",
+                    "install Claude Code, run `claude` once to sign in, then run craik auth login anthropic again",
+                ));
+            }
+            if !req.dry_run {
+                put_profile(ctx, Profile::new(id.clone(), Kind::Marker), None)?;
+            }
+            Ok(LoginResult {
+                profile: id.to_string(),
+                kind: Kind::Marker.to_string(),
+                flow,
+                written: !req.dry_run,
+                note: Some("calls through this profile run with the Claude CLI's own session; craik removes ANTHROPIC_API_KEY, ANTHROPIC_TOKEN, ANTHROPIC_AUTH_TOKEN and CLAUDE_CODE_OAUTH_TOKEN from the child".into()),
+            })
+        }
+        Flow::OAuth => {
+            let id = ProfileId::new(family, &name)?;
+            let config = crate::operator::OidcConfig {
+                issuer: req
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| OPENAI_ISSUER.to_string()),
+                client_id: req
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| OPENAI_CLIENT_ID.to_string()),
+                scopes: ["openid", "profile", "email", "offline_access"]
+                    .map(String::from)
+                    .to_vec(),
+                groups_claim: "groups".into(),
+                ca_file: std::env::var("CRAIK_OIDC_CA_FILE").ok().map(PathBuf::from),
+            };
+            crate::operator::check_issuer(&config.issuer)?;
+            if req.dry_run {
+                return Ok(LoginResult {
+                    profile: id.to_string(),
+                    kind: Kind::OAuth.to_string(),
+                    flow,
+                    written: false,
+                    note: None,
+                });
+            }
+            ctx.audit()?;
+            let mut issuer = crate::operator::Issuer::open(&ctx.home, &config)?;
+            let tokens = crate::operator::browser_login(&mut issuer, on_event)?;
+            let token_endpoint = issuer
+                .metadata
+                .token_endpoint()
+                .map(|u| u.url().to_string())
+                .ok_or_else(|| {
+                    Error::input("the issuer has no token endpoint", "check --issuer")
+                })?;
+            let access = ctx.secrets.put(
+                &format!("oauth access token {id}"),
+                tokens.access_token.as_bytes(),
+            )?;
+            let refresh = match &tokens.refresh_token {
+                Some(rt) => Some(
+                    ctx.secrets
+                        .put(&format!("oauth refresh token {id}"), rt.as_bytes())?,
+                ),
+                None => None,
+            };
+            let now = Utc::now();
+            let expires = now
+                + chrono::Duration::seconds(
+                    tokens.expires_in.map(|d| d.as_secs()).unwrap_or(3600) as i64
+                );
+            let mut p = Profile::new(id.clone(), Kind::OAuth);
+            let m = &mut p.metadata;
+            m.insert(crate::oauth::META_SOURCE.into(), "oidc".into());
+            m.insert(crate::oauth::META_ACCESS.into(), access.clone());
+            if let Some(r) = &refresh {
+                m.insert(crate::oauth::META_REFRESH.into(), r.clone());
+            }
+            m.insert(crate::oauth::META_TOKEN_ENDPOINT.into(), token_endpoint);
+            m.insert(crate::oauth::META_ISSUER.into(), config.issuer.clone());
+            m.insert(
+                crate::oauth::META_CLIENT_ID.into(),
+                config.client_id.clone(),
+            );
+            m.insert(crate::oauth::META_EXPIRES.into(), expires.to_rfc3339());
+            m.insert(crate::oauth::META_LAST_REFRESH.into(), now.to_rfc3339());
+            p.base_url = req.base_url.clone();
+            let identity = ctx.audit_key()?.credential_account(
+                family.as_str(),
+                &format!("{}|{}", tokens.claims.issuer, tokens.claims.subject),
+            );
+            if let Err(e) = put_profile(ctx, p, Some(identity)) {
+                let _ = ctx.secrets.delete(&access);
+                if let Some(r) = refresh {
+                    let _ = ctx.secrets.delete(&r);
+                }
+                return Err(e);
+            }
+            Ok(LoginResult {
+                profile: id.to_string(),
+                kind: Kind::OAuth.to_string(),
+                flow,
+                written: true,
+                note: Some(format!(
+                    "signed in as {}",
+                    tokens.claims.email.unwrap_or(tokens.claims.subject)
+                )),
+            })
+        }
+        Flow::Adc | Flow::ServiceAccount => {
+            let id = ProfileId::new(family, &name)?;
+            let (source, path) = if flow == Flow::ServiceAccount {
+                let path = req.service_account.clone().ok_or_else(|| {
+                    Error::input(
+                        "--mode=service-account needs --service-account FILE",
+                        "pass the service-account key file",
+                    )
+                })?;
+                ("service-account", path)
+            } else {
+                let path = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::home_dir().map(|h| h.join(".config/gcloud/application_default_credentials.json")))
+                    .filter(|p| p.exists())
+                    .ok_or_else(|| {
+                        Error::input(
+                            "no Application Default Credentials found (GOOGLE_APPLICATION_CREDENTIALS is not set and the gcloud ADC file does not exist)",
+                            "run: gcloud auth application-default login, or use --service-account FILE",
+                        )
+                    })?;
+                ("adc", path)
+            };
+            let path = std::fs::canonicalize(&path)
+                .map_err(|e| Error::input(format!("{}: {e}", path.display()), "check the path"))?;
+            check_google_file(&path, flow == Flow::ServiceAccount)?;
+            if !req.dry_run {
+                let mut p = Profile::new(id.clone(), Kind::OAuth);
+                p.metadata
+                    .insert(crate::oauth::META_SOURCE.into(), source.into());
+                p.metadata
+                    .insert(crate::oauth::META_PATH.into(), path.display().to_string());
+                if let Some(proj) = &req.project_id {
+                    p.metadata
+                        .insert(crate::oauth::META_PROJECT.into(), proj.clone());
+                }
+                p.base_url = req.base_url.clone();
+                put_profile(ctx, p, None)?;
+            }
+            Ok(LoginResult {
+                profile: id.to_string(),
+                kind: Kind::OAuth.to_string(),
+                flow,
+                written: !req.dry_run,
+                note: Some("access tokens are minted at use time and cached until shortly before they expire; craik stores no Google refresh token".into()),
+            })
+        }
+    }
+}
+
+/// Checks a Google credential file: owner-only and of the expected type.
+fn check_google_file(path: &std::path::Path, service_account: bool) -> crate::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)
+        .map_err(|e| Error::input(format!("{}: {e}", path.display()), "check the path"))?;
+    if m.mode() & 0o077 != 0 || m.uid() != crate::home::current_uid() {
+        return Err(Error::input(
+            format!(
+                "{} can be read by others (mode {:04o})",
+                path.display(),
+                m.mode() & 0o7777
+            ),
+            format!("chmod 600 {}", path.display()),
+        ));
+    }
+    let v: serde_json::Value = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            Error::input(
+                format!("{} is not JSON", path.display()),
+                "point at a Google credential file",
+            )
+        })?;
+    let t = v.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+    let ok = if service_account {
+        t == "service_account" && v.get("private_key").is_some() && v.get("client_email").is_some()
+    } else {
+        matches!(t, "service_account" | "authorized_user")
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(
+            format!(
+                "{} is not a {} credential file",
+                path.display(),
+                if service_account {
+                    "service-account key"
+                } else {
+                    "Google"
+                }
+            ),
+            "download a service-account key, or run gcloud auth application-default login",
+        ))
+    }
+}
+
+use chrono::Utc;

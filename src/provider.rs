@@ -65,6 +65,7 @@ pub const CREDENTIAL_ENV_VARS: &[&str] = &[
     "CLAUDE_CODE_OAUTH_TOKEN",
     "GEMINI_API_KEY",
     "GOOGLE_API_KEY",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
 ];
 
 /// Request headers that carry a client's credential; the proxy strips them
@@ -129,6 +130,9 @@ impl FamilyInfo {
     pub fn exec_env(&self, credential: &str) -> Vec<(&'static str, String)> {
         let var = if self.family == Family::Anthropic && is_anthropic_oauth(credential) {
             "CLAUDE_CODE_OAUTH_TOKEN"
+        } else if self.family == Family::Gemini && !is_google_api_key(credential) {
+            // An OAuth access token, not an API key.
+            "GOOGLE_OAUTH_ACCESS_TOKEN"
         } else {
             self.env_api_key
         };

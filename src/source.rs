@@ -28,6 +28,8 @@ pub enum SourceError {
     NoMaterial { id: String },
     #[error("profile {id}: the stored secret is not valid UTF-8")]
     Encoding { id: String },
+    #[error("profile {id}: {why}")]
+    OAuth { id: String, why: String },
 }
 
 impl SourceError {
@@ -43,6 +45,10 @@ impl SourceError {
             }
             SourceError::Encoding { id } => Some(format!(
                 "store it again: craik auth add {id} --kind=keyring-ref --force"
+            )),
+            SourceError::OAuth { id, .. } => Some(format!(
+                "check the profile with craik doctor; log in again with craik auth login {}",
+                id.split(':').next().unwrap_or_default()
             )),
         }
     }
@@ -73,6 +79,10 @@ pub fn backend_label(profile: &Profile, secrets: &Secrets) -> String {
             _ => "secret-ref".into(),
         },
         Kind::Marker => "none".into(),
+        Kind::OAuth => format!(
+            "oauth:{}",
+            profile.meta(crate::oauth::META_SOURCE).unwrap_or("?")
+        ),
     }
 }
 
@@ -105,6 +115,7 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
             true,
             "no secret (delegated to the provider's CLI)".to_string(),
         ),
+        Kind::OAuth => crate::oauth::health(profile),
     };
     Health {
         ok,
@@ -149,5 +160,10 @@ pub fn resolve(profile: &Profile, secrets: &Secrets) -> Result<Zeroizing<String>
                 .map_err(|source| SourceError::Ref { id, source })
         }
         Kind::Marker => Err(SourceError::NoMaterial { id }),
+        // Needs the home (refresh, lock): see crate::oauth::access_token.
+        Kind::OAuth => Err(SourceError::OAuth {
+            id,
+            why: "an OAuth token is obtained through the broker".into(),
+        }),
     }
 }

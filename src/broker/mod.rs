@@ -63,6 +63,16 @@ pub struct Call {
     pub authorization: Authorization,
 }
 
+/// A profile's credential material: OAuth tokens are refreshed or minted
+/// first when needed; everything else comes from its source.
+pub fn credential(ctx: &mut Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
+    if p.kind == Kind::OAuth {
+        crate::oauth::access_token(ctx, p)
+    } else {
+        Ok(crate::source::resolve(p, &ctx.secrets)?)
+    }
+}
+
 /// Picks the profile: the named one, or a healthy pool member.
 fn resolve(
     ctx: &Context,
@@ -139,7 +149,7 @@ pub fn start_call(
     let (credential, identity_hash) = if profile.kind == Kind::Marker {
         (None, None)
     } else {
-        match crate::source::resolve(&profile, &ctx.secrets) {
+        match credential(ctx, &profile) {
             Ok(c) => {
                 let h = ctx
                     .audit_key()?
@@ -162,7 +172,7 @@ pub fn start_call(
                 if let Some(pool) = &pool {
                     let _ = PoolStore::new(&ctx.home).record(pool, &profile.id, Outcome::Rejected);
                 }
-                return Err(e.into());
+                return Err(e);
             }
         }
     };
@@ -287,10 +297,10 @@ pub fn proxy_upstreams(
             ));
             continue;
         }
-        let cred = match crate::source::resolve(&profile, &ctx.secrets) {
+        let cred = match credential(ctx, &profile) {
             Ok(c) => c,
             Err(e) => {
-                first_err.get_or_insert(e.into());
+                first_err.get_or_insert(e);
                 continue;
             }
         };

@@ -35,13 +35,7 @@ impl TestResult {
 pub fn test(ctx: &mut Context, spec: &CallSpec) -> crate::Result<TestResult> {
     let call = start_call(ctx, spec, &[], Map::new())?;
     let Some(credential) = call.credential.as_ref() else {
-        return Err(Error::input(
-            format!(
-                "profile {} delegates to its provider's CLI; there is no credential to test here",
-                call.profile.id
-            ),
-            "test it with the provider's CLI",
-        ));
+        return delegated_test(ctx, &call);
     };
     let family = provider::info(call.profile.provider_family);
     let url = provider::join(&base_url_of(&call.profile)?, family.test_path);
@@ -92,6 +86,66 @@ pub fn test(ctx: &mut Context, spec: &CallSpec) -> crate::Result<TestResult> {
         run: call.run.clone(),
         status: status.to_string(),
         http_status,
+        latency_ms,
+    })
+}
+
+/// How long `claude -p` may take in `auth test`.
+const CLAUDE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A marker profile: run the provider's CLI with a trivial prompt, with
+/// every provider credential variable removed so it uses its own session.
+fn delegated_test(ctx: &mut Context, call: &super::Call) -> crate::Result<TestResult> {
+    if call.profile.provider_family != crate::profile::Family::Anthropic {
+        return Err(Error::input(
+            format!(
+                "profile {} delegates to its provider's CLI; craik tests only the Claude CLI this way",
+                call.profile.id
+            ),
+            "test it with the provider's CLI",
+        ));
+    }
+    let mut cmd = std::process::Command::new("claude");
+    cmd.args(["-p", "Reply with the single word OK."])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for v in provider::CREDENTIAL_ENV_VARS {
+        cmd.env_remove(v);
+    }
+    let t0 = Instant::now();
+    let status = match cmd.spawn() {
+        Err(_) => "unreachable",
+        Ok(mut child) => loop {
+            match child.try_wait() {
+                Ok(Some(s)) if s.success() => break "ok",
+                Ok(Some(_)) => break "rejected",
+                Ok(None) if t0.elapsed() > CLAUDE_TIMEOUT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break "unreachable";
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => break "unreachable",
+            }
+        },
+    };
+    let latency_ms = t0.elapsed().as_millis() as u64;
+    let mut details = Map::new();
+    details.insert("command".into(), "claude -p".into());
+    details.insert("latency_ms".into(), latency_ms.into());
+    let outcome = if status == "ok" {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    };
+    finish_call(ctx, call, status, Some(outcome), Some(status), details)?;
+    Ok(TestResult {
+        profile: call.profile.id.to_string(),
+        pool: call.pool.as_ref().map(|p| p.to_string()),
+        run: call.run.clone(),
+        status: status.to_string(),
+        http_status: None,
         latency_ms,
     })
 }

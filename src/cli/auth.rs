@@ -112,6 +112,46 @@ pub enum AuthCommand {
     /// Credential pools.
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// Sign in to a provider with the strongest flow it supports.
+    Login {
+        /// openai, anthropic, gemini or local.
+        provider: String,
+        /// api-key, oauth, claude-cli, adc or service-account.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Capture an API key instead of a browser flow.
+        #[arg(long)]
+        no_browser: bool,
+        #[arg(long, value_name = "NAME", conflicts_with = "secret_ref")]
+        env_var: Option<String>,
+        #[arg(long, value_name = "REF")]
+        secret_ref: Option<String>,
+        /// Read the API key from standard input.
+        #[arg(long)]
+        stdin: bool,
+        /// Validate the shape; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The profile name (default: default).
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// openai: the OAuth issuer (default https://auth.openai.com).
+        #[arg(long, value_name = "URL")]
+        issuer: Option<String>,
+        /// openai: the OAuth client id.
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        /// gemini: the Google Cloud project.
+        #[arg(long, value_name = "ID")]
+        project_id: Option<String>,
+        /// gemini: a service-account key file (JWT bearer grant).
+        #[arg(long, value_name = "FILE")]
+        service_account: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Guided setup: a typed profile and a single-member pool for a
     /// provider, then a redacted health report.
     Setup {
@@ -430,6 +470,91 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             Ok(r.exit_code())
         }
         AuthCommand::Pool(cmd) => pool(&ctx, cmd),
+        AuthCommand::Login {
+            provider,
+            mode,
+            no_browser,
+            env_var,
+            secret_ref,
+            stdin,
+            dry_run,
+            name,
+            base_url,
+            issuer,
+            client_id,
+            project_id,
+            service_account,
+            json,
+        } => {
+            let family = craik::onboard::parse_provider(&provider)?;
+            let req = craik::onboard::LoginRequest {
+                mode,
+                no_browser,
+                env_var,
+                secret_ref,
+                stdin,
+                dry_run,
+                name,
+                base_url,
+                issuer,
+                client_id,
+                project_id,
+                service_account,
+            };
+            let flow = craik::onboard::pick_flow(family, &req)?;
+            if flow == craik::onboard::Flow::OAuth && !dry_run {
+                let client = req
+                    .client_id
+                    .as_deref()
+                    .unwrap_or(craik::onboard::OPENAI_CLIENT_ID);
+                let notice = format!(
+                    "note: the consent screen will name the OAuth client craik uses ({client}); pass --client-id to use your own"
+                );
+                if json {
+                    output::json_line(&serde_json::json!({"event": "notice", "message": notice}));
+                } else {
+                    eprintln!("{notice}");
+                }
+            }
+            let r = craik::onboard::login(
+                &mut ctx,
+                family,
+                &req,
+                || {
+                    if stdin {
+                        term::read_secret_stdin()
+                    } else {
+                        term::prompt_secret(&format!("{provider} API key: "))
+                    }
+                },
+                |e| match e {
+                    craik::operator::LoginEvent::Browser { url, opened } if json => {
+                        output::json_line(
+                            &serde_json::json!({"event": "browser", "url": url, "opened": opened}),
+                        )
+                    }
+                    craik::operator::LoginEvent::Browser { url, .. } => {
+                        println!("Open this URL in a browser to sign in:\n{url}")
+                    }
+                    _ => {}
+                },
+            )?;
+            if json {
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["event"] = "done".into();
+                output::json_line(&v);
+            } else {
+                let verb = if r.written { "wrote" } else { "would write" };
+                println!(
+                    "{verb} profile {} ({}, {:?} flow)",
+                    r.profile, r.kind, r.flow
+                );
+                if let Some(n) = &r.note {
+                    println!("{n}");
+                }
+            }
+            Ok(exit::OK)
+        }
         AuthCommand::Setup {
             provider,
             name,

@@ -32,3 +32,10 @@ pub fn print_table(t: &Table) {
     let _ = writeln!(out, "{t}");
     let _ = out.flush();
 }
+
+/// Prints one JSON object on one line, flushed (event streams).
+pub fn json_line(v: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}

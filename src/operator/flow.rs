@@ -245,6 +245,8 @@ impl Issuer {
         Ok(Tokens {
             claims,
             refresh_token: resp.refresh_token().map(|r| r.secret().clone()),
+            access_token: zeroize::Zeroizing::new(resp.access_token().secret().clone()),
+            expires_in: resp.expires_in(),
         })
     }
 
@@ -285,6 +287,9 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
 pub struct Tokens {
     pub claims: Claims,
     pub refresh_token: Option<String>,
+    /// The OAuth access token (used by provider OAuth profiles).
+    pub access_token: zeroize::Zeroizing<String>,
+    pub expires_in: Option<Duration>,
 }
 
 /// What `craik login` reports as it goes.

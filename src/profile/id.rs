@@ -73,6 +73,10 @@ pub enum Kind {
     /// No secret: the provider's own CLI handles the credential.
     #[serde(rename = "marker")]
     Marker,
+    /// OAuth access tokens, refreshed or minted at use time (metadata
+    /// `oauth_source`: `oidc`, `adc` or `service-account`).
+    #[serde(rename = "oauth")]
+    OAuth,
 }
 
 impl Kind {
@@ -89,6 +93,7 @@ impl Kind {
             Kind::KeyringRef => "keyring-ref",
             Kind::SecretRef => "secret-ref",
             Kind::Marker => "marker",
+            Kind::OAuth => "oauth",
         }
     }
 }

@@ -166,6 +166,28 @@ impl Profile {
                 None => return Err(invalid("kind secret-ref needs metadata ref".into())),
             },
             Kind::Marker => {}
+            Kind::OAuth => match self.meta(crate::oauth::META_SOURCE) {
+                Some("oidc") => {
+                    for k in [crate::oauth::META_ACCESS, crate::oauth::META_TOKEN_ENDPOINT] {
+                        if self.meta(k).is_none() {
+                            return Err(invalid(format!(
+                                "an oidc oauth profile needs metadata {k}"
+                            )));
+                        }
+                    }
+                }
+                Some("adc") | Some("service-account") => {
+                    if self.meta(crate::oauth::META_PATH).is_none() {
+                        return Err(invalid("a Google oauth profile needs metadata path".into()));
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        "kind oauth needs metadata oauth_source: oidc, adc or service-account"
+                            .into(),
+                    ));
+                }
+            },
         }
         if let Some(url) = &self.base_url {
             url::Url::parse(url).map_err(|e| invalid(format!("base_url {url:?}: {e}")))?;
