@@ -70,6 +70,9 @@ pub struct Request {
     pub capability: String,
     /// Wait this long for an approval instead of failing with exit 4.
     pub wait: Option<Duration>,
+    /// A profile not in the store (an environment source picked by
+    /// `--provider`); evaluated like any other.
+    pub implicit: Option<Profile>,
 }
 
 /// An allowed request.
@@ -134,7 +137,10 @@ pub fn authorize(
 ) -> crate::Result<Authorization> {
     check_run_id(&req.run)?;
     let policies: Vec<Policy> = policy::load_in_force(&ctx.home, &req.policy_files)?;
-    let profile = load_profile(ctx, &req.profile)?;
+    let profile = match &req.implicit {
+        Some(p) => p.clone(),
+        None => load_profile(ctx, &req.profile)?,
+    };
     ctx.audit()?;
     let op = ctx.operator()?;
     let eval = policy::evaluate(&policies, &profile, op.as_ref());

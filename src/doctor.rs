@@ -219,6 +219,29 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
         }
     }
 
+    // Which Anthropic source `--provider anthropic` would use.
+    if let Ok((sources, _)) = crate::onboard::anthropic_sources(ctx) {
+        let passed: Vec<String> = sources
+            .iter()
+            .filter(|s| !s.active)
+            .map(|s| format!("{} ({})", s.source, s.passed_over.as_deref().unwrap_or("")))
+            .collect();
+        match sources.iter().find(|s| s.active) {
+            Some(a) => out.push(check(
+                "anthropic source",
+                Level::Ok,
+                format!("{} is active; passed over: {}", a.source, passed.join("; ")),
+                None,
+            )),
+            None => out.push(check(
+                "anthropic source",
+                Level::Ok,
+                format!("none resolves: {}", passed.join("; ")),
+                None,
+            )),
+        }
+    }
+
     // The secret store.
     match ctx.secrets.selection() {
         Err(e) => out.push(check("secret store", Level::Fail, e.to_string(), e.hint())),

@@ -68,6 +68,10 @@ fn window(p: &Profile) -> i64 {
     }
 }
 
+/// New tokens: the access token, a rotated refresh token, the lifetime
+/// in seconds.
+type Fresh = (Zeroizing<String>, Option<Zeroizing<String>>, Option<u64>);
+
 /// A token endpoint's answer.
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -151,10 +155,7 @@ fn read(ctx: &Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
         .map_err(|_| fail(&p.id, "the stored access token is not text"))
 }
 
-fn refresh_oidc(
-    ctx: &Context,
-    p: &Profile,
-) -> crate::Result<(Zeroizing<String>, Option<Zeroizing<String>>, Option<u64>)> {
+fn refresh_oidc(ctx: &Context, p: &Profile) -> crate::Result<Fresh> {
     let rh = p.meta(META_REFRESH).ok_or_else(|| {
         fail(
             &p.id,
@@ -212,10 +213,7 @@ fn read_google_file(id: &ProfileId, path: &PathBuf) -> crate::Result<serde_json:
     })
 }
 
-fn mint_service_account(
-    p: &Profile,
-    path: &PathBuf,
-) -> crate::Result<(Zeroizing<String>, Option<Zeroizing<String>>, Option<u64>)> {
+fn mint_service_account(p: &Profile, path: &PathBuf) -> crate::Result<Fresh> {
     let v = read_google_file(&p.id, path)?;
     let sa: ServiceAccount = serde_json::from_value(v).map_err(|_| {
         fail(
@@ -255,9 +253,7 @@ fn mint_service_account(
     Ok((Zeroizing::new(r.access_token), None, r.expires_in))
 }
 
-fn mint_adc(
-    p: &Profile,
-) -> crate::Result<(Zeroizing<String>, Option<Zeroizing<String>>, Option<u64>)> {
+fn mint_adc(p: &Profile) -> crate::Result<Fresh> {
     let path = PathBuf::from(p.meta(META_PATH).unwrap_or_default());
     let v = read_google_file(&p.id, &path)?;
     match v.get("type").and_then(|t| t.as_str()) {

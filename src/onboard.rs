@@ -598,3 +598,73 @@ fn check_google_file(path: &std::path::Path, service_account: bool) -> crate::Re
 }
 
 use chrono::Utc;
+
+/// One Anthropic credential source considered by `--provider anthropic`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceCheck {
+    pub source: String,
+    pub active: bool,
+    /// Why it was passed over (when not active).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passed_over: Option<String>,
+}
+
+/// The Anthropic sources in order: the Claude CLI marker profile, then
+/// `CLAUDE_CODE_OAUTH_TOKEN`, `ANTHROPIC_TOKEN`, `ANTHROPIC_API_KEY`. The
+/// first that resolves is active.
+pub fn anthropic_sources(ctx: &Context) -> crate::Result<(Vec<SourceCheck>, Option<Profile>)> {
+    let mut out = Vec::new();
+    let mut chosen: Option<Profile> = None;
+    let marker: ProfileId = CLAUDE_MARKER.parse()?;
+    let stored = ProfileStore::new(&ctx.home).load()?.get(&marker).cloned();
+    let why = match &stored {
+        None => Some(
+            "no anthropic:claude-cli profile (craik auth login anthropic makes one)".to_string(),
+        ),
+        Some(_) if !on_path("claude") => Some("the claude CLI is not on PATH".to_string()),
+        Some(_) => None,
+    };
+    if why.is_none() {
+        chosen = stored;
+    }
+    out.push(SourceCheck {
+        source: CLAUDE_MARKER.into(),
+        active: why.is_none(),
+        passed_over: why,
+    });
+    for var in [
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "ANTHROPIC_TOKEN",
+        "ANTHROPIC_API_KEY",
+    ] {
+        let set = std::env::var_os(var).is_some_and(|v| !v.is_empty());
+        let why = if chosen.is_some() {
+            Some(format!(
+                "an earlier source ({}) is active",
+                out.iter()
+                    .find(|s| s.active)
+                    .map(|s| s.source.as_str())
+                    .unwrap_or("?")
+            ))
+        } else if !set {
+            Some(format!("{var} is not set"))
+        } else {
+            None
+        };
+        if why.is_none() {
+            let mut p = Profile::new(
+                ProfileId::new(Family::Anthropic, &format!("env.{var}"))?,
+                Kind::ApiKey,
+            );
+            p.metadata
+                .insert(crate::profile::META_ENV_VAR.into(), var.into());
+            chosen = Some(p);
+        }
+        out.push(SourceCheck {
+            source: format!("env:{var}"),
+            active: why.is_none(),
+            passed_over: why,
+        });
+    }
+    Ok((out, chosen))
+}

@@ -26,6 +26,18 @@ use crate::profile::{Kind, Profile, ProfileId, ProfileStore};
 pub enum Target {
     Profile(ProfileId),
     Pool(ProfileId),
+    /// A profile not in the store (`--provider anthropic` resolving to an
+    /// environment variable).
+    Implicit(Profile),
+}
+
+impl Target {
+    fn implicit(&self) -> Option<Profile> {
+        match self {
+            Target::Implicit(p) => Some(p.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl Target {
@@ -81,6 +93,7 @@ fn resolve(
 ) -> crate::Result<(ProfileId, Option<ProfileId>)> {
     match target {
         Target::Profile(id) => Ok((id.clone(), None)),
+        Target::Implicit(p) => Ok((p.id.clone(), None)),
         Target::Pool(pool) => {
             let member = PoolStore::new(&ctx.home).pick(pool, exclude)?;
             Ok((member, Some(pool.clone())))
@@ -125,6 +138,7 @@ pub fn start_call(
         policy_files: spec.policy_files.clone(),
         capability: spec.capability.clone(),
         wait: spec.wait,
+        implicit: spec.target.implicit(),
     };
     let mut auth = authorize::authorize(ctx, &req, || {})?;
     let profile = auth.profile_record.take().expect("authorized profile");
@@ -257,6 +271,7 @@ pub fn proxy_upstreams(
 ) -> crate::Result<(Vec<proxy::Upstream>, Option<ProfileId>, Option<Operator>)> {
     let (members, pool) = match &spec.target {
         Target::Profile(id) => (vec![id.clone()], None),
+        Target::Implicit(p) => (vec![p.id.clone()], None),
         Target::Pool(p) => {
             let pool = PoolStore::new(&ctx.home)
                 .get(p)?
@@ -277,6 +292,7 @@ pub fn proxy_upstreams(
             policy_files: spec.policy_files.clone(),
             capability: spec.capability.clone(),
             wait: spec.wait,
+            implicit: spec.target.implicit(),
         };
         let auth = match authorize::authorize(ctx, &req, || {}) {
             Ok(a) => a,

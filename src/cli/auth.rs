@@ -375,6 +375,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 policy_files: policies,
                 capability: "check".into(),
                 wait: wait.duration()?,
+                implicit: None,
             };
             if !json {
                 eprintln!("run: {run}");
@@ -688,8 +689,11 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
         }
         AuthCommand::Status { json } => {
             let rows = auth::status(&ctx)?;
+            let (sources, _) = craik::onboard::anthropic_sources(&ctx)?;
             if json {
-                output::json(&serde_json::json!({ "profiles": rows }));
+                output::json(
+                    &serde_json::json!({ "profiles": rows, "anthropic_sources": sources }),
+                );
             } else if rows.is_empty() {
                 println!("no profiles; add one with: craik auth add <family>:<name> --kind=...");
             } else {
@@ -716,6 +720,19 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     ]);
                 }
                 output::print_table(&t);
+            }
+            if !json {
+                match sources.iter().find(|s| s.active) {
+                    Some(a) => println!("anthropic source (--provider anthropic): {}", a.source),
+                    None => println!("anthropic source (--provider anthropic): none resolves"),
+                }
+                for s in sources.iter().filter(|s| !s.active) {
+                    println!(
+                        "  passed over {}: {}",
+                        s.source,
+                        s.passed_over.as_deref().unwrap_or("")
+                    );
+                }
             }
             Ok(exit::OK)
         }

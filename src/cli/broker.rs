@@ -12,7 +12,7 @@ use craik::audit::group::GroupCommitter;
 use craik::broker::proxy::{self, ProxyState};
 use craik::broker::{CallSpec, Target};
 use craik::context::Context;
-use craik::profile::ProfileId;
+use craik::profile::{ProfileId, ProfileStore};
 use craik::{Error, exit};
 
 use super::auth::WaitArg;
@@ -27,15 +27,47 @@ pub struct TargetArgs {
     /// A pool id.
     #[arg(long, value_name = "P")]
     pool: Option<String>,
+    /// A provider family, resolved to its first working source (anthropic:
+    /// the Claude CLI marker, then CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_TOKEN,
+    /// ANTHROPIC_API_KEY).
+    #[arg(long, value_name = "FAMILY")]
+    provider: Option<String>,
 }
 
 impl TargetArgs {
-    pub fn target(&self) -> craik::Result<Target> {
-        match (&self.profile, &self.pool) {
-            (Some(p), _) => Ok(Target::Profile(p.parse::<ProfileId>()?)),
-            (None, Some(p)) => Ok(Target::Pool(p.parse::<ProfileId>()?)),
+    pub fn target(&self, ctx: &Context) -> craik::Result<Target> {
+        match (&self.profile, &self.pool, &self.provider) {
+            (Some(p), _, _) => Ok(Target::Profile(p.parse::<ProfileId>()?)),
+            (None, Some(p), _) => Ok(Target::Pool(p.parse::<ProfileId>()?)),
+            (None, None, Some(f)) if f == "anthropic" => {
+                let (checks, chosen) = craik::onboard::anthropic_sources(ctx)?;
+                match chosen {
+                    Some(p) => {
+                        if ProfileStore::new(&ctx.home).load()?.get(&p.id).is_some() {
+                            Ok(Target::Profile(p.id))
+                        } else {
+                            Ok(Target::Implicit(p))
+                        }
+                    }
+                    _ => Err(Error::input(
+                        format!(
+                            "no Anthropic credential source resolves ({})",
+                            checks
+                                .iter()
+                                .filter_map(|c| c.passed_over.clone())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                        "run craik auth login anthropic, or set CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_API_KEY",
+                    )),
+                }
+            }
+            (None, None, Some(f)) => {
+                let family = craik::onboard::parse_provider(f)?;
+                Ok(Target::Pool(ProfileId::new(family, "default")?))
+            }
             _ => Err(Error::input(
-                "name --profile or --pool",
+                "name --profile, --pool or --provider",
                 "craik exec --profile openai:work -- CMD",
             )),
         }
@@ -91,7 +123,7 @@ pub fn exec(args: ExecArgs) -> craik::Result<i32> {
     let mut ctx = Context::open_default()?;
     let spec = craik::broker::exec::ExecSpec {
         call: CallSpec {
-            target: args.target.target()?,
+            target: args.target.target(&ctx)?,
             run: args.run.unwrap_or_else(craik::authorize::new_run_id),
             policy_files: args.policies,
             capability: "exec".into(),
@@ -120,7 +152,7 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
     }
     let mut ctx = Context::open_default()?;
     let spec = CallSpec {
-        target: args.target.target()?,
+        target: args.target.target(&ctx)?,
         run: args.run.unwrap_or_else(craik::authorize::new_run_id),
         policy_files: args.policies,
         capability: "proxy".into(),

@@ -6,6 +6,7 @@ mod canary;
 mod common;
 mod home;
 mod idp;
+mod onboard;
 mod operator;
 mod policy;
 mod profiles;

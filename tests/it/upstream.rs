@@ -28,6 +28,10 @@ pub struct Seen {
 }
 
 pub struct Shared {
+    /// When set, POST /token is a Google-style token endpoint that checks
+    /// JWT-bearer assertions with this RSA public key (PEM).
+    pub token_key: Mutex<Option<Vec<u8>>>,
+    pub minted: Mutex<u32>,
     pub behavior: Mutex<Behavior>,
     pub seen: Mutex<Vec<Seen>>,
     pub release: Notify,
@@ -47,6 +51,8 @@ impl Upstream {
             .build()
             .unwrap();
         let shared = Arc::new(Shared {
+            token_key: Mutex::new(None),
+            minted: Mutex::new(0),
             behavior: Mutex::new(behavior),
             seen: Mutex::new(Vec::new()),
             release: Notify::new(),
@@ -111,6 +117,9 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response<Body> {
             .body(Body::from(v.to_string()))
             .unwrap()
     };
+    if parts.uri.path() == "/token" {
+        return token_endpoint(&sh, &parts.headers, &body, json);
+    }
     match behavior {
         Behavior::Status(s) => {
             return json(
@@ -183,4 +192,64 @@ fn async_stream(
             }
         }
     })
+}
+
+/// A Google-style token endpoint: the JWT bearer grant (the assertion's
+/// signature, issuer, audience and scope are checked) and the refresh
+/// grant of an authorized_user ADC file.
+fn token_endpoint(
+    sh: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    json: impl Fn(u16, serde_json::Value) -> Response<Body>,
+) -> Response<Body> {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body).into_owned().collect();
+    let deny = |why: &str| {
+        json(
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": why}),
+        )
+    };
+    match form.get("grant_type").map(String::as_str) {
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+            let Some(key) = sh.token_key.lock().unwrap().clone() else {
+                return deny("no key");
+            };
+            let Some(assertion) = form.get("assertion") else {
+                return deny("no assertion");
+            };
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+            v.set_audience(&[format!("http://{host}/token")]);
+            v.set_issuer(&["craik-test@example.iam.gserviceaccount.com"]);
+            let dk = jsonwebtoken::DecodingKey::from_rsa_pem(&key).unwrap();
+            match jsonwebtoken::decode::<serde_json::Value>(assertion, &dk, &v) {
+                Ok(t)
+                    if t.claims["scope"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("generative-language")) => {}
+                Ok(_) => return deny("scope"),
+                Err(e) => return deny(&e.to_string()),
+            }
+        }
+        Some("refresh_token") => {
+            if form.get("refresh_token").map(String::as_str) != Some("adc-refresh-token")
+                || form.get("client_secret").map(String::as_str) != Some("adc-client-secret")
+            {
+                return deny("bad refresh token");
+            }
+        }
+        _ => return deny("unsupported grant"),
+    }
+    let mut n = sh.minted.lock().unwrap();
+    *n += 1;
+    json(
+        200,
+        serde_json::json!({"access_token": format!("ya29.minted-{n}"), "expires_in": 3600, "token_type": "Bearer"}),
+    )
 }
