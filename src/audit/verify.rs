@@ -107,7 +107,9 @@ impl AuditLog {
                     "SELECT {COLUMNS} FROM receipts WHERE seq >= ?1 ORDER BY seq"
                 ))
                 .map_err(q)?;
-            let mut rows = stmt.query([from]).map_err(q)?;
+            // From the start: every row, even one moved below seq 1.
+            let lower = if from == 1 { i64::MIN } else { from };
+            let mut rows = stmt.query([lower]).map_err(q)?;
             while let Some(row) = rows.next().map_err(q)? {
                 let seq: i64 = match row.get(0) {
                     Ok(s) => s,
