@@ -271,15 +271,15 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
         }
     }
     let exp = int_claim(&c, "exp")?.ok_or(TokenError::Missing("exp"))?;
-    if exp + LEEWAY_SECS < expected.now {
+    if exp.saturating_add(LEEWAY_SECS) < expected.now {
         return Err(TokenError::Expired(exp));
     }
     let iat = int_claim(&c, "iat")?.ok_or(TokenError::Missing("iat"))?;
-    if iat - LEEWAY_SECS > expected.now {
+    if iat.saturating_sub(LEEWAY_SECS) > expected.now {
         return Err(TokenError::IssuedInFuture(iat));
     }
     if let Some(nbf) = int_claim(&c, "nbf")?
-        && nbf - LEEWAY_SECS > expected.now
+        && nbf.saturating_sub(LEEWAY_SECS) > expected.now
     {
         return Err(TokenError::NotYetValid(nbf));
     }
