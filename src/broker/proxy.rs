@@ -543,12 +543,18 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGTERM, SIGINT or SIGHUP.
+/// Resolves on SIGTERM, SIGINT or SIGHUP (never, if the handlers cannot
+/// be installed).
 pub async fn termination() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("signal handler");
-    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
-    let mut hup = signal(SignalKind::hangup()).expect("signal handler");
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
