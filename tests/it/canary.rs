@@ -18,6 +18,8 @@ fn canary_never_leaks() {
     let checkpoint = env.dir.path().join("cp.json");
     let cp = checkpoint.display().to_string();
 
+    let up = crate::upstream::Upstream::start(crate::upstream::Behavior::Normal);
+    let base = up.url();
     let mut runs: Vec<(String, Run)> = Vec::new();
     let mut go = |args: &[&str], stdin: Option<&str>| {
         let r = env.run_stdin(args, stdin);
@@ -104,6 +106,62 @@ fn canary_never_leaks() {
     go(&["receipts", "checkpoint", "--out", &cp, "--json"], None);
     go(&["receipts", "verify", "--checkpoint", &cp], None);
     go(&["receipts", "hash", "--family", "openai"], s);
+    go(
+        &["auth", "login", "local", "--stdin", "--base-url", &base],
+        s,
+    );
+    go(
+        &[
+            "auth",
+            "login",
+            "openai",
+            "--no-browser",
+            "--stdin",
+            "--dry-run",
+        ],
+        s,
+    ); // wrong shape: error
+    go(
+        &["auth", "setup", "gemini", "--secret-ref", "env:CANARY_ENV"],
+        None,
+    );
+    go(
+        &["auth", "test", "chat_completions:default", "--json"],
+        None,
+    );
+    go(
+        &["auth", "check", "chat_completions:default", "--json"],
+        None,
+    );
+    go(
+        &["policy", "explain", "--profile", "chat_completions:default"],
+        None,
+    );
+    go(
+        &[
+            "exec",
+            "--profile",
+            "chat_completions:default",
+            "--",
+            "true",
+        ],
+        None,
+    );
+    go(
+        &[
+            "exec",
+            "--profile",
+            "chat_completions:default",
+            "--via-proxy",
+            "--",
+            "true",
+        ],
+        None,
+    );
+    go(&["exec", "--profile", "gemini:default", "--", "true"], None);
+    go(&["doctor"], None);
+    go(&["doctor", "--json"], None);
+    go(&["auth", "pool", "status", "--json"], None);
     go(&["auth", "remove", "openai:kr"], None);
     go(&["auth", "logout", "openai"], None);
     go(&["auth", "logout", "anthropic"], None);
@@ -123,7 +181,13 @@ fn canary_never_leaks() {
     }
     // The commands did their work (so the test exercised real paths).
     let ok = runs.iter().filter(|(_, r)| r.code == 0).count();
-    assert!(ok >= runs.len() - 2, "{runs:#?}");
+    assert!(ok >= runs.len() - 3, "{runs:#?}");
+    // The upstream got the canary, injected: the path was really exercised.
+    assert!(up.seen().iter().any(|s| {
+        s.headers
+            .get("authorization")
+            .is_some_and(|v| v.to_str().unwrap().contains(&secret))
+    }));
 
     let files = files_under(&env.home);
     assert!(files.iter().any(|(p, _)| p.ends_with("audit.db")));
