@@ -458,7 +458,11 @@ pub fn login(
             let now = Utc::now();
             let expires = now
                 + chrono::Duration::seconds(
-                    tokens.expires_in.map(|d| d.as_secs()).unwrap_or(3600).min(86_400) as i64
+                    tokens
+                        .expires_in
+                        .map(|d| d.as_secs())
+                        .unwrap_or(3600)
+                        .min(86_400) as i64,
                 );
             let mut p = Profile::new(id.clone(), Kind::OAuth);
             let m = &mut p.metadata;

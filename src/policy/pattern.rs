@@ -17,6 +17,8 @@ pub enum PatternError {
     Char { pattern: String, ch: char },
     #[error("pattern {0:?} is too long")]
     TooLong(String),
+    #[error("{0} patterns are too many to compile together")]
+    TooMany(usize),
 }
 
 const MAX_PATTERN: usize = 200;
@@ -72,7 +74,11 @@ impl PatternSet {
             .iter()
             .map(|p| to_regex(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let set = RegexSet::new(&regexes).map_err(|_| PatternError::TooLong(patterns.join(",")))?;
+        let set = regex::RegexSetBuilder::new(&regexes)
+            .size_limit(512 * 1024 * 1024)
+            .dfa_size_limit(64 * 1024 * 1024)
+            .build()
+            .map_err(|_| PatternError::TooMany(patterns.len()))?;
         Ok(PatternSet {
             patterns: patterns.to_vec(),
             set,
