@@ -67,6 +67,12 @@ pub enum TokenError {
     ClaimType(&'static str),
     #[error("ID token nonce does not match the login request")]
     Nonce,
+    #[error("ID token header marks {0:?} as critical, which craik does not understand")]
+    Critical(String),
+    #[error("ID token header has a kid that is not a string")]
+    KidType,
+    #[error("ID token claim {0:?} (the groups claim) has the wrong type")]
+    GroupsType(String),
 }
 
 /// What the token must say.
@@ -129,9 +135,7 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
 }
 
 fn decode_part(part: &str, what: &'static str) -> Result<Value, TokenError> {
-    let bytes = B64URL
-        .decode(part.trim_end_matches('='))
-        .map_err(|_| TokenError::Base64(what))?;
+    let bytes = B64URL.decode(part).map_err(|_| TokenError::Base64(what))?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Json(what))?;
     if !v.is_object() {
         return Err(TokenError::Json(what));
@@ -142,6 +146,9 @@ fn decode_part(part: &str, what: &'static str) -> Result<Value, TokenError> {
 /// The `kid` a token names, if it parses that far (to decide on a JWKS
 /// refetch).
 pub fn token_kid(raw: &str) -> Option<String> {
+    if raw.len() > MAX_TOKEN_LEN {
+        return None;
+    }
     let header = raw.split('.').next()?;
     decode_part(header, "header").ok()?["kid"]
         .as_str()
@@ -188,6 +195,33 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
         .ok_or_else(|| TokenError::AlgNotAllowed(alg_name.to_string()))?;
     // jku, x5u, jwk and x5c are deliberately ignored: keys come only from
     // the issuer's JWKS.
+    // RFC 7515 4.1.11: a critical extension we do not implement must be
+    // refused.
+    if let Some(crit) = header.get("crit") {
+        let names = crit
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_else(|| crit.to_string());
+        return Err(TokenError::Critical(names));
+    }
+    if header.get("kid").is_some_and(|k| !k.is_string()) {
+        return Err(TokenError::KidType);
+    }
+    let usable = |k: &Jwk| {
+        // A key for encryption, or pinned to another algorithm, never
+        // verifies this token.
+        let use_ok = !matches!(&k.common.public_key_use, Some(u) if *u != jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let alg_ok = k
+            .common
+            .key_algorithm
+            .is_none_or(|ka| ka.to_string() == alg_name);
+        use_ok && alg_ok
+    };
     let jwk = match header.get("kid").and_then(Value::as_str) {
         Some(kid) => {
             let jwk = jwks
@@ -195,7 +229,7 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
                 .iter()
                 .find(|k| k.common.key_id.as_deref() == Some(kid))
                 .ok_or_else(|| TokenError::UnknownKid(kid.to_string()))?;
-            if !key_fits(jwk, alg) {
+            if !key_fits(jwk, alg) || !usable(jwk) {
                 return Err(TokenError::KeyTypeMismatch {
                     kid: kid.to_string(),
                     kty: kty(jwk).to_string(),
@@ -205,7 +239,11 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
             jwk
         }
         None => {
-            let fits: Vec<&Jwk> = jwks.keys.iter().filter(|k| key_fits(k, alg)).collect();
+            let fits: Vec<&Jwk> = jwks
+                .keys
+                .iter()
+                .filter(|k| key_fits(k, alg) && usable(k))
+                .collect();
             match fits.as_slice() {
                 [one] => *one,
                 _ => return Err(TokenError::NoKid(alg_name.to_string())),
@@ -218,6 +256,9 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
     let ok = jsonwebtoken::crypto::verify(parts[2], &raw.as_bytes()[..message_len], &key, alg)
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::Base64(_) => TokenError::Base64("signature"),
+            jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey
+            | jsonwebtoken::errors::ErrorKind::InvalidRsaKey(_)
+            | jsonwebtoken::errors::ErrorKind::InvalidKeyFormat => TokenError::BadKey(kid.clone()),
             _ => TokenError::BadSignature,
         })?;
     if !ok {
@@ -299,7 +340,7 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
         Some(Value::String(s)) => vec![s.clone()],
-        Some(_) => return Err(TokenError::ClaimType("groups")),
+        Some(_) => return Err(TokenError::GroupsType(expected.groups_claim.to_string())),
     };
     Ok(Claims {
         issuer: iss,
