@@ -9,7 +9,7 @@ use crate::common::{Env, Run, canary, contains, files_under};
 use crate::upstream::{Behavior, Upstream};
 
 struct Proxy {
-    child: Child,
+    child: Option<Child>,
     url: String,
     token: String,
     out: serde_json::Value,
@@ -40,15 +40,28 @@ impl Proxy {
             url: format!("http://{}", out["listen"].as_str().unwrap()),
             token: out["token"].as_str().unwrap().to_string(),
             out,
-            child,
+            child: Some(child),
         }
     }
 
-    fn stop(self) -> Run {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let out = self.child.wait_with_output().unwrap();
+    fn pid(&self) -> rustix::process::Pid {
+        rustix::process::Pid::from_raw(self.child.as_ref().unwrap().id() as i32).unwrap()
+    }
+
+    fn stop(mut self) -> Run {
+        rustix::process::kill_process(self.pid(), rustix::process::Signal::TERM).unwrap();
+        let out = self.child.take().unwrap().wait_with_output().unwrap();
         crate::common::to_run(out)
+    }
+}
+
+/// A failing test must not leave a proxy running.
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -275,14 +288,14 @@ fn streams_arrive_incrementally_and_sigterm_drains() {
     let n = resp.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains(r#"{"n":1}"#));
     // SIGTERM now: the request in flight finishes and its receipt lands.
-    let pid = rustix::process::Pid::from_raw(p.child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    rustix::process::kill_process(p.pid(), rustix::process::Signal::TERM).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     up.release();
     let mut rest = String::new();
     resp.read_to_string(&mut rest).unwrap();
     assert!(rest.contains(r#"{"n":2"#), "{rest}");
-    let out = p.child.wait_with_output().unwrap();
+    let mut p = p;
+    let out = p.child.take().unwrap().wait_with_output().unwrap();
     assert!(out.status.success());
     let fin = receipts(&env, "call.finished");
     assert_eq!(fin.len(), 1);
