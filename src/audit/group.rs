@@ -5,6 +5,7 @@
 
 use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use super::{AuditError, AuditLog, NewReceipt, Receipt, Result};
 
@@ -12,6 +13,9 @@ type Reply = mpsc::SyncSender<Result<Receipt>>;
 
 /// Most receipts committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// How long the writer waits for more receipts once it has seen
+/// concurrency.
+const LINGER: Duration = Duration::from_micros(500);
 
 /// A handle to the writer thread; clone it for each appending thread.
 #[derive(Clone)]
@@ -24,14 +28,37 @@ impl GroupCommitter {
     pub fn start(mut log: AuditLog) -> GroupCommitter {
         let (tx, rx) = mpsc::channel::<(NewReceipt, Reply)>();
         thread::spawn(move || {
+            let mut last_batch = 1;
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
+                // Under concurrency, linger briefly so the callers woken by
+                // the previous commit can join this one; a lone caller
+                // (the last batch had one receipt) never waits.
+                let linger = if last_batch > 1 {
+                    LINGER
+                } else {
+                    Duration::ZERO
+                };
+                let deadline = Instant::now() + linger;
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
                         Ok(item) => batch.push(item),
-                        Err(_) => break,
+                        Err(mpsc::TryRecvError::Disconnected) => break,
+                        Err(mpsc::TryRecvError::Empty) => {
+                            let now = Instant::now();
+                            // Aim for twice the last batch, so batches can
+                            // grow to the number of callers.
+                            if now >= deadline || batch.len() >= (last_batch * 2).min(MAX_BATCH) {
+                                break;
+                            }
+                            match rx.recv_timeout(deadline - now) {
+                                Ok(item) => batch.push(item),
+                                Err(_) => break,
+                            }
+                        }
                     }
                 }
+                last_batch = batch.len();
                 let (receipts, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 match log.append_batch(receipts) {
                     Ok(done) => {

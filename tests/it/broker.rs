@@ -621,3 +621,191 @@ fn policy_denial_and_approval_on_exec_and_proxy() {
         "exec without --via-proxy makes no upstream call itself"
     );
 }
+
+#[test]
+fn exec_forwards_signals_and_proxy_limits() {
+    let up = Upstream::start(Behavior::Normal);
+    let env = Env::new();
+    add_key(&env, "openai:k", "sk-1", &up.url());
+    // SIGTERM to craik reaches the child, whose status craik returns.
+    let flag = env.dir.path().join("got-term");
+    let script = format!(
+        "trap 'echo term > {}; exit 7' TERM; while true; do sleep 0.1; done",
+        flag.display()
+    );
+    let mut c = env.command(&["exec", "--profile", "openai:k", "--", "sh", "-c", &script]);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(flag.exists(), "the child got SIGTERM");
+    assert_eq!(
+        receipts(&env, "call.finished")[0]["details"]["exit_code"],
+        7
+    );
+
+    // --token-file writes the token 0600; oversized bodies get 413.
+    let tf = env.dir.path().join("token");
+    let p = Proxy::start(
+        &env,
+        &[
+            "--profile",
+            "openai:k",
+            "--token-file",
+            tf.to_str().unwrap(),
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::read_to_string(&tf).unwrap(), p.token);
+    assert_eq!(
+        std::fs::metadata(&tf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let resp = client()
+        .post(format!("{}/chat/completions", p.url))
+        .header("authorization", format!("Bearer {}", p.token))
+        .body(vec![b'x'; 33 * 1024 * 1024])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(up.seen().is_empty());
+    p.stop().ok();
+}
+
+#[test]
+fn proxy_fails_closed_at_runtime_and_waits_for_approval() {
+    let up = Upstream::start(Behavior::Normal);
+    let env = Env::new();
+    add_key(&env, "openai:k", "sk-1", &up.url());
+    let p = Proxy::start(&env, &["--profile", "openai:k"]);
+    let send = || {
+        client()
+            .get(format!("{}/models", p.url))
+            .header("authorization", format!("Bearer {}", p.token))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(send().status(), 200);
+    // The log becomes unwritable under the running proxy.
+    let wal = env.file("audit.db-wal");
+    let db = env.file("audit.db");
+    let immutable = |on: bool| {
+        for f in [&db, &wal] {
+            let st = std::process::Command::new("chattr")
+                .arg(if on { "+i" } else { "-i" })
+                .arg(f)
+                .status()
+                .expect("chattr (e2fsprogs) is needed for this test");
+            assert!(st.success(), "chattr failed on {}", f.display());
+        }
+    };
+    immutable(true);
+    let before = up.seen().len();
+    let resp = send();
+    immutable(false);
+    assert_eq!(resp.status(), 503);
+    let v: serde_json::Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
+    assert_eq!(v["error"]["type"], "craik_audit_unavailable");
+    assert_eq!(up.seen().len(), before, "the upstream saw nothing");
+    p.stop().ok();
+
+    // A proxy under an approval policy waits for the approval, then serves.
+    let policy = env.dir.path().join("each-run.json");
+    std::fs::write(&policy, r#"{"version":1,"require_approval":"each_run"}"#).unwrap();
+    let mut c = env.command(&[
+        "proxy",
+        "--json",
+        "--profile",
+        "openai:k",
+        "--run",
+        "run_p",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--wait=30s",
+    ]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    assert!(crate::idp::wait_until(Duration::from_secs(20), || {
+        !receipts(&env, "approval_requested").is_empty()
+    }));
+    env.run(&[
+        "auth",
+        "approve",
+        "openai:k",
+        "--run=run_p",
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .ok();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["run"], "run_p");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn concurrent_pool_health_updates_lose_nothing() {
+    let env = Env::new();
+    add_key(&env, "openai:a", "sk-a", "http://127.0.0.1:9");
+    add_key(&env, "openai:b", "sk-b", "http://127.0.0.1:9");
+    env.run(&[
+        "auth",
+        "pool",
+        "create",
+        "openai:team",
+        "--strategy",
+        "round_robin",
+        "--member",
+        "openai:a",
+        "--member",
+        "openai:b",
+    ])
+    .ok();
+    // 8 processes each make 5 test calls through the pool to a dead
+    // upstream: every failure is counted.
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c").arg(r#"for i in 1 2 3 4 5; do "$CRAIK" auth test openai:team >/dev/null 2>&1; done; exit 0"#);
+            let cmd = env.command(&[]);
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => c.env(k, v),
+                    None => c.env_remove(k),
+                };
+            }
+            c.env("CRAIK", crate::common::craik_bin());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for mut ch in children {
+        ch.wait().unwrap();
+    }
+    let finished = receipts(&env, "call.finished").len();
+    let st = env.run(&["auth", "pool", "status", "--json"]).json();
+    let failures: u64 = st["pools"][0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["health"]["consecutive_failures"].as_u64().unwrap())
+        .sum();
+    // Members back off after failing, so some calls find none healthy;
+    // every call that ran was recorded.
+    assert!(finished >= 2, "{finished}");
+    assert_eq!(
+        failures as usize, finished,
+        "one health update per finished call"
+    );
+}

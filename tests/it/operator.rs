@@ -330,3 +330,30 @@ fn login_configuration_errors() {
     ]);
     r.code(1).error_with_hint("discovery");
 }
+
+#[test]
+fn ctrl_c_during_login_leaves_no_session() {
+    let idp = Idp::start(&[]);
+    let env = env_for(&idp);
+    let mut c = env.command(&["login", "--json"]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("device_code"));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(!env.file("operator-session.json").exists());
+    // Nothing half-written: no temporary files left in the home.
+    for e in std::fs::read_dir(&env.home).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        assert!(!name.starts_with(".tmp-"), "{name}");
+    }
+    env.run(&["whoami"]).code(6);
+}
