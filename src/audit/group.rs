@@ -15,7 +15,7 @@ type Reply = mpsc::SyncSender<Result<Receipt>>;
 const MAX_BATCH: usize = 512;
 /// How long the writer waits for more receipts once it has seen
 /// concurrency.
-const LINGER: Duration = Duration::from_micros(500);
+const LINGER: Duration = Duration::from_micros(300);
 
 /// A handle to the writer thread; clone it for each appending thread.
 #[derive(Clone)]
@@ -46,9 +46,8 @@ impl GroupCommitter {
                         Err(mpsc::TryRecvError::Disconnected) => break,
                         Err(mpsc::TryRecvError::Empty) => {
                             let now = Instant::now();
-                            // Aim for twice the last batch, so batches can
-                            // grow to the number of callers.
-                            if now >= deadline || batch.len() >= (last_batch * 2).min(MAX_BATCH) {
+                            // Stop once as many as last time have joined.
+                            if now >= deadline || batch.len() >= last_batch {
                                 break;
                             }
                             match rx.recv_timeout(deadline - now) {
