@@ -115,11 +115,7 @@ fn identity_of(
 }
 
 fn profile_receipt(kind: &str, p: &Profile) -> NewReceipt {
-    NewReceipt::new(kind, "ok").profile(
-        &p.id.to_string(),
-        p.kind.as_str(),
-        p.provider_family.as_str(),
-    )
+    NewReceipt::for_profile(kind, "ok", p)
 }
 
 /// Adds (or with `force` replaces) a profile. Writes `profile_added`.

@@ -96,12 +96,7 @@ fn base_receipt(
     op: &Option<Operator>,
     req: &Request,
 ) -> NewReceipt {
-    let mut r = NewReceipt::new(kind, status)
-        .profile(
-            &p.id.to_string(),
-            p.kind.as_str(),
-            p.provider_family.as_str(),
-        )
+    let mut r = NewReceipt::for_profile(kind, status, p)
         .operator(op.clone())
         .run(&req.run);
     r.capability = Some(req.capability.clone());
@@ -245,12 +240,7 @@ pub fn authorize(
 /// Records an allowed `auth check`.
 pub fn record_check(ctx: &mut Context, a: &Authorization) -> crate::Result<Receipt> {
     let p = a.profile_record.as_ref().expect("authorized profile");
-    let mut r = NewReceipt::new("authorization", "allowed")
-        .profile(
-            &p.id.to_string(),
-            p.kind.as_str(),
-            p.provider_family.as_str(),
-        )
+    let mut r = NewReceipt::for_profile("authorization", "allowed", p)
         .operator(a.operator_record.clone())
         .run(&a.run);
     r.capability = Some("check".into());
@@ -448,12 +438,7 @@ pub fn change_grants(
             }
         }
         let p = p.clone();
-        let r = NewReceipt::new(if grant { "grant" } else { "grant_revoked" }, "ok")
-            .profile(
-                &p.id.to_string(),
-                p.kind.as_str(),
-                p.provider_family.as_str(),
-            )
+        let r = NewReceipt::for_profile(if grant { "grant" } else { "grant_revoked" }, "ok", &p)
             .operator(Some(op.clone()))
             .detail("groups", groups.to_vec())
             .detail("subjects", subjects.to_vec());

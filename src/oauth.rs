@@ -319,12 +319,7 @@ fn store(
         ctx.secrets.replace(h, rt.as_bytes())?;
     }
     ctx.record(
-        NewReceipt::new("credential_refreshed", "ok")
-            .profile(
-                &p.id.to_string(),
-                p.kind.as_str(),
-                p.provider_family.as_str(),
-            )
+        NewReceipt::for_profile("credential_refreshed", "ok", p)
             .detail("source", p.meta(META_SOURCE).unwrap_or_default())
             .detail("expires_at", expires_at.to_rfc3339()),
     )?;

@@ -110,12 +110,7 @@ fn profile_receipt(
     run: &str,
     capability: &str,
 ) -> NewReceipt {
-    let mut r = NewReceipt::new(kind, status)
-        .profile(
-            &p.id.to_string(),
-            p.kind.as_str(),
-            p.provider_family.as_str(),
-        )
+    let mut r = NewReceipt::for_profile(kind, status, p)
         .operator(op.clone())
         .run(run);
     r.capability = Some(capability.to_string());
@@ -332,12 +327,7 @@ pub fn proxy_upstreams(
                 .credential_material(profile.provider_family.as_str(), &cred),
         );
         ctx.record(
-            NewReceipt::new("authorization", "allowed")
-                .profile(
-                    &profile.id.to_string(),
-                    profile.kind.as_str(),
-                    profile.provider_family.as_str(),
-                )
+            NewReceipt::for_profile("authorization", "allowed", &profile)
                 .operator(operator.clone())
                 .run(&spec.run)
                 .detail("capability", "proxy"),

@@ -212,12 +212,7 @@ fn clean_path(uri: &axum::http::Uri) -> String {
 
 fn receipt(st: &ProxyState, up: &Upstream, kind: &str, status: &str) -> NewReceipt {
     let p = &up.profile;
-    let mut r = NewReceipt::new(kind, status)
-        .profile(
-            &p.id.to_string(),
-            p.kind.as_str(),
-            p.provider_family.as_str(),
-        )
+    let mut r = NewReceipt::for_profile(kind, status, p)
         .operator(st.operator.clone())
         .identity(up.identity_hash.clone())
         .run(&st.run);

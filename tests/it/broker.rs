@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::common::{Env, Run, canary, contains, files_under};
+use crate::common::{Env, Run, canary, contains, files_under, receipts};
 use crate::upstream::{Behavior, Upstream};
 
 struct Proxy {
@@ -70,14 +70,6 @@ fn client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
-}
-
-fn receipts(env: &Env, kind: &str) -> Vec<serde_json::Value> {
-    let r = env.run(&[
-        "receipts", "list", "--kind", kind, "--json", "--limit", "1000",
-    ]);
-    r.ok();
-    r.json()["receipts"].as_array().unwrap().clone()
 }
 
 fn add_key(env: &Env, id: &str, key: &str, base: &str) {

@@ -229,3 +229,12 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
+
+/// The receipts of one kind, newest first (up to 1,000).
+pub fn receipts(env: &Env, kind: &str) -> Vec<serde_json::Value> {
+    let r = env.run(&[
+        "receipts", "list", "--kind", kind, "--json", "--limit", "1000",
+    ]);
+    r.ok();
+    r.json()["receipts"].as_array().unwrap().clone()
+}

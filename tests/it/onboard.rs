@@ -6,17 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use crate::common::{Env, assert_schema, canary, contains, files_under};
+use crate::common::{Env, assert_schema, canary, contains, files_under, receipts};
 use crate::idp::Idp;
 use crate::upstream::{Behavior, Upstream};
-
-fn receipts(env: &Env, kind: &str) -> Vec<serde_json::Value> {
-    let r = env.run(&[
-        "receipts", "list", "--kind", kind, "--json", "--limit", "1000",
-    ]);
-    r.ok();
-    r.json()["receipts"].as_array().unwrap().clone()
-}
 
 fn profile(env: &Env, id: &str) -> serde_json::Value {
     let f = env.read_json("auth-profiles.json");

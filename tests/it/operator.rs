@@ -3,14 +3,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use crate::common::{Env, Run};
+use crate::common::{Env, Run, receipts};
 use crate::idp::{Idp, device_login, login_as};
-
-fn receipts(env: &Env, kind: &str) -> Vec<serde_json::Value> {
-    let r = env.run(&["receipts", "list", "--kind", kind, "--json"]);
-    r.ok();
-    r.json()["receipts"].as_array().unwrap().clone()
-}
 
 fn env_for(idp: &Idp) -> Env {
     let mut env = Env::new();

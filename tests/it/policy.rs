@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::common::{Env, assert_schema};
+use crate::common::{Env, assert_schema, receipts};
 use crate::idp::{Idp, login_as};
 
 fn example(name: &str) -> String {
@@ -20,12 +20,6 @@ fn write_policy(env: &Env, name: &str, json: &str) -> String {
     let p: PathBuf = env.dir.path().join(name);
     std::fs::write(&p, json).unwrap();
     p.display().to_string()
-}
-
-fn receipts(env: &Env, kind: &str) -> Vec<serde_json::Value> {
-    let r = env.run(&["receipts", "list", "--kind", kind, "--json"]);
-    r.ok();
-    r.json()["receipts"].as_array().unwrap().clone()
 }
 
 fn setup(idp: &Idp) -> Env {
