@@ -35,7 +35,8 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
         return Ok(t.with_timezone(&Utc));
     }
     let bad = || AuditError::Time(format!("cannot read the time {s:?}"));
-    let (num, unit) = s.split_at(s.len().checked_sub(1).ok_or_else(bad)?);
+    let last = s.chars().last().ok_or_else(bad)?;
+    let (num, unit) = s.split_at(s.len() - last.len_utf8());
     let n: i64 = num.parse().map_err(|_| bad())?;
     if !(0..=100_000).contains(&n) {
         return Err(bad());
@@ -219,5 +220,21 @@ impl AuditLog {
             }
         }
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert!(parse_time("24h").is_ok());
+        assert!(parse_time("7d").is_ok());
+        assert!(parse_time("2026-01-31T12:00:00Z").is_ok());
+        // Found by cargo fuzz: a multi-byte last character must not panic.
+        for bad in ["", "h", "ƍŉ", "1ŉ", "-1h", "99999999999d", "1y"] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 }
