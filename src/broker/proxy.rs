@@ -268,6 +268,19 @@ async fn pick(st: &Arc<ProxyState>, tried: &[ProfileId]) -> Option<usize> {
 }
 
 async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response<Body> {
+    // Run the call in its own task: a client that goes away must not
+    // cancel it halfway, between `call.started` and `call.finished`.
+    match tokio::spawn(handle_call(st, req)).await {
+        Ok(r) => r,
+        Err(_) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "craik_internal_error",
+            "the proxy failed while handling the request",
+        ),
+    }
+}
+
+async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
     let guard = InflightGuard::new(&st);
     let t0 = Instant::now();
     let (parts, body) = req.into_parts();
