@@ -444,7 +444,19 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
                 drop(guard);
             });
         };
-        let tap = Tap {
+        // A body of known length is complete once that many bytes have
+        // passed (the client may stop reading right then, before the
+        // stream reports its end).
+        let expected = if method == axum::http::Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            Some(0)
+        } else {
+            resp.content_length()
+        };
+        let mut tap = Tap {
+            expected,
             inner: Box::pin(resp.bytes_stream()),
             bytes: 0,
             captured: Vec::new(),
@@ -452,6 +464,9 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
             ttfb: None,
             done: Some(Box::new(done)),
         };
+        if expected == Some(0) {
+            tap.finish(None);
+        }
         return builder.body(Body::from_stream(tap)).unwrap_or_else(|_| {
             json_error(
                 StatusCode::BAD_GATEWAY,
@@ -468,6 +483,8 @@ type Done = Box<dyn FnOnce(u64, Vec<u8>, Option<String>, Option<Duration>) + Sen
 /// keeping the first MiB (for usage), and reports when it ends, fails or
 /// the client goes away.
 struct Tap {
+    /// The body's length, when the upstream declared it.
+    expected: Option<u64>,
     inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     bytes: u64,
     captured: Vec<u8>,
@@ -499,6 +516,13 @@ impl Stream for Tap {
                     self.ttfb = Some(self.t0.elapsed());
                 }
                 self.bytes += chunk.len() as u64;
+                if self.expected == Some(self.bytes) {
+                    let room = USAGE_CAPTURE_BYTES.saturating_sub(self.captured.len());
+                    let n = room.min(chunk.len());
+                    self.captured.extend_from_slice(&chunk[..n]);
+                    self.finish(None);
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
                 let room = USAGE_CAPTURE_BYTES.saturating_sub(self.captured.len());
                 if room > 0 {
                     let n = room.min(chunk.len());

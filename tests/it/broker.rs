@@ -210,6 +210,11 @@ fn proxy_injects_each_familys_credential_and_strips_the_clients() {
         .iter()
         .find(|r| r["auth_profile_id"] == "openai:k")
         .unwrap();
+    assert_eq!(
+        openai["status"], "ok",
+        "a complete JSON response is not incomplete"
+    );
+    assert!(fin.iter().all(|r| r["status"] == "ok"), "{fin:#?}");
     assert_eq!(openai["details"]["model"], "m-1");
     assert_eq!(openai["details"]["status"], 200);
     assert_eq!(openai["details"]["usage"]["total_tokens"], 7);
