@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::Map;
 
 use super::proxy::{self, ProxyState, Upstream};
-use super::{Call, CallSpec, base_url_of, finish_call, start_call};
+use super::{Call, CallSpec, abandon_call, base_url_of, finish_call, start_call};
 use crate::Error;
 use crate::audit::AuditLog;
 use crate::audit::group::GroupCommitter;
@@ -68,20 +68,20 @@ async fn run_child(mut cmd: tokio::process::Command) -> std::io::Result<(i32, Op
     })
 }
 
-/// `craik exec`.
-pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
-    if spec.argv.is_empty() {
-        return Err(Error::input(
-            "no command to run",
-            "craik exec --profile ID -- CMD [ARGS...]",
-        ));
-    }
-    let mut details = Map::new();
-    details.insert("command".into(), spec.argv[0].clone().into());
-    details.insert("via_proxy".into(), spec.via_proxy.into());
-    let call: Call = start_call(ctx, &spec.call, &[], details)?;
+/// The server half of `--via-proxy`: the shutdown sender and the task.
+type ProxyHandle = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+/// Builds the child's command (and, with `--via-proxy`, starts the proxy).
+fn prepare_child(
+    ctx: &mut Context,
+    call: &Call,
+    spec: &ExecSpec,
+    rt: &tokio::runtime::Runtime,
+) -> crate::Result<(tokio::process::Command, Option<ProxyHandle>)> {
     let family = provider::info(call.profile.provider_family);
-    let rt = runtime()?;
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..]);
     for v in CREDENTIAL_ENV_VARS {
@@ -145,6 +145,26 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
             proxy_handle = Some((tx, server));
         }
     }
+    Ok((cmd, proxy_handle))
+}
+
+/// `craik exec`.
+pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
+    if spec.argv.is_empty() {
+        return Err(Error::input(
+            "no command to run",
+            "craik exec --profile ID -- CMD [ARGS...]",
+        ));
+    }
+    let mut details = Map::new();
+    details.insert("command".into(), spec.argv[0].clone().into());
+    details.insert("via_proxy".into(), spec.via_proxy.into());
+    let rt = runtime()?;
+    let call: Call = start_call(ctx, &spec.call, &[], details)?;
+    let (cmd, proxy_handle) = match prepare_child(ctx, &call, &spec, &rt) {
+        Ok(x) => x,
+        Err(e) => return Err(abandon_call(ctx, &call, e)),
+    };
     let t0 = Instant::now();
     let result = rt.block_on(run_child(cmd));
     if let Some((tx, server)) = proxy_handle {

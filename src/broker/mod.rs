@@ -244,6 +244,19 @@ pub fn finish_call(
     Ok(receipt)
 }
 
+/// Ends a call that failed after its `call.started` receipt but before
+/// anything was called: writes `call.finished` (status `not_called`) so no
+/// start is left without an end, and hands back the error.
+pub fn abandon_call(ctx: &mut Context, call: &Call, err: Error) -> Error {
+    let mut details = serde_json::Map::new();
+    details.insert("error".into(), err.to_string().into());
+    match finish_call(ctx, call, "not_called", None, None, details) {
+        Ok(_) => err,
+        // The receipt failed too: that is the error that matters.
+        Err(audit) => audit,
+    }
+}
+
 /// The base URL of a call's profile, or an error saying it needs one.
 pub fn base_url_of(profile: &Profile) -> crate::Result<String> {
     crate::provider::base_url(profile).ok_or_else(|| {

@@ -38,7 +38,11 @@ pub fn test(ctx: &mut Context, spec: &CallSpec) -> crate::Result<TestResult> {
         return delegated_test(ctx, &call);
     };
     let family = provider::info(call.profile.provider_family);
-    let url = provider::join(&base_url_of(&call.profile)?, family.test_path);
+    let base = match base_url_of(&call.profile) {
+        Ok(b) => b,
+        Err(e) => return Err(super::abandon_call(ctx, &call, e)),
+    };
+    let url = provider::join(&base, family.test_path);
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -97,12 +101,16 @@ const CLAUDE_TIMEOUT: Duration = Duration::from_secs(60);
 /// every provider credential variable removed so it uses its own session.
 fn delegated_test(ctx: &mut Context, call: &super::Call) -> crate::Result<TestResult> {
     if call.profile.provider_family != crate::profile::Family::Anthropic {
-        return Err(Error::input(
-            format!(
-                "profile {} delegates to its provider's CLI; craik tests only the Claude CLI this way",
-                call.profile.id
+        return Err(super::abandon_call(
+            ctx,
+            call,
+            Error::input(
+                format!(
+                    "profile {} delegates to its provider's CLI; craik tests only the Claude CLI this way",
+                    call.profile.id
+                ),
+                "test it with the provider's CLI",
             ),
-            "test it with the provider's CLI",
         ));
     }
     let mut cmd = std::process::Command::new("claude");

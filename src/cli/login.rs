@@ -71,7 +71,7 @@ fn login_inner(args: LoginArgs) -> craik::Result<i32> {
     let config = OidcConfig::resolve(args.issuer, args.client_id, args.scopes, args.groups_claim)?;
     // Fail closed before anyone approves anything.
     ctx.audit()?;
-    let mut issuer = operator::flow_issuer(&ctx.home, &config)?;
+    let mut issuer = operator::Issuer::open(&ctx.home, &config)?;
     let json = args.json;
     let spinner = (!json && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();

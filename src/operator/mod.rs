@@ -18,10 +18,6 @@ pub fn http_client(
     http::client(ca_file)
 }
 
-/// Opens an issuer (discovery, cached in the home).
-pub fn flow_issuer(home: &crate::home::Home, config: &OidcConfig) -> Result<Issuer, OperatorError> {
-    Issuer::open(home, config)
-}
 pub use session::{Session, current_session};
 
 use crate::exit;

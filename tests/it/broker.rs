@@ -806,3 +806,36 @@ fn concurrent_pool_health_updates_lose_nothing() {
         "one health update per finished call"
     );
 }
+
+#[test]
+fn a_call_refused_after_its_start_receipt_still_gets_an_end() {
+    let env = Env::new();
+    env.run(&["auth", "add", "anthropic:m", "--kind=marker"])
+        .ok();
+    env.run(&[
+        "exec",
+        "--profile",
+        "anthropic:m",
+        "--via-proxy",
+        "--",
+        "true",
+    ])
+    .code(1)
+    .error_with_hint("drop --via-proxy");
+    add_key(&env, "gemini:k", "AIzaTest", "http://127.0.0.1:9");
+    env.run(&["auth", "add", "gemini:m", "--kind=marker"]).ok();
+    env.run(&["auth", "test", "gemini:m"]).code(1);
+    let started = receipts(&env, "call.started");
+    let finished = receipts(&env, "call.finished");
+    assert_eq!(started.len(), 2);
+    assert_eq!(
+        finished.len(),
+        2,
+        "every call.started has its call.finished"
+    );
+    assert!(
+        finished.iter().all(|r| r["status"] == "not_called"),
+        "{finished:#?}"
+    );
+    env.run(&["receipts", "verify"]).ok();
+}
