@@ -1,93 +1,414 @@
-//! Group commit: many threads of one process append receipts through one
-//! writer thread, which commits whatever has queued up in one transaction
-//! (one fsync). Every caller still waits until its own receipt is durable
-//! and gets the error if it is not.
+//! Group commit: many callers in one process append receipts through one
+//! writer, and every caller still waits until its own receipt is durable
+//! (and gets the error if it is not).
+//!
+//! Three threads share the work, so that writing one batch overlaps making
+//! the previous one durable:
+//!
+//! - the **writer** owns the connection and commits whatever has queued up
+//!   in one transaction. Its connection runs `synchronous=NORMAL`, so a
+//!   commit writes the WAL frames without waiting for the disk;
+//! - the **syncer** then makes the WAL durable with one `fdatasync` for every
+//!   batch committed since its last one, and only then answers the callers
+//!   of those batches. A receipt is acknowledged only after an `fdatasync`
+//!   of the WAL that began after its commit had written its frames, which is
+//!   the guarantee `synchronous=FULL` gives. If an `fdatasync` fails, the
+//!   committer refuses every later receipt (after a failed `fdatasync` the
+//!   kernel's page cache can no longer be trusted to reach the disk);
+//! - the **checkpointer** copies the WAL back into `audit.db` (a `PASSIVE`
+//!   checkpoint on its own connection) every 100 ms while receipts arrive,
+//!   so checkpoints leave the path of a call. The writer keeps SQLite's own
+//!   automatic checkpoint as a backstop at 10,000 frames.
+//!
+//! A caller may mark a receipt *deferred* (`call.finished`, written after the
+//! response has gone): it is committed with the next urgent receipt, or after
+//! at most [`DEFER`], and its caller is still answered only once it is
+//! durable. This keeps the disk free for the `call.started` receipts that
+//! calls wait on.
 
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{AuditError, AuditLog, NewReceipt, Receipt, Result};
+use tokio::sync::oneshot;
 
-type Reply = mpsc::SyncSender<Result<Receipt>>;
+use super::{AuditError, AuditLog, NewReceipt, Receipt, Result};
 
 /// Most receipts committed in one transaction.
 const MAX_BATCH: usize = 512;
-/// How long the writer waits for more receipts once it has seen
-/// concurrency.
-const LINGER: Duration = Duration::from_micros(300);
+/// Longest a deferred receipt waits for an urgent one to share its commit.
+pub const DEFER: Duration = Duration::from_millis(5);
+/// Longest the syncer waits for a commit in progress to join its
+/// `fdatasync`.
+const SYNC_WAIT: Duration = Duration::from_millis(2);
+/// How often the checkpointer runs while receipts arrive.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// WAL frames after which the writer checkpoints itself (SQLite's
+/// `wal_autocheckpoint`), should the checkpointer fall behind.
+const WRITER_AUTOCHECKPOINT: u32 = 10_000;
 
-/// A handle to the writer thread; clone it for each appending thread.
+type Reply = oneshot::Sender<Result<Receipt>>;
+
+struct Job {
+    receipt: NewReceipt,
+    reply: Reply,
+    deferred: bool,
+    queued: Instant,
+}
+
+/// What the writer hands the syncer: committed receipts awaiting durability.
+type Committed = Vec<(Reply, Receipt)>;
+
+struct Shared {
+    path: PathBuf,
+    /// Set once an `fdatasync` has failed: nothing is acknowledged after it.
+    poisoned: AtomicBool,
+    /// Commits since the checkpointer last ran.
+    commits: AtomicU64,
+    /// Receipts queued for the writer and not yet taken, plus one while the
+    /// writer commits: the syncer waits while this is non-zero, so one
+    /// `fdatasync` covers what the writer is about to hand over.
+    writer_work: AtomicUsize,
+}
+
+impl Shared {
+    fn error(&self, why: impl Into<String>) -> AuditError {
+        AuditError::Unavailable {
+            path: self.path.clone(),
+            why: why.into(),
+        }
+    }
+
+    fn poisoned_error(&self) -> AuditError {
+        self.error("an earlier fdatasync of the audit log failed, so craik accepts no more receipts in this process; check the disk, then restart")
+    }
+}
+
+/// A handle to the writer; clone it for each appending thread or task.
 #[derive(Clone)]
 pub struct GroupCommitter {
-    tx: mpsc::Sender<(NewReceipt, Reply)>,
+    tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+/// A receipt on its way to the log; resolves once it is durable.
+pub struct Pending {
+    rx: oneshot::Receiver<Result<Receipt>>,
+    shared: Arc<Shared>,
+}
+
+impl Pending {
+    fn gone(&self) -> AuditError {
+        self.shared.error("the audit writer stopped")
+    }
+
+    /// Waits (blocking the thread) until the receipt is durable. Not for
+    /// async code: use [`Pending::wait`] there.
+    pub fn wait_blocking(self) -> Result<Receipt> {
+        let gone = self.gone();
+        self.rx.blocking_recv().map_err(|_| gone)?
+    }
+
+    /// Waits until the receipt is durable.
+    pub async fn wait(self) -> Result<Receipt> {
+        let gone = self.gone();
+        self.rx.await.map_err(|_| gone)?
+    }
 }
 
 impl GroupCommitter {
-    /// Moves `log` to a writer thread.
-    pub fn start(mut log: AuditLog) -> GroupCommitter {
-        let (tx, rx) = mpsc::channel::<(NewReceipt, Reply)>();
-        thread::spawn(move || {
-            let mut last_batch = 1;
-            while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                // Under concurrency, linger briefly so the callers woken by
-                // the previous commit can join this one; a lone caller
-                // (the last batch had one receipt) never waits.
-                let linger = if last_batch > 1 {
-                    LINGER
-                } else {
-                    Duration::ZERO
-                };
-                let deadline = Instant::now() + linger;
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(item) => batch.push(item),
-                        Err(mpsc::TryRecvError::Disconnected) => break,
-                        Err(mpsc::TryRecvError::Empty) => {
-                            let now = Instant::now();
-                            // Stop once as many as last time have joined.
-                            if now >= deadline || batch.len() >= last_batch {
-                                break;
-                            }
-                            match rx.recv_timeout(deadline - now) {
-                                Ok(item) => batch.push(item),
-                                Err(_) => break,
-                            }
-                        }
-                    }
+    /// Moves `log` to the writer thread, and starts the syncer and the
+    /// checkpointer.
+    pub fn start(log: AuditLog) -> Result<GroupCommitter> {
+        let shared = Arc::new(Shared {
+            path: log.path().to_path_buf(),
+            poisoned: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            writer_work: AtomicUsize::new(0),
+        });
+        log.conn
+            .execute_batch(&format!(
+                "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT};"
+            ))
+            .map_err(|e| shared.error(e.to_string()))?;
+        let wal = WalFile::new(&shared.path);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (sync_tx, sync_rx) = mpsc::channel::<Committed>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("craik-audit-writer".into())
+                .spawn(move || writer(log, rx, sync_tx, shared, stop_tx))
+                .map_err(|e| AuditError::Unavailable {
+                    path: "audit.db".into(),
+                    why: format!("cannot start the audit writer: {e}"),
+                })?;
+        }
+        {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("craik-audit-sync".into())
+                .spawn(move || syncer(wal, sync_rx, shared))
+                .map_err(|e| shared_error(&e))?;
+        }
+        {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("craik-audit-checkpoint".into())
+                .spawn(move || checkpointer(stop_rx, shared))
+                .map_err(|e| shared_error(&e))?;
+        }
+        Ok(GroupCommitter { tx, shared })
+    }
+
+    fn enqueue(&self, r: NewReceipt, deferred: bool) -> Pending {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            receipt: r,
+            reply,
+            deferred,
+            queued: Instant::now(),
+        };
+        // If the writer is gone the job (and its reply) is dropped, and
+        // waiting reports that.
+        self.shared.writer_work.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(job).is_err() {
+            self.shared.writer_work.fetch_sub(1, Ordering::SeqCst);
+        }
+        Pending {
+            rx,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Queues a receipt to be committed at once.
+    pub fn submit(&self, r: NewReceipt) -> Pending {
+        self.enqueue(r, false)
+    }
+
+    /// Queues a receipt that may wait up to [`DEFER`] for company.
+    pub fn submit_deferred(&self, r: NewReceipt) -> Pending {
+        self.enqueue(r, true)
+    }
+
+    /// Appends one receipt and blocks until it is durable.
+    pub fn append(&self, r: NewReceipt) -> Result<Receipt> {
+        self.submit(r).wait_blocking()
+    }
+}
+
+fn shared_error(e: &std::io::Error) -> AuditError {
+    AuditError::Unavailable {
+        path: "audit.db".into(),
+        why: format!("cannot start the audit writer: {e}"),
+    }
+}
+
+fn writer(
+    mut log: AuditLog,
+    rx: mpsc::Receiver<Job>,
+    sync_tx: mpsc::Sender<Committed>,
+    shared: Arc<Shared>,
+    _stop_checkpointer: mpsc::Sender<()>,
+) {
+    let mut pending: Vec<Job> = Vec::new();
+    // Jobs taken from the channel whose share of `writer_work` is still
+    // counted.
+    let mut fresh = 0;
+    let mut open = true;
+    while open || !pending.is_empty() {
+        if open {
+            let next = match pending.first() {
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(oldest) => {
+                    let wait = (oldest.queued + DEFER).saturating_duration_since(Instant::now());
+                    rx.recv_timeout(wait)
                 }
-                last_batch = batch.len();
-                let (receipts, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                match log.append_batch(receipts) {
-                    Ok(done) => {
-                        for (r, reply) in done.into_iter().zip(replies) {
-                            let _ = reply.send(Ok(r));
-                        }
+            };
+            match next {
+                Ok(job) => {
+                    pending.push(job);
+                    fresh += 1;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+            }
+            while pending.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        pending.push(job);
+                        fresh += 1;
                     }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        for reply in replies {
-                            let _ = reply.send(Err(AuditError::Unavailable {
-                                path: log.path().to_path_buf(),
-                                why: msg.clone(),
-                            }));
-                        }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
                     }
                 }
             }
-        });
-        GroupCommitter { tx }
+        }
+        let now = Instant::now();
+        let due = !open
+            || pending.len() >= MAX_BATCH
+            || pending
+                .iter()
+                .any(|j| !j.deferred || j.queued + DEFER <= now);
+        if !due || pending.is_empty() {
+            // Deferred receipts only: the syncer need not wait for them.
+            shared.writer_work.fetch_sub(fresh, Ordering::SeqCst);
+            fresh = 0;
+            continue;
+        }
+        let take = pending.len().min(MAX_BATCH);
+        let batch: Vec<Job> = pending.drain(..take).collect();
+        // From here until the hand-over the writer counts as one unit of
+        // work, whatever it took from the channel.
+        shared.writer_work.fetch_add(1, Ordering::SeqCst);
+        shared.writer_work.fetch_sub(fresh, Ordering::SeqCst);
+        fresh = 0;
+        if shared.poisoned.load(Ordering::SeqCst) {
+            shared.writer_work.fetch_sub(1, Ordering::SeqCst);
+            for j in batch {
+                let _ = j.reply.send(Err(shared.poisoned_error()));
+            }
+            continue;
+        }
+        let (receipts, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|j| (j.receipt, j.reply)).unzip();
+        let appended = log.append_batch(receipts);
+        // Before the hand-over: the syncer, woken by it, must not wait for
+        // this commit any more.
+        shared.writer_work.fetch_sub(1, Ordering::SeqCst);
+        match appended {
+            Ok(done) => {
+                shared.commits.fetch_add(1, Ordering::Relaxed);
+                let committed: Committed = replies.into_iter().zip(done).collect();
+                if let Err(mpsc::SendError(committed)) = sync_tx.send(committed) {
+                    for (reply, _) in committed {
+                        let _ = reply.send(Err(shared.error("the audit syncer stopped")));
+                    }
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(shared.error(why.clone())));
+                }
+            }
+        }
+    }
+    // Dropping sync_tx lets the syncer finish what is queued and stop;
+    // dropping _stop_checkpointer stops the checkpointer.
+}
+
+/// The WAL file, opened for `fdatasync`; reopened (and its directory
+/// synced) whenever the path names another inode than the one held.
+struct WalFile {
+    path: PathBuf,
+    dir: PathBuf,
+    held: Option<(File, u64)>,
+}
+
+impl WalFile {
+    fn new(db: &Path) -> WalFile {
+        let mut name = db.as_os_str().to_owned();
+        name.push("-wal");
+        WalFile {
+            path: PathBuf::from(name),
+            dir: db
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+            held: None,
+        }
     }
 
-    /// Appends one receipt and waits until it is durable.
-    pub fn append(&self, r: NewReceipt) -> Result<Receipt> {
-        let (reply, wait) = mpsc::sync_channel(1);
-        let gone = || AuditError::Unavailable {
-            path: "audit.db".into(),
-            why: "the audit writer thread stopped".into(),
+    fn sync(&mut self) -> std::io::Result<()> {
+        let ino = std::fs::metadata(&self.path)?.ino();
+        if self.held.as_ref().is_none_or(|(_, held)| *held != ino) {
+            let f = File::open(&self.path)?;
+            let opened = f.metadata()?.ino();
+            // A WAL file new to us may be new on disk: make its name durable.
+            File::open(&self.dir)?.sync_all()?;
+            self.held = Some((f, opened));
+        }
+        let (f, _) = self.held.as_ref().expect("opened above");
+        f.sync_data()
+    }
+}
+
+fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) {
+    while let Ok(first) = rx.recv() {
+        let mut groups = vec![first];
+        // While the writer has receipts in hand (queued, or being
+        // committed), wait for them, so one fdatasync covers them too.
+        let deadline = Instant::now() + SYNC_WAIT;
+        loop {
+            while let Ok(g) = rx.try_recv() {
+                groups.push(g);
+            }
+            if shared.writer_work.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(g) => groups.push(g),
+                Err(_) => break,
+            }
+        }
+        let outcome = if shared.poisoned.load(Ordering::SeqCst) {
+            Err(shared.poisoned_error())
+        } else {
+            wal.sync().map_err(|e| {
+                shared.poisoned.store(true, Ordering::SeqCst);
+                shared.error(format!("fdatasync of {}: {e}", wal.path.display()))
+            })
         };
-        self.tx.send((r, reply)).map_err(|_| gone())?;
-        wait.recv().map_err(|_| gone())?
+        for (reply, receipt) in groups.into_iter().flatten() {
+            let _ = reply.send(match &outcome {
+                Ok(()) => Ok(receipt),
+                Err(e) => Err(shared.error(e.to_string())),
+            });
+        }
+    }
+}
+
+fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
+    let mut conn: Option<rusqlite::Connection> = None;
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        if shared.commits.swap(0, Ordering::Relaxed) == 0 {
+            continue;
+        }
+        if conn.is_none() {
+            conn = rusqlite::Connection::open_with_flags(
+                &shared.path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|c| {
+                // FULL: the checkpoint syncs the WAL before and audit.db after.
+                c.execute_batch("PRAGMA synchronous=FULL;")?;
+                c.busy_timeout(Duration::from_millis(100))?;
+                Ok(c)
+            })
+            .ok();
+        }
+        // A checkpoint that fails (busy, or the disk) leaves the WAL as it
+        // is: the receipts are durable there, and the writer's own
+        // automatic checkpoint remains.
+        if let Some(c) = &conn {
+            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
     }
 }

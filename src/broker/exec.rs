@@ -114,7 +114,7 @@ fn prepare_child(
                 base_url: base_url_of(&call.profile)?,
                 identity_hash: call.identity_hash.clone(),
             };
-            let committer = GroupCommitter::start(AuditLog::open(&ctx.home)?);
+            let committer = GroupCommitter::start(AuditLog::open(&ctx.home)?)?;
             let state = Arc::new(ProxyState::new(
                 proxy::new_token(),
                 family,

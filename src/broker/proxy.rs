@@ -223,14 +223,7 @@ fn receipt(st: &ProxyState, up: &Upstream, kind: &str, status: &str) -> NewRecei
 
 /// Appends a receipt durably from async code.
 async fn append(st: &Arc<ProxyState>, r: NewReceipt) -> crate::Result<crate::audit::Receipt> {
-    let c = st.committer.clone();
-    tokio::task::spawn_blocking(move || c.append(r))
-        .await
-        .map_err(|e| crate::audit::AuditError::Unavailable {
-            path: "audit.db".into(),
-            why: e.to_string(),
-        })?
-        .map_err(Into::into)
+    Ok(st.committer.submit(r).wait().await?)
 }
 
 async fn record_health(st: &Arc<ProxyState>, member: &ProfileId, outcome: Outcome) {
@@ -438,11 +431,24 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
                 r.status = "incomplete".into();
                 r = r.reason(e);
             }
-            let c = st2.committer.clone();
-            tokio::task::spawn_blocking(move || {
-                let _ = c.append(r);
-                drop(guard);
-            });
+            // The response has gone: this receipt may share the next
+            // call's commit. The request counts as in flight until it is
+            // durable, so a shutdown waits for it.
+            let pending = st2.committer.submit_deferred(r);
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        let _ = pending.wait().await;
+                        drop(guard);
+                    });
+                }
+                Err(_) => {
+                    std::thread::spawn(move || {
+                        let _ = pending.wait_blocking();
+                        drop(guard);
+                    });
+                }
+            }
         };
         // A body of known length is complete once that many bytes have
         // passed (the client may stop reading right then, before the

@@ -160,7 +160,7 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
     };
     let (ups, pool, operator) = craik::broker::proxy_upstreams(&mut ctx, &spec)?;
     let family = craik::provider::info(ups[0].profile.provider_family);
-    let committer = GroupCommitter::start(AuditLog::open(&ctx.home)?);
+    let committer = GroupCommitter::start(AuditLog::open(&ctx.home)?)?;
     let state = Arc::new(ProxyState::new(
         proxy::new_token(),
         family,

@@ -4,6 +4,7 @@
 mod broker;
 mod canary;
 mod common;
+mod group;
 mod home;
 mod idp;
 mod onboard;

@@ -1,0 +1,130 @@
+//! The proxy's group committer (`craik::audit::group`): every caller is
+//! answered only once its receipt is durable, deferred receipts land on
+//! their own, the chain stays contiguous under concurrency, and once the
+//! WAL cannot be made durable nothing more is acknowledged.
+
+use std::time::{Duration, Instant};
+
+use craik::audit::group::{DEFER, GroupCommitter};
+use craik::audit::{AuditLog, NewReceipt};
+use rusqlite::Connection;
+
+fn receipt(i: usize) -> NewReceipt {
+    NewReceipt::new(
+        if i.is_multiple_of(2) {
+            "call.started"
+        } else {
+            "call.finished"
+        },
+        "ok",
+    )
+    .profile("openai:team", "keyring-ref", "openai")
+    .run("run-group")
+    .detail("n", i)
+}
+
+/// Rows as another process sees them (a fresh connection).
+fn rows(db: &std::path::Path) -> Vec<(i64, String)> {
+    let c = Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT seq, details FROM receipts ORDER BY seq")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn concurrent_callers_get_one_contiguous_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let gc = GroupCommitter::start(AuditLog::open_path(&db).unwrap()).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                let mut seqs = Vec::new();
+                for i in 0..100 {
+                    let n = t * 100 + i;
+                    let r = if i % 3 == 0 {
+                        gc.submit_deferred(receipt(n)).wait_blocking()
+                    } else {
+                        gc.append(receipt(n))
+                    }
+                    .expect("no error may reach a caller");
+                    seqs.push(r.seq);
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs: Vec<i64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=800).collect::<Vec<_>>());
+    drop(gc);
+    let on_disk = rows(&db);
+    assert_eq!(on_disk.len(), 800);
+    let report = AuditLog::open_path(&db).unwrap().verify(&[]).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.verified, 800);
+}
+
+#[test]
+fn a_deferred_receipt_alone_lands_within_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let gc = GroupCommitter::start(AuditLog::open_path(&db).unwrap()).unwrap();
+    let t = Instant::now();
+    let r = gc.submit_deferred(receipt(1)).wait_blocking().unwrap();
+    let took = t.elapsed();
+    assert_eq!(r.seq, 1);
+    // It waited for company (none came), then was committed on its own.
+    assert!(
+        took >= DEFER,
+        "answered after {took:?}, before the deadline"
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    assert_eq!(rows(&db).len(), 1, "acknowledged but not in the log");
+    // An urgent receipt does not wait for the deadline, and takes along a
+    // deferred one queued before it.
+    let deferred = gc.submit_deferred(receipt(2));
+    let urgent = gc.append(receipt(3)).unwrap();
+    let deferred = deferred.wait_blocking().unwrap();
+    assert_eq!((deferred.seq, urgent.seq), (2, 3));
+}
+
+#[test]
+fn receipts_queued_at_shutdown_still_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let gc = GroupCommitter::start(AuditLog::open_path(&db).unwrap()).unwrap();
+    let pending: Vec<_> = (0..20).map(|i| gc.submit_deferred(receipt(i))).collect();
+    drop(gc);
+    for p in pending {
+        p.wait_blocking().expect("queued before shutdown");
+    }
+    assert_eq!(rows(&db).len(), 20);
+}
+
+#[test]
+fn nothing_is_acknowledged_once_the_wal_cannot_be_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let gc = GroupCommitter::start(AuditLog::open_path(&db).unwrap()).unwrap();
+    gc.append(receipt(0)).unwrap();
+    // The WAL is unlinked under the writer: SQLite goes on writing to the
+    // open file, but its durability can no longer be established.
+    let wal = dir.path().join("audit.db-wal");
+    std::fs::remove_file(&wal).unwrap();
+    let err = gc.append(receipt(1)).unwrap_err();
+    assert_eq!(err.exit_code(), 5, "{err}");
+    assert!(err.to_string().contains("audit.db-wal"), "{err}");
+    // Sticky: a later receipt is refused too, even with the file back.
+    std::fs::write(&wal, b"").unwrap();
+    let err = gc.append(receipt(2)).unwrap_err();
+    assert!(err.to_string().contains("fdatasync"), "{err}");
+}
