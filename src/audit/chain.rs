@@ -22,13 +22,26 @@ use super::Receipt;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const DOMAIN: &[u8] = b"craik-receipt-v1";
 
-fn text(h: &mut Sha256, s: Option<&str>) {
+/// The digest of `seq` and the other 20 hashed fields in chain order (the
+/// field order above), each as its stored UTF-8 bytes or null.
+pub fn digest_fields(seq: i64, fields: &[Option<&[u8]>; 20]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(DOMAIN);
+    h.update([2u8]);
+    h.update(seq.to_le_bytes());
+    for f in fields {
+        bytes(&mut h, *f);
+    }
+    h.finalize().into()
+}
+
+fn bytes(h: &mut Sha256, s: Option<&[u8]>) {
     match s {
         None => h.update([0u8]),
         Some(s) => {
             h.update([1u8]);
             h.update((s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
+            h.update(s);
         }
     }
 }
@@ -36,35 +49,32 @@ fn text(h: &mut Sha256, s: Option<&str>) {
 /// The raw digest of a receipt's fields, with `seq` given separately (the
 /// verifier uses this to recognize a receipt moved to another position).
 pub fn digest_with_seq(r: &Receipt, seq: i64) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(DOMAIN);
-    h.update([2u8]);
-    h.update(seq.to_le_bytes());
-    for f in [
-        Some(r.id.as_str()),
-        Some(r.created_at.as_str()),
-        Some(r.kind.as_str()),
-        r.run_id.as_deref(),
-        r.capability.as_deref(),
-        Some(r.status.as_str()),
-        r.reason.as_deref(),
-        r.policy_condition.as_deref(),
-        r.auth_profile_id.as_deref(),
-        r.auth_kind.as_deref(),
-        r.auth_identity_hash.as_deref(),
-        r.provider_family.as_deref(),
-        r.pool_id.as_deref(),
-        r.operator_subject.as_deref(),
-        r.operator_issuer.as_deref(),
-        r.operator_email.as_deref(),
-        r.operator_groups.as_deref(),
-        r.operator_identity_hash.as_deref(),
-        Some(r.details.as_str()),
-        Some(r.prev_hash.as_str()),
-    ] {
-        text(&mut h, f);
-    }
-    h.finalize().into()
+    digest_fields(
+        seq,
+        &[
+            Some(r.id.as_str()),
+            Some(r.created_at.as_str()),
+            Some(r.kind.as_str()),
+            r.run_id.as_deref(),
+            r.capability.as_deref(),
+            Some(r.status.as_str()),
+            r.reason.as_deref(),
+            r.policy_condition.as_deref(),
+            r.auth_profile_id.as_deref(),
+            r.auth_kind.as_deref(),
+            r.auth_identity_hash.as_deref(),
+            r.provider_family.as_deref(),
+            r.pool_id.as_deref(),
+            r.operator_subject.as_deref(),
+            r.operator_issuer.as_deref(),
+            r.operator_email.as_deref(),
+            r.operator_groups.as_deref(),
+            r.operator_identity_hash.as_deref(),
+            Some(r.details.as_str()),
+            Some(r.prev_hash.as_str()),
+        ]
+        .map(|s| s.map(str::as_bytes)),
+    )
 }
 
 /// The hex chain hash of a receipt (ignores its `hash` field).

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::chain::{GENESIS, digest_with_seq, receipt_hash};
+use super::chain::{GENESIS, digest_fields, digest_with_seq, receipt_hash};
 use super::checkpoint::Checkpoint;
 use super::log::{COLUMNS, row_to_receipt};
 use super::{AuditError, AuditLog, Result};
@@ -36,6 +36,39 @@ fn damage(seq: i64, what: &str, detail: String) -> Option<Damage> {
         what: what.to_string(),
         detail,
     })
+}
+
+/// Columns (in `COLUMNS` order) that may not be null.
+const REQUIRED: [usize; 6] = [1, 2, 3, 6, 19, 20];
+
+/// The stored hash of `row` if the row is receipt `expected`, its fields
+/// are readable text, its hash is right and it links to `prev`; `None`
+/// otherwise, and the full check then says what is wrong. Reads SQLite's
+/// buffers in place: the verifier's speed is this function's.
+fn intact_in_place(row: &rusqlite::Row<'_>, expected: i64, prev: &[u8]) -> Option<[u8; 64]> {
+    use rusqlite::types::ValueRef;
+    if row.get_ref(0).ok()?.as_i64().ok()? != expected {
+        return None;
+    }
+    let mut fields: [Option<&[u8]>; 20] = [None; 20];
+    for (i, field) in fields.iter_mut().enumerate() {
+        let col = i + 1;
+        *field = match row.get_ref(col).ok()? {
+            ValueRef::Null if !REQUIRED.contains(&col) => None,
+            ValueRef::Text(t) if std::str::from_utf8(t).is_ok() => Some(t),
+            _ => return None,
+        };
+    }
+    if fields[19]? != prev {
+        return None;
+    }
+    let stored = match row.get_ref(21).ok()? {
+        ValueRef::Text(t) => t,
+        _ => return None,
+    };
+    let mut computed = [0u8; 64];
+    hex::encode_to_slice(digest_fields(expected, &fields), &mut computed).ok()?;
+    (stored == computed).then_some(computed)
 }
 
 impl AuditLog {
@@ -111,6 +144,13 @@ impl AuditLog {
             let lower = if from == 1 { i64::MIN } else { from };
             let mut rows = stmt.query([lower]).map_err(q)?;
             while let Some(row) = rows.next().map_err(q)? {
+                // The common case, checked in place without copying the row.
+                if let Some(hash) = intact_in_place(row, expected, prev_hash.as_bytes()) {
+                    prev_hash.clear();
+                    prev_hash.push_str(std::str::from_utf8(&hash).expect("hex is ASCII"));
+                    expected += 1;
+                    continue;
+                }
                 let seq: i64 = match row.get(0) {
                     Ok(s) => s,
                     Err(_) => {
