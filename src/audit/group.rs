@@ -46,6 +46,10 @@ pub const DEFER: Duration = Duration::from_millis(5);
 /// Longest the syncer waits for a commit in progress to join its
 /// `fdatasync`.
 const SYNC_WAIT: Duration = Duration::from_millis(2);
+/// How soon after the syncer answered several callers the writer expects
+/// them back, and how long it waits for them at most.
+const REJOIN_WINDOW: Duration = Duration::from_millis(1);
+const REJOIN_WAIT: Duration = Duration::from_micros(200);
 /// How often the checkpointer runs while receipts arrive.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// WAL frames after which the writer checkpoints itself (SQLite's
@@ -54,15 +58,29 @@ const WRITER_AUTOCHECKPOINT: u32 = 10_000;
 
 type Reply = oneshot::Sender<Result<Receipt>>;
 
+/// How a caller waits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Commit at once ([`GroupCommitter::submit`]).
+    Now,
+    /// May wait up to [`DEFER`] for company ([`GroupCommitter::submit_deferred`]).
+    Deferred,
+    /// A thread appending in a loop ([`GroupCommitter::append`]): it will be
+    /// back right after its answer, and may wait for the others answered
+    /// with it.
+    Loop,
+}
+
 struct Job {
     receipt: NewReceipt,
     reply: Reply,
-    deferred: bool,
+    mode: Mode,
     queued: Instant,
 }
 
-/// What the writer hands the syncer: committed receipts awaiting durability.
-type Committed = Vec<(Reply, Receipt)>;
+/// What the writer hands the syncer: committed receipts awaiting
+/// durability, each with whether its caller appends in a loop.
+type Committed = Vec<(Reply, Receipt, bool)>;
 
 struct Shared {
     path: PathBuf,
@@ -74,6 +92,14 @@ struct Shared {
     /// writer commits: the syncer waits while this is non-zero, so one
     /// `fdatasync` covers what the writer is about to hand over.
     writer_work: AtomicUsize,
+    /// How many looping callers the syncer answered last, when
+    /// (nanoseconds after `epoch`), and how many have queued a receipt
+    /// since: they come back together, and the writer waits briefly for
+    /// them rather than commit the first alone.
+    released: AtomicUsize,
+    released_at: AtomicU64,
+    arrived: AtomicUsize,
+    epoch: Instant,
 }
 
 impl Shared {
@@ -130,6 +156,10 @@ impl GroupCommitter {
             poisoned: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             writer_work: AtomicUsize::new(0),
+            released: AtomicUsize::new(0),
+            released_at: AtomicU64::new(0),
+            arrived: AtomicUsize::new(0),
+            epoch: Instant::now(),
         });
         log.conn
             .execute_batch(&format!(
@@ -167,17 +197,20 @@ impl GroupCommitter {
         Ok(GroupCommitter { tx, shared })
     }
 
-    fn enqueue(&self, r: NewReceipt, deferred: bool) -> Pending {
+    fn enqueue(&self, r: NewReceipt, mode: Mode) -> Pending {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             receipt: r,
             reply,
-            deferred,
+            mode,
             queued: Instant::now(),
         };
         // If the writer is gone the job (and its reply) is dropped, and
         // waiting reports that.
         self.shared.writer_work.fetch_add(1, Ordering::SeqCst);
+        if mode == Mode::Loop {
+            self.shared.arrived.fetch_add(1, Ordering::SeqCst);
+        }
         if self.tx.send(job).is_err() {
             self.shared.writer_work.fetch_sub(1, Ordering::SeqCst);
         }
@@ -189,17 +222,20 @@ impl GroupCommitter {
 
     /// Queues a receipt to be committed at once.
     pub fn submit(&self, r: NewReceipt) -> Pending {
-        self.enqueue(r, false)
+        self.enqueue(r, Mode::Now)
     }
 
     /// Queues a receipt that may wait up to [`DEFER`] for company.
     pub fn submit_deferred(&self, r: NewReceipt) -> Pending {
-        self.enqueue(r, true)
+        self.enqueue(r, Mode::Deferred)
     }
 
-    /// Appends one receipt and blocks until it is durable.
+    /// Appends one receipt and blocks until it is durable: for threads
+    /// that append in a loop. Their next receipts may wait up to 200 µs
+    /// for the other callers answered with them, so that they share one
+    /// commit. Async code uses [`GroupCommitter::submit`], which never waits.
     pub fn append(&self, r: NewReceipt) -> Result<Receipt> {
-        self.submit(r).wait_blocking()
+        self.enqueue(r, Mode::Loop).wait_blocking()
     }
 }
 
@@ -258,12 +294,42 @@ fn writer(
             || pending.len() >= MAX_BATCH
             || pending
                 .iter()
-                .any(|j| !j.deferred || j.queued + DEFER <= now);
+                .any(|j| j.mode != Mode::Deferred || j.queued + DEFER <= now);
         if !due || pending.is_empty() {
             // Deferred receipts only: the syncer need not wait for them.
             shared.writer_work.fetch_sub(fresh, Ordering::SeqCst);
             fresh = 0;
             continue;
+        }
+        // Callers just answered together come back together: give them a
+        // moment to join, instead of committing the first alone and making
+        // the rest wait for the next fdatasync.
+        let since = (shared.epoch.elapsed().as_nanos() as u64)
+            .saturating_sub(shared.released_at.load(Ordering::SeqCst));
+        let released = shared.released.load(Ordering::SeqCst);
+        if open
+            && released > 1
+            && since < REJOIN_WINDOW.as_nanos() as u64
+            && !pending.iter().any(|j| j.mode == Mode::Now)
+        {
+            let deadline = Instant::now() + REJOIN_WAIT;
+            while pending.len() < MAX_BATCH && shared.arrived.load(Ordering::SeqCst) < released {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(job) => {
+                        pending.push(job);
+                        fresh += 1;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
         }
         let take = pending.len().min(MAX_BATCH);
         let batch: Vec<Job> = pending.drain(..take).collect();
@@ -279,8 +345,10 @@ fn writer(
             }
             continue;
         }
-        let (receipts, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|j| (j.receipt, j.reply)).unzip();
+        let (receipts, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|j| (j.receipt, (j.reply, j.mode == Mode::Loop)))
+            .unzip();
         let appended = log.append_batch(receipts);
         // Before the hand-over: the syncer, woken by it, must not wait for
         // this commit any more.
@@ -288,16 +356,20 @@ fn writer(
         match appended {
             Ok(done) => {
                 shared.commits.fetch_add(1, Ordering::Relaxed);
-                let committed: Committed = replies.into_iter().zip(done).collect();
+                let committed: Committed = replies
+                    .into_iter()
+                    .zip(done)
+                    .map(|((reply, looping), r)| (reply, r, looping))
+                    .collect();
                 if let Err(mpsc::SendError(committed)) = sync_tx.send(committed) {
-                    for (reply, _) in committed {
+                    for (reply, _, _) in committed {
                         let _ = reply.send(Err(shared.error("the audit syncer stopped")));
                     }
                 }
             }
             Err(e) => {
                 let why = e.to_string();
-                for reply in replies {
+                for (reply, _) in replies {
                     let _ = reply.send(Err(shared.error(why.clone())));
                 }
             }
@@ -371,7 +443,15 @@ fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) 
                 shared.error(format!("fdatasync of {}: {e}", wal.path.display()))
             })
         };
-        for (reply, receipt) in groups.into_iter().flatten() {
+        // Before answering: those answered may queue again at once.
+        shared.arrived.store(0, Ordering::SeqCst);
+        shared
+            .released
+            .store(groups.iter().map(Vec::len).sum::<usize>(), Ordering::SeqCst);
+        shared
+            .released_at
+            .store(shared.epoch.elapsed().as_nanos() as u64, Ordering::SeqCst);
+        for (reply, receipt, _) in groups.into_iter().flatten() {
             let _ = reply.send(match &outcome {
                 Ok(()) => Ok(receipt),
                 Err(e) => Err(shared.error(e.to_string())),
