@@ -1,10 +1,12 @@
 //! Receipts: the tamper-evident audit log.
 //!
 //! Every decision and every use of a credential appends a [`Receipt`] to
-//! `<CRAIK_HOME>/audit.db` (SQLite, WAL, `synchronous=FULL`). Receipts form
-//! a hash chain: `hash` is SHA-256 over a canonical encoding of every other
-//! field, `prev_hash` included (see [`chain`]). Operators and credentials are
-//! named by keyed identity hashes ([`identity`]), never by secret material.
+//! `<CRAIK_HOME>/audit.db` (SQLite, WAL, `synchronous=FULL`; the proxy's
+//! [`group`] committer uses `NORMAL` plus its own `fdatasync` of the WAL
+//! before it answers). Receipts form a hash chain: `hash` is SHA-256 over a
+//! canonical encoding of every other field, `prev_hash` included (see
+//! [`chain`]). Operators and credentials are named by keyed identity hashes
+//! ([`identity`]), never by secret material.
 //! The API returns an error whenever a receipt cannot be made durable;
 //! callers must then refuse the action ([`AuditError::exit_code`] is 5).
 
