@@ -11,59 +11,54 @@ use std::time::{Duration, Instant};
 use craik::audit::group::GroupCommitter;
 use craik::audit::{AuditKey, AuditLog, Filter, NewReceipt, Operator};
 
+/// A proxied call's receipt (started on even `i`, finished on odd).
+fn call(
+    key: &AuditKey,
+    i: usize,
+    subject: &str,
+    profile: &str,
+    key_text: &str,
+    run: &str,
+) -> NewReceipt {
+    let kind = if i.is_multiple_of(2) {
+        "call.started"
+    } else {
+        "call.finished"
+    };
+    NewReceipt::new(kind, "ok")
+        .profile(profile, "keyring-ref", "openai")
+        .identity(Some(key.credential_material("openai", key_text)))
+        .run(run)
+        .operator(Some(Operator {
+            identity_hash: key.operator("https://idp.example.com", subject),
+            email: Some(format!("{subject}@example.com")),
+            subject: subject.into(),
+            issuer: "https://idp.example.com".into(),
+            groups: vec!["devs".into()],
+        }))
+        .detail("method", "POST")
+        .detail("path", "/v1/chat/completions")
+        .detail("status", 200)
+        .detail("latency_ms", 123)
+}
+
+/// The mix of the 1,000,000-receipt log: 50 operators, 20 profiles, a new
+/// run every two receipts.
 fn sample(key: &AuditKey, i: usize) -> NewReceipt {
-    let subject = format!("user{}", i % 50);
-    NewReceipt::new(
-        if i.is_multiple_of(2) {
-            "call.started"
-        } else {
-            "call.finished"
-        },
-        "ok",
+    call(
+        key,
+        i,
+        &format!("user{}", i % 50),
+        &format!("openai:p{}", i % 20),
+        &format!("sk-{}", i % 20),
+        &format!("run_{}", i / 2),
     )
-    .profile(&format!("openai:p{}", i % 20), "keyring-ref", "openai")
-    .identity(Some(
-        key.credential_material("openai", &format!("sk-{}", i % 20)),
-    ))
-    .run(&format!("run_{}", i / 2))
-    .operator(Some(Operator {
-        identity_hash: key.operator("https://idp.example.com", &subject),
-        email: Some(format!("{subject}@example.com")),
-        subject,
-        issuer: "https://idp.example.com".into(),
-        groups: vec!["devs".into()],
-    }))
-    .detail("method", "POST")
-    .detail("path", "/v1/chat/completions")
-    .detail("status", 200)
-    .detail("latency_ms", 123)
 }
 
 /// A receipt of one `craik proxy`: one operator, one run, a pool of four.
 fn proxy_sample(key: &AuditKey, i: usize) -> NewReceipt {
     let member = format!("openai:team-{}", i % 4);
-    NewReceipt::new(
-        if i.is_multiple_of(2) {
-            "call.started"
-        } else {
-            "call.finished"
-        },
-        "ok",
-    )
-    .profile(&member, "keyring-ref", "openai")
-    .identity(Some(key.credential_material("openai", &member)))
-    .run("run_proxy_bench")
-    .operator(Some(Operator {
-        identity_hash: key.operator("https://idp.example.com", "user7"),
-        email: Some("user7@example.com".into()),
-        subject: "user7".into(),
-        issuer: "https://idp.example.com".into(),
-        groups: vec!["devs".into()],
-    }))
-    .detail("method", "POST")
-    .detail("path", "/v1/chat/completions")
-    .detail("status", 200)
-    .detail("latency_ms", i % 300)
+    call(key, i, "user7", &member, &member, "run_proxy_bench")
 }
 
 fn fresh(dir: &Path, name: &str) -> AuditLog {
