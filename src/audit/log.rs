@@ -66,14 +66,18 @@ fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// `rcpt_` and 24 hex digits: the time in milliseconds (48 bits), then 48
-/// random bits. Ids made later sort later, so the unique index on `id`
-/// grows at its right edge instead of touching a random page per receipt.
-fn new_receipt_id() -> String {
+/// `rcpt_` and 24 hex digits: the time in milliseconds (48 bits), the low
+/// 24 bits of `seq`, then 24 random bits. Ids made later sort later, so the
+/// unique index on `id` grows at its right edge instead of touching a
+/// random page per receipt; the seq part keeps two receipts of one log in
+/// the same millisecond apart without relying on chance, the random part
+/// keeps ids of different logs apart.
+fn new_receipt_id(seq: i64) -> String {
     let ms = Utc::now().timestamp_millis().clamp(0, (1 << 48) - 1) as u64;
-    let mut b = [0u8; 6];
+    let seq = (seq as u64) & 0xff_ffff;
+    let mut b = [0u8; 3];
     rand::thread_rng().fill_bytes(&mut b);
-    format!("rcpt_{ms:012x}{}", hex::encode(b))
+    format!("rcpt_{ms:012x}{seq:06x}{}", hex::encode(b))
 }
 
 impl AuditLog {
@@ -274,7 +278,7 @@ impl AuditLog {
                 let op = n.operator;
                 let mut r = Receipt {
                     seq,
-                    id: new_receipt_id(),
+                    id: new_receipt_id(seq),
                     created_at,
                     kind: n.kind,
                     run_id: n.run_id,
@@ -396,5 +400,25 @@ impl AuditLog {
         DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|d| d.with_timezone(&Utc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_receipt_id;
+
+    #[test]
+    fn receipt_ids_keep_the_schema_form_and_sort_by_time_then_seq() {
+        let ids: Vec<String> = (1..=1000).map(new_receipt_id).collect();
+        for id in &ids {
+            let hex = id.strip_prefix("rcpt_").expect("prefix");
+            assert_eq!(hex.len(), 24, "{id}");
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+        }
+        // Made one after another: never equal, and in order.
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     }
 }
