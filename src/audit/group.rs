@@ -43,7 +43,7 @@ use super::{AuditError, AuditLog, NewReceipt, Receipt, Result};
 const MAX_BATCH: usize = 512;
 /// Longest a deferred receipt waits for an urgent one to share its commit.
 pub const DEFER: Duration = Duration::from_millis(5);
-/// Longest the syncer waits for a commit in progress to join its
+/// Longest the syncer waits for the commit in progress to join its
 /// `fdatasync`.
 const SYNC_WAIT: Duration = Duration::from_millis(2);
 /// How soon after the syncer answered several callers the writer expects
@@ -88,10 +88,9 @@ struct Shared {
     poisoned: AtomicBool,
     /// Commits since the checkpointer last ran.
     commits: AtomicU64,
-    /// Receipts queued for the writer and not yet taken, plus one while the
-    /// writer commits: the syncer waits while this is non-zero, so one
-    /// `fdatasync` covers what the writer is about to hand over.
-    writer_work: AtomicUsize,
+    /// True while the writer commits: a syncer about to start waits for
+    /// that one commit, so one `fdatasync` covers it too.
+    committing: AtomicBool,
     /// How many looping callers the syncer answered last, when
     /// (nanoseconds after `epoch`), and how many have queued a receipt
     /// since: they come back together, and the writer waits briefly for
@@ -155,7 +154,7 @@ impl GroupCommitter {
             path: log.path().to_path_buf(),
             poisoned: AtomicBool::new(false),
             commits: AtomicU64::new(0),
-            writer_work: AtomicUsize::new(0),
+            committing: AtomicBool::new(false),
             released: AtomicUsize::new(0),
             released_at: AtomicU64::new(0),
             arrived: AtomicUsize::new(0),
@@ -207,13 +206,10 @@ impl GroupCommitter {
         };
         // If the writer is gone the job (and its reply) is dropped, and
         // waiting reports that.
-        self.shared.writer_work.fetch_add(1, Ordering::SeqCst);
         if mode == Mode::Loop {
             self.shared.arrived.fetch_add(1, Ordering::SeqCst);
         }
-        if self.tx.send(job).is_err() {
-            self.shared.writer_work.fetch_sub(1, Ordering::SeqCst);
-        }
+        let _ = self.tx.send(job);
         Pending {
             rx,
             shared: self.shared.clone(),
@@ -254,9 +250,6 @@ fn writer(
     _stop_checkpointer: mpsc::Sender<()>,
 ) {
     let mut pending: Vec<Job> = Vec::new();
-    // Jobs taken from the channel whose share of `writer_work` is still
-    // counted.
-    let mut fresh = 0;
     let mut open = true;
     while open || !pending.is_empty() {
         if open {
@@ -268,19 +261,13 @@ fn writer(
                 }
             };
             match next {
-                Ok(job) => {
-                    pending.push(job);
-                    fresh += 1;
-                }
+                Ok(job) => pending.push(job),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
             }
             while pending.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(job) => {
-                        pending.push(job);
-                        fresh += 1;
-                    }
+                    Ok(job) => pending.push(job),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         open = false;
@@ -296,9 +283,6 @@ fn writer(
                 .iter()
                 .any(|j| j.mode != Mode::Deferred || j.queued + DEFER <= now);
         if !due || pending.is_empty() {
-            // Deferred receipts only: the syncer need not wait for them.
-            shared.writer_work.fetch_sub(fresh, Ordering::SeqCst);
-            fresh = 0;
             continue;
         }
         // Callers just answered together come back together: give them a
@@ -319,10 +303,7 @@ fn writer(
                     break;
                 }
                 match rx.recv_timeout(left) {
-                    Ok(job) => {
-                        pending.push(job);
-                        fresh += 1;
-                    }
+                    Ok(job) => pending.push(job),
                     Err(mpsc::RecvTimeoutError::Timeout) => break,
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         open = false;
@@ -333,13 +314,7 @@ fn writer(
         }
         let take = pending.len().min(MAX_BATCH);
         let batch: Vec<Job> = pending.drain(..take).collect();
-        // From here until the hand-over the writer counts as one unit of
-        // work, whatever it took from the channel.
-        shared.writer_work.fetch_add(1, Ordering::SeqCst);
-        shared.writer_work.fetch_sub(fresh, Ordering::SeqCst);
-        fresh = 0;
         if shared.poisoned.load(Ordering::SeqCst) {
-            shared.writer_work.fetch_sub(1, Ordering::SeqCst);
             for j in batch {
                 let _ = j.reply.send(Err(shared.poisoned_error()));
             }
@@ -349,10 +324,11 @@ fn writer(
             .into_iter()
             .map(|j| (j.receipt, (j.reply, j.mode == Mode::Loop)))
             .unzip();
+        shared.committing.store(true, Ordering::SeqCst);
         let appended = log.append_batch(receipts);
         // Before the hand-over: the syncer, woken by it, must not wait for
         // this commit any more.
-        shared.writer_work.fetch_sub(1, Ordering::SeqCst);
+        shared.committing.store(false, Ordering::SeqCst);
         match appended {
             Ok(done) => {
                 shared.commits.fetch_add(1, Ordering::Relaxed);
@@ -419,20 +395,18 @@ impl WalFile {
 fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) {
     while let Ok(first) = rx.recv() {
         let mut groups = vec![first];
-        // While the writer has receipts in hand (queued, or being
-        // committed), wait for them, so one fdatasync covers them too.
-        let deadline = Instant::now() + SYNC_WAIT;
-        loop {
-            while let Ok(g) = rx.try_recv() {
+        while let Ok(g) = rx.try_recv() {
+            groups.push(g);
+        }
+        // A commit in progress would otherwise need an fdatasync of its
+        // own right after this one: wait for it (that one only, so that a
+        // steady stream cannot hold the sync back).
+        if shared.committing.load(Ordering::SeqCst) {
+            if let Ok(g) = rx.recv_timeout(SYNC_WAIT) {
                 groups.push(g);
             }
-            if shared.writer_work.load(Ordering::SeqCst) == 0 {
-                break;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(g) => groups.push(g),
-                Err(_) => break,
+            while let Ok(g) = rx.try_recv() {
+                groups.push(g);
             }
         }
         let outcome = if shared.poisoned.load(Ordering::SeqCst) {
