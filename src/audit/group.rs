@@ -16,7 +16,7 @@
 //!   committer refuses every later receipt (after a failed `fdatasync` the
 //!   kernel's page cache can no longer be trusted to reach the disk);
 //! - the **checkpointer** copies the WAL back into `audit.db` (a `PASSIVE`
-//!   checkpoint on its own connection) every 100 ms while receipts arrive,
+//!   checkpoint on its own connection) every 50 ms while receipts arrive,
 //!   so checkpoints leave the path of a call. The writer keeps SQLite's own
 //!   automatic checkpoint as a backstop at 10,000 frames.
 //!
@@ -51,7 +51,7 @@ const SYNC_WAIT: Duration = Duration::from_millis(2);
 const REJOIN_WINDOW: Duration = Duration::from_millis(1);
 const REJOIN_WAIT: Duration = Duration::from_micros(200);
 /// How often the checkpointer runs while receipts arrive.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// WAL frames after which the writer checkpoints itself (SQLite's
 /// `wal_autocheckpoint`), should the checkpointer fall behind.
 const WRITER_AUTOCHECKPOINT: u32 = 10_000;
