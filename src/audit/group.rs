@@ -419,9 +419,8 @@ fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) 
         };
         // Before answering: those answered may queue again at once.
         shared.arrived.store(0, Ordering::SeqCst);
-        shared
-            .released
-            .store(groups.iter().map(Vec::len).sum::<usize>(), Ordering::SeqCst);
+        let looping = groups.iter().flatten().filter(|(_, _, l)| *l).count();
+        shared.released.store(looping, Ordering::SeqCst);
         shared
             .released_at
             .store(shared.epoch.elapsed().as_nanos() as u64, Ordering::SeqCst);
