@@ -144,14 +144,17 @@ fn main() {
     // (50 operators, 20 profiles, a new run every two receipts), which
     // spreads every commit over many more index pages.
     let key = Arc::new(key);
-    for (what, sample) in [
+    for (idx, (what, sample)) in [
         (
             "one proxy's receipts",
             proxy_sample as fn(&AuditKey, usize) -> NewReceipt,
         ),
         ("the mixed receipts of the 1,000,000 log", sample),
-    ] {
-        let name = format!("group-{}.db", what.len());
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("group-{idx}.db");
         let gc = GroupCommitter::start(fresh(dir, &name)).unwrap();
         let per = 4_000;
         let start = Instant::now();
@@ -182,7 +185,6 @@ fn main() {
             .unwrap();
         assert!(check.ok && check.verified == (16 * per) as i64);
     }
-    let key = AuditKey::from_bytes([42; 32]);
 
     // A 1,000,000-receipt log, kept between runs.
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");

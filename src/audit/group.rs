@@ -128,22 +128,22 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn gone(&self) -> AuditError {
-        self.shared.error("the audit writer stopped")
-    }
-
     /// Waits (blocking the thread) until the receipt is durable. Not for
     /// async code: use [`Pending::wait`] there.
     pub fn wait_blocking(self) -> Result<Receipt> {
-        let gone = self.gone();
-        self.rx.blocking_recv().map_err(|_| gone)?
+        let Pending { rx, shared } = self;
+        rx.blocking_recv().map_err(|_| writer_gone(&shared))?
     }
 
     /// Waits until the receipt is durable.
     pub async fn wait(self) -> Result<Receipt> {
-        let gone = self.gone();
-        self.rx.await.map_err(|_| gone)?
+        let Pending { rx, shared } = self;
+        rx.await.map_err(|_| writer_gone(&shared))?
     }
+}
+
+fn writer_gone(shared: &Shared) -> AuditError {
+    shared.error("the audit writer stopped")
 }
 
 impl GroupCommitter {
@@ -170,28 +170,25 @@ impl GroupCommitter {
         let (sync_tx, sync_rx) = mpsc::channel::<Committed>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         {
-            let shared = shared.clone();
+            let s = shared.clone();
             thread::Builder::new()
                 .name("craik-audit-writer".into())
-                .spawn(move || writer(log, rx, sync_tx, shared, stop_tx))
-                .map_err(|e| AuditError::Unavailable {
-                    path: "audit.db".into(),
-                    why: format!("cannot start the audit writer: {e}"),
-                })?;
+                .spawn(move || writer(log, rx, sync_tx, s, stop_tx))
+                .map_err(|e| cannot_start(&shared, &e))?;
         }
         {
-            let shared = shared.clone();
+            let s = shared.clone();
             thread::Builder::new()
                 .name("craik-audit-sync".into())
-                .spawn(move || syncer(wal, sync_rx, shared))
-                .map_err(|e| shared_error(&e))?;
+                .spawn(move || syncer(wal, sync_rx, s))
+                .map_err(|e| cannot_start(&shared, &e))?;
         }
         {
-            let shared = shared.clone();
+            let s = shared.clone();
             thread::Builder::new()
                 .name("craik-audit-checkpoint".into())
-                .spawn(move || checkpointer(stop_rx, shared))
-                .map_err(|e| shared_error(&e))?;
+                .spawn(move || checkpointer(stop_rx, s))
+                .map_err(|e| cannot_start(&shared, &e))?;
         }
         Ok(GroupCommitter { tx, shared })
     }
@@ -235,11 +232,8 @@ impl GroupCommitter {
     }
 }
 
-fn shared_error(e: &std::io::Error) -> AuditError {
-    AuditError::Unavailable {
-        path: "audit.db".into(),
-        why: format!("cannot start the audit writer: {e}"),
-    }
+fn cannot_start(shared: &Shared, e: &std::io::Error) -> AuditError {
+    shared.error(format!("cannot start the audit writer: {e}"))
 }
 
 fn writer(

@@ -126,5 +126,6 @@ fn nothing_is_acknowledged_once_the_wal_cannot_be_synced() {
     // Sticky: a later receipt is refused too, even with the file back.
     std::fs::write(&wal, b"").unwrap();
     let err = gc.append(receipt(2)).unwrap_err();
-    assert!(err.to_string().contains("fdatasync"), "{err}");
+    assert_eq!(err.exit_code(), 5, "{err}");
+    assert!(err.to_string().contains("an earlier fdatasync"), "{err}");
 }
