@@ -12,6 +12,9 @@ pub fn idp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/idp")
 }
 
+/// How long a provider may take to print its ready line.
+const STARTUP: Duration = Duration::from_secs(60);
+
 pub struct Idp {
     child: Child,
     pub issuer: String,
@@ -75,9 +78,35 @@ impl Idp {
         idp
     }
 
-    /// Starts a provider with its certificate and keys in `dir`.
+    /// Starts a provider with its certificate and keys in `dir`. A start
+    /// that fails is reported on stderr and tried once more, so one slow
+    /// start on a loaded CI machine does not fail an unrelated test; a
+    /// second failure fails the test with the provider's stderr.
     pub fn start_in(dir: &Path, port: u16, env: &[(&str, &str)]) -> Idp {
         require_idp();
+        let first = match Idp::try_start(dir, port, env, STARTUP) {
+            Ok(idp) => return idp,
+            Err(e) => e,
+        };
+        eprintln!("warning: {first}; trying once more");
+        match Idp::try_start(dir, port, env, STARTUP) {
+            Ok(idp) => idp,
+            Err(second) => panic!("{second}\n(first attempt: {first})"),
+        }
+    }
+
+    fn try_start(
+        dir: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Idp, String> {
+        let log_path = dir.join("idp.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open the IdP log");
         let mut cmd = Command::new("node");
         cmd.arg("server.js")
             .current_dir(idp_dir())
@@ -88,7 +117,8 @@ impl Idp {
             .env("IDP_DEVICE_INTERVAL", "1")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::from(log));
+        let started = Instant::now();
         let mut child = cmd.spawn().expect("start node");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -97,18 +127,37 @@ impl Idp {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the test OpenID provider did not start within 30 s");
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("unexpected first line from the IdP: {line:?}"));
-        Idp {
-            child,
-            issuer: v["issuer"].as_str().unwrap().to_string(),
-            port: v["port"].as_u64().unwrap() as u16,
-            dir: dir.to_path_buf(),
-            _tmp: None,
+        let outcome = rx.recv_timeout(timeout);
+        if let Ok(line) = &outcome {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                if let (Some(issuer), Some(port)) = (v["issuer"].as_str(), v["port"].as_u64()) {
+                    return Ok(Idp {
+                        issuer: issuer.to_string(),
+                        port: port as u16,
+                        child,
+                        dir: dir.to_path_buf(),
+                        _tmp: None,
+                    });
+                }
+            }
         }
+        let status = child.try_wait().ok().flatten();
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let mut tail: Vec<&str> = log.lines().rev().take(20).collect();
+        tail.reverse();
+        Err(format!(
+            "the test OpenID provider did not start after {:.1} s ({}); exit status {:?}; its stderr ({}):\n{}",
+            started.elapsed().as_secs_f64(),
+            match &outcome {
+                Err(_) => "no ready line".to_string(),
+                Ok(l) => format!("first line {l:?}"),
+            },
+            status,
+            log_path.display(),
+            tail.join("\n"),
+        ))
     }
 
     pub fn ca(&self) -> PathBuf {
