@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::{AuditError, AuditLog, NewReceipt, Receipt, Result};
+use super::{AuditError, AuditLog, NewReceipt, Receipt, Result, index};
 
 /// Most receipts committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -52,6 +52,9 @@ const REJOIN_WINDOW: Duration = Duration::from_millis(1);
 const REJOIN_WAIT: Duration = Duration::from_micros(200);
 /// How often the checkpointer runs while receipts arrive.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// Every how many checkpointer rounds the query index is brought up to
+/// date (in bulk: many receipts share each index page).
+const INDEX_EVERY: u32 = 4;
 /// WAL frames after which the writer checkpoints itself (SQLite's
 /// `wal_autocheckpoint`), should the checkpointer fall behind.
 const WRITER_AUTOCHECKPOINT: u32 = 10_000;
@@ -149,7 +152,9 @@ fn writer_gone(shared: &Shared) -> AuditError {
 impl GroupCommitter {
     /// Moves `log` to the writer thread, and starts the syncer and the
     /// checkpointer.
-    pub fn start(log: AuditLog) -> Result<GroupCommitter> {
+    pub fn start(mut log: AuditLog) -> Result<GroupCommitter> {
+        // The checkpointer keeps the query index current, off the writer.
+        log.inline_index = false;
         let shared = Arc::new(Shared {
             path: log.path().to_path_buf(),
             poisoned: AtomicBool::new(false),
@@ -428,34 +433,61 @@ fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) 
 }
 
 fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
-    let mut conn: Option<rusqlite::Connection> = None;
+    let mut conn: Option<(rusqlite::Connection, bool)> = None;
+    let mut ticks = 0u32;
+    let mut unindexed = false;
     loop {
-        match stop.recv_timeout(CHECKPOINT_EVERY) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        if shared.commits.swap(0, Ordering::Relaxed) == 0 {
+        let stopping = !matches!(
+            stop.recv_timeout(CHECKPOINT_EVERY),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        let commits = shared.commits.swap(0, Ordering::Relaxed);
+        unindexed |= commits > 0;
+        ticks += 1;
+        if commits == 0 && !(stopping && unindexed) {
+            if stopping {
+                return;
+            }
             continue;
         }
         if conn.is_none() {
-            conn = rusqlite::Connection::open_with_flags(
-                &shared.path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .and_then(|c| {
-                // FULL: the checkpoint syncs the WAL before and audit.db after.
-                c.execute_batch("PRAGMA synchronous=FULL;")?;
-                c.busy_timeout(Duration::from_millis(100))?;
-                Ok(c)
-            })
-            .ok();
+            // The query index attached, when it can be; a plain connection
+            // still checkpoints.
+            conn = index::open(&shared.path, Duration::from_millis(100))
+                .map(|c| (c, true))
+                .or_else(|_| {
+                    rusqlite::Connection::open_with_flags(
+                        &shared.path,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map(|c| (c, false))
+                })
+                .and_then(|(c, indexed)| {
+                    // FULL: the checkpoint syncs the WAL before and audit.db after.
+                    c.execute_batch("PRAGMA main.synchronous=FULL;")?;
+                    c.busy_timeout(Duration::from_millis(100))?;
+                    Ok((c, indexed))
+                })
+                .ok();
         }
         // A checkpoint that fails (busy, or the disk) leaves the WAL as it
         // is: the receipts are durable there, and the writer's own
         // automatic checkpoint remains.
-        if let Some(c) = &conn {
-            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if let Some((c, indexed)) = &conn {
+            if commits > 0 {
+                let _ = c.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+            // The index in bulk, every few checkpoints, and once more when
+            // the committer stops; queries read whatever it lacks from the
+            // log.
+            if *indexed && (stopping || ticks.is_multiple_of(INDEX_EVERY)) {
+                let _ = index::refresh(c);
+                unindexed = false;
+            }
+        }
+        if stopping {
+            return;
         }
     }
 }

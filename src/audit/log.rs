@@ -1,5 +1,6 @@
 //! The SQLite audit log: opening, migrations and appends.
 
+use std::cell::OnceCell;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use rand::RngCore;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::chain::{GENESIS, receipt_hash};
+use super::index;
 use super::{AuditError, NewReceipt, Receipt, Result};
 use crate::home::Home;
 
@@ -19,6 +21,7 @@ pub const AUDIT_FILE: &str = "audit.db";
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_receipts.sql")),
     (2, include_str!("../../migrations/0002_approval_index.sql")),
+    (3, include_str!("../../migrations/0003_query_index.sql")),
 ];
 
 /// The schema version this craik writes.
@@ -60,6 +63,13 @@ pub(super) fn row_to_receipt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Receip
 pub struct AuditLog {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
+    /// A second connection with the query index attached (see
+    /// [`super::index`]), opened on first use; `None` if the index cannot
+    /// be used, and queries then read the log alone.
+    query: OnceCell<Option<Connection>>,
+    /// Whether appends bring the index up to date now and then. The group
+    /// committer's writer leaves that to its checkpointer thread.
+    pub(super) inline_index: bool,
 }
 
 fn now_rfc3339() -> String {
@@ -78,6 +88,20 @@ fn new_receipt_id(seq: i64) -> String {
     let mut b = [0u8; 3];
     rand::thread_rng().fill_bytes(&mut b);
     format!("rcpt_{ms:012x}{seq:06x}{}", hex::encode(b))
+}
+
+/// The kinds the approval gate looks up, each in the log's own partial
+/// index `receipts_approvals` (migrations/0003_query_index.sql).
+pub const APPROVAL_KINDS: [&str; 2] = ["approval", "approval_requested"];
+
+/// The term that lets SQLite use `receipts_approvals`: its WHERE, verbatim.
+/// Any other kind gets no term (and a scan of the log).
+fn approval_term(kind: &str) -> &'static str {
+    if APPROVAL_KINDS.contains(&kind) {
+        " AND kind IN ('approval', 'approval_requested')"
+    } else {
+        ""
+    }
 }
 
 impl AuditLog {
@@ -120,6 +144,8 @@ impl AuditLog {
         let mut log = AuditLog {
             conn,
             path: path.to_path_buf(),
+            query: OnceCell::new(),
+            inline_index: true,
         };
         // SQLite silently falls back to read-only when it cannot write the
         // file; a log that cannot take receipts must fail closed here.
@@ -133,6 +159,23 @@ impl AuditLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The connection queries use, with the index attached, if usable.
+    pub(super) fn query_conn(&self) -> Option<&Connection> {
+        self.query
+            .get_or_init(|| index::open(&self.path, index::QUERY_BUSY).ok())
+            .as_ref()
+    }
+
+    /// Brings the query index up to date with the log; returns the seq it
+    /// now covers. Queries do this themselves; this is for callers that
+    /// want the work done ahead of them.
+    pub fn refresh_index(&self) -> Result<i64> {
+        let conn = self
+            .query_conn()
+            .ok_or_else(|| AuditError::Query("the query index cannot be opened".into()))?;
+        index::refresh(conn).map_err(|e| AuditError::Query(format!("query index: {e}")))
     }
 
     fn configure(&self) -> rusqlite::Result<()> {
@@ -333,6 +376,14 @@ impl AuditLog {
             }
         }
         tx.commit().map_err(unavailable)?;
+        if self.inline_index && !out.is_empty() {
+            let first = out[0].seq;
+            if seq / index::INLINE_EVERY != (first - 1) / index::INLINE_EVERY {
+                // Best effort: the receipts are durable; a lagging index
+                // only makes the next query read a longer tail.
+                let _ = self.refresh_index();
+            }
+        }
         Ok(Ok(out))
     }
 
@@ -345,7 +396,8 @@ impl AuditLog {
         let profile = r.auth_profile_id.clone();
         let run = r.run_id.clone();
         let sql = format!(
-            "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id IS ?1 AND kind = ?2 AND run_id IS ?3 AND status = 'ok' ORDER BY seq LIMIT 1"
+            "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id IS ?1 AND kind = ?2 AND run_id IS ?3 AND status = 'ok'{} ORDER BY seq LIMIT 1",
+            approval_term(&kind)
         );
         match self.append_checked(vec![r], |tx| {
             tx.query_row(&sql, params![profile, kind, run], row_to_receipt)
@@ -359,12 +411,13 @@ impl AuditLog {
     /// The first receipt of `kind` (status ok) for a profile, and for a run
     /// when given.
     pub fn find(&self, profile: &str, kind: &str, run: Option<&str>) -> Result<Option<Receipt>> {
+        let approvals = approval_term(kind);
         let sql = match run {
             Some(_) => format!(
-                "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND run_id = ?3 AND status = 'ok' ORDER BY seq LIMIT 1"
+                "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND run_id = ?3 AND status = 'ok'{approvals} ORDER BY seq LIMIT 1"
             ),
             None => format!(
-                "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND status = 'ok' ORDER BY seq LIMIT 1"
+                "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND status = 'ok'{approvals} ORDER BY seq LIMIT 1"
             ),
         };
         let r = match run {

@@ -14,6 +14,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod group;
 pub mod identity;
+pub mod index;
 mod log;
 mod query;
 mod receipt;

@@ -1,5 +1,7 @@
 //! Queries over the log: list, export (streaming) and stats. Every filter
-//! is served by an index (see migrations/ and the EXPLAIN QUERY PLAN test).
+//! is served by the query index (see [`super::index`] and the EXPLAIN
+//! QUERY PLAN test), plus a walk of the log's tail after the index's last
+//! seq.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +9,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rusqlite::types::Value;
 use serde::Serialize;
 
+use super::index;
 use super::log::{COLUMNS, row_to_receipt};
 use super::{AuditError, AuditLog, Receipt, Result};
 
@@ -57,12 +60,16 @@ fn ts(t: &DateTime<Utc>) -> String {
 }
 
 impl Filter {
-    fn to_sql(&self) -> (String, Vec<Value>) {
+    /// The filter's conditions on table alias `t`, and their arguments.
+    fn conds(&self, t: &str) -> (Vec<String>, Vec<Value>) {
         let mut conds: Vec<String> = Vec::new();
         let mut args: Vec<Value> = Vec::new();
         let mut push = |cond: &str, v: &str| {
             args.push(Value::Text(v.to_string()));
-            conds.push(cond.replace('?', &format!("?{}", args.len())));
+            conds.push(format!(
+                "{t}.{}",
+                cond.replace('?', &format!("?{}", args.len()))
+            ));
         };
         if let Some(op) = &self.operator {
             if op.contains('@') {
@@ -99,12 +106,22 @@ impl Filter {
         if let Some(t) = &self.until {
             push("created_at <= ?", &ts(t));
         }
-        let mut sql = format!("SELECT {COLUMNS} FROM receipts");
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
-        let dir = if self.ascending { "ASC" } else { "DESC" };
+        (conds, args)
+    }
+
+    fn dir(&self) -> &'static str {
+        if self.ascending { "ASC" } else { "DESC" }
+    }
+
+    /// The query over the index: each entry that matches, read back from
+    /// the log and checked again there (the last argument is the index's
+    /// last seq).
+    fn indexed_sql(&self) -> (String, Vec<Value>) {
+        let (mut conds, args) = self.conds("e");
+        let (again, _) = self.conds("r");
+        conds.extend(again);
+        conds.insert(0, format!("e.seq <= ?{}", args.len() + 1));
+        let dir = self.dir();
         // created_at is non-decreasing along seq (the log enforces it), so
         // ordering by (created_at, seq) is chain order and lets a time-range
         // query walk its index.
@@ -114,16 +131,80 @@ impl Filter {
             && self.identity_hash.is_none()
             && self.run.is_none()
             && (self.since.is_some() || self.until.is_some());
-        if only_time {
-            sql.push_str(&format!(" ORDER BY created_at {dir}, seq {dir}"));
+        let order = if only_time {
+            format!("e.created_at {dir}, e.seq {dir}")
         } else {
-            sql.push_str(&format!(" ORDER BY seq {dir}"));
-        }
-        if let Some(l) = self.limit {
-            sql.push_str(&format!(" LIMIT {l}"));
-        }
+            format!("e.seq {dir}")
+        };
+        let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("r.{c}")).collect();
+        let sql = format!(
+            "SELECT {} FROM idx.entries AS e CROSS JOIN main.receipts AS r ON r.seq = e.seq WHERE {} ORDER BY {order}",
+            cols.join(", "),
+            conds.join(" AND ")
+        );
         (sql, args)
     }
+
+    /// The query over the log itself, for receipts after the seq given as
+    /// the last argument (all of them when the index is not used).
+    fn tail_sql(&self) -> (String, Vec<Value>) {
+        let (conds, args) = self.conds("r");
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM main.receipts AS r WHERE r.seq > ?{}",
+            args.len() + 1
+        );
+        for c in conds {
+            sql.push_str(" AND ");
+            sql.push_str(&c);
+        }
+        sql.push_str(&format!(" ORDER BY r.seq {}", self.dir()));
+        (sql, args)
+    }
+
+    /// Whether the index serves this filter: it does when the filter has a
+    /// condition other than status (a plain listing walks the log by seq).
+    fn uses_index(&self) -> bool {
+        let f = Filter {
+            status: None,
+            limit: None,
+            ascending: false,
+            ..self.clone()
+        };
+        !f.conds("e").0.is_empty()
+    }
+}
+
+/// Runs one query, giving each row to `f` while `left` allows; false once
+/// `f` wants no more (the reader went away) or the limit is reached.
+fn stream(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: Vec<Value>,
+    left: &mut Option<usize>,
+    f: &mut impl FnMut(Receipt) -> std::io::Result<()>,
+) -> Result<bool> {
+    if *left == Some(0) {
+        return Ok(false);
+    }
+    let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
+    let mut stmt = conn.prepare(sql).map_err(q)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(q)?;
+    while let Some(row) = rows.next().map_err(q)? {
+        let r = row_to_receipt(row).map_err(q)?;
+        if let Err(e) = f(r) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(false);
+            }
+            return Err(AuditError::Query(e.to_string()));
+        }
+        if let Some(n) = left {
+            *n -= 1;
+            if *n == 0 {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Counts by kind, status, profile and operator.
@@ -137,18 +218,42 @@ pub struct Stats {
 }
 
 impl AuditLog {
-    /// The SQL plan of a filter's query (for tests and `--explain`).
+    /// The connection for queries and the seq the index covers, after
+    /// bringing the index up to date when it can (0, and the log's own
+    /// connection, when the index is not usable).
+    fn for_query(&self) -> (&rusqlite::Connection, bool) {
+        match self.query_conn() {
+            Some(c) => {
+                let _ = index::refresh(c);
+                (c, true)
+            }
+            None => (&self.conn, false),
+        }
+    }
+
+    /// The SQL plans of a filter's queries: the one over the index, then
+    /// the one over the log's tail (for tests and `--explain`).
     pub fn explain(&self, filter: &Filter) -> Result<Vec<String>> {
-        let (sql, args) = filter.to_sql();
-        let mut stmt = self
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .map_err(|e| AuditError::Query(e.to_string()))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
-            .map_err(|e| AuditError::Query(e.to_string()))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| AuditError::Query(e.to_string()))
+        let (conn, _) = self.for_query();
+        let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
+        let mut out = Vec::new();
+        let mut plans = vec![filter.tail_sql()];
+        if filter.uses_index() && self.query_conn().is_some() {
+            plans.insert(0, filter.indexed_sql());
+        }
+        for (sql, mut args) in plans {
+            args.push(Value::Integer(0));
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .map_err(q)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .map_err(q)?;
+            for r in rows {
+                out.push(r.map_err(q)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Receipts matching `filter`.
@@ -161,39 +266,72 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Streams receipts matching `filter` to `f`, one at a time.
+    /// Streams receipts matching `filter` to `f`, one at a time: newest
+    /// first, or oldest first with `ascending`.
     pub fn for_each(
         &self,
         filter: &Filter,
         mut f: impl FnMut(Receipt) -> std::io::Result<()>,
     ) -> Result<()> {
-        let (sql, args) = filter.to_sql();
-        let mut stmt = self
-            .conn
-            .prepare(&sql)
-            .map_err(|e| AuditError::Query(e.to_string()))?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
-            .map_err(|e| AuditError::Query(e.to_string()))?;
-        while let Some(row) = rows.next().map_err(|e| AuditError::Query(e.to_string()))? {
-            let r = row_to_receipt(row).map_err(|e| AuditError::Query(e.to_string()))?;
-            if let Err(e) = f(r) {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(());
-                }
-                return Err(AuditError::Query(e.to_string()));
+        let (conn, indexed) = self.for_query();
+        let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
+        // One read transaction: the index's snapshot first, then the log's
+        // (no older), so the tail holds exactly what the index lacks.
+        let tx = conn.unchecked_transaction().map_err(q)?;
+        let upto = if indexed && filter.uses_index() {
+            index::upto(&tx).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut left = filter.limit;
+        let mut parts = vec![filter.tail_sql()];
+        if upto > 0 {
+            // The tail holds the newest receipts.
+            let at = if filter.ascending { 0 } else { 1 };
+            parts.insert(at, filter.indexed_sql());
+        }
+        for (_, args) in parts.iter_mut() {
+            args.push(Value::Integer(upto));
+        }
+        for (sql, args) in parts {
+            if !stream(&tx, &sql, args, &mut left, &mut f)? {
+                break;
             }
         }
         Ok(())
     }
 
     pub fn stats(&self) -> Result<Stats> {
+        let (conn, indexed) = self.for_query();
         let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
+        let tx = conn.unchecked_transaction().map_err(q)?;
+        let upto = if indexed {
+            index::upto(&tx).unwrap_or(0)
+        } else {
+            0
+        };
+        // Counted in the index up to `upto`, and in the log after it.
+        let counts = |col: &str| -> Result<Vec<(Option<String>, i64)>> {
+            let tail = format!(
+                "SELECT {col} AS k, count(*) AS n FROM main.receipts WHERE seq > ?1 GROUP BY 1"
+            );
+            let sql = if upto > 0 {
+                format!(
+                    "SELECT k, sum(n) FROM ({tail} UNION ALL SELECT {col} AS k, count(*) AS n FROM idx.entries WHERE seq <= ?1 GROUP BY 1) GROUP BY k"
+                )
+            } else {
+                tail
+            };
+            let mut stmt = tx.prepare(&sql).map_err(q)?;
+            let rows = stmt
+                .query_map([upto], |r| {
+                    Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(q)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(q)
+        };
         let mut s = Stats {
-            total: self
-                .conn
-                .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
-                .map_err(q)?,
+            total: counts("'all'")?.iter().map(|(_, n)| n).sum(),
             ..Default::default()
         };
         for (col, map) in [
@@ -205,18 +343,10 @@ impl AuditLog {
                 &mut s.by_operator,
             ),
         ] {
-            let mut stmt = self
-                .conn
-                .prepare(&format!(
-                    "SELECT {col}, count(*) FROM receipts WHERE {col} IS NOT NULL GROUP BY 1"
-                ))
-                .map_err(q)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(q)?;
-            for row in rows {
-                let (k, n) = row.map_err(q)?;
-                map.insert(k, n);
+            for (k, n) in counts(col)? {
+                if let Some(k) = k {
+                    map.insert(k, n);
+                }
             }
         }
         Ok(s)

@@ -1738,18 +1738,21 @@ fn queries_use_indexes() {
     ];
     let mut failures = Vec::new();
     for (name, filter, time) in &cases {
+        // The plan of the query over the index (alias e, read back from
+        // the log as r), then that of the log's tail after the index.
         let plan = log.explain(filter).unwrap();
-        let table_scan = plan
-            .iter()
-            .any(|l| l.starts_with("SCAN receipts") && !l.contains("USING INDEX"));
-        let index_walk = plan
-            .iter()
-            .any(|l| l.starts_with("SCAN receipts") && l.contains("USING INDEX"));
+        let scan = plan.iter().any(|l| l.starts_with("SCAN"));
         let search = plan
             .iter()
-            .any(|l| l.starts_with("SEARCH receipts USING") && l.contains("INDEX"));
-        let by_created = plan.iter().any(|l| l.contains("receipts_by_created"));
-        if table_scan || !search || (index_walk && !time) || (*time && !by_created) {
+            .any(|l| l.starts_with("SEARCH e USING") && l.contains("INDEX entries_by_"));
+        let read_back = plan
+            .iter()
+            .any(|l| l == "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)");
+        let tail = plan
+            .iter()
+            .any(|l| l == "SEARCH r USING INTEGER PRIMARY KEY (rowid>?)");
+        let by_created = plan.iter().any(|l| l.contains("entries_by_created"));
+        if scan || !search || !read_back || !tail || (*time && !by_created) {
             failures.push(format!("{name}: {plan:?}"));
         }
     }
@@ -2410,7 +2413,15 @@ fn schema_versions() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert!(indexes.contains("receipts_by_profile_kind"), "{indexes:?}");
+    // Version 3 moved the lookup indexes to audit-index.db and kept the
+    // approval gate's partial index.
+    assert_eq!(
+        indexes,
+        BTreeSet::from([
+            "receipts_approvals".to_string(),
+            "sqlite_autoindex_receipts_1".to_string()
+        ])
+    );
     drop(c);
     // The migrated log keeps working: old receipt, new receipts chained on.
     assert_eq!(show_json(&env, "1")["hash"], old.hash);
@@ -2421,4 +2432,129 @@ fn schema_versions() {
     .ok();
     assert_eq!(show_json(&env, "2")["prev_hash"], old.hash);
     assert_eq!(verified_count(&env), 2);
+}
+
+/// The query index (audit-index.db) is derived from the log and never
+/// trusted alone: deleted, lagging, forged or outdated, listings stay right
+/// (a forged entry may hide a receipt, never invent one).
+#[test]
+fn query_index_is_derived_and_never_trusted() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let idx = dir.path().join("q-index.db");
+    let built = build_log(&db, 300, &mut rng);
+    let key = AuditKey::from_bytes([42; 32]);
+    let alice = operators(&key).remove(0);
+    let by_alice = Filter {
+        operator: Some(alice.subject.clone()),
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let want: Vec<i64> = built
+        .iter()
+        .rev()
+        .filter(|r| r.operator_subject.as_deref() == Some(alice.subject.as_str()))
+        .map(|r| r.seq)
+        .collect();
+    assert!(want.len() > 10);
+    let seqs = |f: &Filter| -> Vec<i64> {
+        let log = AuditLog::open_path(&db).unwrap();
+        log.list(f).unwrap().iter().map(|r| r.seq).collect()
+    };
+    assert_eq!(seqs(&by_alice), want);
+    assert!(idx.exists(), "the first query builds {}", idx.display());
+    let mode = fs::metadata(&idx).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "index file mode");
+
+    // Deleted: rebuilt.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", idx.display()));
+    }
+    assert_eq!(seqs(&by_alice), want);
+
+    // Lagging, and locked by another process's catch-up: the query reads
+    // the tail from the log itself.
+    let c = Connection::open(&idx).unwrap();
+    let upto = 100i64;
+    let hash: String = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT hash FROM receipts WHERE seq = ?1", [upto], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.execute("DELETE FROM entries WHERE seq > ?1", [upto])
+        .unwrap();
+    c.execute(
+        "UPDATE state SET upto = ?1, upto_hash = ?2",
+        params![upto, hash],
+    )
+    .unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert_eq!(seqs(&by_alice), want, "index up to 100 and locked");
+    let asc: Vec<i64> = want.iter().rev().copied().collect();
+    assert_eq!(
+        seqs(&Filter {
+            ascending: true,
+            ..by_alice.clone()
+        }),
+        asc
+    );
+    assert_eq!(
+        seqs(&Filter {
+            limit: Some(3),
+            ..by_alice.clone()
+        }),
+        want[..3]
+    );
+    c.execute_batch("COMMIT").unwrap();
+
+    // Forged: an entry naming alice for someone else's receipt does not
+    // make that receipt hers; one hiding her receipt only hides it.
+    assert_eq!(seqs(&by_alice), want);
+    let other = built
+        .iter()
+        .find(|r| r.operator_subject.as_deref() != Some(alice.subject.as_str()))
+        .unwrap()
+        .seq;
+    c.execute(
+        "UPDATE entries SET operator_subject = ?1 WHERE seq = ?2",
+        params![alice.subject, other],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE entries SET operator_subject = 'mallory' WHERE seq = ?1",
+        [want[0]],
+    )
+    .unwrap();
+    let got = seqs(&by_alice);
+    assert!(!got.contains(&other), "forged entry listed: {got:?}");
+    assert_eq!(got, want[1..]);
+
+    // The log no longer holds the receipt the index ends at (rewritten
+    // here): the index is rebuilt from the log, and the forgeries go.
+    Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE receipts SET hash = 'x' WHERE seq = 300", [])
+        .unwrap();
+    assert_eq!(seqs(&by_alice), want);
+
+    // Stats agree with the log while the index lags.
+    let log = AuditLog::open_path(&db).unwrap();
+    let hash: String = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT hash FROM receipts WHERE seq = 250", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.execute("DELETE FROM entries WHERE seq > 250", [])
+        .unwrap();
+    c.execute("UPDATE state SET upto = 250, upto_hash = ?1", [hash])
+        .unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let s = log.stats().unwrap();
+    assert_eq!(s.total, 300);
+    let ok = built.iter().filter(|r| r.status == "ok").count() as i64;
+    assert_eq!(s.by_status.get("ok").copied().unwrap_or(0), ok);
+    c.execute_batch("COMMIT").unwrap();
 }

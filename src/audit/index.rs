@@ -1,0 +1,212 @@
+//! The query index: the columns receipts are looked up by (time, kind,
+//! status, run, profile, credential identity hash, operator subject, email
+//! and hash), copied out of the log into `audit-index.db` beside it, with
+//! one index per lookup.
+//!
+//! Why a second file: a receipt's caller waits for its commit and for the
+//! `fdatasync` of the log's WAL. With nine lookup indexes in the log, each
+//! commit also wrote a leaf page of every index, which made the commit
+//! about three times slower and the `fdatasync` carry about three times
+//! the bytes (see docs/benchmarks.md). The index is written in bulk, later,
+//! by whoever can, under its own lock, and never synced on a caller's path.
+//!
+//! The log stays the record; the index is derived from it, may be deleted
+//! at any time, and is rebuilt when it no longer matches the log (its last
+//! entry's hash is checked against the log before each use). Queries never
+//! trust it alone:
+//! - every row it names is read back from `receipts` and the filter is
+//!   checked again on that row, so a stale or forged entry can hide a
+//!   receipt from a listing but never invent or misattribute one;
+//! - receipts after the last indexed seq (the *tail*) are read from the log
+//!   itself, so results are complete however far the index lags.
+//!
+//! Kept current by: the proxy's checkpointer thread, a process appending
+//! alone on every [`INLINE_EVERY`]th receipt, and each query before it
+//! runs. A failure to update it never fails an append or a query.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+/// A process appending alone brings the index up to date whenever an
+/// append passes a multiple of this seq.
+pub(super) const INLINE_EVERY: i64 = 64;
+/// How long a query waits for another process's catch-up of the index
+/// before it reads the tail from the log instead.
+pub(super) const QUERY_BUSY: Duration = Duration::from_millis(500);
+/// Receipts copied per transaction, so that one catch-up of a long tail
+/// does not hold the index's lock for long.
+const CHUNK: i64 = 20_000;
+/// The index schema; an index file of another version is rebuilt.
+const INDEX_VERSION: i64 = 1;
+/// Columns copied from `receipts`, in the order of `entries`.
+const INDEXED: &str = "seq, created_at, kind, status, run_id, auth_profile_id, auth_identity_hash, operator_subject, operator_email, operator_identity_hash";
+
+const SCHEMA: &str = "
+DROP TABLE IF EXISTS idx.entries;
+DROP TABLE IF EXISTS idx.state;
+CREATE TABLE idx.entries (
+    seq                    INTEGER PRIMARY KEY,
+    created_at             TEXT NOT NULL,
+    kind                   TEXT NOT NULL,
+    status                 TEXT NOT NULL,
+    run_id                 TEXT,
+    auth_profile_id        TEXT,
+    auth_identity_hash     TEXT,
+    operator_subject       TEXT,
+    operator_email         TEXT,
+    operator_identity_hash TEXT
+);
+CREATE INDEX idx.entries_by_created ON entries (created_at, seq);
+CREATE INDEX idx.entries_by_operator_subject ON entries (operator_subject, seq);
+CREATE INDEX idx.entries_by_operator_email ON entries (operator_email, seq);
+CREATE INDEX idx.entries_by_operator_hash ON entries (operator_identity_hash, seq);
+CREATE INDEX idx.entries_by_identity_hash ON entries (auth_identity_hash, seq);
+CREATE INDEX idx.entries_by_profile ON entries (auth_profile_id, seq);
+CREATE INDEX idx.entries_by_run ON entries (run_id, seq);
+CREATE INDEX idx.entries_by_kind ON entries (kind, seq);
+-- The last seq copied and its hash in the log: a log that no longer has
+-- that receipt (replaced, truncated, rewritten) gets a fresh index.
+CREATE TABLE idx.state (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    upto      INTEGER NOT NULL,
+    upto_hash TEXT NOT NULL
+);
+INSERT INTO idx.state VALUES (1, 0, '');
+";
+
+/// `audit.db` → `audit-index.db` (any other name: `<name>-index.db`).
+pub fn index_path(log: &Path) -> PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".db").unwrap_or(&name);
+    log.with_file_name(format!("{stem}-index.db"))
+}
+
+/// Opens a second connection to the log with the index attached as `idx`
+/// (creating the index file, 0600, and its schema as needed).
+pub(super) fn open(log: &Path, busy: Duration) -> rusqlite::Result<Connection> {
+    let path = index_path(log);
+    if !path.exists() {
+        // Created here so it is 0600 from the start, like the log.
+        let _ = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+    }
+    let conn = Connection::open_with_flags(
+        log,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy)?;
+    conn.execute_batch("PRAGMA trusted_schema=OFF;")?;
+    conn.execute("ATTACH DATABASE ?1 AS idx", [path.to_string_lossy()])?;
+    if conn.is_readonly("idx")? {
+        return Err(rusqlite::Error::InvalidQuery);
+    }
+    // WAL with NORMAL: a crash may lose the last copies (they are copied
+    // again) but cannot corrupt the file; nothing here is ever fsynced on
+    // a caller's path.
+    conn.query_row("PRAGMA idx.journal_mode=WAL", [], |_| Ok(()))?;
+    conn.execute_batch("PRAGMA idx.synchronous=NORMAL;")?;
+    let version: i64 = conn.query_row("PRAGMA idx.user_version", [], |r| r.get(0))?;
+    if version != INDEX_VERSION {
+        let tx = conn.unchecked_transaction()?;
+        let again: i64 = tx.query_row("PRAGMA idx.user_version", [], |r| r.get(0))?;
+        if again != INDEX_VERSION {
+            tx.execute_batch(SCHEMA)?;
+            tx.execute_batch(&format!("PRAGMA idx.user_version = {INDEX_VERSION}"))?;
+        }
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+/// The seq up to which the index holds every receipt of the log, checked
+/// against the log (0 when it holds nothing usable). Inside a transaction,
+/// call this before reading the log, so the log's snapshot is no older
+/// than the index's.
+pub(super) fn upto(conn: &Connection) -> rusqlite::Result<i64> {
+    let (upto, hash): (i64, String) = conn.query_row(
+        "SELECT upto, upto_hash FROM idx.state WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if upto == 0 || log_hash(conn, upto)?.as_deref() == Some(hash.as_str()) {
+        Ok(upto)
+    } else {
+        Ok(0)
+    }
+}
+
+fn log_hash(conn: &Connection, seq: i64) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT hash FROM main.receipts WHERE seq = ?1",
+        [seq],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Copies every receipt after the index's last one into it; returns the
+/// seq the index is now complete up to. Takes only the index's write lock:
+/// the log is read from a snapshot, so appends never wait for this.
+pub(super) fn refresh(conn: &Connection) -> rusqlite::Result<i64> {
+    loop {
+        let tx = conn.unchecked_transaction()?;
+        // The index's write lock first, so two processes never copy the
+        // same receipts; then its state, then the log.
+        tx.execute("UPDATE idx.state SET upto = upto WHERE id = 1", [])?;
+        let mut from = upto(&tx)?;
+        if from == 0 {
+            tx.execute("DELETE FROM idx.entries", [])?;
+        }
+        let copied = tx.execute(
+            &format!(
+                "INSERT INTO idx.entries ({INDEXED}) SELECT {INDEXED} FROM main.receipts WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ),
+            [from, CHUNK],
+        )? as i64;
+        if copied > 0 {
+            from = tx.query_row("SELECT max(seq) FROM idx.entries", [], |r| r.get(0))?;
+            let hash = log_hash(&tx, from)?.unwrap_or_default();
+            tx.execute(
+                "UPDATE idx.state SET upto = ?1, upto_hash = ?2 WHERE id = 1",
+                rusqlite::params![from, hash],
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE idx.state SET upto = ?1 WHERE id = 1 AND upto <> ?1",
+                [from],
+            )?;
+        }
+        tx.commit()?;
+        if copied < CHUNK {
+            return Ok(from);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_path;
+    use std::path::Path;
+
+    #[test]
+    fn index_file_names() {
+        assert_eq!(
+            index_path(Path::new("/h/audit.db")),
+            Path::new("/h/audit-index.db")
+        );
+        assert_eq!(
+            index_path(Path::new("/h/log")),
+            Path::new("/h/log-index.db")
+        );
+    }
+}
