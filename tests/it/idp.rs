@@ -128,18 +128,19 @@ impl Idp {
             let _ = tx.send(line);
         });
         let outcome = rx.recv_timeout(timeout);
-        if let Ok(line) = &outcome {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                if let (Some(issuer), Some(port)) = (v["issuer"].as_str(), v["port"].as_u64()) {
-                    return Ok(Idp {
-                        issuer: issuer.to_string(),
-                        port: port as u16,
-                        child,
-                        dir: dir.to_path_buf(),
-                        _tmp: None,
-                    });
-                }
-            }
+        let ready = outcome
+            .as_ref()
+            .ok()
+            .and_then(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .and_then(|v| Some((v["issuer"].as_str()?.to_string(), v["port"].as_u64()?)));
+        if let Some((issuer, port)) = ready {
+            return Ok(Idp {
+                issuer,
+                port: port as u16,
+                child,
+                dir: dir.to_path_buf(),
+                _tmp: None,
+            });
         }
         let status = child.try_wait().ok().flatten();
         let _ = child.kill();
