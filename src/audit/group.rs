@@ -52,9 +52,11 @@ const REJOIN_WINDOW: Duration = Duration::from_millis(1);
 const REJOIN_WAIT: Duration = Duration::from_micros(200);
 /// How often the checkpointer runs while receipts arrive.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
-/// Every how many checkpointer rounds the query index is brought up to
-/// date (in bulk: many receipts share each index page).
-const INDEX_EVERY: u32 = 4;
+/// The query index is brought up to date when a checkpointer round saw no
+/// commit, and at least this often while receipts keep coming: in bulk,
+/// so that many receipts share each index page, and away from the commits
+/// callers wait on while a burst lasts.
+const INDEX_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 /// WAL frames after which the writer checkpoints itself (SQLite's
 /// `wal_autocheckpoint`), should the checkpointer fall behind.
 const WRITER_AUTOCHECKPOINT: u32 = 10_000;
@@ -434,7 +436,7 @@ fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) 
 
 fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
     let mut conn: Option<(rusqlite::Connection, bool)> = None;
-    let mut ticks = 0u32;
+    let mut indexed_at = Instant::now();
     let mut unindexed = false;
     loop {
         let stopping = !matches!(
@@ -443,8 +445,7 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
         );
         let commits = shared.commits.swap(0, Ordering::Relaxed);
         unindexed |= commits > 0;
-        ticks += 1;
-        if commits == 0 && !(stopping && unindexed) {
+        if commits == 0 && !unindexed {
             if stopping {
                 return;
             }
@@ -481,9 +482,10 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
             // The index in bulk, every few checkpoints, and once more when
             // the committer stops; queries read whatever it lacks from the
             // log.
-            if *indexed && (stopping || ticks.is_multiple_of(INDEX_EVERY)) {
+            if *indexed && (stopping || commits == 0 || indexed_at.elapsed() >= INDEX_AT_LEAST_EVERY) {
                 let _ = index::refresh(c);
                 unindexed = false;
+                indexed_at = Instant::now();
             }
         }
         if stopping {
