@@ -479,10 +479,12 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
             if commits > 0 {
                 let _ = c.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             }
-            // The index in bulk, every few checkpoints, and once more when
-            // the committer stops; queries read whatever it lacks from the
-            // log.
-            if *indexed && (stopping || commits == 0 || indexed_at.elapsed() >= INDEX_AT_LEAST_EVERY) {
+            // The query index in bulk: when a round saw no commit, at least
+            // every INDEX_AT_LEAST_EVERY, and once more when the committer
+            // stops; queries read whatever it lacks from the log.
+            if *indexed
+                && (stopping || commits == 0 || indexed_at.elapsed() >= INDEX_AT_LEAST_EVERY)
+            {
                 let _ = index::refresh(c);
                 unindexed = false;
                 indexed_at = Instant::now();

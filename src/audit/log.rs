@@ -291,12 +291,11 @@ impl AuditLog {
             return Ok(Err(existing));
         }
         let tail: Option<(i64, String, String)> = tx
-            .query_row(
-                "SELECT seq, hash, created_at FROM receipts ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT seq, hash, created_at FROM receipts ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut st| {
+                st.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
             .map_err(unavailable)?;
         let (mut seq, mut prev_hash, mut last_time) = match tail {
             Some((s, h, t)) => (s, h, t),
