@@ -18,7 +18,9 @@
 //! - the **checkpointer** copies the WAL back into `audit.db` (a `PASSIVE`
 //!   checkpoint on its own connection) every 50 ms while receipts arrive,
 //!   so checkpoints leave the path of a call. The writer keeps SQLite's own
-//!   automatic checkpoint as a backstop at 10,000 frames.
+//!   automatic checkpoint as a backstop at 10,000 frames. The same thread
+//!   brings the query index ([`super::index`]) up to date in bulk, so the
+//!   writer never does.
 //!
 //! A caller may mark a receipt *deferred* (`call.finished`, written after the
 //! response has gone): it is committed with the next urgent receipt, or after

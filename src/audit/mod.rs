@@ -6,7 +6,8 @@
 //! before it answers). Receipts form a hash chain: `hash` is SHA-256 over a
 //! canonical encoding of every other field, `prev_hash` included (see
 //! [`chain`]). Operators and credentials are named by keyed identity hashes
-//! ([`identity`]), never by secret material.
+//! ([`identity`]), never by secret material. Lookups go through a derived
+//! query index in `audit-index.db` ([`index`]).
 //! The API returns an error whenever a receipt cannot be made durable;
 //! callers must then refuse the action ([`AuditError::exit_code`] is 5).
 
