@@ -2558,3 +2558,84 @@ fn query_index_is_derived_and_never_trusted() {
     assert_eq!(s.by_status.get("ok").copied().unwrap_or(0), ok);
     c.execute_batch("COMMIT").unwrap();
 }
+
+/// A log of at least 100,000 receipts is verified in two halves at once;
+/// damage in either half, or where they meet, is still found and named.
+#[test]
+fn long_logs_are_verified_in_halves() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("long.db");
+    let n: i64 = 100_010;
+    let mid = n / 2;
+    {
+        let mut log = AuditLog::open_path(&base).unwrap();
+        let mut i = 0;
+        while i < n {
+            let batch: Vec<NewReceipt> = (i..(i + 10_000).min(n))
+                .map(|j| {
+                    NewReceipt::new("call.started", "ok")
+                        .run(&format!("run_{}", j / 2))
+                        .detail("n", j)
+                })
+                .collect();
+            i += batch.len() as i64;
+            log.append_batch(batch).unwrap();
+        }
+    }
+    settle(&base);
+    let report = AuditLog::open_path(&base).unwrap().verify(&[]).unwrap();
+    assert!(
+        report.ok && report.verified == n && report.tail_seq == n,
+        "{report:?}"
+    );
+    let cases: Vec<(&str, String, i64, &str)> = vec![
+        (
+            "first half",
+            "UPDATE receipts SET status = 'denied' WHERE seq = 10".into(),
+            10,
+            "modified",
+        ),
+        (
+            "second half",
+            "UPDATE receipts SET run_id = 'x' WHERE seq = 90000".into(),
+            90_000,
+            "modified",
+        ),
+        (
+            "the last of the first half",
+            format!("UPDATE receipts SET details = '{{}}' WHERE seq = {mid}"),
+            mid,
+            "modified",
+        ),
+        (
+            "the first of the second half",
+            format!("DELETE FROM receipts WHERE seq = {}", mid + 1),
+            mid + 1,
+            "missing",
+        ),
+        (
+            "below seq 1",
+            "UPDATE receipts SET seq = 0 WHERE seq = 1".into(),
+            0,
+            "inserted",
+        ),
+    ];
+    for (name, sql, seq, what) in cases {
+        let copy = dir.path().join("tampered.db");
+        fs::copy(&base, &copy).unwrap();
+        Connection::open(&copy)
+            .unwrap()
+            .execute_batch(&sql)
+            .unwrap();
+        let r = AuditLog::open_path(&copy).unwrap().verify(&[]).unwrap();
+        let d = r
+            .damage
+            .clone()
+            .unwrap_or_else(|| panic!("{name}: not detected: {r:?}"));
+        assert!(!r.ok, "{name}");
+        assert_eq!((d.seq, d.what.as_str()), (seq, what), "{name}: {d:?}");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(format!("{}{suffix}", copy.display()));
+        }
+    }
+}
