@@ -105,10 +105,8 @@ fn intact_rows(
         prev = &last;
         expected += 1;
     }
-    if let Some(u) = upper {
-        if expected != u + 1 {
-            return None;
-        }
+    if upper.is_some_and(|u| expected != u + 1) {
+        return None;
     }
     let hash = std::str::from_utf8(prev).ok()?.to_string();
     Some((hash, expected))
