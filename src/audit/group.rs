@@ -22,6 +22,12 @@
 //!   brings the query index ([`super::index`]) up to date in bulk, so the
 //!   writer never does.
 //!
+//! Callers that append in a loop ([`GroupCommitter::append`]) come back
+//! together once answered. The writer waits up to 200 µs for them to
+//! queue again, and the syncer up to 300 µs for the commit of any that
+//! have queued, so that they keep sharing one `fdatasync` instead of
+//! splitting into cohorts that need one each.
+//!
 //! A caller may mark a receipt *deferred* (`call.finished`, written after the
 //! response has gone): it is committed with the next urgent receipt, or after
 //! at most [`DEFER`], and its caller is still answered only once it is
@@ -52,6 +58,9 @@ const SYNC_WAIT: Duration = Duration::from_millis(2);
 /// them back, and how long it waits for them at most.
 const REJOIN_WINDOW: Duration = Duration::from_millis(1);
 const REJOIN_WAIT: Duration = Duration::from_micros(200);
+/// Longest the syncer waits for the commit of receipts that looping
+/// callers have queued, so that one fdatasync covers them too.
+const LOOP_SYNC_WAIT: Duration = Duration::from_micros(300);
 /// How often the checkpointer runs while receipts arrive.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// The query index is brought up to date when a checkpointer round saw no
@@ -105,6 +114,8 @@ struct Shared {
     released: AtomicUsize,
     released_at: AtomicU64,
     arrived: AtomicUsize,
+    /// Receipts of looping callers queued and not yet answered.
+    outstanding: AtomicUsize,
     epoch: Instant,
 }
 
@@ -167,6 +178,7 @@ impl GroupCommitter {
             released: AtomicUsize::new(0),
             released_at: AtomicU64::new(0),
             arrived: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
             epoch: Instant::now(),
         });
         log.conn
@@ -214,6 +226,7 @@ impl GroupCommitter {
         // waiting reports that.
         if mode == Mode::Loop {
             self.shared.arrived.fetch_add(1, Ordering::SeqCst);
+            self.shared.outstanding.fetch_add(1, Ordering::SeqCst);
         }
         let _ = self.tx.send(job);
         Pending {
@@ -318,6 +331,8 @@ fn writer(
         let take = pending.len().min(MAX_BATCH);
         let batch: Vec<Job> = pending.drain(..take).collect();
         if shared.poisoned.load(Ordering::SeqCst) {
+            let looping = batch.iter().filter(|j| j.mode == Mode::Loop).count();
+            shared.outstanding.fetch_sub(looping, Ordering::SeqCst);
             for j in batch {
                 let _ = j.reply.send(Err(shared.poisoned_error()));
             }
@@ -348,6 +363,8 @@ fn writer(
             }
             Err(e) => {
                 let why = e.to_string();
+                let looping = replies.iter().filter(|(_, l)| *l).count();
+                shared.outstanding.fetch_sub(looping, Ordering::SeqCst);
                 for (reply, _) in replies {
                     let _ = reply.send(Err(shared.error(why.clone())));
                 }
@@ -412,6 +429,25 @@ fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) 
                 groups.push(g);
             }
         }
+        // Callers appending in a loop that have queued a receipt not yet
+        // committed: their commit is moments away, so let one fdatasync
+        // cover them too rather than split the callers into two cohorts
+        // that each need one.
+        let mut looping = groups.iter().flatten().filter(|(_, _, l)| *l).count();
+        let deadline = Instant::now() + LOOP_SYNC_WAIT;
+        while shared.outstanding.load(Ordering::SeqCst) > looping {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match rx.recv_timeout(left) {
+                Ok(g) => {
+                    looping += g.iter().filter(|(_, _, l)| *l).count();
+                    groups.push(g);
+                }
+                Err(_) => break,
+            }
+        }
         let outcome = if shared.poisoned.load(Ordering::SeqCst) {
             Err(shared.poisoned_error())
         } else {
@@ -423,6 +459,7 @@ fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) 
         // Before answering: those answered may queue again at once.
         shared.arrived.store(0, Ordering::SeqCst);
         let looping = groups.iter().flatten().filter(|(_, _, l)| *l).count();
+        shared.outstanding.fetch_sub(looping, Ordering::SeqCst);
         shared.released.store(looping, Ordering::SeqCst);
         shared
             .released_at
