@@ -378,9 +378,16 @@ impl AuditLog {
         if self.inline_index && !out.is_empty() {
             let first = out[0].seq;
             if seq / index::INLINE_EVERY != (first - 1) / index::INLINE_EVERY {
-                // Best effort: the receipts are durable; a lagging index
-                // only makes the next query read a longer tail.
-                let _ = self.refresh_index();
+                // Best effort, and never waiting: the receipts are
+                // durable, a lagging index only makes the next query read
+                // a longer tail, and if the index is locked another
+                // process is bringing it up to date already.
+                if let Some(c) = self.query_conn() {
+                    if c.busy_timeout(Duration::ZERO).is_ok() {
+                        let _ = index::refresh(c);
+                    }
+                    let _ = c.busy_timeout(index::QUERY_BUSY);
+                }
             }
         }
         Ok(Ok(out))
