@@ -22,7 +22,9 @@
 //!
 //! Kept current by: the proxy's checkpointer thread, a process appending
 //! alone on every [`INLINE_EVERY`]th receipt, and each query before it
-//! runs. A failure to update it never fails an append or a query.
+//! runs. A failure to update it never fails an append or a query, and a
+//! query that fails on a damaged index file is run again over the log
+//! alone (see `query.rs`).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;

@@ -207,6 +207,30 @@ fn stream(
     Ok(true)
 }
 
+/// Streams `filter`'s receipts: from the index up to `upto` (none when 0)
+/// and from the log after it, in the filter's order.
+fn stream_filter(
+    conn: &rusqlite::Connection,
+    filter: &Filter,
+    upto: i64,
+    f: &mut impl FnMut(Receipt) -> std::io::Result<()>,
+) -> Result<()> {
+    let mut left = filter.limit;
+    let mut parts = vec![filter.tail_sql()];
+    if upto > 0 {
+        // The tail holds the newest receipts.
+        let at = if filter.ascending { 0 } else { 1 };
+        parts.insert(at, filter.indexed_sql());
+    }
+    for (sql, mut args) in parts {
+        args.push(Value::Integer(upto));
+        if !stream(conn, &sql, args, &mut left, f)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Counts by kind, status, profile and operator.
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
@@ -218,9 +242,9 @@ pub struct Stats {
 }
 
 impl AuditLog {
-    /// The connection for queries and the seq the index covers, after
-    /// bringing the index up to date when it can (0, and the log's own
-    /// connection, when the index is not usable).
+    /// The connection for queries and whether it has the index attached,
+    /// after bringing the index up to date when it can (the log's own
+    /// connection when the index cannot be opened).
     fn for_query(&self) -> (&rusqlite::Connection, bool) {
         match self.query_conn() {
             Some(c) => {
@@ -283,22 +307,17 @@ impl AuditLog {
         } else {
             0
         };
-        let mut left = filter.limit;
-        let mut parts = vec![filter.tail_sql()];
-        if upto > 0 {
-            // The tail holds the newest receipts.
-            let at = if filter.ascending { 0 } else { 1 };
-            parts.insert(at, filter.indexed_sql());
+        let emitted = std::cell::Cell::new(0usize);
+        let mut counted = |r: Receipt| {
+            emitted.set(emitted.get() + 1);
+            f(r)
+        };
+        match stream_filter(&tx, filter, upto, &mut counted) {
+            // A damaged index file: the same query over the log alone, if
+            // nothing was given out yet.
+            Err(_) if upto > 0 && emitted.get() == 0 => stream_filter(&tx, filter, 0, &mut counted),
+            other => other,
         }
-        for (_, args) in parts.iter_mut() {
-            args.push(Value::Integer(upto));
-        }
-        for (sql, args) in parts {
-            if !stream(&tx, &sql, args, &mut left, &mut f)? {
-                break;
-            }
-        }
-        Ok(())
     }
 
     pub fn stats(&self) -> Result<Stats> {
@@ -310,47 +329,57 @@ impl AuditLog {
         } else {
             0
         };
-        // Counted in the index up to `upto`, and in the log after it.
-        let counts = |col: &str| -> Result<Vec<(Option<String>, i64)>> {
-            let tail = format!(
-                "SELECT {col} AS k, count(*) AS n FROM main.receipts WHERE seq > ?1 GROUP BY 1"
-            );
-            let sql = if upto > 0 {
-                format!(
-                    "SELECT k, sum(n) FROM ({tail} UNION ALL SELECT {col} AS k, count(*) AS n FROM idx.entries WHERE seq <= ?1 GROUP BY 1) GROUP BY k"
-                )
-            } else {
-                tail
-            };
-            let mut stmt = tx.prepare(&sql).map_err(q)?;
-            let rows = stmt
-                .query_map([upto], |r| {
-                    Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))
-                })
-                .map_err(q)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(q)
+        match stats_from(&tx, upto) {
+            // A damaged index file: count over the log alone.
+            Err(_) if upto > 0 => stats_from(&tx, 0),
+            other => other,
+        }
+    }
+}
+
+/// Counts from the index up to `upto` (none when 0) and the log after it.
+fn stats_from(tx: &rusqlite::Connection, upto: i64) -> Result<Stats> {
+    let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
+    // Counted in the index up to `upto`, and in the log after it.
+    let counts = |col: &str| -> Result<Vec<(Option<String>, i64)>> {
+        let tail = format!(
+            "SELECT {col} AS k, count(*) AS n FROM main.receipts WHERE seq > ?1 GROUP BY 1"
+        );
+        let sql = if upto > 0 {
+            format!(
+                "SELECT k, sum(n) FROM ({tail} UNION ALL SELECT {col} AS k, count(*) AS n FROM idx.entries WHERE seq <= ?1 GROUP BY 1) GROUP BY k"
+            )
+        } else {
+            tail
         };
-        let mut s = Stats {
-            total: counts("'all'")?.iter().map(|(_, n)| n).sum(),
-            ..Default::default()
-        };
-        for (col, map) in [
-            ("kind", &mut s.by_kind),
-            ("status", &mut s.by_status),
-            ("auth_profile_id", &mut s.by_profile),
-            (
-                "coalesce(operator_email, operator_subject)",
-                &mut s.by_operator,
-            ),
-        ] {
-            for (k, n) in counts(col)? {
-                if let Some(k) = k {
-                    map.insert(k, n);
-                }
+        let mut stmt = tx.prepare(&sql).map_err(q)?;
+        let rows = stmt
+            .query_map([upto], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(q)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(q)
+    };
+    let mut s = Stats {
+        total: counts("'all'")?.iter().map(|(_, n)| n).sum(),
+        ..Default::default()
+    };
+    for (col, map) in [
+        ("kind", &mut s.by_kind),
+        ("status", &mut s.by_status),
+        ("auth_profile_id", &mut s.by_profile),
+        (
+            "coalesce(operator_email, operator_subject)",
+            &mut s.by_operator,
+        ),
+    ] {
+        for (k, n) in counts(col)? {
+            if let Some(k) = k {
+                map.insert(k, n);
             }
         }
-        Ok(s)
     }
+    Ok(s)
 }
 
 #[cfg(test)]

@@ -2539,6 +2539,46 @@ fn query_index_is_derived_and_never_trusted() {
         .unwrap();
     assert_eq!(seqs(&by_alice), want);
 
+    // Damaged: the index's state still matches the log but its entries
+    // table is gone, so the query over the index fails and the log alone
+    // answers; then pages of the file overwritten, then its header.
+    c.execute_batch("DROP TABLE entries").unwrap();
+    assert_eq!(seqs(&by_alice), want, "entries table gone");
+    let log = AuditLog::open_path(&db).unwrap();
+    assert_eq!(log.stats().unwrap().total, 300, "stats, entries table gone");
+    drop(log);
+    drop(c);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", idx.display()));
+    }
+    let _ = seqs(&by_alice);
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", idx.display()));
+    }
+    let len = fs::metadata(&idx).unwrap().len();
+    assert!(len > 3 * 4096, "index file of {len} bytes");
+    let mut bytes = fs::read(&idx).unwrap();
+    for b in &mut bytes[2 * 4096..len as usize - 4096] {
+        *b = 0x5a;
+    }
+    fs::write(&idx, &bytes).unwrap();
+    assert_eq!(seqs(&by_alice), want, "index pages damaged");
+    let log = AuditLog::open_path(&db).unwrap();
+    assert_eq!(
+        log.stats().unwrap().total,
+        300,
+        "stats, index pages damaged"
+    );
+    drop(log);
+    bytes[..100].fill(0x5a);
+    fs::write(&idx, &bytes).unwrap();
+    assert_eq!(seqs(&by_alice), want, "index header damaged");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", idx.display()));
+    }
+    assert_eq!(seqs(&by_alice), want);
+    let c = Connection::open(&idx).unwrap();
+
     // Stats agree with the log while the index lags.
     let log = AuditLog::open_path(&db).unwrap();
     let hash: String = Connection::open(&db)
