@@ -104,6 +104,15 @@ fn approval_term(kind: &str) -> &'static str {
     }
 }
 
+/// [`AuditLog::find`]'s query: ?1 profile, ?2 kind, ?3 run when given.
+fn find_sql(kind: &str, with_run: bool) -> String {
+    let run = if with_run { " AND run_id = ?3" } else { "" };
+    format!(
+        "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2{run} AND status = 'ok'{} ORDER BY seq LIMIT 1",
+        approval_term(kind)
+    )
+}
+
 impl AuditLog {
     /// Opens (creating and migrating as needed) `<home>/audit.db`.
     pub fn open(home: &Home) -> Result<AuditLog> {
@@ -417,15 +426,7 @@ impl AuditLog {
     /// The first receipt of `kind` (status ok) for a profile, and for a run
     /// when given.
     pub fn find(&self, profile: &str, kind: &str, run: Option<&str>) -> Result<Option<Receipt>> {
-        let approvals = approval_term(kind);
-        let sql = match run {
-            Some(_) => format!(
-                "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND run_id = ?3 AND status = 'ok'{approvals} ORDER BY seq LIMIT 1"
-            ),
-            None => format!(
-                "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2 AND status = 'ok'{approvals} ORDER BY seq LIMIT 1"
-            ),
-        };
+        let sql = find_sql(kind, run.is_some());
         let r = match run {
             Some(run) => self
                 .conn
@@ -435,6 +436,22 @@ impl AuditLog {
                 .query_row(&sql, params![profile, kind], row_to_receipt),
         };
         r.optional().map_err(|e| self.unavailable(e))
+    }
+
+    /// The SQL plan of [`AuditLog::find`] (for tests).
+    pub fn explain_find(&self, kind: &str, with_run: bool) -> Result<Vec<String>> {
+        let sql = format!("EXPLAIN QUERY PLAN {}", find_sql(kind, with_run));
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.unavailable(e))?;
+        let args: Vec<&dyn rusqlite::ToSql> = if with_run {
+            vec![&"p", &kind, &"r"]
+        } else {
+            vec![&"p", &kind]
+        };
+        let rows = stmt
+            .query_map(args.as_slice(), |r| r.get::<_, String>(3))
+            .map_err(|e| self.unavailable(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.unavailable(e))
     }
 
     /// A receipt by id (`rcpt_…`) or by seq.

@@ -1762,6 +1762,18 @@ fn queries_use_indexes() {
         failures.join("\n")
     );
 
+    // The approval gate's lookups use the log's partial index.
+    for kind in ["approval", "approval_requested"] {
+        for with_run in [false, true] {
+            let plan = log.explain_find(kind, with_run).unwrap();
+            assert!(
+                plan.iter()
+                    .any(|l| l.starts_with("SEARCH receipts USING INDEX receipts_approvals")),
+                "find({kind}, run: {with_run}): {plan:?}"
+            );
+        }
+    }
+
     // And the indexed queries return the right receipts.
     let by_op = log
         .list(&Filter {
