@@ -521,9 +521,9 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
             // The query index in bulk: when a round saw no commit, at least
             // every INDEX_AT_LEAST_EVERY, and once more when the committer
             // stops; queries read whatever it lacks from the log.
-            if *indexed
-                && (stopping || commits == 0 || indexed_at.elapsed() >= INDEX_AT_LEAST_EVERY)
-            {
+            if !*indexed {
+                unindexed = false;
+            } else if stopping || commits == 0 || indexed_at.elapsed() >= INDEX_AT_LEAST_EVERY {
                 let _ = index::refresh(c);
                 unindexed = false;
                 indexed_at = Instant::now();

@@ -129,3 +129,28 @@ fn nothing_is_acknowledged_once_the_wal_cannot_be_synced() {
     assert_eq!(err.exit_code(), 5, "{err}");
     assert!(err.to_string().contains("an earlier fdatasync"), "{err}");
 }
+
+/// The committer's writer never touches the query index; its checkpointer
+/// brings it up to date (here: when receipts stop coming).
+#[test]
+fn the_checkpointer_keeps_the_query_index_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let index = dir.path().join("audit-index.db");
+    let gc = GroupCommitter::start(AuditLog::open_path(&db).unwrap()).unwrap();
+    for i in 0..100 {
+        gc.append(receipt(i)).unwrap();
+    }
+    let upto = || -> i64 {
+        Connection::open_with_flags(&index, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()
+            .and_then(|c| c.query_row("SELECT upto FROM state", [], |r| r.get(0)).ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upto() < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(upto(), 100, "{} not brought up to date", index.display());
+    drop(gc);
+}
