@@ -1,6 +1,6 @@
 //! A canary secret goes through every command; it must never come out:
 //! not on stdout or stderr, not in auth-profiles.json, not anywhere under
-//! CRAIK_HOME in plaintext (audit.db included).
+//! CRAIK_HOME in plaintext (audit.db and audit-index.db included).
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -191,6 +191,7 @@ fn canary_never_leaks() {
 
     let files = files_under(&env.home);
     assert!(files.iter().any(|(p, _)| p.ends_with("audit.db")));
+    assert!(files.iter().any(|(p, _)| p.ends_with("audit-index.db")));
     assert!(files.iter().any(|(p, _)| p.ends_with("secrets.enc")));
     for (path, bytes) in files {
         assert!(
