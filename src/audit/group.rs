@@ -458,7 +458,6 @@ fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) 
         };
         // Before answering: those answered may queue again at once.
         shared.arrived.store(0, Ordering::SeqCst);
-        let looping = groups.iter().flatten().filter(|(_, _, l)| *l).count();
         shared.outstanding.fetch_sub(looping, Ordering::SeqCst);
         shared.released.store(looping, Ordering::SeqCst);
         shared

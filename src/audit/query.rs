@@ -258,11 +258,11 @@ impl AuditLog {
     /// The SQL plans of a filter's queries: the one over the index, then
     /// the one over the log's tail (for tests and `--explain`).
     pub fn explain(&self, filter: &Filter) -> Result<Vec<String>> {
-        let (conn, _) = self.for_query();
+        let (conn, indexed) = self.for_query();
         let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
         let mut out = Vec::new();
         let mut plans = vec![filter.tail_sql()];
-        if filter.uses_index() && self.query_conn().is_some() {
+        if indexed && filter.uses_index() {
             plans.insert(0, filter.indexed_sql());
         }
         for (sql, mut args) in plans {
