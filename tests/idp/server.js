@@ -7,6 +7,7 @@
 //   {"event":"ready","issuer":"https://127.0.0.1:PORT","port":PORT}
 // Everything else (oidc-provider notices, debug logs, errors) goes to stderr.
 
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
@@ -53,18 +54,33 @@ function randomKid() {
   return crypto.randomBytes(12).toString('base64url');
 }
 
+// The keys come from the openssl command, not crypto.generateKeyPairSync:
+// Node.js 20's synchronous key generation can deadlock the process for good
+// when a garbage collection runs inside it (seen here about once in 500
+// starts: the main thread waits on a mutex in ~KeyGenJob and the ready line
+// never comes).
+function opensslKey(args) {
+  let pem;
+  try {
+    pem = execFileSync('openssl', ['genpkey', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    fail(`openssl genpkey ${args.join(' ')} failed (install openssl): ${err.stderr || err.message}`);
+  }
+  return crypto.createPrivateKey(pem);
+}
+
 function generateJwks() {
-  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const rsa = opensslKey(['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']);
+  const ec = opensslKey(['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']);
   return {
     keys: [
       // The first key of a type/alg is the one oidc-provider signs with, so
       // RS256 ID tokens (the default) are signed with the RSA key.
       {
-        ...rsa.privateKey.export({ format: 'jwk' }), kid: randomKid(), alg: 'RS256', use: 'sig',
+        ...rsa.export({ format: 'jwk' }), kid: randomKid(), alg: 'RS256', use: 'sig',
       },
       {
-        ...ec.privateKey.export({ format: 'jwk' }), kid: randomKid(), alg: 'ES256', use: 'sig',
+        ...ec.export({ format: 'jwk' }), kid: randomKid(), alg: 'ES256', use: 'sig',
       },
     ],
   };

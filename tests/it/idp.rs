@@ -12,8 +12,10 @@ pub fn idp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/idp")
 }
 
-/// How long a provider may take to print its ready line.
-const STARTUP: Duration = Duration::from_secs(60);
+/// How long a provider may take to print its ready line (it takes about
+/// a second), and how many starts are tried.
+const STARTUP: Duration = Duration::from_secs(30);
+const ATTEMPTS: usize = 3;
 
 pub struct Idp {
     child: Child,
@@ -79,20 +81,23 @@ impl Idp {
     }
 
     /// Starts a provider with its certificate and keys in `dir`. A start
-    /// that fails is reported on stderr and tried once more, so one slow
-    /// start on a loaded CI machine does not fail an unrelated test; a
-    /// second failure fails the test with the provider's stderr.
+    /// that fails is reported on stderr and tried again (up to ATTEMPTS
+    /// in all), so one stuck start on a loaded CI machine does not fail an
+    /// unrelated test; when every start fails the test fails with the
+    /// provider's stderr of each.
     pub fn start_in(dir: &Path, port: u16, env: &[(&str, &str)]) -> Idp {
         require_idp();
-        let first = match Idp::try_start(dir, port, env, STARTUP) {
-            Ok(idp) => return idp,
-            Err(e) => e,
-        };
-        eprintln!("warning: {first}; trying once more");
-        match Idp::try_start(dir, port, env, STARTUP) {
-            Ok(idp) => idp,
-            Err(second) => panic!("{second}\n(first attempt: {first})"),
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match Idp::try_start(dir, port, env, STARTUP) {
+                Ok(idp) => return idp,
+                Err(e) => {
+                    eprintln!("warning: {e}; trying once more");
+                    failures.push(e);
+                }
+            }
         }
+        panic!("{}", failures.join("\n---\n"))
     }
 
     fn try_start(
