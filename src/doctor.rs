@@ -42,6 +42,55 @@ fn check(
     }
 }
 
+/// The derived query index beside the log (`audit-index.db`): never
+/// trusted alone, so a problem with it is a warning, never a failure.
+fn query_index(log: &Path) -> Check {
+    use crate::audit::index::{self, Status};
+    let name = "query index";
+    let rebuild =
+        || Some("delete audit-index.db; the next craik receipts query rebuilds it".into());
+    let path = index::index_path(log);
+    if path.exists()
+        && let Err(why) = owner_only(&path)
+    {
+        // It names operators and credentials' identity hashes, like the log.
+        return check(
+            name,
+            Level::Fail,
+            format!("{}: {why}", path.display()),
+            Some("chmod 600 it (or delete it; the next craik receipts query rebuilds it)".into()),
+        );
+    }
+    match index::status(log) {
+        Status::Missing => check(
+            name,
+            Level::Ok,
+            "not built yet (the first query builds it)",
+            None,
+        ),
+        Status::Covers { upto, total } => check(
+            name,
+            Level::Ok,
+            format!(
+                "matches the log; holds receipts 1-{upto} of {total} (queries read the rest from the log)"
+            ),
+            None,
+        ),
+        Status::Stale => check(
+            name,
+            Level::Warn,
+            "no longer matches the log (the next query rebuilds it)",
+            None,
+        ),
+        Status::Unreadable(why) => check(
+            name,
+            Level::Warn,
+            format!("unreadable ({why}); queries read the log instead"),
+            rebuild(),
+        ),
+    }
+}
+
 /// Reads an expiry in epoch seconds, epoch milliseconds or RFC 3339.
 pub fn parse_expiry(v: &serde_json::Value) -> Option<DateTime<Utc>> {
     match v {
@@ -310,6 +359,7 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
                 }
             }
         }
+        out.push(query_index(&audit_path));
     }
 
     // Policies in force.

@@ -195,6 +195,57 @@ pub(super) fn refresh(conn: &Connection) -> rusqlite::Result<i64> {
     }
 }
 
+/// What `craik doctor` reports of the index, read without writing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    /// No index file yet: the first query builds it.
+    Missing,
+    /// It holds receipts 1 to `upto` of the log's `total`, checked against
+    /// the log (the rest is read from the log until it catches up).
+    Covers { upto: i64, total: i64 },
+    /// It no longer matches the log (or is of another version): the next
+    /// query rebuilds it.
+    Stale,
+    /// It cannot be read: queries read the log instead.
+    Unreadable(String),
+}
+
+/// Reads the index's state and checks it against the log, opening both
+/// read-only.
+pub fn status(log: &Path) -> Status {
+    let path = index_path(log);
+    if !path.exists() {
+        return Status::Missing;
+    }
+    let ro = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let read = || -> rusqlite::Result<Status> {
+        let idx = Connection::open_with_flags(&path, ro)?;
+        let version: i64 = idx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != INDEX_VERSION {
+            return Ok(Status::Stale);
+        }
+        let (upto, hash): (i64, String) =
+            idx.query_row("SELECT upto, upto_hash FROM state WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let log = Connection::open_with_flags(log, ro)?;
+        let total: i64 = log.query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
+            r.get(0)
+        })?;
+        let at: Option<String> = log
+            .query_row("SELECT hash FROM receipts WHERE seq = ?1", [upto], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(if upto == 0 || at.as_deref() == Some(hash.as_str()) {
+            Status::Covers { upto, total }
+        } else {
+            Status::Stale
+        })
+    };
+    read().unwrap_or_else(|e| Status::Unreadable(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::index_path;

@@ -2691,3 +2691,82 @@ fn long_logs_are_verified_in_halves() {
         }
     }
 }
+
+/// `craik doctor` reports the query index: not built, how far it covers
+/// the log, readable by others (a failure), out of step with the log or
+/// unreadable (warnings: queries then read the log).
+#[test]
+fn doctor_reports_the_query_index() {
+    let env = Env::new();
+    let add = |id: &str| {
+        env.run_stdin(
+            &["auth", "add", id, "--kind=keyring-ref", "--stdin"],
+            Some("sk-doctor-index\n"),
+        )
+        .ok();
+    };
+    let index_check = |code: i32| -> (String, String) {
+        let r = env.run(&["doctor", "--json"]);
+        r.code(code);
+        let v = r.json();
+        let c = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "query index")
+            .unwrap_or_else(|| panic!("no query index check: {v}"))
+            .clone();
+        (
+            c["level"].as_str().unwrap().to_string(),
+            c["message"].as_str().unwrap().to_string(),
+        )
+    };
+    add("openai:a");
+    let index = env.file("audit-index.db");
+    assert!(!index.exists());
+    let (level, message) = index_check(0);
+    assert_eq!(level, "ok");
+    assert!(message.contains("not built yet"), "{message}");
+
+    env.run(&["receipts", "list"]).ok();
+    assert_eq!(
+        index_check(0),
+        (
+            "ok".into(),
+            "matches the log; holds receipts 1-1 of 1 (queries read the rest from the log)".into()
+        )
+    );
+    add("openai:b");
+    let (_, message) = index_check(0);
+    assert!(message.contains("holds receipts 1-1 of 2"), "{message}");
+
+    fs::set_permissions(&index, fs::Permissions::from_mode(0o644)).unwrap();
+    let (level, message) = index_check(1);
+    assert_eq!(level, "fail");
+    assert!(message.contains("lets others read it"), "{message}");
+    fs::set_permissions(&index, fs::Permissions::from_mode(0o600)).unwrap();
+
+    Connection::open(&index)
+        .unwrap()
+        .execute("UPDATE state SET upto_hash = 'forged'", [])
+        .unwrap();
+    let (level, message) = index_check(0);
+    assert_eq!(level, "warn");
+    assert!(message.contains("no longer matches the log"), "{message}");
+
+    fs::write(&index, vec![0x5a; 8192]).unwrap();
+    let _ = fs::remove_file(env.file("audit-index.db-wal"));
+    let _ = fs::remove_file(env.file("audit-index.db-shm"));
+    let (level, message) = index_check(0);
+    assert_eq!(level, "warn");
+    assert!(message.contains("unreadable"), "{message}");
+    // Queries still answer, from the log.
+    let r = env.run(&["receipts", "list", "--json"]);
+    r.ok();
+    assert_eq!(
+        r.json()["receipts"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        r.stdout
+    );
+}
