@@ -42,8 +42,9 @@ fn check(
     }
 }
 
-/// The derived query index beside the log (`audit-index.db`): never
-/// trusted alone, so a problem with it is a warning, never a failure.
+/// The derived query index beside the log (`audit-index.db`). It is
+/// never trusted alone, so being out of step with the log or unreadable is
+/// a warning; others being able to read it is a failure, as for the log.
 fn query_index(log: &Path) -> Check {
     use crate::audit::index::{self, Status};
     let name = "query index";

@@ -88,11 +88,11 @@ impl Idp {
     pub fn start_in(dir: &Path, port: u16, env: &[(&str, &str)]) -> Idp {
         require_idp();
         let mut failures = Vec::new();
-        for _ in 0..ATTEMPTS {
+        for attempt in 1..=ATTEMPTS {
             match Idp::try_start(dir, port, env, STARTUP) {
                 Ok(idp) => return idp,
                 Err(e) => {
-                    eprintln!("warning: {e}; trying once more");
+                    eprintln!("warning: start {attempt} of {ATTEMPTS}: {e}");
                     failures.push(e);
                 }
             }
