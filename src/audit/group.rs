@@ -68,6 +68,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// so that many receipts share each index page, and away from the commits
 /// callers wait on while a burst lasts.
 const INDEX_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
+/// Pages of the query index's WAL after which the checkpointer's catch-up
+/// checkpoints it (SQLite's default is 1,000). Each checkpoint ends with an
+/// `fsync` of the index file that the next receipt's `fdatasync` queues
+/// behind; small ones often kept the proxy's slowest calls from the 100-400
+/// ms stalls that the default's few-megabyte flushes caused now and then
+/// (docs/benchmarks.md).
+const INDEX_AUTOCHECKPOINT: u32 = 128;
 /// WAL frames after which the writer checkpoints itself (SQLite's
 /// `wal_autocheckpoint`), should the checkpointer fall behind.
 const WRITER_AUTOCHECKPOINT: u32 = 10_000;
@@ -493,6 +500,12 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
             // The query index attached, when it can be; a plain connection
             // still checkpoints.
             conn = index::open(&shared.path, Duration::from_millis(100))
+                .and_then(|c| {
+                    c.execute_batch(&format!(
+                        "PRAGMA wal_autocheckpoint={INDEX_AUTOCHECKPOINT};"
+                    ))
+                    .map(|()| c)
+                })
                 .map(|c| (c, true))
                 .or_else(|_| {
                     rusqlite::Connection::open_with_flags(
