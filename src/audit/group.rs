@@ -17,16 +17,27 @@
 //!   kernel's page cache can no longer be trusted to reach the disk);
 //! - the **checkpointer** copies the WAL back into `audit.db` (a `PASSIVE`
 //!   checkpoint on its own connection) every 50 ms while receipts arrive,
-//!   so checkpoints leave the path of a call. The writer keeps SQLite's own
-//!   automatic checkpoint as a backstop at 10,000 frames. The same thread
-//!   brings the query index ([`super::index`]) up to date in bulk, so the
-//!   writer never does.
+//!   so the bulk of checkpointing leaves the path of a call. The writer
+//!   keeps SQLite's own automatic checkpoint as a backstop at 10,000
+//!   frames. The same thread brings the query index ([`super::index`]) up
+//!   to date in bulk, so the writer never does.
+//!
+//! After each checkpointer round the writer copies the few frames
+//! committed since then itself, between two commits, so that its next
+//! commit starts the WAL over from the beginning: SQLite restarts the WAL
+//! only when every frame is in `audit.db`, which a checkpoint running
+//! beside a steady stream of commits never achieves alone. Without it the
+//! WAL grew for as long as receipts kept coming (40 MB in five seconds of
+//! the 16-writer benchmark), and every `fdatasync` then extended the file,
+//! which also commits the filesystem's journal; a WAL started over is
+//! overwritten in place.
 //!
 //! Callers that append in a loop ([`GroupCommitter::append`]) come back
 //! together once answered. The writer waits up to 200 µs for them to
-//! queue again, and the syncer up to 300 µs for the commit of any that
-//! have queued, so that they keep sharing one `fdatasync` instead of
-//! splitting into cohorts that need one each.
+//! queue again (parked: the last one back wakes it, not each of them),
+//! and the syncer up to 300 µs for the commit of any that have queued, so
+//! that they keep sharing one `fdatasync` instead of splitting into
+//! cohorts that need one each.
 //!
 //! A caller may mark a receipt *deferred* (`call.finished`, written after the
 //! response has gone): it is committed with the next urgent receipt, or after
@@ -37,9 +48,9 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -121,8 +132,13 @@ struct Shared {
     released: AtomicUsize,
     released_at: AtomicU64,
     arrived: AtomicUsize,
+    /// The writer thread, woken by the last of them to queue again.
+    writer: OnceLock<thread::Thread>,
     /// Receipts of looping callers queued and not yet answered.
     outstanding: AtomicUsize,
+    /// Set by the checkpointer after a round that checkpointed: the writer
+    /// then copies the rest of the WAL (see the module's documentation).
+    checkpointed: AtomicBool,
     epoch: Instant,
 }
 
@@ -185,7 +201,9 @@ impl GroupCommitter {
             released: AtomicUsize::new(0),
             released_at: AtomicU64::new(0),
             arrived: AtomicUsize::new(0),
+            writer: OnceLock::new(),
             outstanding: AtomicUsize::new(0),
+            checkpointed: AtomicBool::new(false),
             epoch: Instant::now(),
         });
         log.conn
@@ -232,10 +250,20 @@ impl GroupCommitter {
         // If the writer is gone the job (and its reply) is dropped, and
         // waiting reports that.
         if mode == Mode::Loop {
-            self.shared.arrived.fetch_add(1, Ordering::SeqCst);
             self.shared.outstanding.fetch_add(1, Ordering::SeqCst);
         }
         let _ = self.tx.send(job);
+        // Counted once queued. A writer waiting for the callers answered
+        // together sleeps until the last of them is back, rather than wake
+        // for each.
+        if mode == Mode::Loop {
+            let arrived = self.shared.arrived.fetch_add(1, Ordering::SeqCst) + 1;
+            if arrived == self.shared.released.load(Ordering::SeqCst)
+                && let Some(w) = self.shared.writer.get()
+            {
+                w.unpark();
+            }
+        }
         Pending {
             rx,
             shared: self.shared.clone(),
@@ -272,6 +300,7 @@ fn writer(
     shared: Arc<Shared>,
     _stop_checkpointer: mpsc::Sender<()>,
 ) {
+    let _ = shared.writer.set(thread::current());
     let mut pending: Vec<Job> = Vec::new();
     let mut open = true;
     while open || !pending.is_empty() {
@@ -319,20 +348,29 @@ fn writer(
             && since < REJOIN_WINDOW.as_nanos() as u64
             && !pending.iter().any(|j| j.mode == Mode::Now)
         {
+            // Parked, not blocked on the channel, so that each arrival
+            // does not wake this thread: the last one back unparks it.
             let deadline = Instant::now() + REJOIN_WAIT;
-            while pending.len() < MAX_BATCH && shared.arrived.load(Ordering::SeqCst) < released {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                match rx.recv_timeout(left) {
-                    Ok(job) => pending.push(job),
-                    Err(mpsc::RecvTimeoutError::Timeout) => break,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        open = false;
-                        break;
+            loop {
+                while pending.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => pending.push(job),
+                        Err(mpsc::TryRecvError::Empty) => break,
+                        Err(mpsc::TryRecvError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
                     }
                 }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !open
+                    || pending.len() >= MAX_BATCH
+                    || shared.arrived.load(Ordering::SeqCst) >= released
+                    || left.is_zero()
+                {
+                    break;
+                }
+                thread::park_timeout(left);
             }
         }
         let take = pending.len().min(MAX_BATCH);
@@ -366,6 +404,16 @@ fn writer(
                     for (reply, _, _) in committed {
                         let _ = reply.send(Err(shared.error("the audit syncer stopped")));
                     }
+                }
+                // While the syncer makes this batch durable, and only when
+                // nothing else waits to be committed: copy what the
+                // checkpointer left, so the next commit starts the WAL
+                // over. A checkpoint that fails changes nothing (SQLite
+                // moves its mark only after audit.db is synced).
+                if pending.is_empty() && shared.checkpointed.swap(false, Ordering::SeqCst) {
+                    let _ = log
+                        .conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 }
             }
             Err(e) => {
@@ -527,9 +575,10 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
         // is: the receipts are durable there, and the writer's own
         // automatic checkpoint remains.
         if let Some((c, indexed)) = &conn {
-            if commits > 0 {
-                let _ = c.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            }
+            let checkpointed = commits > 0
+                && c.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |r| {
+                    r.get::<_, i64>(0)
+                }) == Ok(0);
             // The query index in bulk: when a round saw no commit, at least
             // every INDEX_AT_LEAST_EVERY, and once more when the committer
             // stops; queries read whatever it lacks from the log.
@@ -539,6 +588,11 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
                 let _ = index::refresh(c);
                 unindexed = false;
                 indexed_at = Instant::now();
+            }
+            // Only now, after the index's catch-up: its read of the log
+            // would keep SQLite from starting the WAL over.
+            if checkpointed {
+                shared.checkpointed.store(true, Ordering::SeqCst);
             }
         }
         if stopping {

@@ -154,3 +154,48 @@ fn the_checkpointer_keeps_the_query_index_current() {
     assert_eq!(upto(), 100, "{} not brought up to date", index.display());
     drop(gc);
 }
+
+/// Under a steady stream of receipts the WAL is started over again and
+/// again (so it is overwritten in place instead of growing), not only
+/// once the stream pauses. SQLite counts the restarts in the WAL header's
+/// checkpoint sequence number (bytes 12..16, big-endian).
+#[test]
+fn a_steady_stream_keeps_starting_the_wal_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let wal = dir.path().join("audit.db-wal");
+    let gc = GroupCommitter::start(AuditLog::open_path(&db).unwrap()).unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_000 {
+                    gc.append(receipt(t * 1_000 + i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut restarts = Vec::new();
+    let mut largest = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(10));
+        if let Ok(bytes) = std::fs::read(&wal) {
+            largest = largest.max(bytes.len());
+            if bytes.len() >= 16 {
+                restarts.push(u32::from_be_bytes(bytes[12..16].try_into().unwrap()));
+            }
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    drop(gc);
+    let most = restarts.iter().copied().max().unwrap_or(0);
+    assert!(
+        most >= 3,
+        "the WAL was started over {most} times while 8,000 receipts streamed in \
+         (largest WAL {largest} bytes; samples {restarts:?})"
+    );
+    let report = AuditLog::open_path(&db).unwrap().verify(&[]).unwrap();
+    assert!(report.ok && report.verified == 8_000, "{report:?}");
+}
