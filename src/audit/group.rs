@@ -86,6 +86,12 @@ const INDEX_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 /// ms stalls that the default's few-megabyte flushes caused now and then
 /// (docs/benchmarks.md).
 const INDEX_AUTOCHECKPOINT: u32 = 128;
+/// The writer's page cache, in KiB (SQLite's default is 2,000). Measured
+/// in the 16-writer benchmark: the average commit of about 16 receipts
+/// took 251-261 µs with 32 MiB against 299-334 µs with 2 or 8 MiB (three
+/// alternating runs each), with fewer pages read back from the WAL. Only
+/// a cap: pages are allocated as the log is written.
+const WRITER_CACHE_KIB: u32 = 32_768;
 /// WAL frames after which the writer checkpoints itself (SQLite's
 /// `wal_autocheckpoint`), should the checkpointer fall behind.
 const WRITER_AUTOCHECKPOINT: u32 = 10_000;
@@ -208,7 +214,7 @@ impl GroupCommitter {
         });
         log.conn
             .execute_batch(&format!(
-                "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT};"
+                "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT}; PRAGMA cache_size=-{WRITER_CACHE_KIB};"
             ))
             .map_err(|e| shared.error(e.to_string()))?;
         let wal = WalFile::new(&shared.path);
