@@ -22,8 +22,8 @@
 //!   frames. The same thread brings the query index ([`super::index`]) up
 //!   to date in bulk, so the writer never does.
 //!
-//! After each checkpointer round the writer copies the few frames
-//! committed since then itself, between two commits, so that its next
+//! After a checkpointer round that found 2 MiB or more in the WAL, the
+//! writer copies the few frames committed since then itself, between two commits, so that its next
 //! commit starts the WAL over from the beginning: SQLite restarts the WAL
 //! only when every frame is in `audit.db`, which a checkpoint running
 //! beside a steady stream of commits never achieves alone. Without it the
@@ -86,6 +86,11 @@ const INDEX_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 /// ms stalls that the default's few-megabyte flushes caused now and then
 /// (docs/benchmarks.md).
 const INDEX_AUTOCHECKPOINT: u32 = 128;
+/// Frames in the WAL from which the writer copies what the checkpointer
+/// left, so that the WAL starts over (2 MiB of 4 KiB pages). Not at every
+/// round: that copy ends with an `fsync` of `audit.db` on the writer's
+/// thread, which the next commit waits behind.
+const RESTART_FRAMES: i64 = 512;
 /// The writer's page cache, in KiB (SQLite's default is 2,000). Measured
 /// in the 16-writer benchmark: the average commit of about 16 receipts
 /// took 251-261 µs with 32 MiB against 299-334 µs with 2 or 8 MiB (three
@@ -581,10 +586,12 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
         // is: the receipts are durable there, and the writer's own
         // automatic checkpoint remains.
         if let Some((c, indexed)) = &conn {
+            // (busy, frames in the WAL, frames copied)
             let checkpointed = commits > 0
                 && c.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |r| {
-                    r.get::<_, i64>(0)
-                }) == Ok(0);
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .is_ok_and(|(busy, frames)| busy == 0 && frames >= RESTART_FRAMES);
             // The query index in bulk: when a round saw no commit, at least
             // every INDEX_AT_LEAST_EVERY, and once more when the committer
             // stops; queries read whatever it lacks from the log.
