@@ -23,13 +23,14 @@
 //!   to date in bulk, so the writer never does.
 //!
 //! After a checkpointer round that found 2 MiB or more in the WAL, the
-//! writer copies the few frames committed since then itself, between two commits, so that its next
-//! commit starts the WAL over from the beginning: SQLite restarts the WAL
-//! only when every frame is in `audit.db`, which a checkpoint running
-//! beside a steady stream of commits never achieves alone. Without it the
-//! WAL grew for as long as receipts kept coming (40 MB in five seconds of
-//! the 16-writer benchmark), and every `fdatasync` then extended the file,
-//! which also commits the filesystem's journal; a WAL started over is
+//! writer copies the few frames committed since then itself, between two
+//! commits, so that its next commit starts the WAL over from the
+//! beginning: SQLite restarts the WAL only when every frame is in
+//! `audit.db`, which a checkpoint running beside a steady stream of
+//! commits never achieves alone. Without it the WAL grew until the
+//! 10,000-frame backstop (40 MB within about a second of the 16-writer
+//! benchmark), and each `fdatasync` on the way extended the file, which
+//! also commits the filesystem's journal; a WAL started over is
 //! overwritten in place.
 //!
 //! Callers that append in a loop ([`GroupCommitter::append`]) come back
@@ -147,8 +148,9 @@ struct Shared {
     writer: OnceLock<thread::Thread>,
     /// Receipts of looping callers queued and not yet answered.
     outstanding: AtomicUsize,
-    /// Set by the checkpointer after a round that checkpointed: the writer
-    /// then copies the rest of the WAL (see the module's documentation).
+    /// Set by the checkpointer after a round whose checkpoint found
+    /// [`RESTART_FRAMES`] or more in the WAL: the writer then copies the
+    /// rest (see the module's documentation).
     checkpointed: AtomicBool,
     epoch: Instant,
 }
