@@ -330,16 +330,7 @@ fn writer(
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
             }
-            while pending.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => pending.push(job),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
-                }
-            }
+            open &= drain(&rx, &mut pending);
         }
         let now = Instant::now();
         let due = !open
@@ -365,16 +356,7 @@ fn writer(
             // does not wake this thread: the last one back unparks it.
             let deadline = Instant::now() + REJOIN_WAIT;
             loop {
-                while pending.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => pending.push(job),
-                        Err(mpsc::TryRecvError::Empty) => break,
-                        Err(mpsc::TryRecvError::Disconnected) => {
-                            open = false;
-                            break;
-                        }
-                    }
-                }
+                open &= drain(&rx, &mut pending);
                 let left = deadline.saturating_duration_since(Instant::now());
                 if !open
                     || pending.len() >= MAX_BATCH
@@ -441,6 +423,19 @@ fn writer(
     }
     // Dropping sync_tx lets the syncer finish what is queued and stop;
     // dropping _stop_checkpointer stops the checkpointer.
+}
+
+/// Moves what has queued into `pending`, up to [`MAX_BATCH`], without
+/// waiting; false once every sender is gone.
+fn drain(rx: &mpsc::Receiver<Job>, pending: &mut Vec<Job>) -> bool {
+    while pending.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => pending.push(job),
+            Err(mpsc::TryRecvError::Empty) => break,
+            Err(mpsc::TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
 }
 
 /// The WAL file, opened for `fdatasync`; reopened (and its directory
