@@ -51,7 +51,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -102,7 +102,70 @@ const WRITER_CACHE_KIB: u32 = 32_768;
 /// `wal_autocheckpoint`), should the checkpointer fall behind.
 const WRITER_AUTOCHECKPOINT: u32 = 10_000;
 
-type Reply = oneshot::Sender<Result<Receipt>>;
+/// Where a caller's answer goes.
+enum Reply {
+    /// A task, or a thread holding a [`Pending`].
+    Task(oneshot::Sender<Result<Receipt>>),
+    /// A thread in [`GroupCommitter::append`], waiting parked.
+    Thread(ThreadReply),
+}
+
+impl Reply {
+    fn send(self, answer: Result<Receipt>) {
+        match self {
+            Reply::Task(tx) => {
+                // A task that stopped waiting has nobody to tell.
+                let _ = tx.send(answer);
+            }
+            Reply::Thread(mut t) => t.answer(Some(answer)),
+        }
+    }
+}
+
+/// The answer to a thread appending in a loop. It waits parked, and one
+/// `unpark` wakes it: the syncer answers up to 16 such callers after each
+/// `fdatasync`, and a oneshot's blocking receive costs a lock, a condition
+/// variable and a wake for each.
+struct Slot {
+    /// `Some(None)`: dropped unanswered (the writer is gone).
+    answer: Mutex<Option<Option<Result<Receipt>>>>,
+    thread: thread::Thread,
+}
+
+impl Slot {
+    fn wait(&self) -> Option<Result<Receipt>> {
+        loop {
+            if let Some(a) = self
+                .answer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                return a;
+            }
+            thread::park();
+        }
+    }
+}
+
+/// The writer's and syncer's end of a [`Slot`]; answers "gone" if dropped
+/// unanswered, so its thread never waits for ever.
+struct ThreadReply(Option<Arc<Slot>>);
+
+impl ThreadReply {
+    fn answer(&mut self, answer: Option<Result<Receipt>>) {
+        if let Some(slot) = self.0.take() {
+            *slot.answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
+            slot.thread.unpark();
+        }
+    }
+}
+
+impl Drop for ThreadReply {
+    fn drop(&mut self) {
+        self.answer(None);
+    }
+}
 
 /// How a caller waits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -252,8 +315,7 @@ impl GroupCommitter {
         Ok(GroupCommitter { tx, shared })
     }
 
-    fn enqueue(&self, r: NewReceipt, mode: Mode) -> Pending {
-        let (reply, rx) = oneshot::channel();
+    fn enqueue(&self, r: NewReceipt, mode: Mode, reply: Reply) {
         let job = Job {
             receipt: r,
             reply,
@@ -277,6 +339,11 @@ impl GroupCommitter {
                 w.unpark();
             }
         }
+    }
+
+    fn pending(&self, r: NewReceipt, mode: Mode) -> Pending {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(r, mode, Reply::Task(tx));
         Pending {
             rx,
             shared: self.shared.clone(),
@@ -285,12 +352,12 @@ impl GroupCommitter {
 
     /// Queues a receipt to be committed at once.
     pub fn submit(&self, r: NewReceipt) -> Pending {
-        self.enqueue(r, Mode::Now)
+        self.pending(r, Mode::Now)
     }
 
     /// Queues a receipt that may wait up to [`DEFER`] for company.
     pub fn submit_deferred(&self, r: NewReceipt) -> Pending {
-        self.enqueue(r, Mode::Deferred)
+        self.pending(r, Mode::Deferred)
     }
 
     /// Appends one receipt and blocks until it is durable: for threads
@@ -298,7 +365,17 @@ impl GroupCommitter {
     /// for the other callers answered with them, so that they share one
     /// commit. Async code uses [`GroupCommitter::submit`], which never waits.
     pub fn append(&self, r: NewReceipt) -> Result<Receipt> {
-        self.enqueue(r, Mode::Loop).wait_blocking()
+        let slot = Arc::new(Slot {
+            answer: Mutex::new(None),
+            thread: thread::current(),
+        });
+        self.enqueue(
+            r,
+            Mode::Loop,
+            Reply::Thread(ThreadReply(Some(slot.clone()))),
+        );
+        slot.wait()
+            .unwrap_or_else(|| Err(writer_gone(&self.shared)))
     }
 }
 
@@ -374,7 +451,7 @@ fn writer(
             let looping = batch.iter().filter(|j| j.mode == Mode::Loop).count();
             shared.outstanding.fetch_sub(looping, Ordering::SeqCst);
             for j in batch {
-                let _ = j.reply.send(Err(shared.poisoned_error()));
+                j.reply.send(Err(shared.poisoned_error()));
             }
             continue;
         }
@@ -397,7 +474,7 @@ fn writer(
                     .collect();
                 if let Err(mpsc::SendError(committed)) = sync_tx.send(committed) {
                     for (reply, _, _) in committed {
-                        let _ = reply.send(Err(shared.error("the audit syncer stopped")));
+                        reply.send(Err(shared.error("the audit syncer stopped")));
                     }
                 }
                 // While the syncer makes this batch durable, and only when
@@ -416,7 +493,7 @@ fn writer(
                 let looping = replies.iter().filter(|(_, l)| *l).count();
                 shared.outstanding.fetch_sub(looping, Ordering::SeqCst);
                 for (reply, _) in replies {
-                    let _ = reply.send(Err(shared.error(why.clone())));
+                    reply.send(Err(shared.error(why.clone())));
                 }
             }
         }
@@ -527,7 +604,7 @@ fn syncer(mut wal: WalFile, rx: mpsc::Receiver<Committed>, shared: Arc<Shared>) 
             .released_at
             .store(shared.epoch.elapsed().as_nanos() as u64, Ordering::SeqCst);
         for (reply, receipt, _) in groups.into_iter().flatten() {
-            let _ = reply.send(match &outcome {
+            reply.send(match &outcome {
                 Ok(()) => Ok(receipt),
                 Err(e) => Err(shared.error(e.to_string())),
             });
