@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_receipts.sql")),
     (2, include_str!("../../migrations/0002_approval_index.sql")),
     (3, include_str!("../../migrations/0003_query_index.sql")),
+    (4, include_str!("../../migrations/0004_no_id_index.sql")),
 ];
 
 /// The schema version this craik writes.
@@ -76,11 +77,24 @@ fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Seqs that share the 24 bits an id carries.
+const ID_SEQ_SPAN: i64 = 1 << 24;
+
+/// The low 24 bits of the seq that an id of the current form
+/// (`rcpt_` + 12 hex of milliseconds + 6 of seq + 6 random) names.
+fn id_seq_bits(id: &str) -> Option<i64> {
+    let hex = id.strip_prefix("rcpt_")?;
+    if hex.len() != 24 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    i64::from_str_radix(&hex[12..18], 16).ok()
+}
+
 /// `rcpt_` and 24 hex digits: the time in milliseconds (48 bits), the low
-/// 24 bits of `seq`, then 24 random bits. Ids made later sort later, so the
-/// unique index on `id` grows at its right edge instead of touching a
-/// random page per receipt; the seq part keeps two receipts of one log in
-/// the same millisecond apart without relying on chance, the random part
+/// 24 bits of `seq`, then 24 random bits. Ids made later sort later; the
+/// seq part keeps two receipts of one log in the same millisecond apart
+/// without relying on chance, and lets [`AuditLog::get`] find a receipt by
+/// id through its seq (`id` has no index since schema 4); the random part
 /// keeps ids of different logs apart.
 fn new_receipt_id(seq: i64) -> String {
     let ms = Utc::now().timestamp_millis().clamp(0, (1 << 48) - 1) as u64;
@@ -454,7 +468,10 @@ impl AuditLog {
             .map_err(|e| self.unavailable(e))
     }
 
-    /// A receipt by id (`rcpt_…`) or by seq.
+    /// A receipt by id (`rcpt_…`) or by seq. `id` has no index (schema
+    /// 4): an id of the current form names the low 24 bits of its seq, so
+    /// it is looked up by primary key; any other id (made before schema 3,
+    /// or not found that way) by reading the log.
     pub fn get(&self, id_or_seq: &str) -> Result<Receipt> {
         let sql = format!("SELECT {COLUMNS} FROM receipts WHERE ");
         let found = if let Ok(seq) = id_or_seq.parse::<i64>() {
@@ -462,9 +479,35 @@ impl AuditLog {
                 .query_row(&(sql + "seq = ?1"), [seq], row_to_receipt)
                 .optional()
         } else {
-            self.conn
-                .query_row(&(sql + "id = ?1"), [id_or_seq], row_to_receipt)
-                .optional()
+            let by_seq = || -> rusqlite::Result<Option<Receipt>> {
+                let Some(low) = id_seq_bits(id_or_seq) else {
+                    return Ok(None);
+                };
+                let max: i64 =
+                    self.conn
+                        .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
+                            r.get(0)
+                        })?;
+                let mut st = self.conn.prepare(&format!("{sql}seq = ?1 AND id = ?2"))?;
+                let mut seq = low;
+                while seq <= max {
+                    if let Some(r) = st
+                        .query_row(params![seq, id_or_seq], row_to_receipt)
+                        .optional()?
+                    {
+                        return Ok(Some(r));
+                    }
+                    seq += ID_SEQ_SPAN;
+                }
+                Ok(None)
+            };
+            match by_seq() {
+                Ok(None) => self
+                    .conn
+                    .query_row(&(sql + "id = ?1"), [id_or_seq], row_to_receipt)
+                    .optional(),
+                other => other,
+            }
         };
         found
             .map_err(|e| self.unavailable(e))?
@@ -481,7 +524,7 @@ impl AuditLog {
 
 #[cfg(test)]
 mod tests {
-    use super::new_receipt_id;
+    use super::{ID_SEQ_SPAN, id_seq_bits, new_receipt_id};
 
     #[test]
     fn receipt_ids_keep_the_schema_form_and_sort_by_time_then_seq() {
@@ -496,5 +539,22 @@ mod tests {
         }
         // Made one after another: never equal, and in order.
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
+
+    #[test]
+    fn an_id_names_the_low_bits_of_its_seq() {
+        for seq in [1, 2, 255, ID_SEQ_SPAN - 1, ID_SEQ_SPAN, ID_SEQ_SPAN + 7] {
+            assert_eq!(id_seq_bits(&new_receipt_id(seq)), Some(seq % ID_SEQ_SPAN));
+        }
+        // Ids of older forms, and anything else, name no seq.
+        for other in [
+            "rcpt_018f2a3b4c5d6e7f8a9b",
+            "rcpt_0123456789abcdef0123456z",
+            "rcpt_",
+            "",
+            "rcpt_\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+        ] {
+            assert_eq!(id_seq_bits(other), None, "{other}");
+        }
     }
 }

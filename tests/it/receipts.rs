@@ -2426,17 +2426,13 @@ fn schema_versions() {
         .map(Result::unwrap)
         .collect();
     // Version 3 moved the lookup indexes to audit-index.db and kept the
-    // approval gate's partial index.
-    assert_eq!(
-        indexes,
-        BTreeSet::from([
-            "receipts_approvals".to_string(),
-            "sqlite_autoindex_receipts_1".to_string()
-        ])
-    );
+    // approval gate's partial index; version 4 dropped the index on `id`.
+    assert_eq!(indexes, BTreeSet::from(["receipts_approvals".to_string()]));
     drop(c);
     // The migrated log keeps working: old receipt, new receipts chained on.
     assert_eq!(show_json(&env, "1")["hash"], old.hash);
+    // An id of an older form is still found (by reading the log).
+    assert_eq!(show_json(&env, &old.id)["seq"], 1);
     env.run_stdin(
         &["auth", "add", "openai:new", "--kind=keyring-ref", "--stdin"],
         Some("sk-new\n"),
