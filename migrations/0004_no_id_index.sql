@@ -2,9 +2,9 @@
 -- commit rewrote that index's leaf and interior pages: a commit of 16
 -- receipts wrote 7.9 WAL frames with it and 5.2 without (docs/benchmarks.md),
 -- and each of those bytes is in the fdatasync a caller waits on. An id is
--- covered by the receipt's hash like every other field, and ids made since
--- schema 3 carry the low 24 bits of their seq, so `receipts show <id>` finds
--- them through the primary key (src/audit/log.rs, `AuditLog::get`).
+-- covered by the receipt's hash like every other field, and ids of the
+-- current form carry the low 24 bits of their seq, so `receipts show <id>`
+-- finds them through the primary key (src/audit/log.rs, `AuditLog::get`).
 --
 -- SQLite cannot drop a column constraint's index, so the table is copied
 -- into one without it, row for row, inside the migration's transaction.

@@ -470,8 +470,8 @@ impl AuditLog {
 
     /// A receipt by id (`rcpt_…`) or by seq. `id` has no index (schema
     /// 4): an id of the current form names the low 24 bits of its seq, so
-    /// it is looked up by primary key; any other id (made before schema 3,
-    /// or not found that way) by reading the log.
+    /// it is looked up by primary key; any other id (made by an earlier
+    /// craik, or not found that way) by reading the log.
     pub fn get(&self, id_or_seq: &str) -> Result<Receipt> {
         let sql = format!("SELECT {COLUMNS} FROM receipts WHERE ");
         let found = if let Ok(seq) = id_or_seq.parse::<i64>() {
