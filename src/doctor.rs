@@ -48,8 +48,6 @@ fn check(
 fn query_index(log: &Path) -> Check {
     use crate::audit::index::{self, Status};
     let name = "query index";
-    let rebuild =
-        || Some("delete audit-index.db; the next craik receipts query rebuilds it".into());
     let path = index::index_path(log);
     if path.exists()
         && let Err(why) = owner_only(&path)
@@ -87,7 +85,7 @@ fn query_index(log: &Path) -> Check {
             name,
             Level::Warn,
             format!("unreadable ({why}); queries read the log instead"),
-            rebuild(),
+            Some("delete audit-index.db; the next craik receipts query rebuilds it".into()),
         ),
     }
 }

@@ -140,11 +140,18 @@ pub(super) fn upto(conn: &Connection) -> rusqlite::Result<i64> {
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if upto == 0 || log_hash(conn, upto)?.as_deref() == Some(hash.as_str()) {
-        Ok(upto)
+    Ok(if matches_log(conn, upto, &hash)? {
+        upto
     } else {
-        Ok(0)
-    }
+        0
+    })
+}
+
+/// Whether the log still holds the index's last entry: its receipt `upto`
+/// with hash `hash` (an empty index always matches). `conn` has the log
+/// as `main`.
+fn matches_log(conn: &Connection, upto: i64, hash: &str) -> rusqlite::Result<bool> {
+    Ok(upto == 0 || log_hash(conn, upto)?.as_deref() == Some(hash))
 }
 
 fn log_hash(conn: &Connection, seq: i64) -> rusqlite::Result<Option<String>> {
@@ -232,12 +239,7 @@ pub fn status(log: &Path) -> Status {
         let total: i64 = log.query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
             r.get(0)
         })?;
-        let at: Option<String> = log
-            .query_row("SELECT hash FROM receipts WHERE seq = ?1", [upto], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        Ok(if upto == 0 || at.as_deref() == Some(hash.as_str()) {
+        Ok(if matches_log(&log, upto, &hash)? {
             Status::Covers { upto, total }
         } else {
             Status::Stale
