@@ -126,8 +126,11 @@ const READ_AHEAD_WINDOW: u64 = 8 << 20;
 
 /// `MemAvailable` of /proc/meminfo, in bytes.
 fn mem_available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    mem_available_in(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+fn mem_available_in(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
 }
@@ -472,5 +475,23 @@ impl AuditLog {
             "modified",
             format!("receipt {}'s contents do not match its hash", r.seq),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mem_available_in;
+
+    #[test]
+    fn reads_the_memory_available() {
+        let info = "MemTotal:       24683904 kB\nMemFree:        22229420 kB\nMemAvailable:   24268072 kB\n";
+        assert_eq!(mem_available_in(info), Some(24_268_072 * 1024));
+        // Nothing to go by: no read-ahead.
+        assert_eq!(mem_available_in("MemTotal: 1 kB\n"), None);
+        assert_eq!(mem_available_in("MemAvailable: lots kB\n"), None);
+        assert_eq!(
+            mem_available_in("MemAvailable: 18446744073709551615 kB\n"),
+            None
+        );
     }
 }
