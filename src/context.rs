@@ -9,6 +9,8 @@ pub struct Context {
     pub home: Home,
     pub secrets: Secrets,
     audit: Option<(AuditLog, AuditKey)>,
+    /// Where notices for the user go (the CLI prints them on stderr).
+    notice: fn(&str),
 }
 
 impl Context {
@@ -17,6 +19,7 @@ impl Context {
             secrets: Secrets::new(&home),
             home,
             audit: None,
+            notice: |_| {},
         }
     }
 
@@ -24,11 +27,25 @@ impl Context {
         Ok(Context::open(Home::open_default()?))
     }
 
+    /// Sends notices for the user (an audit log's schema upgrade) to `f`.
+    pub fn set_notice(&mut self, f: fn(&str)) {
+        self.notice = f;
+    }
+
+    /// Opens the audit log (creating and migrating it as needed), telling
+    /// the user before an upgrade of its schema.
+    pub fn open_audit_log(&self) -> crate::Result<AuditLog> {
+        let notice = self.notice;
+        Ok(AuditLog::open_noting(&self.home, |m| {
+            notice(&m.to_string())
+        })?)
+    }
+
     /// The audit log and key, opened on first use. Fails closed: an error
     /// here means no receipt can be written, so the action must not happen.
     pub fn audit(&mut self) -> crate::Result<&mut (AuditLog, AuditKey)> {
         if self.audit.is_none() {
-            let log = AuditLog::open(&self.home)?;
+            let log = self.open_audit_log()?;
             let key = AuditKey::load(&self.secrets)?;
             self.audit = Some((log, key));
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
-use crate::audit::{AuditLog, SCHEMA_VERSION};
+use crate::audit::SCHEMA_VERSION;
 use crate::context::Context;
 use crate::profile::{Kind, META_ENV_VAR, META_HANDLE, META_REF, ProfileStore};
 use crate::secret_ref::SecretRef;
@@ -319,7 +319,7 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
             None,
         ));
     } else {
-        match AuditLog::open(&ctx.home) {
+        match ctx.open_audit_log() {
             Err(e) => out.push(check("audit log", Level::Fail, e.to_string(), e.hint())),
             Ok(log) => {
                 let version = log.schema_version().unwrap_or(0);

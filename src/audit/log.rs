@@ -61,6 +61,30 @@ pub(super) fn row_to_receipt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Receip
 }
 
 /// An open audit log.
+/// A schema upgrade about to run on an existing log, for the caller to
+/// tell the user about: it runs once, inside one transaction, and takes
+/// about a minute for a million receipts (schema 4 copies the table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub path: PathBuf,
+    pub from: i64,
+    pub to: i64,
+    pub receipts: i64,
+}
+
+impl std::fmt::Display for Migration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "upgrading the audit log {} from schema {} to {} ({} receipts); this runs once, and takes about a minute per million receipts",
+            self.path.display(),
+            self.from,
+            self.to,
+            self.receipts
+        )
+    }
+}
+
 pub struct AuditLog {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
@@ -130,17 +154,29 @@ fn find_sql(kind: &str, with_run: bool) -> String {
 impl AuditLog {
     /// Opens (creating and migrating as needed) `<home>/audit.db`.
     pub fn open(home: &Home) -> Result<AuditLog> {
+        AuditLog::open_noting(home, |_| {})
+    }
+
+    /// [`AuditLog::open`], calling `on_migrate` before an existing log's
+    /// schema is upgraded.
+    pub fn open_noting(home: &Home, on_migrate: impl FnOnce(&Migration)) -> Result<AuditLog> {
         let path = home.path(AUDIT_FILE);
         home.check_file(AUDIT_FILE)
             .map_err(|e| AuditError::Unavailable {
                 path: path.clone(),
                 why: e.to_string(),
             })?;
-        AuditLog::open_path(&path)
+        AuditLog::open_path_noting(&path, on_migrate)
     }
 
     /// Opens an audit log at an explicit path.
     pub fn open_path(path: &Path) -> Result<AuditLog> {
+        AuditLog::open_path_noting(path, |_| {})
+    }
+
+    /// [`AuditLog::open_path`], calling `on_migrate` before an existing
+    /// log's schema is upgraded.
+    pub fn open_path_noting(path: &Path, on_migrate: impl FnOnce(&Migration)) -> Result<AuditLog> {
         let unavailable = |why: String| AuditError::Unavailable {
             path: path.to_path_buf(),
             why,
@@ -176,7 +212,7 @@ impl AuditLog {
             return Err(unavailable("the database is read-only".into()));
         }
         log.configure().map_err(|e| unavailable(e.to_string()))?;
-        log.migrate()?;
+        log.migrate(on_migrate)?;
         Ok(log)
     }
 
@@ -244,7 +280,7 @@ impl AuditLog {
             .map_err(|e| self.unavailable(e))
     }
 
-    fn migrate(&mut self) -> Result<()> {
+    fn migrate(&mut self, on_migrate: impl FnOnce(&Migration)) -> Result<()> {
         let current = self.schema_version()?;
         if current > SCHEMA_VERSION {
             return Err(AuditError::NewerSchema {
@@ -270,6 +306,23 @@ impl AuditLog {
                 path: self.path.clone(),
                 why: e.to_string(),
             })?;
+        // A new log (version 0) has nothing to upgrade.
+        if current > 0 && current < SCHEMA_VERSION {
+            let receipts: i64 = tx
+                .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| AuditError::Unavailable {
+                    path: self.path.clone(),
+                    why: e.to_string(),
+                })?;
+            on_migrate(&Migration {
+                path: self.path.clone(),
+                from: current,
+                to: SCHEMA_VERSION,
+                receipts,
+            });
+        }
         for (version, sql) in MIGRATIONS {
             if *version > current {
                 tx.execute_batch(sql)

@@ -358,7 +358,7 @@ fn grants(
 }
 
 pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
-    let mut ctx = Context::open_default()?;
+    let mut ctx = super::context()?;
     match cmd {
         AuthCommand::Check {
             id,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use craik::audit::AuditLog;
 use craik::audit::group::GroupCommitter;
 use craik::broker::proxy::{self, ProxyState};
 use craik::broker::{CallSpec, Target};
@@ -120,7 +119,7 @@ pub struct ProxyArgs {
 }
 
 pub fn exec(args: ExecArgs) -> craik::Result<i32> {
-    let mut ctx = Context::open_default()?;
+    let mut ctx = super::context()?;
     let spec = craik::broker::exec::ExecSpec {
         call: CallSpec {
             target: args.target.target(&ctx)?,
@@ -150,7 +149,7 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
             "listen on 127.0.0.1, or pass --allow-remote if you mean it",
         ));
     }
-    let mut ctx = Context::open_default()?;
+    let mut ctx = super::context()?;
     let spec = CallSpec {
         target: args.target.target(&ctx)?,
         run: args.run.unwrap_or_else(craik::authorize::new_run_id),
@@ -160,7 +159,7 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
     };
     let (ups, pool, operator) = craik::broker::proxy_upstreams(&mut ctx, &spec)?;
     let family = craik::provider::info(ups[0].profile.provider_family);
-    let committer = GroupCommitter::start(AuditLog::open(&ctx.home)?)?;
+    let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
     let state = Arc::new(ProxyState::new(
         proxy::new_token(),
         family,

@@ -4,7 +4,6 @@ use std::io::{IsTerminal, Write};
 
 use clap::Args;
 
-use craik::context::Context;
 use craik::exit;
 use craik::operator::session::{self, Session};
 use craik::operator::{self, LoginEvent, OidcConfig, OperatorError};
@@ -67,7 +66,7 @@ pub fn login(args: LoginArgs) -> craik::Result<i32> {
 }
 
 fn login_inner(args: LoginArgs) -> craik::Result<i32> {
-    let mut ctx = Context::open_default()?;
+    let mut ctx = super::context()?;
     let config = OidcConfig::resolve(args.issuer, args.client_id, args.scopes, args.groups_claim)?;
     // Fail closed before anyone approves anything.
     ctx.audit()?;
@@ -138,7 +137,7 @@ fn login_inner(args: LoginArgs) -> craik::Result<i32> {
 }
 
 pub fn whoami(json: bool) -> craik::Result<i32> {
-    let mut ctx = Context::open_default()?;
+    let mut ctx = super::context()?;
     let s = operator::current_session(&mut ctx)?;
     if s.expired() {
         return Err(OperatorError::Expired("the session has expired".into()).into());
@@ -164,7 +163,7 @@ pub fn whoami(json: bool) -> craik::Result<i32> {
 }
 
 pub fn logout(json: bool) -> craik::Result<i32> {
-    let mut ctx = Context::open_default()?;
+    let mut ctx = super::context()?;
     match operator::logout(&mut ctx)? {
         None => {
             if json {

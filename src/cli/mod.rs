@@ -103,9 +103,16 @@ pub fn run() -> i32 {
     }
 }
 
+/// The invocation's context, with notices for the user on stderr.
+pub(crate) fn context() -> craik::Result<craik::context::Context> {
+    let mut ctx = craik::context::Context::open_default()?;
+    ctx.set_notice(|m| eprintln!("craik: {m}"));
+    Ok(ctx)
+}
+
 fn doctor(json: bool) -> craik::Result<i32> {
     use craik::doctor::Level;
-    let mut ctx = craik::context::Context::open_default()?;
+    let mut ctx = context()?;
     let checks = craik::doctor::run(&mut ctx);
     let failed = checks.iter().any(|c| c.level == Level::Fail);
     if json {

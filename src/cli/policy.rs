@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use craik::context::Context;
 use craik::exit;
 use craik::policy::Policy;
 use craik::profile::ProfileId;
@@ -57,7 +56,7 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
             policies,
             json,
         } => {
-            let mut ctx = Context::open_default()?;
+            let mut ctx = super::context()?;
             let id: ProfileId = profile.parse()?;
             let (eval, op) = craik::authorize::explain(&mut ctx, &id, &policies)?;
             if json {

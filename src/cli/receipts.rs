@@ -170,11 +170,11 @@ fn time(s: Option<String>) -> craik::Result<Option<chrono::DateTime<chrono::Utc>
 }
 
 fn open_log(ctx: &Context) -> craik::Result<AuditLog> {
-    Ok(AuditLog::open(&ctx.home)?)
+    ctx.open_audit_log()
 }
 
 pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
-    let mut ctx = Context::open_default()?;
+    let mut ctx = super::context()?;
     match cmd {
         ReceiptsCommand::List {
             operator,

@@ -2446,6 +2446,15 @@ fn schema_versions() {
     let r = env.run(&["receipts", "verify"]);
     r.ok();
     assert!(r.stdout.contains("verified 1 receipts"), "{}", r.stdout);
+    // The user is told once, before the upgrade runs.
+    let notice = format!(
+        "craik: upgrading the audit log {} from schema 1 to {SCHEMA_VERSION} (1 receipts)",
+        db.display()
+    );
+    assert!(r.stderr.contains(&notice), "{}", r.stderr);
+    let again = env.run(&["receipts", "verify"]);
+    again.ok();
+    assert!(!again.stderr.contains("upgrading"), "{}", again.stderr);
     let c = Connection::open(&db).unwrap();
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
