@@ -60,7 +60,6 @@ pub(super) fn row_to_receipt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Receip
     })
 }
 
-/// An open audit log.
 /// A schema upgrade about to run on an existing log, for the caller to
 /// tell the user about: it runs once, inside one transaction, and takes
 /// about a minute for a million receipts (schema 4 copies the table).
@@ -76,7 +75,7 @@ impl std::fmt::Display for Migration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "upgrading the audit log {} from schema {} to {} ({} receipts); this runs once, and takes about a minute per million receipts",
+            "upgrading the audit log {} from schema {} to {} ({} receipts); this runs once, and can take about a minute per million receipts",
             self.path.display(),
             self.from,
             self.to,
@@ -85,6 +84,7 @@ impl std::fmt::Display for Migration {
     }
 }
 
+/// An open audit log.
 pub struct AuditLog {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
