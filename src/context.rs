@@ -1,7 +1,7 @@
 //! The state one craik invocation works with: the home, the secret store,
 //! and (opened on demand) the audit log and its key.
 
-use crate::audit::{AuditKey, AuditLog, NewReceipt, Operator, Receipt};
+use crate::audit::{AuditKey, AuditLog, NewReceipt, Notice, Operator, Receipt};
 use crate::home::Home;
 use crate::secret::Secrets;
 
@@ -10,7 +10,7 @@ pub struct Context {
     pub secrets: Secrets,
     audit: Option<(AuditLog, AuditKey)>,
     /// Where notices for the user go (the CLI prints them on stderr).
-    notice: fn(&str),
+    notice: fn(&Notice),
 }
 
 impl Context {
@@ -27,18 +27,16 @@ impl Context {
         Ok(Context::open(Home::open_default()?))
     }
 
-    /// Sends notices for the user (an audit log's schema upgrade) to `f`.
-    pub fn set_notice(&mut self, f: fn(&str)) {
+    /// Sends notices for the user (an audit log's schema upgrade, a long
+    /// catch-up of its query index) to `f`.
+    pub fn set_notice(&mut self, f: fn(&Notice)) {
         self.notice = f;
     }
 
     /// Opens the audit log (creating and migrating it as needed), telling
-    /// the user before an upgrade of its schema.
+    /// the user before slow, one-off work.
     pub fn open_audit_log(&self) -> crate::Result<AuditLog> {
-        let notice = self.notice;
-        Ok(AuditLog::open_noting(&self.home, |m| {
-            notice(&m.to_string())
-        })?)
+        Ok(AuditLog::open_noting(&self.home, self.notice)?)
     }
 
     /// The audit log and key, opened on first use. Fails closed: an error

@@ -147,6 +147,17 @@ pub(super) fn upto(conn: &Connection) -> rusqlite::Result<i64> {
     })
 }
 
+/// How many of the log's receipts the index lacks, if it can tell.
+pub(super) fn behind(conn: &Connection) -> Option<i64> {
+    let upto = upto(conn).ok()?;
+    let last: i64 = conn
+        .query_row("SELECT coalesce(max(seq), 0) FROM main.receipts", [], |r| {
+            r.get(0)
+        })
+        .ok()?;
+    Some(last - upto)
+}
+
 /// Whether the log still holds the index's last entry: its receipt `upto`
 /// with hash `hash` (an empty index always matches). `conn` has the log
 /// as `main`.

@@ -60,27 +60,47 @@ pub(super) fn row_to_receipt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Receip
     })
 }
 
-/// A schema upgrade about to run on an existing log, for the caller to
-/// tell the user about: it runs once, inside one transaction, and takes
-/// about a minute for a million receipts (schema 4 copies the table).
+/// Slow, one-off work an open log is about to do, for the caller to tell
+/// the user about (the CLI prints it on stderr).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migration {
-    pub path: PathBuf,
-    pub from: i64,
-    pub to: i64,
-    pub receipts: i64,
+pub enum Notice {
+    /// An existing log's schema upgrade: it runs once, inside one
+    /// transaction, and takes about a minute for a million receipts
+    /// (schema 4 copies the table).
+    Migrating {
+        path: PathBuf,
+        from: i64,
+        to: i64,
+        receipts: i64,
+    },
+    /// A query first brings the query index up to date, and it lacks at
+    /// least [`INDEX_NOTICE_FROM`] receipts (a copied or migrated log, a
+    /// deleted index): about 30 s for a million.
+    Indexing { path: PathBuf, behind: i64 },
 }
 
-impl std::fmt::Display for Migration {
+/// Receipts the query index may lack before a query says it is catching up.
+pub const INDEX_NOTICE_FROM: i64 = 50_000;
+
+impl std::fmt::Display for Notice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "upgrading the audit log {} from schema {} to {} ({} receipts); this runs once, and can take about a minute per million receipts",
-            self.path.display(),
-            self.from,
-            self.to,
-            self.receipts
-        )
+        match self {
+            Notice::Migrating {
+                path,
+                from,
+                to,
+                receipts,
+            } => write!(
+                f,
+                "upgrading the audit log {} from schema {from} to {to} ({receipts} receipts); this runs once, and can take about a minute per million receipts",
+                path.display()
+            ),
+            Notice::Indexing { path, behind } => write!(
+                f,
+                "bringing the query index of {} up to date ({behind} receipts to copy); this can take about 30 s per million receipts",
+                path.display()
+            ),
+        }
     }
 }
 
@@ -95,6 +115,8 @@ pub struct AuditLog {
     /// Whether appends bring the index up to date now and then. The group
     /// committer's writer leaves that to its checkpointer thread.
     pub(super) inline_index: bool,
+    /// Where [`Notice`]s go.
+    pub(super) notice: fn(&Notice),
 }
 
 fn now_rfc3339() -> String {
@@ -157,16 +179,15 @@ impl AuditLog {
         AuditLog::open_noting(home, |_| {})
     }
 
-    /// [`AuditLog::open`], calling `on_migrate` before an existing log's
-    /// schema is upgraded.
-    pub fn open_noting(home: &Home, on_migrate: impl FnOnce(&Migration)) -> Result<AuditLog> {
+    /// [`AuditLog::open`], telling `notice` before slow, one-off work.
+    pub fn open_noting(home: &Home, notice: fn(&Notice)) -> Result<AuditLog> {
         let path = home.path(AUDIT_FILE);
         home.check_file(AUDIT_FILE)
             .map_err(|e| AuditError::Unavailable {
                 path: path.clone(),
                 why: e.to_string(),
             })?;
-        AuditLog::open_path_noting(&path, on_migrate)
+        AuditLog::open_path_noting(&path, notice)
     }
 
     /// Opens an audit log at an explicit path.
@@ -174,9 +195,8 @@ impl AuditLog {
         AuditLog::open_path_noting(path, |_| {})
     }
 
-    /// [`AuditLog::open_path`], calling `on_migrate` before an existing
-    /// log's schema is upgraded.
-    pub fn open_path_noting(path: &Path, on_migrate: impl FnOnce(&Migration)) -> Result<AuditLog> {
+    /// [`AuditLog::open_path`], telling `notice` before slow, one-off work.
+    pub fn open_path_noting(path: &Path, notice: fn(&Notice)) -> Result<AuditLog> {
         let unavailable = |why: String| AuditError::Unavailable {
             path: path.to_path_buf(),
             why,
@@ -205,6 +225,7 @@ impl AuditLog {
             path: path.to_path_buf(),
             query: OnceCell::new(),
             inline_index: true,
+            notice,
         };
         // SQLite silently falls back to read-only when it cannot write the
         // file; a log that cannot take receipts must fail closed here.
@@ -212,7 +233,7 @@ impl AuditLog {
             return Err(unavailable("the database is read-only".into()));
         }
         log.configure().map_err(|e| unavailable(e.to_string()))?;
-        log.migrate(on_migrate)?;
+        log.migrate()?;
         Ok(log)
     }
 
@@ -280,7 +301,7 @@ impl AuditLog {
             .map_err(|e| self.unavailable(e))
     }
 
-    fn migrate(&mut self, on_migrate: impl FnOnce(&Migration)) -> Result<()> {
+    fn migrate(&mut self) -> Result<()> {
         let current = self.schema_version()?;
         if current > SCHEMA_VERSION {
             return Err(AuditError::NewerSchema {
@@ -316,7 +337,7 @@ impl AuditLog {
                     path: self.path.clone(),
                     why: e.to_string(),
                 })?;
-            on_migrate(&Migration {
+            (self.notice)(&Notice::Migrating {
                 path: self.path.clone(),
                 from: current,
                 to: SCHEMA_VERSION,

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 pub use checkpoint::Checkpoint;
 pub use identity::AuditKey;
-pub use log::{AUDIT_FILE, AuditLog, Migration, SCHEMA_VERSION};
+pub use log::{AUDIT_FILE, AuditLog, INDEX_NOTICE_FROM, Notice, SCHEMA_VERSION};
 pub use query::{Filter, Stats, parse_time};
 pub use receipt::{NewReceipt, Operator, Receipt};
 pub use verify::{Damage, VerifyReport};

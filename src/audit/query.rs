@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 use serde::Serialize;
 
 use super::index;
-use super::log::{COLUMNS, row_to_receipt};
+use super::log::{COLUMNS, INDEX_NOTICE_FROM, Notice, row_to_receipt};
 use super::{AuditError, AuditLog, Receipt, Result};
 
 /// What to select. Every field narrows the result.
@@ -248,6 +248,14 @@ impl AuditLog {
     fn for_query(&self) -> (&rusqlite::Connection, bool) {
         match self.query_conn() {
             Some(c) => {
+                if let Some(behind) = index::behind(c)
+                    && behind >= INDEX_NOTICE_FROM
+                {
+                    (self.notice)(&Notice::Indexing {
+                        path: index::index_path(&self.path),
+                        behind,
+                    });
+                }
                 let _ = index::refresh(c);
                 (c, true)
             }

@@ -106,7 +106,7 @@ pub fn run() -> i32 {
 /// The invocation's context, with notices for the user on stderr.
 pub(crate) fn context() -> craik::Result<craik::context::Context> {
     let mut ctx = craik::context::Context::open_default()?;
-    ctx.set_notice(|m| eprintln!("craik: {m}"));
+    ctx.set_notice(|n| eprintln!("craik: {n}"));
     Ok(ctx)
 }
 

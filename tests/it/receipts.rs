@@ -2392,6 +2392,39 @@ fn receipts_hash_matches_the_log() {
 }
 
 #[test]
+fn a_long_index_catch_up_is_announced() {
+    let env = Env::new();
+    env.run(&["receipts", "list"]).ok();
+    // 50,000 receipts the query index has not seen, as in a copied log.
+    Connection::open(env.file("audit.db"))
+        .unwrap()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)
+             INSERT INTO receipts (seq, id, created_at, kind, status, details, prev_hash, hash)
+             SELECT i, 'rcpt_' || i, '2026-12-01T00:00:00.000Z', 'profile_added', 'ok', '{}', 'p', 'h' || i FROM n",
+        )
+        .unwrap();
+    let r = env.run(&["receipts", "list", "--limit", "1", "--json"]);
+    r.ok();
+    let notice = format!(
+        "craik: bringing the query index of {} up to date (50000 receipts to copy)",
+        env.file("audit-index.db").display()
+    );
+    assert!(r.stderr.contains(&notice), "{}", r.stderr);
+    // The notice stays off stdout.
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        listed["receipts"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.stdout
+    );
+    let again = env.run(&["receipts", "list", "--limit", "1"]);
+    again.ok();
+    assert!(!again.stderr.contains("query index"), "{}", again.stderr);
+}
+
+#[test]
 fn schema_versions() {
     const { assert!(SCHEMA_VERSION > 1) };
 
