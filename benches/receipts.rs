@@ -111,7 +111,10 @@ fn raw_reference(dir: &Path, key: &AuditKey, n: usize) -> f64 {
 
 /// Drops a log's pages (and its WAL's) from the page cache, so that the
 /// next read comes from the disk: no root needed, unlike drop_caches.
-fn evict(db: &Path) {
+/// Only with the log closed: closing a descriptor of the file would drop
+/// the POSIX locks an open connection holds on it.
+#[cfg(target_os = "linux")]
+fn evict(db: &Path) -> bool {
     for suffix in ["", "-wal"] {
         if let Ok(f) = std::fs::File::open(format!("{}{suffix}", db.display())) {
             // Only clean pages can be dropped.
@@ -119,6 +122,12 @@ fn evict(db: &Path) {
             rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
         }
     }
+    true
+}
+
+#[cfg(not(target_os = "linux"))]
+fn evict(_db: &Path) -> bool {
+    false
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -223,7 +232,15 @@ fn main() {
     // auditor checking a log written days ago), then with them cached.
     for cached in [false, true] {
         if !cached {
-            evict(&big);
+            drop(log);
+            let evicted = evict(&big);
+            log = AuditLog::open_path(&big).unwrap();
+            if !evicted {
+                println!(
+                    "| verify 1,000,000 receipts, log not in the page cache | not measured (evicting needs Linux) | < 3 s |"
+                );
+                continue;
+            }
         }
         let start = Instant::now();
         let report = log.verify(&[]).unwrap();

@@ -313,6 +313,23 @@ impl AuditLog {
         if current == SCHEMA_VERSION {
             return Ok(());
         }
+        // Told before the write lock is taken, so that a slow reader of
+        // the notice holds up no writer. A new log (version 0) has
+        // nothing to upgrade.
+        if current > 0 {
+            let receipts: i64 = self
+                .conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| self.unavailable(e))?;
+            (self.notice)(&Notice::Migrating {
+                path: self.path.clone(),
+                from: current,
+                to: SCHEMA_VERSION,
+                receipts,
+            });
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -327,23 +344,6 @@ impl AuditLog {
                 path: self.path.clone(),
                 why: e.to_string(),
             })?;
-        // A new log (version 0) has nothing to upgrade.
-        if current > 0 && current < SCHEMA_VERSION {
-            let receipts: i64 = tx
-                .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
-                    r.get(0)
-                })
-                .map_err(|e| AuditError::Unavailable {
-                    path: self.path.clone(),
-                    why: e.to_string(),
-                })?;
-            (self.notice)(&Notice::Migrating {
-                path: self.path.clone(),
-                from: current,
-                to: SCHEMA_VERSION,
-                receipts,
-            });
-        }
         for (version, sql) in MIGRATIONS {
             if *version > current {
                 tx.execute_batch(sql)
@@ -494,8 +494,13 @@ impl AuditLog {
                 // durable, a lagging index only makes the next query read
                 // a longer tail, and if the index is locked another
                 // process is bringing it up to date already.
+                // An index far behind (a copied or migrated log) is left
+                // to the next query, which says it is catching up, rather
+                // than hold this append for as long as that takes.
                 if let Some(c) = self.query_conn() {
-                    if c.busy_timeout(Duration::ZERO).is_ok() {
+                    if c.busy_timeout(Duration::ZERO).is_ok()
+                        && index::behind(c).is_some_and(|b| b < INDEX_NOTICE_FROM)
+                    {
                         let _ = index::refresh(c);
                     }
                     let _ = c.busy_timeout(index::QUERY_BUSY);

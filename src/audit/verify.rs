@@ -76,42 +76,71 @@ const PARALLEL_FROM: i64 = 100_000;
 
 /// Asks the kernel, from a thread of its own, to read the whole log into
 /// the page cache while a full verify runs, when it fits in half the
-/// memory available.
+/// memory available (Linux only; elsewhere nothing).
 ///
 /// Why: the verify walks the table in seq order, and in a log that has
 /// been migrated (or that held indexes once) those pages lie scattered in
 /// the file, so a verify of a log not in the page cache read it a page at
 /// a time: 6.50 s for the 1,000,000-receipt bench log against 1.28 s
 /// cached, while `dd` reads the 1.2 GB file in 0.7 s. With the hint the
-/// uncached verify took 2.50-2.68 s (docs/benchmarks.md). Over cached
-/// pages the hints take about 30 ms, beside the verify. A log larger than
+/// uncached verify took 2.5-2.9 s (docs/benchmarks.md). A log larger than
 /// half the memory available is left to the kernel's own read-ahead, so
 /// as not to evict the cache.
+/// Descriptors opened for [`read_ahead`], by (device, inode); never closed.
+#[cfg(target_os = "linux")]
+type Held = std::sync::Mutex<Vec<((u64, u64), std::sync::Arc<std::fs::File>)>>;
+
+#[cfg(target_os = "linux")]
 fn read_ahead(path: &std::path::Path) {
-    let Ok(file) = std::fs::File::open(path) else {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, OnceLock, PoisonError};
+
+    // Closing any descriptor of a file drops every POSIX lock this process
+    // holds on it, SQLite's included. So the descriptor the hints use is
+    // opened once per file and never closed, as SQLite keeps its own.
+    static HELD: OnceLock<Held> = OnceLock::new();
+    let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
-    let Some(len) = file
-        .metadata()
-        .ok()
-        .and_then(|m| std::num::NonZeroU64::new(m.len()))
-    else {
+    let Some(len) = std::num::NonZeroU64::new(meta.len()) else {
         return;
     };
     if mem_available().is_none_or(|avail| len.get() > avail / 2) {
         return;
     }
-    // Detached: the hint only moves pages into the cache, and the thread
-    // ends once the kernel has queued the reads.
+    let key = (meta.dev(), meta.ino());
+    let file = {
+        let mut held = HELD
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match held.iter().find(|(k, _)| *k == key) {
+            Some((_, f)) => f.clone(),
+            None => {
+                let Ok(f) = std::fs::File::open(path) else {
+                    return;
+                };
+                let f = Arc::new(f);
+                // Kept under the file it turned out to be, even if the
+                // path was replaced meanwhile: it is never closed.
+                let opened = f.metadata().map(|m| (m.dev(), m.ino())).unwrap_or(key);
+                held.push((opened, f.clone()));
+                if opened != key {
+                    return;
+                }
+                f
+            }
+        }
+    };
     let _ = std::thread::Builder::new()
         .name("craik-audit-read-ahead".into())
         .spawn(move || {
-            // In windows: Linux reads at most its read-ahead size (8
-            // MiB here) of one hint.
+            // In windows no larger than Linux's default read-ahead: one
+            // hint reads at most the device's read-ahead size.
             let mut at = 0;
             while at < len.get() {
                 let _ = rustix::fs::fadvise(
-                    &file,
+                    &*file,
                     at,
                     std::num::NonZeroU64::new(READ_AHEAD_WINDOW),
                     rustix::fs::Advice::WillNeed,
@@ -121,14 +150,20 @@ fn read_ahead(path: &std::path::Path) {
         });
 }
 
-/// Bytes hinted at a time.
-const READ_AHEAD_WINDOW: u64 = 8 << 20;
+#[cfg(not(target_os = "linux"))]
+fn read_ahead(_path: &std::path::Path) {}
+
+/// Bytes hinted at a time: Linux's default read-ahead.
+#[cfg(target_os = "linux")]
+const READ_AHEAD_WINDOW: u64 = 128 << 10;
 
 /// `MemAvailable` of /proc/meminfo, in bytes.
+#[cfg(target_os = "linux")]
 fn mem_available() -> Option<u64> {
     mem_available_in(&std::fs::read_to_string("/proc/meminfo").ok()?)
 }
 
+#[cfg(any(target_os = "linux", test))]
 fn mem_available_in(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

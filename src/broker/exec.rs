@@ -10,7 +10,6 @@ use serde_json::Map;
 use super::proxy::{self, ProxyState, Upstream};
 use super::{Call, CallSpec, abandon_call, base_url_of, finish_call, start_call};
 use crate::Error;
-use crate::audit::AuditLog;
 use crate::audit::group::GroupCommitter;
 use crate::context::Context;
 use crate::pool::Outcome;
@@ -114,7 +113,7 @@ fn prepare_child(
                 base_url: base_url_of(&call.profile)?,
                 identity_hash: call.identity_hash.clone(),
             };
-            let committer = GroupCommitter::start(AuditLog::open(&ctx.home)?)?;
+            let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
             let state = Arc::new(ProxyState::new(
                 proxy::new_token(),
                 family,

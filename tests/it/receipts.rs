@@ -2395,19 +2395,27 @@ fn receipts_hash_matches_the_log() {
 fn a_long_index_catch_up_is_announced() {
     let env = Env::new();
     env.run(&["receipts", "list"]).ok();
-    // 50,000 receipts the query index has not seen, as in a copied log.
+    // 50,047 receipts the query index has not seen, as in a copied log.
     Connection::open(env.file("audit.db"))
         .unwrap()
         .execute_batch(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50047)
              INSERT INTO receipts (seq, id, created_at, kind, status, details, prev_hash, hash)
              SELECT i, 'rcpt_' || i, '2026-12-01T00:00:00.000Z', 'profile_added', 'ok', '{}', 'p', 'h' || i FROM n",
         )
         .unwrap();
+    // The next append, receipt 50,048, passes a multiple of 64, where an
+    // append brings the index up to date: not one this far behind, which
+    // is left to the next query.
+    env.run_stdin(
+        &["auth", "add", "openai:x", "--kind=keyring-ref", "--stdin"],
+        Some("sk-x\n"),
+    )
+    .ok();
     let r = env.run(&["receipts", "list", "--limit", "1", "--json"]);
     r.ok();
     let notice = format!(
-        "craik: bringing the query index of {} up to date (50000 receipts to copy)",
+        "craik: bringing the query index of {} up to date (50048 receipts to copy)",
         env.file("audit-index.db").display()
     );
     assert!(r.stderr.contains(&notice), "{}", r.stderr);
