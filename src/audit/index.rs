@@ -26,8 +26,6 @@
 //! query that fails on a damaged index file is run again over the log
 //! alone (see `query.rs`).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -96,11 +94,7 @@ pub(super) fn open(log: &Path, busy: Duration) -> rusqlite::Result<Connection> {
     let path = index_path(log);
     if !path.exists() {
         // Created here so it is 0600 from the start, like the log.
-        let _ = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path);
+        let _ = super::create_private(&path);
     }
     let conn = Connection::open_with_flags(
         log,

@@ -1,8 +1,6 @@
 //! The SQLite audit log: opening, migrations and appends.
 
 use std::cell::OnceCell;
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -204,16 +202,7 @@ impl AuditLog {
         // Create the file ourselves so it is 0600 from the start; SQLite
         // gives the -wal and -shm files the same mode.
         if !path.exists() {
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-            {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(unavailable(e.to_string())),
-            }
+            super::create_private(path).map_err(|e| unavailable(e.to_string()))?;
         }
         let conn = Connection::open_with_flags(
             path,

@@ -21,7 +21,7 @@ mod query;
 mod receipt;
 mod verify;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use checkpoint::Checkpoint;
 pub use identity::AuditKey;
@@ -91,3 +91,39 @@ impl AuditError {
 }
 
 pub type Result<T, E = AuditError> = std::result::Result<T, E>;
+
+/// Creates `path` empty and 0600 unless it exists, without ever holding a
+/// descriptor of it. Closing any descriptor of a file drops every POSIX
+/// lock this process holds on it, and another thread's SQLite connection
+/// may open (and lock) the new file the moment it appears: so it is made
+/// under a temporary name, closed, and linked into place. Where the file
+/// system has no hard links, it is created in place as before.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // tempfile creates it 0600; into_temp_path closes it, and dropping
+    // the path removes only the temporary name.
+    let tmp = tempfile::Builder::new()
+        .prefix(".craik-new-")
+        .tempfile_in(dir)?
+        .into_temp_path();
+    let linked = std::fs::hard_link(&tmp, path);
+    drop(tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        },
+    }
+}

@@ -2557,6 +2557,16 @@ fn query_index_is_derived_and_never_trusted() {
     assert!(idx.exists(), "the first query builds {}", idx.display());
     let mode = fs::metadata(&idx).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "index file mode");
+    let mode = fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "log file mode");
+    // Made under a temporary name and linked into place: none is left.
+    let dir = db.parent().unwrap();
+    let left: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".craik-new-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 
     // Deleted: rebuilt.
     for suffix in ["", "-wal", "-shm"] {
