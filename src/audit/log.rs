@@ -482,10 +482,10 @@ impl AuditLog {
                 // Best effort, and never waiting: the receipts are
                 // durable, a lagging index only makes the next query read
                 // a longer tail, and if the index is locked another
-                // process is bringing it up to date already.
-                // An index far behind (a copied or migrated log) is left
-                // to the next query, which says it is catching up, rather
-                // than hold this append for as long as that takes.
+                // process is bringing it up to date already. An index far
+                // behind (a copied or migrated log) is left to the next
+                // query, which says it is catching up, rather than hold
+                // this append for as long as that takes.
                 if let Some(c) = self.query_conn() {
                     if c.busy_timeout(Duration::ZERO).is_ok()
                         && index::behind(c).is_some_and(|b| b < INDEX_NOTICE_FROM)

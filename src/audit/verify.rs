@@ -74,6 +74,10 @@ fn intact_in_place(row: &rusqlite::Row<'_>, expected: i64, prev: &[u8]) -> Optio
 /// Logs at least this long are verified in two halves in parallel.
 const PARALLEL_FROM: i64 = 100_000;
 
+/// Descriptors opened for [`read_ahead`], by (device, inode); never closed.
+#[cfg(target_os = "linux")]
+type Held = std::sync::Mutex<Vec<((u64, u64), std::sync::Arc<std::fs::File>)>>;
+
 /// Asks the kernel, from a thread of its own, to read the whole log into
 /// the page cache while a full verify runs, when it fits in half the
 /// memory available (Linux only; elsewhere nothing).
@@ -86,10 +90,6 @@ const PARALLEL_FROM: i64 = 100_000;
 /// uncached verify took 2.5-2.9 s (docs/benchmarks.md). A log larger than
 /// half the memory available is left to the kernel's own read-ahead, so
 /// as not to evict the cache.
-/// Descriptors opened for [`read_ahead`], by (device, inode); never closed.
-#[cfg(target_os = "linux")]
-type Held = std::sync::Mutex<Vec<((u64, u64), std::sync::Arc<std::fs::File>)>>;
-
 #[cfg(target_os = "linux")]
 fn read_ahead(path: &std::path::Path) {
     use std::os::unix::fs::MetadataExt;
