@@ -234,13 +234,17 @@ pub struct FileLock {
     _file: File,
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+pub fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Writes `data` to `path` atomically (temporary file in the same
 /// directory, 0600, fsync, rename, fsync of the directory).
 pub fn write_atomic_path(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dir_of(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .permissions(fs::Permissions::from_mode(0o600))

@@ -529,11 +529,7 @@ impl WalFile {
         name.push("-wal");
         WalFile {
             path: PathBuf::from(name),
-            dir: db
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf(),
+            dir: crate::home::dir_of(db).to_path_buf(),
             held: None,
         }
     }

@@ -31,6 +31,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use super::log::last_seq;
+
 /// A process appending alone brings the index up to date whenever an
 /// append passes a multiple of this seq.
 pub(super) const INLINE_EVERY: i64 = 64;
@@ -144,12 +146,7 @@ pub(super) fn upto(conn: &Connection) -> rusqlite::Result<i64> {
 /// How many of the log's receipts the index lacks, if it can tell.
 pub(super) fn behind(conn: &Connection) -> Option<i64> {
     let upto = upto(conn).ok()?;
-    let last: i64 = conn
-        .query_row("SELECT coalesce(max(seq), 0) FROM main.receipts", [], |r| {
-            r.get(0)
-        })
-        .ok()?;
-    Some(last - upto)
+    Some(last_seq(conn).ok()? - upto)
 }
 
 /// Whether the log still holds the index's last entry: its receipt `upto`
@@ -241,9 +238,7 @@ pub fn status(log: &Path) -> Status {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         let log = Connection::open_with_flags(log, ro)?;
-        let total: i64 = log.query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
-            r.get(0)
-        })?;
+        let total = last_seq(&log)?;
         Ok(if matches_log(&log, upto, &hash)? {
             Status::Covers { upto, total }
         } else {

@@ -121,6 +121,13 @@ fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The last seq in the log on `conn` (0 when it is empty).
+pub(super) fn last_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM main.receipts", [], |r| {
+        r.get(0)
+    })
+}
+
 /// Seqs that share the 24 bits an id carries.
 const ID_SEQ_SPAN: i64 = 1 << 24;
 
@@ -306,12 +313,7 @@ impl AuditLog {
         // the notice holds up no writer. A new log (version 0) has
         // nothing to upgrade.
         if current > 0 {
-            let receipts: i64 = self
-                .conn
-                .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
-                    r.get(0)
-                })
-                .map_err(|e| self.unavailable(e))?;
+            let receipts = last_seq(&self.conn).map_err(|e| self.unavailable(e))?;
             (self.notice)(&Notice::Migrating {
                 path: self.path.clone(),
                 from: current,
@@ -566,11 +568,7 @@ impl AuditLog {
                 let Some(low) = id_seq_bits(id_or_seq) else {
                     return Ok(None);
                 };
-                let max: i64 =
-                    self.conn
-                        .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
-                            r.get(0)
-                        })?;
+                let max = last_seq(&self.conn)?;
                 let mut st = self.conn.prepare(&format!("{sql}seq = ?1 AND id = ?2"))?;
                 let mut seq = low;
                 while seq <= max {

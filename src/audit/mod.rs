@@ -96,25 +96,20 @@ pub type Result<T, E = AuditError> = std::result::Result<T, E>;
 /// descriptor of it. Closing any descriptor of a file drops every POSIX
 /// lock this process holds on it, and another thread's SQLite connection
 /// may open (and lock) the new file the moment it appears: so it is made
-/// under a temporary name, closed, and linked into place. Where the file
-/// system has no hard links, it is created in place as before.
+/// under a temporary name, closed, and moved into place without replacing
+/// anything. Where the file system cannot do that, it is created in place
+/// as before.
 fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    // tempfile creates it 0600; into_temp_path closes it, and dropping
-    // the path removes only the temporary name.
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // into_temp_path closes it; on failure the temporary name is removed.
     let tmp = tempfile::Builder::new()
         .prefix(".craik-new-")
-        .tempfile_in(dir)?
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(crate::home::dir_of(path))?
         .into_temp_path();
-    let linked = std::fs::hard_link(&tmp, path);
-    drop(tmp);
-    match linked {
+    match tmp.persist_noclobber(path) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(_) => match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

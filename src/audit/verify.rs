@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::chain::{GENESIS, digest_fields, digest_with_seq, receipt_hash};
 use super::checkpoint::Checkpoint;
-use super::log::{COLUMNS, row_to_receipt};
+use super::log::{COLUMNS, last_seq, row_to_receipt};
 use super::{AuditError, AuditLog, Result};
 
 /// The first damage found.
@@ -275,23 +275,13 @@ impl AuditLog {
     /// Verifies the last `n` receipts (hashes, links, contiguity), taking
     /// the receipt before them as given (`craik doctor`).
     pub fn verify_tail(&self, n: i64) -> Result<VerifyReport> {
-        let max_seq: i64 = self
-            .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| AuditError::Query(e.to_string()))?;
+        let max_seq = last_seq(&self.conn).map_err(|e| AuditError::Query(e.to_string()))?;
         self.verify_from((max_seq - n + 1).max(1), &[])
     }
 
     fn verify_from(&self, from: i64, checkpoints: &[Checkpoint]) -> Result<VerifyReport> {
         let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
-        let max_seq: i64 = self
-            .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| {
-                r.get(0)
-            })
-            .map_err(q)?;
+        let max_seq = last_seq(&self.conn).map_err(q)?;
         let mut found: Option<Damage> = None;
         let mut expected = from;
         let mut prev_hash = if from > 1 {
