@@ -89,7 +89,10 @@ impl AuditKey {
             mac.update(&(p.len() as u64).to_le_bytes());
             mac.update(p);
         }
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+        let mut out = String::with_capacity(12 + 64);
+        out.push_str("hmac-sha256:");
+        out.push_str(&super::chain::hex32(&mac.finalize().into_bytes().into()));
+        out
     }
 
     /// The identity of a credential from its material: the same key under
