@@ -558,10 +558,17 @@ impl WalFile {
 /// the timestamps coarse, changing once per clock tick: in a block trace of
 /// the 16-writer benchmark, 30% of the `fdatasync`s wrote the inode instead
 /// of 98% (docs/benchmarks.md).
+/// Where `statx` is missing (kernels before 4.11, some seccomp profiles of
+/// older container runtimes: rustix then says `ENOSYS`) or gives no inode
+/// number, a plain `stat`.
 #[cfg(target_os = "linux")]
 fn inode_of(path: &Path) -> std::io::Result<u64> {
     use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
-    Ok(statx(CWD, path, AtFlags::empty(), StatxFlags::INO)?.stx_ino)
+    match statx(CWD, path, AtFlags::empty(), StatxFlags::INO) {
+        Ok(st) if st.stx_mask & StatxFlags::INO.bits() != 0 => Ok(st.stx_ino),
+        Ok(_) | Err(rustix::io::Errno::NOSYS) => Ok(std::fs::metadata(path)?.ino()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
