@@ -558,6 +558,7 @@ impl WalFile {
 /// the timestamps coarse, changing once per clock tick: in a block trace of
 /// the 16-writer benchmark, 30% of the `fdatasync`s wrote the inode instead
 /// of 98% (docs/benchmarks.md).
+///
 /// Where `statx` is missing (kernels before 4.11, some seccomp profiles of
 /// older container runtimes: rustix then says `ENOSYS`) or gives no inode
 /// number, a plain `stat`.
