@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::chain::{GENESIS, digest_fields, digest_with_seq, receipt_hash};
+use super::chain::{GENESIS, digest_fields, digest_with_seq, hex32, receipt_hash};
 use super::checkpoint::Checkpoint;
 use super::log::{COLUMNS, last_seq, row_to_receipt};
 use super::{AuditError, AuditLog, Result};
@@ -450,7 +450,7 @@ impl AuditLog {
         let lo = (r.seq - window).max(1);
         let hi = (r.seq + window).min(max_seq + window);
         for s in lo..=hi {
-            if s == r.seq || hex::encode(digest_with_seq(r, s)) != r.hash {
+            if s == r.seq || hex32(&digest_with_seq(r, s)) != r.hash {
                 continue;
             }
             // The receipt belongs at seq s.
@@ -471,7 +471,7 @@ impl AuditLog {
                 let d = s - r.seq;
                 let shifted = match self.row_at(r.seq + 1) {
                     None => true,
-                    Some(next) => hex::encode(digest_with_seq(&next, r.seq + 1 + d)) == next.hash,
+                    Some(next) => hex32(&digest_with_seq(&next, r.seq + 1 + d)) == next.hash,
                 };
                 if !shifted {
                     return Ok(damage(
