@@ -33,8 +33,9 @@
 //! also commits the filesystem's journal; a WAL started over is
 //! overwritten in place.
 //!
-//! Callers that append in a loop ([`GroupCommitter::append`]) come back
-//! together once answered. The writer waits up to 200 µs for them to
+//! Callers that append in a loop (threads in [`GroupCommitter::append`],
+//! tasks through [`GroupCommitter::submit_looping`]) come back together
+//! once answered. The writer waits up to 200 µs for them to
 //! queue again (parked: the last one back wakes it, not each of them),
 //! and the syncer up to 300 µs for the commit of any that have queued, so
 //! that they keep sharing one `fdatasync` instead of splitting into
@@ -358,6 +359,14 @@ impl GroupCommitter {
     /// Queues a receipt that may wait up to [`DEFER`] for company.
     pub fn submit_deferred(&self, r: NewReceipt) -> Pending {
         self.pending(r, Mode::Deferred)
+    }
+
+    /// Queues a receipt for a task that appends in a loop, as
+    /// [`GroupCommitter::append`] does for threads: its next receipt may
+    /// wait up to 200 µs for the other callers answered with it, so that
+    /// they share one commit.
+    pub fn submit_looping(&self, r: NewReceipt) -> Pending {
+        self.pending(r, Mode::Loop)
     }
 
     /// Appends one receipt and blocks until it is durable: for threads

@@ -74,6 +74,62 @@ fn concurrent_callers_get_one_contiguous_chain() {
     assert_eq!(report.verified, 800);
 }
 
+/// Tasks appending in a loop (`submit_looping`, as the benchmark's 16
+/// writers do): each is answered with its own receipt, only once another
+/// connection can read it, and the chain stays contiguous.
+#[test]
+fn looping_tasks_get_their_own_receipts_in_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let gc = GroupCommitter::start(AuditLog::open_path(&db).unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let mut seqs: Vec<i64> = rt.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let gc = gc.clone();
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut seqs = Vec::new();
+                    for i in 0..40 {
+                        let n = t * 40 + i;
+                        let r = gc
+                            .submit_looping(receipt(n))
+                            .wait()
+                            .await
+                            .expect("no error may reach a caller");
+                        let details: serde_json::Value = serde_json::from_str(&r.details).unwrap();
+                        assert_eq!(details["n"], n, "answered with another's receipt");
+                        if i % 10 == 0 {
+                            let seen = rows(&db);
+                            assert!(
+                                seen.iter().any(|(seq, _)| *seq == r.seq),
+                                "receipt {} acknowledged but not in the log",
+                                r.seq
+                            );
+                        }
+                        seqs.push(r.seq);
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    seqs.sort();
+    assert_eq!(seqs, (1..=640).collect::<Vec<_>>());
+    drop(gc);
+    let report = AuditLog::open_path(&db).unwrap().verify(&[]).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.verified, 640);
+}
+
 #[test]
 fn a_deferred_receipt_alone_lands_within_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
