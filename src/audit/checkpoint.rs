@@ -104,13 +104,22 @@ fn parse_key(s: &str) -> Option<VerifyingKey> {
 /// `trusted` (the home's `audit-signing.pub`) when given; a checkpoint
 /// signed by any other key is refused.
 pub fn load(path: &Path, trusted: Option<&str>) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).map_err(|e| AuditError::Checkpoint {
+        path: PathBuf::from(path),
+        why: e.to_string(),
+    })?;
+    parse(&bytes, path, trusted)
+}
+
+/// Checks the bytes of a checkpoint file read from `path` (named in
+/// errors), as [`load`] does.
+pub fn parse(bytes: &[u8], path: &Path, trusted: Option<&str>) -> Result<Checkpoint> {
     let bad = |why: String| AuditError::Checkpoint {
         path: PathBuf::from(path),
         why,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let cp: CheckpointFile =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a checkpoint: {e}")))?;
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not a checkpoint: {e}")))?;
     if cp.version != 1 {
         return Err(bad(format!("unsupported version {}", cp.version)));
     }

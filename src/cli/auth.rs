@@ -10,7 +10,7 @@ use craik::profile::{Kind, ProfileId};
 use craik::secret::Backend;
 use craik::{Error, exit, term};
 
-use super::output;
+use super::output::{self, errln, outln};
 
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)]
@@ -286,14 +286,14 @@ fn pool(ctx: &Context, cmd: PoolCommand) -> craik::Result<i32> {
                 .map(|m| pool::parse_member(m))
                 .collect::<craik::Result<Vec<_>>>()?;
             let p = pool::create(&ctx.home, &id, strategy.parse()?, &members, force)?;
-            println!("created pool {} ({} members)", p.id, p.members.len());
+            outln!("created pool {} ({} members)", p.id, p.members.len());
         }
         PoolCommand::Status { json } => {
             let f = PoolStore::new(&ctx.home).load()?;
             if json {
                 output::json(&f);
             } else if f.pools.is_empty() {
-                println!("no pools");
+                outln!("no pools");
             } else {
                 let mut t = output::table(&[
                     "POOL",
@@ -329,7 +329,7 @@ fn pool(ctx: &Context, cmd: PoolCommand) -> craik::Result<i32> {
         PoolCommand::Remove { id } => {
             let id: ProfileId = id.parse()?;
             pool::remove(&ctx.home, &id)?;
-            println!("removed pool {id}");
+            outln!("removed pool {id}");
         }
     }
     Ok(exit::OK)
@@ -348,7 +348,7 @@ fn grants(
     if json {
         output::json(&serde_json::json!({"profile": id.to_string(), "grants": g}));
     } else {
-        println!(
+        outln!(
             "{id}: granted to groups [{}], subjects [{}]",
             g.groups.join(", "),
             g.subjects.join(", ")
@@ -378,7 +378,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 implicit: None,
             };
             if !json {
-                eprintln!("run: {run}");
+                errln!("run: {run}");
             }
             let spinner = (req.wait.is_some() && std::io::stderr().is_terminal()).then(|| {
                 let pb = indicatif::ProgressBar::new_spinner();
@@ -413,7 +413,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     "conditions": a.evaluation.conditions,
                 }));
             } else {
-                println!(
+                outln!(
                     "allowed: {} for {} (run {})",
                     a.profile,
                     a.operator.as_deref().unwrap_or("no operator"),
@@ -433,9 +433,9 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             if json {
                 output::json(&a);
             } else if a.new {
-                println!("approved {} for run {} ({})", a.profile, a.run, a.receipt);
+                outln!("approved {} for run {} ({})", a.profile, a.run, a.receipt);
             } else {
-                println!(
+                outln!(
                     "already approved {} for run {} by {}",
                     a.profile,
                     a.run,
@@ -457,7 +457,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             if json {
                 output::json(&r);
             } else {
-                println!(
+                outln!(
                     "{}: {} (HTTP {}, {} ms, run {})",
                     r.profile,
                     r.status,
@@ -514,7 +514,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 if json {
                     output::json_line(&serde_json::json!({"event": "notice", "message": notice}));
                 } else {
-                    eprintln!("{notice}");
+                    errln!("{notice}");
                 }
             }
             let r = craik::onboard::login(
@@ -535,7 +535,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                         )
                     }
                     craik::operator::LoginEvent::Browser { url, .. } => {
-                        println!("Open this URL in a browser to sign in:\n{url}")
+                        outln!("Open this URL in a browser to sign in:\n{url}")
                     }
                     _ => {}
                 },
@@ -546,12 +546,14 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 output::json_line(&v);
             } else {
                 let verb = if r.written { "wrote" } else { "would write" };
-                println!(
+                outln!(
                     "{verb} profile {} ({}, {:?} flow)",
-                    r.profile, r.kind, r.flow
+                    r.profile,
+                    r.kind,
+                    r.flow
                 );
                 if let Some(n) = &r.note {
-                    println!("{n}");
+                    outln!("{n}");
                 }
             }
             Ok(exit::OK)
@@ -582,17 +584,17 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 output::json(&r);
             } else {
                 let verb = if r.dry_run { "would write" } else { "wrote" };
-                println!("{verb} profile {} ({}) and pool {}", r.id, r.kind, r.pool);
+                outln!("{verb} profile {} ({}) and pool {}", r.id, r.kind, r.pool);
                 if let Some(b) = &r.base_url {
-                    println!("base URL: {b}");
+                    outln!("base URL: {b}");
                 }
-                println!(
+                outln!(
                     "credential: {}{}",
                     if r.health.ok { "ok: " } else { "missing: " },
                     r.health.message
                 );
                 if let Some(n) = &r.next_step {
-                    println!("next: {n}");
+                    outln!("next: {n}");
                 }
             }
             Ok(exit::OK)
@@ -602,7 +604,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             if json {
                 output::json(&serde_json::json!({ "approvals": list }));
             } else if list.is_empty() {
-                println!("no approval requests");
+                outln!("no approval requests");
             } else {
                 let mut t = output::table(&[
                     "PROFILE",
@@ -683,7 +685,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             if json {
                 output::json(&serde_json::json!({"added": p.id.to_string(), "kind": p.kind}));
             } else {
-                println!("added {} ({})", p.id, p.kind);
+                outln!("added {} ({})", p.id, p.kind);
             }
             Ok(exit::OK)
         }
@@ -695,7 +697,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     &serde_json::json!({ "profiles": rows, "anthropic_sources": sources }),
                 );
             } else if rows.is_empty() {
-                println!("no profiles; add one with: craik auth add <family>:<name> --kind=...");
+                outln!("no profiles; add one with: craik auth add <family>:<name> --kind=...");
             } else {
                 let mut t = output::table(&[
                     "ID",
@@ -723,11 +725,11 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             }
             if !json {
                 match sources.iter().find(|s| s.active) {
-                    Some(a) => println!("anthropic source (--provider anthropic): {}", a.source),
-                    None => println!("anthropic source (--provider anthropic): none resolves"),
+                    Some(a) => outln!("anthropic source (--provider anthropic): {}", a.source),
+                    None => outln!("anthropic source (--provider anthropic): none resolves"),
                 }
                 for s in sources.iter().filter(|s| !s.active) {
-                    println!(
+                    outln!(
                         "  passed over {}: {}",
                         s.source,
                         s.passed_over.as_deref().unwrap_or("")
@@ -742,7 +744,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             if json {
                 output::json(&serde_json::json!({"removed": [p.id.to_string()]}));
             } else {
-                println!("removed {}", p.id);
+                outln!("removed {}", p.id);
             }
             Ok(exit::OK)
         }
@@ -753,7 +755,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 output::json(&serde_json::json!({ "removed": ids }));
             } else {
                 for id in ids {
-                    println!("removed {id}");
+                    outln!("removed {id}");
                 }
             }
             Ok(exit::OK)
@@ -763,16 +765,16 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             if json {
                 output::json(&s);
             } else {
-                println!("backend: {} ({})", s.backend, s.reason);
-                println!("secrets held: {}", s.secrets);
+                outln!("backend: {} ({})", s.backend, s.reason);
+                outln!("secrets held: {}", s.secrets);
                 for (b, n) in &s.elsewhere {
-                    println!("secrets recorded in {b}: {n}");
+                    outln!("secrets recorded in {b}: {n}");
                 }
                 for p in &s.probes {
-                    println!("probed {}: {}", p.backend, p.state);
+                    outln!("probed {}: {}", p.backend, p.state);
                 }
                 for n in &s.notes {
-                    println!("note: {n}");
+                    outln!("note: {n}");
                 }
             }
             Ok(exit::OK)
@@ -787,7 +789,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 output::json(&m);
             } else {
                 let verb = if dry_run { "would move" } else { "moved" };
-                println!(
+                outln!(
                     "{verb} {} secret(s) to {}; {} already there",
                     m.moved.len(),
                     m.to,
@@ -815,7 +817,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 let mut line = String::new();
                 let _ = std::io::stdin().read_line(&mut line);
                 if !matches!(line.trim(), "y" | "Y" | "yes") {
-                    eprintln!("nothing changed");
+                    errln!("nothing changed");
                     return Ok(exit::ERROR);
                 }
             }
@@ -823,13 +825,13 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             if json {
                 output::json(&serde_json::json!({ "applied": apply, "profiles": report }));
             } else if report.is_empty() {
-                println!("no api-key profiles to migrate");
+                outln!("no api-key profiles to migrate");
             } else {
                 for m in &report {
-                    println!("{}: {} ({})", m.id, m.outcome, m.env_var);
+                    outln!("{}: {} ({})", m.id, m.outcome, m.env_var);
                 }
                 if !apply && report.iter().any(|m| m.outcome == "would migrate") {
-                    println!("dry run: nothing changed; run with --apply --yes to migrate");
+                    outln!("dry run: nothing changed; run with --apply --yes to migrate");
                 }
             }
             Ok(exit::OK)

@@ -1,6 +1,6 @@
 //! `craik login`, `craik whoami`, `craik logout`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use clap::Args;
 
@@ -8,7 +8,7 @@ use craik::exit;
 use craik::operator::session::{self, Session};
 use craik::operator::{self, LoginEvent, OidcConfig, OperatorError};
 
-use super::output;
+use super::output::{self, outln};
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -34,12 +34,6 @@ pub struct LoginArgs {
     json: bool,
 }
 
-fn json_line(v: &serde_json::Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
-}
-
 fn session_json(s: &Session) -> serde_json::Value {
     serde_json::json!({
         "subject": s.subject,
@@ -60,7 +54,9 @@ pub fn login(args: LoginArgs) -> craik::Result<i32> {
             craik::Error::Audit(_) => "audit_unavailable",
             _ => "login_failed",
         };
-        json_line(&serde_json::json!({"event": "error", "error": code, "message": e.to_string()}));
+        output::json_line(
+            &serde_json::json!({"event": "error", "error": code, "message": e.to_string()}),
+        );
     }
     result
 }
@@ -83,24 +79,24 @@ fn login_inner(args: LoginArgs) -> craik::Result<i32> {
                 pb.tick();
             }
         }
-        other if json => json_line(&serde_json::to_value(other).unwrap_or_default()),
+        other if json => output::json_line(&serde_json::to_value(other).unwrap_or_default()),
         LoginEvent::DeviceCode {
             verification_uri,
             verification_uri_complete,
             user_code,
             expires_in,
         } => {
-            println!("To sign in, open {verification_uri} and enter the code {user_code}");
+            outln!("To sign in, open {verification_uri} and enter the code {user_code}");
             if let Some(c) = verification_uri_complete {
-                println!("or open {c}");
+                outln!("or open {c}");
             }
-            println!("(the code expires in {} minutes)", expires_in / 60);
+            outln!("(the code expires in {} minutes)", expires_in / 60);
         }
         LoginEvent::Browser { url, opened } => {
             if *opened {
-                println!("Opened your browser to sign in. If it did not open, visit:\n{url}");
+                outln!("Opened your browser to sign in. If it did not open, visit:\n{url}");
             } else {
-                println!("Open this URL in a browser to sign in:\n{url}");
+                outln!("Open this URL in a browser to sign in:\n{url}");
             }
         }
     };
@@ -123,9 +119,9 @@ fn login_inner(args: LoginArgs) -> craik::Result<i32> {
     if json {
         let mut v = session_json(&s);
         v["event"] = "logged_in".into();
-        json_line(&v);
+        output::json_line(&v);
     } else {
-        println!(
+        outln!(
             "logged in as {} ({}) via {}; session expires {}",
             s.email.as_deref().unwrap_or(&s.subject),
             s.subject,
@@ -145,10 +141,10 @@ pub fn whoami(json: bool) -> craik::Result<i32> {
     if json {
         output::json(&session_json(&s));
     } else {
-        println!("subject: {}", s.subject);
-        println!("email:   {}", s.email.as_deref().unwrap_or("-"));
-        println!("name:    {}", s.name.as_deref().unwrap_or("-"));
-        println!(
+        outln!("subject: {}", s.subject);
+        outln!("email:   {}", s.email.as_deref().unwrap_or("-"));
+        outln!("name:    {}", s.name.as_deref().unwrap_or("-"));
+        outln!(
             "groups:  {}",
             if s.groups.is_empty() {
                 "-".to_string()
@@ -156,8 +152,8 @@ pub fn whoami(json: bool) -> craik::Result<i32> {
                 s.groups.join(", ")
             }
         );
-        println!("issuer:  {}", s.issuer);
-        println!("expires: {}", s.expires_at.to_rfc3339());
+        outln!("issuer:  {}", s.issuer);
+        outln!("expires: {}", s.expires_at.to_rfc3339());
     }
     Ok(exit::OK)
 }
@@ -169,7 +165,7 @@ pub fn logout(json: bool) -> craik::Result<i32> {
             if json {
                 output::json(&serde_json::json!({"logged_out": false, "revocation": null}));
             } else {
-                println!("not logged in; nothing to do");
+                outln!("not logged in; nothing to do");
             }
         }
         Some((s, outcome)) => {
@@ -196,7 +192,7 @@ pub fn logout(json: bool) -> craik::Result<i32> {
                     }
                     operator::LogoutOutcome::NoToken => "there was no refresh token".to_string(),
                 };
-                println!(
+                outln!(
                     "logged out {}: {detail}",
                     s.email.as_deref().unwrap_or(&s.subject)
                 );

@@ -11,6 +11,7 @@ mod receipts;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use craik::{Error, exit};
+use output::{errln, outln};
 
 /// craik: a credential broker for AI-provider credentials.
 ///
@@ -93,20 +94,28 @@ pub fn run() -> i32 {
         Command::Whoami { json } => login::whoami(json),
         Command::Logout { json } => login::logout(json),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "craik", &mut std::io::stdout());
+            // Into memory first: clap_complete panics when a write fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "craik", &mut script);
+            output::out!("{}", String::from_utf8_lossy(&script));
             Ok(exit::OK)
         }
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
+        // Failed on writing to a reader that has gone: end quietly.
+        Err(_) if output::reader_gone() => exit::OK,
+        // Failed on writing the output: `finish` says so, once.
+        Err(e) if output::failed() => e.exit_code(),
         Err(e) => report(&e),
-    }
+    };
+    output::finish(code)
 }
 
 /// The invocation's context, with notices for the user on stderr.
 pub(crate) fn context() -> craik::Result<craik::context::Context> {
     let mut ctx = craik::context::Context::open_default()?;
-    ctx.set_notice(|n| eprintln!("craik: {n}"));
+    ctx.set_notice(|n| errln!("craik: {n}"));
     Ok(ctx)
 }
 
@@ -124,11 +133,11 @@ fn doctor(json: bool) -> craik::Result<i32> {
                 Level::Warn => "warn",
                 Level::Fail => "FAIL",
             };
-            println!("{tag}  {}: {}", c.name, c.message);
+            outln!("{tag}  {}: {}", c.name, c.message);
             if let Some(h) = &c.hint
                 && c.level != Level::Ok
             {
-                println!("      hint: {h}");
+                outln!("      hint: {h}");
             }
         }
     }
@@ -139,9 +148,9 @@ fn doctor(json: bool) -> craik::Result<i32> {
 pub fn report(e: &Error) -> i32 {
     // One line: flatten any newlines from nested sources.
     let msg = e.to_string().replace('\n', " ");
-    eprintln!("error: {msg}");
+    errln!("error: {msg}");
     if let Some(h) = e.hint() {
-        eprintln!("hint: {h}");
+        errln!("hint: {h}");
     }
     e.exit_code()
 }

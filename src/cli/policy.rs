@@ -8,7 +8,7 @@ use craik::exit;
 use craik::policy::Policy;
 use craik::profile::ProfileId;
 
-use super::output;
+use super::output::{self, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -42,8 +42,8 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
                 output::json(&serde_json::json!({ "valid": true, "policies": out }));
             } else {
                 for o in out {
-                    println!("{}: valid", o["file"].as_str().unwrap_or_default());
-                    println!(
+                    outln!("{}: valid", o["file"].as_str().unwrap_or_default());
+                    outln!(
                         "{}",
                         serde_json::to_string_pretty(&o["envelope"]).unwrap_or_default()
                     );
@@ -68,7 +68,7 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
                     "approval": eval.approval,
                 }));
             } else {
-                println!(
+                outln!(
                     "{id} for {}: {}",
                     op.as_ref()
                         .map(|o| o.subject.as_str())
@@ -90,7 +90,7 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
                     ]);
                 }
                 output::print_table(&t);
-                println!("approval: {}", eval.approval.mode.as_str());
+                outln!("approval: {}", eval.approval.mode.as_str());
             }
             Ok(exit::OK)
         }

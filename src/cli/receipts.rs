@@ -10,7 +10,7 @@ use craik::context::Context;
 use craik::profile::Family;
 use craik::{Error, exit};
 
-use super::output;
+use super::output::{self, out, outln};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
@@ -210,13 +210,14 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 let rows: Vec<_> = rows.iter().map(Receipt::to_json).collect();
                 output::json(&serde_json::json!({ "receipts": rows }));
             } else if jsonl {
-                let mut out = std::io::stdout().lock();
+                let mut out = std::io::BufWriter::new(output::Out);
                 for r in &rows {
                     serde_json::to_writer(&mut out, &r.to_json()).map_err(io_err)?;
                     writeln!(out).map_err(io_err)?;
                 }
+                out.flush().map_err(io_err)?;
             } else if csv {
-                let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+                let mut w = csv::Writer::from_writer(output::Out);
                 w.write_record(CSV_HEADER).map_err(io_err)?;
                 for r in &rows {
                     w.write_record(csv_row(r)).map_err(io_err)?;
@@ -257,7 +258,7 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                             serde_json::Value::String(s) => s,
                             other => other.to_string(),
                         };
-                        println!("{k:>24}  {shown}");
+                        outln!("{k:>24}  {shown}");
                     }
                 }
             }
@@ -268,16 +269,16 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
             if json {
                 output::json(&s);
             } else {
-                println!("receipts: {}", s.total);
+                outln!("receipts: {}", s.total);
                 for (title, map) in [
                     ("by kind", &s.by_kind),
                     ("by status", &s.by_status),
                     ("by profile", &s.by_profile),
                     ("by operator", &s.by_operator),
                 ] {
-                    println!("{title}:");
+                    outln!("{title}:");
                     for (k, n) in map {
-                        println!("  {k}: {n}");
+                        outln!("  {k}: {n}");
                     }
                 }
             }
@@ -290,7 +291,7 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 ..Default::default()
             };
             let log = open_log(&ctx)?;
-            let stdout = std::io::stdout().lock();
+            let stdout = output::Out;
             match format {
                 ExportFormat::Jsonl => {
                     let mut out = std::io::BufWriter::new(stdout);
@@ -327,12 +328,14 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
             if json {
                 output::json(&report);
             } else if let Some(d) = &report.damage {
-                println!("verified {} receipts before damage", report.verified);
-                println!("DAMAGED at seq {}: {}: {}", d.seq, d.what, d.detail);
+                outln!("verified {} receipts before damage", report.verified);
+                outln!("DAMAGED at seq {}: {}: {}", d.seq, d.what, d.detail);
             } else {
-                println!(
+                outln!(
                     "verified {} receipts; chain intact (tail seq {}, {} checkpoint(s) held)",
-                    report.verified, report.tail_seq, report.checkpoints_checked
+                    report.verified,
+                    report.tail_seq,
+                    report.checkpoints_checked
                 );
             }
             Ok(if report.ok { exit::OK } else { exit::ERROR })
@@ -351,9 +354,9 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                     "checkpoint": cp,
                 }));
             } else if out.is_none() {
-                print!("{text}");
+                out!("{text}");
             } else {
-                println!("checkpoint of seq {} written", cp.seq);
+                outln!("checkpoint of seq {} written", cp.seq);
             }
             Ok(exit::OK)
         }
@@ -387,7 +390,7 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 (None, Some(iss)) => key.operator(&iss, v),
                 (None, None) => unreachable!("clap requires one"),
             };
-            println!("{h}");
+            outln!("{h}");
             Ok(exit::OK)
         }
     }

@@ -69,3 +69,82 @@ fn default_home_is_dot_craik() {
     assert!(p.join("auth-profiles.json").exists());
     assert_eq!(mode(&p), 0o700);
 }
+
+/// Commands whose output cannot be written never panic: to a full disk
+/// (/dev/full) they fail with one error and its hint (a checkpoint printed
+/// to stdout and lost is not a success); to a reader that has gone (`|
+/// head`) they end quietly.
+#[test]
+fn output_that_cannot_be_written() {
+    use std::process::Stdio;
+    let env = Env::new();
+    env.run(&["auth", "add", "openai:ci", "--kind=api-key"])
+        .ok();
+    env.run(&["auth", "add", "anthropic:m", "--kind=marker"])
+        .ok();
+    let commands: &[&[&str]] = &[
+        &["receipts", "list"],
+        &["receipts", "list", "--json"],
+        &["receipts", "list", "--jsonl"],
+        &["receipts", "list", "--csv"],
+        &["receipts", "show", "1"],
+        &["receipts", "show", "1", "--json"],
+        &["receipts", "stats"],
+        &["receipts", "stats", "--json"],
+        &["receipts", "export", "--format", "jsonl"],
+        &["receipts", "export", "--format", "csv"],
+        &["receipts", "verify"],
+        &["receipts", "verify", "--json"],
+        &["receipts", "checkpoint"],
+        &["receipts", "checkpoint", "--json"],
+        &["auth", "status"],
+        &["auth", "status", "--json"],
+        &["completions", "bash"],
+    ];
+    for args in commands {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full (a Linux device) is needed");
+        let out = env
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} to /dev/full: {stderr}"
+        );
+        assert_eq!(
+            stderr.lines().collect::<Vec<_>>(),
+            [
+                "error: cannot write output: No space left on device (os error 28)",
+                "hint: check where standard output goes (a full disk, a closed file)"
+            ],
+            "{args:?} to /dev/full"
+        );
+
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} to a closed pipe: {stderr}"
+        );
+        assert_eq!(stderr, "", "{args:?} to a closed pipe");
+    }
+    // Nothing was lost on the way: the log is whole.
+    env.run(&["receipts", "verify"]).ok();
+}
