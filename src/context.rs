@@ -39,6 +39,17 @@ impl Context {
         Ok(AuditLog::open_noting(&self.home, self.notice)?)
     }
 
+    /// The audit log for a command that only reads it: read-only when it
+    /// cannot be written ([`AuditLog::open_for_reading`]).
+    pub fn read_audit_log(&self) -> crate::Result<AuditLog> {
+        Ok(AuditLog::open_for_reading(&self.home, self.notice)?)
+    }
+
+    /// The audit key alone, without opening the log (`receipts hash`).
+    pub fn load_audit_key(&self) -> crate::Result<AuditKey> {
+        Ok(AuditKey::load(&self.secrets)?)
+    }
+
     /// The audit log and key, opened on first use. Fails closed: an error
     /// here means no receipt can be written, so the action must not happen.
     pub fn audit(&mut self) -> crate::Result<&mut (AuditLog, AuditKey)> {

@@ -115,6 +115,9 @@ pub struct AuditLog {
     pub(super) inline_index: bool,
     /// Where [`Notice`]s go.
     pub(super) notice: fn(&Notice),
+    /// Opened only to be read ([`AuditLog::open_for_reading`]): appends
+    /// are refused, and queries read the log without the query index.
+    read_only: bool,
 }
 
 fn now_rfc3339() -> String {
@@ -178,6 +181,10 @@ fn find_sql(kind: &str, with_run: bool) -> String {
     )
 }
 
+/// A WAL file shorter than this holds no frame: its 32-byte header, and
+/// one frame of the smallest page (24 + 512 bytes).
+const WAL_FIRST_FRAME_END: u64 = 32 + 24 + 512;
+
 impl AuditLog {
     /// Opens (creating and migrating as needed) `<home>/audit.db`.
     pub fn open(home: &Home) -> Result<AuditLog> {
@@ -222,6 +229,7 @@ impl AuditLog {
             query: OnceCell::new(),
             inline_index: true,
             notice,
+            read_only: false,
         };
         // SQLite silently falls back to read-only when it cannot write the
         // file; a log that cannot take receipts must fail closed here.
@@ -231,6 +239,98 @@ impl AuditLog {
         log.configure().map_err(|e| unavailable(e.to_string()))?;
         log.migrate()?;
         Ok(log)
+    }
+
+    /// Opens `<home>/audit.db` to read it: as [`AuditLog::open`] does
+    /// when the log can be written, else read-only (a copy on a read-only
+    /// mount, a file kept immutable), for the commands that only read.
+    /// What cannot be read at all, such as a file that is not a database,
+    /// is [`AuditError::Unreadable`].
+    pub fn open_for_reading(home: &Home, notice: fn(&Notice)) -> Result<AuditLog> {
+        let path = home.path(AUDIT_FILE);
+        match AuditLog::open_noting(home, notice) {
+            // Not a regular file (a directory, a link): refused as it is.
+            Err(AuditError::Unavailable { path, why })
+                if path.symlink_metadata().is_ok_and(|m| !m.is_file()) =>
+            {
+                Err(AuditError::Unreadable { path, why })
+            }
+            Err(AuditError::Unavailable { why, .. }) if path.is_file() => {
+                AuditLog::open_read_only(&path, notice).map_err(|e| match e {
+                    AuditError::Unreadable { path, why: ro } => AuditError::Unreadable {
+                        path,
+                        why: if ro == why {
+                            ro
+                        } else {
+                            format!("{why}; read-only: {ro}")
+                        },
+                    },
+                    other => other,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Opens the log at `path` read-only. A log closed cleanly (no `-wal`
+    /// file beside it, or one too short to hold a frame) where SQLite
+    /// cannot make its `-shm` file (a directory that cannot be written, a
+    /// full disk) is opened as immutable, since SQLite can otherwise not
+    /// open a WAL database there; with frames in a `-wal` file it never
+    /// is, as SQLite would then ignore the receipts still in them.
+    pub fn open_read_only(path: &Path, notice: fn(&Notice)) -> Result<AuditLog> {
+        let unreadable = |e: rusqlite::Error| AuditError::Unreadable {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let open = |conn: Connection| -> rusqlite::Result<(Connection, i64)> {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.execute_batch("PRAGMA trusted_schema=OFF;")?;
+            // Reads the header and the schema: a file that is no database
+            // fails here rather than in the first query.
+            let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+            Ok((conn, version))
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let (conn, version) = match Connection::open_with_flags(path, flags).and_then(open) {
+            Ok(c) => c,
+            Err(e) if std::fs::metadata(&wal).map_or(true, |m| m.len() < WAL_FIRST_FRAME_END) => {
+                let mut uri = url::Url::from_file_path(path)
+                    .map_err(|()| unreadable(e))?
+                    .to_string();
+                uri.push_str("?immutable=1");
+                Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                    .and_then(open)
+                    .map_err(unreadable)?
+            }
+            Err(e) => return Err(unreadable(e)),
+        };
+        if version > SCHEMA_VERSION {
+            return Err(AuditError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version != SCHEMA_VERSION {
+            return Err(AuditError::Unreadable {
+                path: path.to_path_buf(),
+                why: format!(
+                    "schema version {version} is upgraded to {SCHEMA_VERSION} only when the log can be written; read a writable copy"
+                ),
+            });
+        }
+        Ok(AuditLog {
+            conn,
+            path: path.to_path_buf(),
+            query: OnceCell::from(None),
+            inline_index: false,
+            notice,
+            read_only: true,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -381,6 +481,9 @@ impl AuditLog {
         batch: Vec<NewReceipt>,
         check: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<Option<Receipt>>,
     ) -> Result<std::result::Result<Vec<Receipt>, Receipt>> {
+        if self.read_only {
+            return Err(self.unavailable("opened read-only"));
+        }
         let path = self.path.clone();
         let unavailable = |e: rusqlite::Error| AuditError::Unavailable {
             path: path.clone(),

@@ -37,6 +37,9 @@ use crate::exit;
 pub enum AuditError {
     #[error("audit log unavailable ({path}): {why}")]
     Unavailable { path: PathBuf, why: String },
+    /// The log cannot even be read (a command that only reads).
+    #[error("cannot read the audit log {path}: {why}")]
+    Unreadable { path: PathBuf, why: String },
     #[error(
         "{path} was written by a newer craik (schema version {found}; this craik knows up to {supported})"
     )]
@@ -61,7 +64,10 @@ impl AuditError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             AuditError::Unavailable { .. } => {
-                "the action was refused because its receipt could not be written; check that audit.db and its directory are writable and the disk is not full".into()
+                "the action was refused because its receipt could not be written; check that audit.db and its directory are writable and the disk is not full, and if audit.db is damaged (craik receipts verify), restore it from a backup".into()
+            }
+            AuditError::Unreadable { .. } => {
+                "check that the file is a craik audit log with its -wal file beside it; if it is damaged, restore audit.db from a backup".into()
             }
             AuditError::NewerSchema { .. } => "upgrade craik to read this audit log".into(),
             AuditError::Key(_) => {

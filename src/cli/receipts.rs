@@ -169,12 +169,14 @@ fn time(s: Option<String>) -> craik::Result<Option<chrono::DateTime<chrono::Utc>
     Ok(s.map(|s| parse_time(&s)).transpose()?)
 }
 
+/// The commands here only read the log: a copy that cannot be written
+/// is read as it is.
 fn open_log(ctx: &Context) -> craik::Result<AuditLog> {
-    ctx.open_audit_log()
+    ctx.read_audit_log()
 }
 
 pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
-    let mut ctx = super::context()?;
+    let ctx = super::context()?;
     match cmd {
         ReceiptsCommand::List {
             operator,
@@ -381,7 +383,7 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                     "pipe the value in: printf %s \"$KEY\" | craik receipts hash --family openai",
                 ));
             }
-            let key = ctx.audit_key()?;
+            let key = ctx.load_audit_key()?;
             let h = match (family, operator_issuer) {
                 (Some(f), _) => {
                     let f: Family = f.parse()?;

@@ -1487,6 +1487,20 @@ fn check_fail_closed(
         profiles,
         "{name}: auth-profiles.json changed"
     );
+    // Reading needs no receipt: an unwritable log is still read, unless
+    // it is no file at all.
+    if name == "directory" {
+        env.run(&["receipts", "verify"])
+            .code(1)
+            .error_with_hint("is not a regular file");
+    } else {
+        assert_eq!(
+            verified_count(env),
+            receipts,
+            "{name}: verify while unwritable"
+        );
+        check_reads(env, receipts);
+    }
 
     undo.run();
     assert_eq!(
@@ -1505,6 +1519,133 @@ fn check_fail_closed(
     assert_eq!(verified_count(env), receipts + 1, "{name}");
     assert_eq!(secret_count(env), secrets + 1, "{name}");
     Ok(())
+}
+
+/// The commands that only read the log work on a log holding `receipts`
+/// receipts.
+fn check_reads(env: &Env, receipts: i64) {
+    let listed = env.run(&["receipts", "list", "--json"]);
+    listed.ok();
+    assert_eq!(
+        listed.json()["receipts"].as_array().unwrap().len() as i64,
+        receipts
+    );
+    let shown = env.run(&["receipts", "show", "1", "--json"]);
+    shown.ok();
+    assert_eq!(shown.json()["seq"], 1);
+    let stats = env.run(&["receipts", "stats", "--json"]);
+    stats.ok();
+    assert_eq!(stats.json()["total"].as_i64(), Some(receipts));
+    let export = env.run(&["receipts", "export", "--format", "jsonl"]);
+    export.ok();
+    assert_eq!(export.stdout.lines().count() as i64, receipts);
+    let hash = env.run_stdin(&["receipts", "hash", "--family", "openai"], Some("sk-x"));
+    hash.ok();
+    assert!(hash.stdout.starts_with("hmac-sha256:"), "{}", hash.stdout);
+}
+
+/// A copy of a home on a read-only mount (an auditor's evidence copy):
+/// every reading command works on it, checkpoints included, and an action
+/// is refused as for any log that cannot be written.
+#[test]
+fn a_read_only_copy_is_read() {
+    let env = Env::new();
+    for i in 0..5 {
+        env.run(&["auth", "add", &format!("openai:p{i}"), "--kind=api-key"])
+            .ok();
+    }
+    let cp = env.dir.path().join("cp.json");
+    env.run(&["receipts", "checkpoint", "--out", cp.to_str().unwrap()])
+        .ok();
+    assert!(
+        !env.file("audit.db-wal").exists(),
+        "the log was closed cleanly, so no -wal file is left"
+    );
+    let ro = env.dir.path().join("ro");
+    fs::create_dir(&ro).unwrap();
+    let (src, dst) = (env.home.to_str().unwrap(), ro.to_str().unwrap());
+    sh("mount", &["--bind", src, dst])
+        .expect("this test mounts a read-only copy of the home: it runs as root, with mount");
+    let mut undo = Cleanup::default();
+    let d = dst.to_string();
+    undo.push(move || {
+        let _ = sh("umount", &[&d]);
+    });
+    sh("mount", &["-o", "remount,ro,bind", dst]).expect("remount read-only");
+    assert!(!writable(&ro.join("audit.db")), "the mount is read-only");
+
+    let mut copy = Env::new();
+    copy.set("CRAIK_HOME", dst);
+    copy.home = ro.clone();
+    // The same secret store (the copy's encrypted file and password).
+    let r = copy.run(&[
+        "receipts",
+        "verify",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--json",
+    ]);
+    r.ok();
+    assert_eq!(r.json()["verified"], 5);
+    assert_eq!(r.json()["ok"], true);
+    check_reads(&copy, 5);
+    assert_eq!(
+        copy.run_stdin(&["receipts", "hash", "--family", "openai"], Some("sk-x"))
+            .stdout,
+        env.run_stdin(&["receipts", "hash", "--family", "openai"], Some("sk-x"))
+            .stdout,
+        "the copy hashes with the same key"
+    );
+    copy.run(&["auth", "add", "openai:more", "--kind=api-key"])
+        .code(5)
+        .error_with_hint("audit log unavailable");
+    undo.run();
+}
+
+/// An audit.db that is no database (overwritten, cut short): the reading
+/// commands say they cannot read it (exit 1, with what to do), actions are
+/// refused (exit 5), and the file is left exactly as it was.
+#[test]
+fn a_file_that_is_no_database() {
+    for damage in ["garbage", "cut short"] {
+        let env = Env::new();
+        for i in 0..30 {
+            env.run(&["auth", "add", &format!("openai:p{i}"), "--kind=api-key"])
+                .ok();
+        }
+        let db = env.file("audit.db");
+        match damage {
+            "garbage" => {
+                let mut rng = StdRng::seed_from_u64(9);
+                let bytes: Vec<u8> = (0..40_000).map(|_| rng.r#gen()).collect();
+                fs::write(&db, bytes).unwrap();
+            }
+            _ => {
+                let f = fs::OpenOptions::new().write(true).open(&db).unwrap();
+                f.set_len(8192).unwrap();
+            }
+        }
+        let before = fs::read(&db).unwrap();
+        for args in [
+            &["receipts", "verify"][..],
+            &["receipts", "list"],
+            &["receipts", "stats"],
+        ] {
+            env.run(args)
+                .code(1)
+                .error_with_hint("cannot read the audit log");
+            let r = env.run(args);
+            assert!(
+                r.stderr.contains("restore audit.db from a backup"),
+                "{damage} {args:?}: {}",
+                r.stderr
+            );
+        }
+        env.run(&["auth", "add", "openai:more", "--kind=api-key"])
+            .code(5)
+            .error_with_hint("audit log unavailable");
+        assert_eq!(fs::read(&db).unwrap(), before, "{damage}: audit.db changed");
+    }
 }
 
 #[test]
