@@ -21,7 +21,7 @@ pub const PUBLIC_KEY_FILE: &str = "audit-signing.pub";
 
 /// A checkpoint file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a craik checkpoint (a JSON object)")]
 pub struct CheckpointFile {
     pub version: u32,
     pub seq: i64,
@@ -39,6 +39,8 @@ pub struct Checkpoint {
     pub seq: i64,
     pub hash: String,
     pub source: String,
+    /// The key it was signed with, base64.
+    pub public_key: String,
 }
 
 pub fn signed_message(seq: i64, hash: &str, created_at: &str) -> Vec<u8> {
@@ -61,14 +63,14 @@ fn signing_key(secrets: &Secrets) -> Result<SigningKey> {
 
 /// Writes a checkpoint of the current tail; returns it and the public key.
 pub fn make(home: &Home, secrets: &Secrets, log: &AuditLog) -> Result<CheckpointFile> {
-    let (seq, hash, _) = log.tail()?.ok_or_else(|| AuditError::Checkpoint {
+    let (seq, hash, _) = log.tail()?.ok_or_else(|| AuditError::CannotCheckpoint {
         path: log.path().to_path_buf(),
         why: "the log is empty; there is nothing to checkpoint".into(),
     })?;
     // Never sign a damaged log.
     let report = log.verify(&[])?;
     if let Some(d) = report.damage {
-        return Err(AuditError::Checkpoint {
+        return Err(AuditError::CannotCheckpoint {
             path: log.path().to_path_buf(),
             why: format!(
                 "the log is damaged at seq {} ({}); craik will not sign it",
@@ -81,7 +83,7 @@ pub fn make(home: &Home, secrets: &Secrets, log: &AuditLog) -> Result<Checkpoint
     let sig = key.sign(&signed_message(seq, &hash, &created_at));
     let public_key = B64.encode(key.verifying_key().to_bytes());
     home.write_atomic(PUBLIC_KEY_FILE, format!("{public_key}\n").as_bytes())
-        .map_err(|e| AuditError::Checkpoint {
+        .map_err(|e| AuditError::CannotCheckpoint {
             path: home.path(PUBLIC_KEY_FILE),
             why: e.to_string(),
         })?;
@@ -146,5 +148,27 @@ pub fn parse(bytes: &[u8], path: &Path, trusted: Option<&str>) -> Result<Checkpo
         seq: cp.seq,
         hash: cp.hash,
         source: path.display().to_string(),
+        public_key: cp.public_key,
     })
+}
+
+/// The key `verify --public-key` names: base64 of an Ed25519 public key,
+/// or a file holding one (a copy of `audit-signing.pub`); as base64.
+pub fn trusted_key(given: &str) -> Result<String> {
+    if parse_key(given).is_some() {
+        return Ok(given.trim().to_string());
+    }
+    let bad = |why: String| AuditError::Checkpoint {
+        path: PathBuf::from(given),
+        why,
+    };
+    let text = std::fs::read_to_string(given).map_err(|e| {
+        bad(format!(
+            "--public-key is neither an Ed25519 public key in base64 nor a readable file: {e}"
+        ))
+    })?;
+    if parse_key(&text).is_none() {
+        return Err(bad("the file holds no Ed25519 public key in base64".into()));
+    }
+    Ok(text.trim().to_string())
 }

@@ -54,6 +54,9 @@ pub enum AuditError {
     NotFound(String),
     #[error("checkpoint {path}: {why}")]
     Checkpoint { path: PathBuf, why: String },
+    /// `receipts checkpoint` cannot write one.
+    #[error("cannot checkpoint {path}: {why}")]
+    CannotCheckpoint { path: PathBuf, why: String },
     #[error("cannot read the audit log: {0}")]
     Query(String),
     #[error("{0}")]
@@ -76,6 +79,9 @@ impl AuditError {
             AuditError::NotFound(_) => "list receipts with: craik receipts list".into(),
             AuditError::Checkpoint { .. } => {
                 "pass a checkpoint file written by craik receipts checkpoint".into()
+            }
+            AuditError::CannotCheckpoint { .. } => {
+                "checkpoint a log that holds receipts and verifies (craik receipts verify), from a home that can be written".into()
             }
             AuditError::Query(_) => {
                 "check the log with craik receipts verify; restore audit.db from a backup if it is damaged".into()

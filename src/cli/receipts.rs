@@ -10,7 +10,7 @@ use craik::context::Context;
 use craik::profile::Family;
 use craik::{Error, exit};
 
-use super::output::{self, out, outln};
+use super::output::{self, errln, out, outln};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
@@ -78,6 +78,11 @@ pub enum ReceiptsCommand {
         /// A checkpoint file written by craik receipts checkpoint.
         #[arg(long, value_name = "FILE")]
         checkpoint: Vec<PathBuf>,
+        /// The key checkpoints must be signed with: its base64, or a file
+        /// holding it (a copy of audit-signing.pub). Default: this home's
+        /// audit-signing.pub.
+        #[arg(long, value_name = "KEY|FILE")]
+        public_key: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -316,22 +321,53 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
         }
         ReceiptsCommand::Verify {
             checkpoint: files,
+            public_key,
             json,
         } => {
-            let trusted = ctx
-                .home
-                .read(checkpoint::PUBLIC_KEY_FILE)?
-                .map(|b| String::from_utf8_lossy(&b).trim().to_string());
+            let trusted = match public_key {
+                Some(k) => Some(checkpoint::trusted_key(&k)?),
+                None => ctx
+                    .home
+                    .read(checkpoint::PUBLIC_KEY_FILE)?
+                    .map(|b| String::from_utf8_lossy(&b).trim().to_string()),
+            };
             let cps = files
                 .iter()
                 .map(|f| checkpoint::load(f, trusted.as_deref()))
                 .collect::<Result<Vec<_>, _>>()?;
+            if trusted.is_none() {
+                for cp in &cps {
+                    errln!(
+                        "craik: warning: {} is checked only against the key it names ({}): this home has no audit-signing.pub, so nothing shows the key is yours; pass --public-key",
+                        cp.source,
+                        cp.public_key
+                    );
+                }
+            }
             let report = open_log(&ctx)?.verify(&cps)?;
             if json {
-                output::json(&report);
+                let mut v = serde_json::to_value(&report).unwrap_or_default();
+                v["checkpoints"] = cps
+                    .iter()
+                    .map(|cp| {
+                        serde_json::json!({
+                            "file": cp.source, "seq": cp.seq, "hash": cp.hash,
+                            "public_key": cp.public_key, "key_trusted": trusted.is_some(),
+                        })
+                    })
+                    .collect();
+                output::json(&v);
             } else if let Some(d) = &report.damage {
                 outln!("verified {} receipts before damage", report.verified);
                 outln!("DAMAGED at seq {}: {}: {}", d.seq, d.what, d.detail);
+                let before = if d.seq > 1 {
+                    format!("receipts 1 to {} verify; ", d.seq - 1)
+                } else {
+                    String::new()
+                };
+                errln!(
+                    "hint: {before}compare the log with a backup, then restore audit.db from it"
+                );
             } else {
                 outln!(
                     "verified {} receipts; chain intact (tail seq {}, {} checkpoint(s) held)",
