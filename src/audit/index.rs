@@ -204,6 +204,57 @@ pub(super) fn refresh(conn: &Connection) -> rusqlite::Result<i64> {
     }
 }
 
+/// The last receipt the index file beside `log` holds (seq and hash in
+/// the log), read without writing; `None` without a usable index.
+pub(super) fn last_indexed(log: &Path) -> Option<(i64, String)> {
+    let path = index_path(log);
+    if !path.exists() {
+        return None;
+    }
+    let ro = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let idx = Connection::open_with_flags(&path, ro).ok()?;
+    let version: i64 = idx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .ok()?;
+    if version != INDEX_VERSION {
+        return None;
+    }
+    idx.query_row("SELECT upto, upto_hash FROM state WHERE id = 1", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .ok()
+    .filter(|(upto, _)| *upto > 0)
+}
+
+/// A warning when the log on `conn` (at `log`) no longer holds receipt
+/// `upto` with `hash`, which its index once copied: receipts cut from the
+/// end of the log, or the log rewritten, or restored from an older backup.
+/// Not proof (the index is not protected, and a restore is legitimate),
+/// but the one trace such a cut leaves without a checkpoint.
+pub(super) fn lost_since_indexed(
+    conn: &Connection,
+    log: &Path,
+    upto: i64,
+    hash: &str,
+) -> Option<String> {
+    if matches_log(conn, upto, hash).ok()? {
+        return None;
+    }
+    let last = last_seq(conn).ok()?;
+    let index = index_path(log);
+    Some(if last < upto {
+        format!(
+            "the query index {} held receipts up to seq {upto}, but the log ends at seq {last}: receipts may have been cut from its end, unless audit.db was restored from an older backup",
+            index.display()
+        )
+    } else {
+        format!(
+            "the query index {} copied receipt {upto} with another hash than the log holds now: the log may have been rewritten, unless audit.db was restored from a backup",
+            index.display()
+        )
+    })
+}
+
 /// What `craik doctor` reports of the index, read without writing.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Status {

@@ -28,6 +28,9 @@ pub struct VerifyReport {
     pub tail_hash: String,
     pub checkpoints_checked: usize,
     pub damage: Option<Damage>,
+    /// Signs of trouble that are not proof (the query index remembering
+    /// receipts the log no longer has); `ok` does not depend on them.
+    pub warnings: Vec<String>,
 }
 
 fn damage(seq: i64, what: &str, detail: String) -> Option<Damage> {
@@ -269,7 +272,17 @@ impl AuditLog {
 
     /// Recomputes the whole chain and checks the checkpoints.
     pub fn verify(&self, checkpoints: &[Checkpoint]) -> Result<VerifyReport> {
-        self.verify_from(1, checkpoints)
+        // The index's state before the log's tail is read: the log only
+        // grows, so an index that held no more than the log then never
+        // looks ahead of it.
+        let indexed = super::index::last_indexed(&self.path);
+        let mut report = self.verify_from(1, checkpoints)?;
+        if let Some((upto, hash)) = indexed
+            && let Some(w) = super::index::lost_since_indexed(&self.conn, &self.path, upto, &hash)
+        {
+            report.warnings.push(w);
+        }
+        Ok(report)
     }
 
     /// Verifies the last `n` receipts (hashes, links, contiguity), taking
@@ -439,6 +452,7 @@ impl AuditLog {
             },
             checkpoints_checked: checked,
             damage: found,
+            warnings: Vec::new(),
         })
     }
 

@@ -345,6 +345,9 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 }
             }
             let report = open_log(&ctx)?.verify(&cps)?;
+            for w in &report.warnings {
+                errln!("craik: warning: {w}");
+            }
             if json {
                 let mut v = serde_json::to_value(&report).unwrap_or_default();
                 v["checkpoints"] = cps

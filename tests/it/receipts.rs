@@ -3066,3 +3066,59 @@ fn doctor_reports_the_query_index() {
         r.stdout
     );
 }
+
+/// Without a checkpoint, receipts cut from the end of the log leave a
+/// chain that verifies; the query index, which copied them, still names
+/// the last one, and verify warns (exit 0: the index is no proof, and a
+/// log restored from a backup looks the same).
+#[test]
+fn verify_warns_when_the_index_remembers_more() {
+    for cut in ["the last receipts", "the whole file"] {
+        let env = Env::new();
+        for i in 0..12 {
+            env.run(&["auth", "add", &format!("openai:p{i}"), "--kind=api-key"])
+                .ok();
+        }
+        // A query brings the index up to date (seq 12).
+        env.run(&["receipts", "list"]).ok();
+        let r = env.run(&["receipts", "verify", "--json"]);
+        r.ok();
+        assert_eq!(r.stderr, "", "no warning while the log is whole");
+        assert_eq!(r.json()["warnings"], serde_json::json!([]));
+        let db = env.file("audit.db");
+        match cut {
+            "the last receipts" => {
+                let c = Connection::open(&db).unwrap();
+                c.execute("DELETE FROM receipts WHERE seq > 9", []).unwrap();
+            }
+            _ => {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&db)
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
+                for suffix in ["-wal", "-shm"] {
+                    let _ = fs::remove_file(with_suffix(&db, suffix));
+                }
+            }
+        }
+        let left = if cut == "the whole file" { 0 } else { 9 };
+        let r = env.run(&["receipts", "verify", "--json"]);
+        r.ok();
+        assert_eq!(r.json()["verified"], left, "{cut}");
+        let w = r.json()["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            w.contains("held receipts up to seq 12") && w.contains(&format!("ends at seq {left}")),
+            "{cut}: {w}"
+        );
+        assert!(
+            r.stderr.contains("craik: warning: the query index"),
+            "{cut}: {}",
+            r.stderr
+        );
+    }
+}
