@@ -328,6 +328,22 @@ impl AuditLog {
         }
     }
 
+    /// The kinds of receipt the log holds, sorted (to tell a `--kind` that
+    /// matched nothing from one no receipt has). Reads the whole log.
+    pub fn kinds(&self) -> Result<Vec<String>> {
+        let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT kind FROM receipts ORDER BY kind")
+            .map_err(q)?;
+        let kinds = st
+            .query_map([], |r| r.get(0))
+            .map_err(q)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(q)?;
+        Ok(kinds)
+    }
+
     pub fn stats(&self) -> Result<Stats> {
         let (conn, indexed) = self.for_query();
         let q = |e: rusqlite::Error| AuditError::Query(e.to_string());

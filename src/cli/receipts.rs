@@ -213,6 +213,21 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
             };
             let log = open_log(&ctx)?;
             let rows = log.list(&filter)?;
+            // A kind mistyped finds nothing, which reads like "never happened".
+            if rows.is_empty()
+                && let Some(k) = &filter.kind
+                && let kinds = log.kinds()?
+                && !kinds.contains(k)
+            {
+                errln!(
+                    "craik: note: no receipt in this log has kind {k:?}; its kinds: {}",
+                    if kinds.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        kinds.join(", ")
+                    }
+                );
+            }
             if json {
                 let rows: Vec<_> = rows.iter().map(Receipt::to_json).collect();
                 output::json(&serde_json::json!({ "receipts": rows }));
@@ -258,8 +273,10 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 output::json(&r.to_json());
             } else {
                 let v = serde_json::to_value(r.to_json()).unwrap_or_default();
-                if let serde_json::Value::Object(m) = v {
-                    for (k, v) in m {
+                if let serde_json::Value::Object(mut m) = v {
+                    // In the receipt's own order (seq first), not the map's.
+                    for k in CSV_HEADER {
+                        let Some(v) = m.remove(k) else { continue };
                         let shown = match v {
                             serde_json::Value::Null => "-".to_string(),
                             serde_json::Value::String(s) => s,

@@ -2202,6 +2202,29 @@ fn receipts_list_filters() {
         .error_with_hint("yesterday");
     let usage = env.run(&["receipts", "list", "--json", "--csv"]);
     usage.code(2);
+
+    // A kind no receipt has (mistyped) is told apart from one that matched
+    // nothing under the other filters.
+    let r = env.run(&["receipts", "list", "--kind", "call-started", "--json"]);
+    r.ok();
+    assert_eq!(r.json()["receipts"], serde_json::json!([]));
+    assert!(
+        r.stderr
+            .contains("no receipt in this log has kind \"call-started\"")
+            && r.stderr.contains("call.started"),
+        "{}",
+        r.stderr
+    );
+    let r = env.run(&[
+        "receipts",
+        "list",
+        "--kind",
+        "denial",
+        "--run",
+        "no-such-run",
+    ]);
+    r.ok();
+    assert_eq!(r.stderr, "", "a known kind that matched nothing");
 }
 
 #[test]
