@@ -170,6 +170,22 @@ fn io_err(e: impl std::fmt::Display) -> Error {
     )
 }
 
+/// An identity hash as the log holds it, `hmac-sha256:` and 64 hex digits:
+/// anything else would match nothing, which reads like "never happened".
+fn check_hash(flag: &str, h: &str) -> craik::Result<()> {
+    let ok = h
+        .strip_prefix("hmac-sha256:")
+        .is_some_and(|x| x.len() == 64 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(
+            format!("{flag} {h:?} is not an identity hash (hmac-sha256: and 64 hex digits)"),
+            "compute it with craik receipts hash, or copy it from a receipt",
+        ))
+    }
+}
+
 fn time(s: Option<String>) -> craik::Result<Option<chrono::DateTime<chrono::Utc>>> {
     Ok(s.map(|s| parse_time(&s)).transpose()?)
 }
@@ -198,6 +214,14 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
             jsonl,
             csv,
         } => {
+            for (flag, h) in [
+                ("--operator-hash", &operator_hash),
+                ("--identity-hash", &identity_hash),
+            ] {
+                if let Some(h) = h {
+                    check_hash(flag, h)?;
+                }
+            }
             let filter = Filter {
                 operator,
                 operator_hash,
@@ -211,6 +235,18 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 limit: Some(limit),
                 ascending: false,
             };
+            if let (Some(s), Some(u)) = (filter.since, filter.until)
+                && s > u
+            {
+                return Err(Error::input(
+                    format!(
+                        "--since ({}) is after --until ({}): no receipt can match",
+                        s.to_rfc3339(),
+                        u.to_rfc3339()
+                    ),
+                    "swap them: --since is the earlier time",
+                ));
+            }
             let log = open_log(&ctx)?;
             let rows = log.list(&filter)?;
             // A kind mistyped finds nothing, which reads like "never happened".
@@ -422,6 +458,15 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
             family,
             operator_issuer,
         } => {
+            if operator_issuer
+                .as_deref()
+                .is_some_and(|i| i.trim().is_empty())
+            {
+                return Err(Error::input(
+                    "--operator-issuer is empty",
+                    "give the issuer URL the operator signs in with (craik whoami --json shows it)",
+                ));
+            }
             let mut value = zeroize::Zeroizing::new(String::new());
             std::io::stdin()
                 .take(64 * 1024)

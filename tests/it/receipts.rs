@@ -2225,6 +2225,18 @@ fn receipts_list_filters() {
     ]);
     r.ok();
     assert_eq!(r.stderr, "", "a known kind that matched nothing");
+    // Filters that could match nothing are refused, not answered empty.
+    for (flag, value) in [
+        ("--identity-hash", "0123abcd"),
+        ("--operator-hash", "hmac-sha256:00"),
+    ] {
+        env.run(&["receipts", "list", flag, value])
+            .code(1)
+            .error_with_hint("is not an identity hash");
+    }
+    env.run(&["receipts", "list", "--since", "1h", "--until", "2d"])
+        .code(1)
+        .error_with_hint("is after --until");
 }
 
 #[test]
@@ -2575,6 +2587,12 @@ fn receipts_hash_matches_the_log() {
         .code(1)
         .error_with_hint("standard input");
     env.run_stdin(&["receipts", "hash"], Some(K1)).code(2);
+    env.run_stdin(
+        &["receipts", "hash", "--operator-issuer", " "],
+        Some("alice-sub"),
+    )
+    .code(1)
+    .error_with_hint("--operator-issuer is empty");
 
     // Without a shared key two homes hash alike only by accident.
     let other = Env::new();
