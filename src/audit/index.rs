@@ -103,6 +103,7 @@ pub(super) fn open(log: &Path, busy: Duration) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(busy)?;
+    super::query::add_functions(&conn)?;
     conn.execute_batch("PRAGMA trusted_schema=OFF;")?;
     conn.execute("ATTACH DATABASE ?1 AS idx", [path.to_string_lossy()])?;
     if conn.is_readonly("idx")? {

@@ -237,6 +237,7 @@ impl AuditLog {
             return Err(unavailable("the database is read-only".into()));
         }
         log.configure().map_err(|e| unavailable(e.to_string()))?;
+        super::query::add_functions(&log.conn).map_err(|e| unavailable(e.to_string()))?;
         log.migrate()?;
         Ok(log)
     }
@@ -287,6 +288,7 @@ impl AuditLog {
         let open = |conn: Connection| -> rusqlite::Result<(Connection, i64)> {
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.execute_batch("PRAGMA trusted_schema=OFF;")?;
+            super::query::add_functions(&conn)?;
             // Reads the header and the schema: a file that is no database
             // fails here rather than in the first query.
             let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

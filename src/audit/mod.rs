@@ -61,6 +61,9 @@ pub enum AuditError {
     Query(String),
     #[error("{0}")]
     Time(String),
+    /// A filter that cannot be run (`receipts list --profile`).
+    #[error("{0}")]
+    Filter(String),
 }
 
 impl AuditError {
@@ -85,6 +88,9 @@ impl AuditError {
             }
             AuditError::Query(_) => {
                 "check the log with craik receipts verify; restore audit.db from a backup if it is damaged".into()
+            }
+            AuditError::Filter(_) => {
+                "profile patterns are as in policies: * any characters but ':', ** any characters, ? one character".into()
             }
             AuditError::Time(_) => {
                 "times are RFC 3339 (2026-01-31T12:00:00Z) or relative (30m, 24h, 7d)".into()

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::index;
 use super::log::{COLUMNS, INDEX_NOTICE_FROM, Notice, row_to_receipt};
 use super::{AuditError, AuditLog, Receipt, Result};
+use crate::policy::pattern;
 
 /// What to select. Every field narrows the result.
 #[derive(Debug, Clone, Default)]
@@ -19,7 +20,8 @@ pub struct Filter {
     /// Subject or email.
     pub operator: Option<String>,
     pub operator_hash: Option<String>,
-    /// A profile id, or a glob with `*`, `?` (SQLite GLOB, case-sensitive).
+    /// A profile id, or a pattern as in policies: `*` any characters but
+    /// `:`, `**` any characters, `?` one character; case-sensitive.
     pub profile: Option<String>,
     pub identity_hash: Option<String>,
     pub kind: Option<String>,
@@ -59,17 +61,65 @@ fn ts(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Whether a `--profile` value is a pattern rather than an id.
+fn is_pattern(p: &str) -> bool {
+    p.contains(['*', '?'])
+}
+
+/// A GLOB that matches every id `p` matches (and more: its `*` crosses
+/// `:`); `p` has passed [`pattern::compile`], so it holds no `[`.
+fn glob_superset(p: &str) -> String {
+    p.replace("**", "*")
+}
+
+/// Registers `craik_profile_match(pattern, id)` on a connection that runs
+/// queries: the profile patterns of policies (`*` within a part, `**`
+/// across `:`, `?` one character), compiled once per statement.
+pub(super) fn add_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    conn.create_scalar_function(
+        "craik_profile_match",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re = ctx.get_or_create_aux(0, |v| -> std::result::Result<_, BoxError> {
+                Ok(pattern::compile(v.as_str()?)?)
+            })?;
+            Ok(match ctx.get_raw(1) {
+                ValueRef::Text(t) => std::str::from_utf8(t).is_ok_and(|id| re.is_match(id)),
+                _ => false,
+            })
+        },
+    )
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Filter {
+    /// Refuses a `profile` pattern that policies would refuse.
+    pub fn check(&self) -> Result<()> {
+        if let Some(p) = &self.profile
+            && is_pattern(p)
+        {
+            pattern::compile(p).map_err(|e| AuditError::Filter(format!("--profile: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// The filter's conditions on table alias `t`, and their arguments.
     fn conds(&self, t: &str) -> (Vec<String>, Vec<Value>) {
         let mut conds: Vec<String> = Vec::new();
         let mut args: Vec<Value> = Vec::new();
+        // A condition on one column of `t`, or (naming `t` as `$t`) on more.
         let mut push = |cond: &str, v: &str| {
             args.push(Value::Text(v.to_string()));
-            conds.push(format!(
-                "{t}.{}",
-                cond.replace('?', &format!("?{}", args.len()))
-            ));
+            let cond = cond.replace('?', &format!("?{}", args.len()));
+            conds.push(if cond.contains("$t") {
+                cond.replace("$t", t)
+            } else {
+                format!("{t}.{cond}")
+            });
         };
         if let Some(op) = &self.operator {
             if op.contains('@') {
@@ -82,8 +132,11 @@ impl Filter {
             push("operator_identity_hash = ?", h);
         }
         if let Some(p) = &self.profile {
-            if p.contains(['*', '?', '[']) {
-                push("auth_profile_id GLOB ?", p);
+            if is_pattern(p) {
+                // GLOB for the index's range (it matches a superset), the
+                // policies' own matching for the answer.
+                push("auth_profile_id GLOB ?", &glob_superset(p));
+                push("craik_profile_match(?, $t.auth_profile_id)", p);
             } else {
                 push("auth_profile_id = ?", p);
             }
@@ -305,6 +358,7 @@ impl AuditLog {
         filter: &Filter,
         mut f: impl FnMut(Receipt) -> std::io::Result<()>,
     ) -> Result<()> {
+        filter.check()?;
         let (conn, indexed) = self.for_query();
         let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
         // One read transaction: the index's snapshot first, then the log's

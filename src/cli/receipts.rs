@@ -28,7 +28,8 @@ pub enum ReceiptsCommand {
         /// Operator identity hash (see craik receipts hash).
         #[arg(long, value_name = "H")]
         operator_hash: Option<String>,
-        /// Profile id or glob (openai:*).
+        /// Profile id, or a pattern as in policies: `*` within a part
+        /// (openai:*), `**` across ':', `?` one character.
         #[arg(long, value_name = "GLOB")]
         profile: Option<String>,
         /// Credential identity hash (see craik receipts hash).

@@ -103,6 +103,14 @@ impl PatternSet {
     }
 }
 
+/// One pattern, compiled (`receipts list --profile`).
+pub fn compile(pattern: &str) -> Result<regex::Regex, PatternError> {
+    regex::RegexBuilder::new(&to_regex(pattern)?)
+        .size_limit(16 * 1024 * 1024)
+        .build()
+        .map_err(|_| PatternError::TooLong(pattern.to_string()))
+}
+
 /// One pattern against one id (tests, docs).
 pub fn matches(pattern: &str, id: &str) -> Result<bool, PatternError> {
     Ok(PatternSet::new(&[pattern.to_string()])?.is_match(id))

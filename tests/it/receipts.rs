@@ -1589,6 +1589,13 @@ fn a_read_only_copy_is_read() {
     assert_eq!(r.json()["verified"], 5);
     assert_eq!(r.json()["ok"], true);
     check_reads(&copy, 5);
+    // Read without the query index: patterns are matched on the log itself.
+    let r = copy.run(&["receipts", "list", "--profile", "openai:p*", "--json"]);
+    r.ok();
+    assert_eq!(r.json()["receipts"].as_array().unwrap().len(), 5);
+    let r = copy.run(&["receipts", "list", "--profile", "open*", "--json"]);
+    r.ok();
+    assert_eq!(r.json()["receipts"].as_array().unwrap().len(), 0);
     assert_eq!(
         copy.run_stdin(&["receipts", "hash", "--family", "openai"], Some("sk-x"))
             .stdout,
@@ -2123,6 +2130,17 @@ fn receipts_list_filters() {
     );
     assert_eq!(list(env, &["--profile", "openai:ci"]), [5, 4]);
     assert_eq!(list(env, &["--profile", "anthropic:*"]), [6, 2]);
+    // Patterns as in policies: `*` stops at ':', `**` does not.
+    assert_eq!(list(env, &["--profile", "open*"]), Vec::<i64>::new());
+    assert_eq!(
+        list(env, &["--profile", "open**"]),
+        [11, 10, 9, 8, 7, 5, 4, 3]
+    );
+    assert_eq!(list(env, &["--profile", "*:ci"]), [5, 4]);
+    assert_eq!(list(env, &["--profile", "openai:c?"]), [5, 4]);
+    env.run(&["receipts", "list", "--profile", "openai:[ab]*"])
+        .code(1)
+        .error_with_hint("profile patterns are as in policies");
     assert_eq!(list(env, &["--kind", "profile_added"]), [10, 9, 8]);
     assert_eq!(list(env, &["--kind", "denial"]), [7, 3]);
     assert_eq!(list(env, &["--status", "denied"]), [7, 3]);
