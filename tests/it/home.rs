@@ -70,13 +70,27 @@ fn default_home_is_dot_craik() {
     assert_eq!(mode(&p), 0o700);
 }
 
+/// Runs craik with its stdout going to `stdout`: the exit code and stderr.
+fn run_to(env: &Env, args: &[&str], stdout: std::process::Stdio) -> (Option<i32>, String) {
+    let out = env
+        .command(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Commands whose output cannot be written never panic: to a full disk
 /// (/dev/full) they fail with one error and its hint (a checkpoint printed
 /// to stdout and lost is not a success); to a reader that has gone (`|
 /// head`) they end quietly.
 #[test]
 fn output_that_cannot_be_written() {
-    use std::process::Stdio;
     let env = Env::new();
     env.run(&["auth", "add", "openai:ci", "--kind=api-key"])
         .ok();
@@ -106,19 +120,8 @@ fn output_that_cannot_be_written() {
             .write(true)
             .open("/dev/full")
             .expect("/dev/full (a Linux device) is needed");
-        let out = env
-            .command(args)
-            .stdin(Stdio::null())
-            .stdout(full)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{args:?} to /dev/full: {stderr}"
-        );
+        let (code, stderr) = run_to(&env, args, full.into());
+        assert_eq!(code, Some(1), "{args:?} to /dev/full: {stderr}");
         assert_eq!(
             stderr.lines().collect::<Vec<_>>(),
             [
@@ -130,19 +133,8 @@ fn output_that_cannot_be_written() {
 
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = env
-            .command(args)
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?} to a closed pipe: {stderr}"
-        );
+        let (code, stderr) = run_to(&env, args, writer.into());
+        assert_eq!(code, Some(0), "{args:?} to a closed pipe: {stderr}");
         assert_eq!(stderr, "", "{args:?} to a closed pipe");
     }
     // Nothing was lost on the way: the log is whole.

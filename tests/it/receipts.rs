@@ -1521,6 +1521,16 @@ fn check_fail_closed(
     Ok(())
 }
 
+/// A home with `n` api-key profiles `openai:p0`… added: `n` receipts.
+fn home_with_profiles(n: usize) -> Env {
+    let env = Env::new();
+    for i in 0..n {
+        env.run(&["auth", "add", &format!("openai:p{i}"), "--kind=api-key"])
+            .ok();
+    }
+    env
+}
+
 /// The commands that only read the log work on a log holding `receipts`
 /// receipts.
 fn check_reads(env: &Env, receipts: i64) {
@@ -1549,11 +1559,7 @@ fn check_reads(env: &Env, receipts: i64) {
 /// is refused as for any log that cannot be written.
 #[test]
 fn a_read_only_copy_is_read() {
-    let env = Env::new();
-    for i in 0..5 {
-        env.run(&["auth", "add", &format!("openai:p{i}"), "--kind=api-key"])
-            .ok();
-    }
+    let env = home_with_profiles(5);
     let cp = env.dir.path().join("cp.json");
     env.run(&["receipts", "checkpoint", "--out", cp.to_str().unwrap()])
         .ok();
@@ -1615,11 +1621,7 @@ fn a_read_only_copy_is_read() {
 #[test]
 fn a_file_that_is_no_database() {
     for damage in ["garbage", "cut short"] {
-        let env = Env::new();
-        for i in 0..30 {
-            env.run(&["auth", "add", &format!("openai:p{i}"), "--kind=api-key"])
-                .ok();
-        }
+        let env = home_with_profiles(30);
         let db = env.file("audit.db");
         match damage {
             "garbage" => {
@@ -3133,11 +3135,7 @@ fn doctor_reports_the_query_index() {
 #[test]
 fn verify_warns_when_the_index_remembers_more() {
     for cut in ["the last receipts", "the whole file"] {
-        let env = Env::new();
-        for i in 0..12 {
-            env.run(&["auth", "add", &format!("openai:p{i}"), "--kind=api-key"])
-                .ok();
-        }
+        let env = home_with_profiles(12);
         // A query brings the index up to date (seq 12).
         env.run(&["receipts", "list"]).ok();
         let r = env.run(&["receipts", "verify", "--json"]);
