@@ -39,7 +39,13 @@ impl HomeError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             HomeError::NoHome => "set CRAIK_HOME to a directory craik may own".into(),
-            HomeError::Io { .. } => "check that the path exists and is accessible".into(),
+            HomeError::Io { source, .. } => match source.kind() {
+                io::ErrorKind::StorageFull => "free some space on that disk".into(),
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                    "check that you may write there (permissions, a read-only mount)".into()
+                }
+                _ => "check that the path exists and is accessible".into(),
+            },
             HomeError::Symlink { path } => format!(
                 "replace the symlink with a real {} (or point CRAIK_HOME at the real directory)",
                 if path.extension().is_some() {
@@ -250,7 +256,8 @@ pub fn write_atomic_path(path: &Path, data: &[u8]) -> Result<()> {
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
-    tmp.write_all(data).map_err(io_err(tmp.path()))?;
+    // Named by the file it was to become, not the temporary name.
+    tmp.as_file_mut().write_all(data).map_err(io_err(path))?;
     tmp.as_file().sync_all().map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
     sync_dir(dir)

@@ -3179,3 +3179,44 @@ fn verify_warns_when_the_index_remembers_more() {
         );
     }
 }
+
+/// `checkpoint --out` onto a full disk: an error that names the file it
+/// was to write (not its temporary name) and says to free space, and
+/// nothing left behind.
+#[test]
+fn a_checkpoint_onto_a_full_disk() {
+    let env = home_with_profiles(2);
+    let tiny = env.dir.path().join("tiny");
+    fs::create_dir(&tiny).unwrap();
+    let t = tiny.to_str().unwrap().to_string();
+    sh(
+        "mount",
+        &["-t", "tmpfs", "-o", "size=64k", "craik-test-tiny", &t],
+    )
+    .expect("this test mounts a tiny tmpfs: it runs as root, with mount");
+    let mut undo = Cleanup::default();
+    let u = t.clone();
+    undo.push(move || {
+        let _ = sh("umount", &["-l", &u]);
+    });
+    let mut f = fs::File::create(tiny.join("filler")).unwrap();
+    let chunk = vec![0u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    drop(f);
+    let out = tiny.join("cp.json");
+    let r = env.run(&["receipts", "checkpoint", "--out", out.to_str().unwrap()]);
+    r.code(1).error_with_hint("free some space");
+    assert!(
+        r.stderr
+            .contains(&format!("{}: No space left on device", out.display()))
+            && !r.stderr.contains(".tmp-"),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<_> = fs::read_dir(&tiny)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["filler"], "nothing left behind");
+    undo.run();
+}
