@@ -53,11 +53,17 @@ fn signing_key(secrets: &Secrets) -> Result<SigningKey> {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
             Zeroizing::new(key.to_bytes().to_vec())
         })
-        .map_err(|e| AuditError::Key(e.to_string()))?;
+        .map_err(|e| AuditError::SigningKey {
+            why: e.to_string(),
+            hint: e.hint(),
+        })?;
     let arr: [u8; 32] = bytes
         .as_slice()
         .try_into()
-        .map_err(|_| AuditError::Key("the stored signing key is not 32 bytes".into()))?;
+        .map_err(|_| AuditError::SigningKey {
+            why: "the stored signing key is not 32 bytes".into(),
+            hint: None,
+        })?;
     Ok(SigningKey::from_bytes(&arr))
 }
 

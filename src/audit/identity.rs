@@ -47,14 +47,12 @@ impl AuditKey {
             .filter(|s| !s.is_empty())
         {
             let r = SecretRef::parse(&r)
-                .map_err(|e| AuditError::Key(format!("CRAIK_AUDIT_KEY: {e}")))?;
+                .map_err(|e| AuditError::key(format!("CRAIK_AUDIT_KEY: {e}")))?;
             let raw = r
                 .resolve()
-                .map_err(|e| AuditError::Key(format!("CRAIK_AUDIT_KEY: {e}")))?;
+                .map_err(|e| AuditError::key(format!("CRAIK_AUDIT_KEY: {e}")))?;
             let key = decode_key(&raw).ok_or_else(|| {
-                AuditError::Key(
-                    "CRAIK_AUDIT_KEY must hold 32 bytes as 64 hex digits or base64".into(),
-                )
+                AuditError::key("CRAIK_AUDIT_KEY must hold 32 bytes as 64 hex digits or base64")
             })?;
             return Ok(AuditKey { key });
         }
@@ -64,11 +62,9 @@ impl AuditKey {
                 rand::rngs::OsRng.fill_bytes(&mut k);
                 k
             })
-            .map_err(|e| AuditError::Key(e.to_string()))?;
+            .map_err(|e| AuditError::key_from_store(&e))?;
         if key.len() != 32 {
-            return Err(AuditError::Key(
-                "the stored audit key is not 32 bytes".into(),
-            ));
+            return Err(AuditError::key("the stored audit key is not 32 bytes"));
         }
         Ok(AuditKey { key })
     }

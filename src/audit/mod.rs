@@ -48,8 +48,11 @@ pub enum AuditError {
         found: i64,
         supported: i64,
     },
-    #[error("audit key unavailable: {0}")]
-    Key(String),
+    /// `hint`: the secret store's own, when it said why.
+    #[error("audit key unavailable: {why}")]
+    Key { why: String, hint: Option<String> },
+    #[error("checkpoint signing key unavailable: {why}")]
+    SigningKey { why: String, hint: Option<String> },
     #[error("no receipt {0}")]
     NotFound(String),
     #[error("checkpoint {path}: {why}")]
@@ -76,8 +79,14 @@ impl AuditError {
                 "check that the file is a craik audit log with its -wal file beside it; if it is damaged, restore audit.db from a backup".into()
             }
             AuditError::NewerSchema { .. } => "upgrade craik to read this audit log".into(),
-            AuditError::Key(_) => {
+            AuditError::Key { hint: Some(h), .. } | AuditError::SigningKey { hint: Some(h), .. } => {
+                h.clone()
+            }
+            AuditError::Key { hint: None, .. } => {
                 "check the secret store (craik auth storage status) or CRAIK_AUDIT_KEY".into()
+            }
+            AuditError::SigningKey { hint: None, .. } => {
+                "check the secret store (craik auth storage status)".into()
             }
             AuditError::NotFound(_) => "list receipts with: craik receipts list".into(),
             AuditError::Checkpoint { .. } => {
@@ -102,13 +111,31 @@ impl AuditError {
         match self {
             AuditError::Unavailable { .. }
             | AuditError::NewerSchema { .. }
-            | AuditError::Key(_) => exit::AUDIT_UNAVAILABLE,
+            | AuditError::Key { .. } => exit::AUDIT_UNAVAILABLE,
             _ => exit::ERROR,
         }
     }
 }
 
 pub type Result<T, E = AuditError> = std::result::Result<T, E>;
+
+impl AuditError {
+    /// The audit key could not be had, for a reason of our own.
+    fn key(why: impl Into<String>) -> AuditError {
+        AuditError::Key {
+            why: why.into(),
+            hint: None,
+        }
+    }
+
+    /// The secret store could not give the audit key.
+    fn key_from_store(e: &crate::secret::SecretError) -> AuditError {
+        AuditError::Key {
+            why: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
 
 /// Creates `path` empty and 0600 unless it exists, without ever holding a
 /// descriptor of it. Closing any descriptor of a file drops every POSIX

@@ -3220,3 +3220,26 @@ fn a_checkpoint_onto_a_full_disk() {
     assert_eq!(left, ["filler"], "nothing left behind");
     undo.run();
 }
+
+/// A secret store that will not open (a wrong password) names the key it
+/// could not get and passes on the store's own hint.
+#[test]
+fn keys_behind_a_wrong_password() {
+    let mut env = home_with_profiles(1);
+    env.set("CRAIK_KEYRING_PASSWORD", "not-the-password");
+    let r = env.run(&["receipts", "checkpoint"]);
+    r.code(1)
+        .error_with_hint("checkpoint signing key unavailable");
+    assert!(
+        r.stderr.contains("check CRAIK_KEYRING_PASSWORD"),
+        "{}",
+        r.stderr
+    );
+    let r = env.run_stdin(&["receipts", "hash", "--family", "openai"], Some("sk-x"));
+    r.code(5).error_with_hint("audit key unavailable");
+    assert!(
+        r.stderr.contains("check CRAIK_KEYRING_PASSWORD"),
+        "{}",
+        r.stderr
+    );
+}
