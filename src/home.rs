@@ -33,6 +33,10 @@ pub enum HomeError {
         path: PathBuf,
         expected: &'static str,
     },
+    /// `path` exists and is not a regular file: a write that replaces a
+    /// file whole would replace it (a device, a pipe, a link).
+    #[error("{path} exists and is not a regular file; craik will not replace it")]
+    NotRegular { path: PathBuf },
 }
 
 impl HomeError {
@@ -64,6 +68,7 @@ impl HomeError {
                 path.display()
             ),
             HomeError::WrongType { .. } => "remove it or point CRAIK_HOME elsewhere".into(),
+            HomeError::NotRegular { .. } => "name a new file, or an existing regular one".into(),
         })
     }
 }
@@ -250,6 +255,13 @@ pub fn dir_of(path: &Path) -> &Path {
 /// Writes `data` to `path` atomically (temporary file in the same
 /// directory, 0600, fsync, rename, fsync of the directory).
 pub fn write_atomic_path(path: &Path, data: &[u8]) -> Result<()> {
+    // A rename would put a regular file in place of a device (as root,
+    // `--out /dev/null`), a pipe or a symlink.
+    if path.symlink_metadata().is_ok_and(|m| !m.is_file()) {
+        return Err(HomeError::NotRegular {
+            path: path.to_path_buf(),
+        });
+    }
     let dir = dir_of(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")

@@ -3243,3 +3243,36 @@ fn keys_behind_a_wrong_password() {
         r.stderr
     );
 }
+
+/// `checkpoint --out` never replaces what is not a regular file: a pipe,
+/// a symlink, a directory (or, as root, a device such as /dev/null).
+#[test]
+fn a_checkpoint_never_replaces_what_is_not_a_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = home_with_profiles(1);
+    let d = env.dir.path();
+    sh("mkfifo", &[d.join("pipe").to_str().unwrap()]).expect("mkfifo (coreutils)");
+    std::os::unix::fs::symlink(d.join("elsewhere"), d.join("link")).unwrap();
+    fs::create_dir(d.join("dir")).unwrap();
+    for name in ["pipe", "link", "dir"] {
+        let p = d.join(name);
+        env.run(&["receipts", "checkpoint", "--out", p.to_str().unwrap()])
+            .code(1)
+            .error_with_hint("is not a regular file");
+        let t = p.symlink_metadata().unwrap().file_type();
+        assert!(
+            t.is_fifo() || t.is_symlink() || t.is_dir(),
+            "{name} was replaced"
+        );
+    }
+    assert!(
+        !d.join("elsewhere").exists(),
+        "nothing written through the link"
+    );
+    // A regular file is replaced whole, as before.
+    let f = d.join("cp.json");
+    fs::write(&f, "old").unwrap();
+    env.run(&["receipts", "checkpoint", "--out", f.to_str().unwrap()])
+        .ok();
+    assert!(fs::read_to_string(&f).unwrap().contains("\"signature\""));
+}
