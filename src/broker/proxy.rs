@@ -189,6 +189,19 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Path and query without credential query parameters.
+/// Whether `path`, joined to the upstream's base URL, could leave the
+/// base's path: a `.` or `..` segment, percent-encoded or not (the URL
+/// standard resolves both when the URL is parsed), or a backslash (which
+/// it reads as `/` in http URLs). With a base of `https://gw/tenant-a/v1`,
+/// `/../../tenant-b/x` would carry the credential to another path.
+fn escapes_base(path: &str) -> bool {
+    path.contains('\\')
+        || path.split('/').any(|seg| {
+            let s = seg.to_ascii_lowercase().replace("%2e", ".");
+            s == "." || s == ".."
+        })
+}
+
 fn clean_path(uri: &axum::http::Uri) -> String {
     let path = uri.path();
     match uri.query() {
@@ -282,6 +295,13 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
             StatusCode::UNAUTHORIZED,
             "craik_unauthorized",
             "missing or wrong proxy token",
+        );
+    }
+    if escapes_base(parts.uri.path()) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "craik_bad_path",
+            "the path has a '.' or '..' segment or a backslash; craik forwards only paths under the provider's base URL",
         );
     }
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {

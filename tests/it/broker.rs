@@ -238,6 +238,51 @@ fn proxy_injects_each_familys_credential_and_strips_the_clients() {
     env.run(&["receipts", "verify"]).ok();
 }
 
+/// A path with a `.` or `..` segment (plain or percent-encoded) or a
+/// backslash would leave the base URL's path once joined and resolved, with
+/// the credential: refused with 400, nothing upstream, no receipt. Sent as
+/// raw HTTP, since an HTTP client resolves the dots itself.
+#[test]
+fn paths_that_leave_the_base_are_refused() {
+    use std::io::Write;
+    let up = Upstream::start(Behavior::Normal);
+    let env = Env::new();
+    add_key(&env, "openai:k", "sk-1", &format!("{}/v1", up.url()));
+    let p = Proxy::start(&env, &["--profile", "openai:k"]);
+    let addr = p.url.trim_start_matches("http://").to_string();
+    for path in [
+        "/../../etc/passwd",
+        "/models/../../x",
+        "/%2e%2e/x",
+        "/.%2E/x",
+        "/./models",
+        "/..\\x",
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            p.token
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains("craik_bad_path"), "{path}: {answer}");
+    }
+    assert!(up.seen().is_empty(), "nothing went upstream");
+    assert!(receipts(&env, "call.started").is_empty());
+    // A plain path still goes through, under the base.
+    let resp = client()
+        .get(format!("{}/models", p.url))
+        .header("authorization", format!("Bearer {}", p.token))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(up.seen()[0].path_and_query, "/v1/models");
+    p.stop().ok();
+}
+
 #[test]
 fn wrong_token_is_refused_and_nothing_goes_upstream() {
     let up = Upstream::start(Behavior::Normal);
