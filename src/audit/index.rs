@@ -256,6 +256,22 @@ pub(super) fn lost_since_indexed(
     })
 }
 
+/// [`lost_since_indexed`] on a connection with the index attached, before
+/// a refresh rebuilds the index and the trace is gone.
+pub(super) fn lost_before_refresh(conn: &Connection, log: &Path) -> Option<String> {
+    let (upto, hash): (i64, String) = conn
+        .query_row(
+            "SELECT upto, upto_hash FROM idx.state WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok()?;
+    if upto == 0 {
+        return None;
+    }
+    lost_since_indexed(conn, log, upto, &hash)
+}
+
 /// What `craik doctor` reports of the index, read without writing.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Status {

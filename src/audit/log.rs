@@ -75,6 +75,9 @@ pub enum Notice {
     /// least [`INDEX_NOTICE_FROM`] receipts (a copied or migrated log, a
     /// deleted index): about 30 s for a million.
     Indexing { path: PathBuf, behind: i64 },
+    /// The query index copied receipts the log no longer holds; the query
+    /// about to run rebuilds it.
+    IndexMismatch { warning: String },
 }
 
 /// Receipts the query index may lack before a query says it is catching up.
@@ -97,6 +100,10 @@ impl std::fmt::Display for Notice {
                 f,
                 "bringing the query index of {} up to date ({behind} receipts to copy); this can take about 30 s per million receipts",
                 path.display()
+            ),
+            Notice::IndexMismatch { warning } => write!(
+                f,
+                "warning: {warning}; the query index is rebuilt from the log now, so check the log against a checkpoint kept elsewhere (craik receipts verify --checkpoint)"
             ),
         }
     }
@@ -181,6 +188,24 @@ fn find_sql(kind: &str, with_run: bool) -> String {
     )
 }
 
+/// Why a missing or empty `audit.db` at `path` once held receipts, if
+/// the home shows it: a checkpoint was signed here, or the query index
+/// copied some. Deleting or emptying the log must not pass for a new one.
+fn lost_log(home: &Home, path: &Path) -> Option<String> {
+    let gone = match path.symlink_metadata() {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(m) => m.is_file() && m.len() == 0,
+    };
+    if !gone {
+        return None;
+    }
+    if home.path(super::checkpoint::PUBLIC_KEY_FILE).exists() {
+        return Some("a checkpoint of it was signed here (audit-signing.pub)".into());
+    }
+    index::last_indexed(path)
+        .map(|(upto, _)| format!("its query index copied receipts up to seq {upto}"))
+}
+
 /// A WAL file shorter than this holds no frame: its 32-byte header, and
 /// one frame of the smallest page (24 + 512 bytes).
 const WAL_FIRST_FRAME_END: u64 = 32 + 24 + 512;
@@ -192,6 +217,8 @@ impl AuditLog {
     }
 
     /// [`AuditLog::open`], telling `notice` before slow, one-off work.
+    /// A log that is missing or empty where the home shows it held
+    /// receipts is [`AuditError::Lost`]: no new chain starts in its place.
     pub fn open_noting(home: &Home, notice: fn(&Notice)) -> Result<AuditLog> {
         let path = home.path(AUDIT_FILE);
         home.check_file(AUDIT_FILE)
@@ -199,6 +226,13 @@ impl AuditLog {
                 path: path.clone(),
                 why: e.to_string(),
             })?;
+        if let Some(why) = lost_log(home, &path) {
+            return Err(AuditError::Lost {
+                path,
+                why,
+                reading: false,
+            });
+        }
         AuditLog::open_path_noting(&path, notice)
     }
 
@@ -249,6 +283,20 @@ impl AuditLog {
     /// is [`AuditError::Unreadable`].
     pub fn open_for_reading(home: &Home, notice: fn(&Notice)) -> Result<AuditLog> {
         let path = home.path(AUDIT_FILE);
+        if let Some(why) = lost_log(home, &path) {
+            return Err(AuditError::Lost {
+                path,
+                why,
+                reading: true,
+            });
+        }
+        // No log yet: read as empty, without making one.
+        if path.symlink_metadata().map_or_else(
+            |e| e.kind() == std::io::ErrorKind::NotFound,
+            |m| m.is_file() && m.len() == 0,
+        ) {
+            return AuditLog::empty(&path, notice);
+        }
         match AuditLog::open_noting(home, notice) {
             // Not a regular file (a directory, a link): refused as it is.
             Err(AuditError::Unavailable { path, why })
@@ -271,6 +319,28 @@ impl AuditLog {
             }
             other => other,
         }
+    }
+
+    /// An empty log in memory, named `path`, read-only: what a log that
+    /// does not exist yet holds.
+    fn empty(path: &Path, notice: fn(&Notice)) -> Result<AuditLog> {
+        let unavailable = |e: rusqlite::Error| AuditError::Unavailable {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        };
+        let conn = Connection::open_in_memory().map_err(unavailable)?;
+        super::query::add_functions(&conn).map_err(unavailable)?;
+        let mut log = AuditLog {
+            conn,
+            path: path.to_path_buf(),
+            query: OnceCell::from(None),
+            inline_index: false,
+            notice,
+            read_only: false,
+        };
+        log.migrate()?;
+        log.read_only = true;
+        Ok(log)
     }
 
     /// Opens the log at `path` read-only. A log closed cleanly (no `-wal`

@@ -37,6 +37,16 @@ use crate::exit;
 pub enum AuditError {
     #[error("audit log unavailable ({path}): {why}")]
     Unavailable { path: PathBuf, why: String },
+    /// The log is missing or empty where the home shows it held receipts.
+    #[error(
+        "{path} is missing or empty, but {why}: it was deleted or emptied, and craik will not start a new chain in its place"
+    )]
+    Lost {
+        path: PathBuf,
+        why: String,
+        /// For a command that only reads (exit 1, not 5).
+        reading: bool,
+    },
     /// The log cannot even be read (a command that only reads).
     #[error("cannot read the audit log {path}: {why}")]
     Unreadable { path: PathBuf, why: String },
@@ -75,6 +85,9 @@ impl AuditError {
             AuditError::Unavailable { .. } => {
                 "the action was refused because its receipt could not be written; check that audit.db and its directory are writable and the disk is not full, and if audit.db is damaged (craik receipts verify), restore it from a backup".into()
             }
+            AuditError::Lost { .. } => {
+                "restore audit.db from a backup; to start a new log on purpose, move audit.db, audit-index.db and audit-signing.pub aside".into()
+            }
             AuditError::Unreadable { .. } => {
                 "check that the file is a craik audit log with its -wal file beside it; if it is damaged, restore audit.db from a backup".into()
             }
@@ -111,7 +124,8 @@ impl AuditError {
         match self {
             AuditError::Unavailable { .. }
             | AuditError::NewerSchema { .. }
-            | AuditError::Key { .. } => exit::AUDIT_UNAVAILABLE,
+            | AuditError::Key { .. }
+            | AuditError::Lost { reading: false, .. } => exit::AUDIT_UNAVAILABLE,
             _ => exit::ERROR,
         }
     }

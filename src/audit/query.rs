@@ -309,6 +309,11 @@ impl AuditLog {
                         behind,
                     });
                 }
+                // A rebuild erases the one trace of receipts cut from the
+                // log's end: say so first.
+                if let Some(warning) = index::lost_before_refresh(c, &self.path) {
+                    (self.notice)(&Notice::IndexMismatch { warning });
+                }
                 let _ = index::refresh(c);
                 (c, true)
             }

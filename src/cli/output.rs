@@ -109,7 +109,9 @@ pub fn finish(code: i32) -> i32 {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => code,
         Some(e) => {
             errln!("error: cannot write output: {e}");
-            errln!("hint: check where standard output goes (a full disk, a closed file)");
+            errln!(
+                "hint: check where standard output goes (a full disk, a file that cannot be written)"
+            );
             if code == exit::OK { exit::ERROR } else { code }
         }
     }

@@ -126,7 +126,7 @@ fn output_that_cannot_be_written() {
             stderr.lines().collect::<Vec<_>>(),
             [
                 "error: cannot write output: No space left on device (os error 28)",
-                "hint: check where standard output goes (a full disk, a closed file)"
+                "hint: check where standard output goes (a full disk, a file that cannot be written)"
             ],
             "{args:?} to /dev/full"
         );

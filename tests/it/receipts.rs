@@ -712,8 +712,7 @@ fn judge(e: &Expect, report: &craik::audit::VerifyReport) -> Result<(), String> 
 
 /// A home holding `base` as its audit.db and a checkpoint of its tail.
 fn home_with_log(base: &Path) -> (Env, PathBuf, Checkpoint) {
-    let env = Env::new();
-    env.run(&["receipts", "list"]).ok();
+    let env = home_with_empty_log();
     copy_db(base, &env.file("audit.db"));
     let cp_file = env.dir.path().join("tail.checkpoint.json");
     env.run(&["receipts", "checkpoint", "--out", cp_file.to_str().unwrap()])
@@ -1521,6 +1520,16 @@ fn check_fail_closed(
     Ok(())
 }
 
+/// A home with an empty audit log, made through the library (reading
+/// commands make none).
+fn home_with_empty_log() -> Env {
+    let env = Env::new();
+    fs::create_dir_all(&env.home).unwrap();
+    fs::set_permissions(&env.home, fs::Permissions::from_mode(0o700)).unwrap();
+    AuditLog::open_path(&env.file("audit.db")).unwrap();
+    env
+}
+
 /// A home with `n` api-key profiles `openai:p0`… added: `n` receipts.
 fn home_with_profiles(n: usize) -> Env {
     let env = Env::new();
@@ -2019,8 +2028,7 @@ const K1: &str = "sk-fixture-key-one";
 const K2: &str = "sk-fixture-key-two";
 
 fn fixture() -> Fixture {
-    let env = Env::new();
-    env.run(&["receipts", "list"]).ok();
+    let env = home_with_empty_log();
     let db = env.file("audit.db");
     let key = AuditKey::from_bytes([9; 32]);
     let ops = operators(&key);
@@ -2661,8 +2669,7 @@ fn receipts_hash_matches_the_log() {
 
 #[test]
 fn a_long_index_catch_up_is_announced() {
-    let env = Env::new();
-    env.run(&["receipts", "list"]).ok();
+    let env = home_with_empty_log();
     // 50,047 receipts the query index has not seen, as in a copied log.
     Connection::open(env.file("audit.db"))
         .unwrap()
@@ -2705,8 +2712,7 @@ fn schema_versions() {
     const { assert!(SCHEMA_VERSION > 1) };
 
     // A log from a newer craik is refused, for reading and for writing.
-    let env = Env::new();
-    env.run(&["receipts", "list"]).ok();
+    let env = home_with_empty_log();
     {
         let c = Connection::open(env.file("audit.db")).unwrap();
         c.execute_batch("PRAGMA user_version = 99").unwrap();
@@ -2732,8 +2738,7 @@ fn schema_versions() {
     drop(c);
 
     // A version 1 log is migrated on open, its receipts kept.
-    let env = Env::new();
-    env.run(&["receipts", "list"]).ok();
+    let env = home_with_empty_log();
     let db = env.file("audit.db");
     fs::remove_file(&db).unwrap();
     let v1 = fs::read_to_string(
@@ -3131,53 +3136,117 @@ fn doctor_reports_the_query_index() {
 /// Without a checkpoint, receipts cut from the end of the log leave a
 /// chain that verifies; the query index, which copied them, still names
 /// the last one, and verify warns (exit 0: the index is no proof, and a
-/// log restored from a backup looks the same).
+/// log restored from a backup looks the same). The query that then
+/// rebuilds the index says so first.
 #[test]
 fn verify_warns_when_the_index_remembers_more() {
-    for cut in ["the last receipts", "the whole file"] {
+    let env = home_with_profiles(12);
+    // A query brings the index up to date (seq 12).
+    env.run(&["receipts", "list"]).ok();
+    let r = env.run(&["receipts", "verify", "--json"]);
+    r.ok();
+    assert_eq!(r.stderr, "", "no warning while the log is whole");
+    assert_eq!(r.json()["warnings"], serde_json::json!([]));
+    let c = Connection::open(env.file("audit.db")).unwrap();
+    c.execute("DELETE FROM receipts WHERE seq > 9", []).unwrap();
+    drop(c);
+    let r = env.run(&["receipts", "verify", "--json"]);
+    r.ok();
+    assert_eq!(r.json()["verified"], 9);
+    let w = r.json()["warnings"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        w.contains("held receipts up to seq 12") && w.contains("ends at seq 9"),
+        "{w}"
+    );
+    assert!(
+        r.stderr.contains("craik: warning: the query index"),
+        "{}",
+        r.stderr
+    );
+    let r = env.run(&["receipts", "list"]);
+    r.ok();
+    assert!(
+        r.stderr.contains("warning: the query index")
+            && r.stderr.contains("rebuilt from the log now"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A log deleted or emptied where the home shows it held receipts (its
+/// query index copied some, or a checkpoint was signed): reading says so
+/// (exit 1), and no action starts a new chain in its place (exit 5),
+/// until the evidence is moved aside on purpose. A home that never had a
+/// log reads as empty and makes no file.
+#[test]
+fn a_deleted_or_emptied_log_is_not_a_new_one() {
+    for (how, evidence) in [
+        ("emptied", "query index copied receipts up to seq 12"),
+        ("deleted", "query index copied receipts up to seq 12"),
+        ("deleted after a checkpoint", "audit-signing.pub"),
+    ] {
         let env = home_with_profiles(12);
-        // A query brings the index up to date (seq 12).
-        env.run(&["receipts", "list"]).ok();
-        let r = env.run(&["receipts", "verify", "--json"]);
-        r.ok();
-        assert_eq!(r.stderr, "", "no warning while the log is whole");
-        assert_eq!(r.json()["warnings"], serde_json::json!([]));
         let db = env.file("audit.db");
-        match cut {
-            "the last receipts" => {
-                let c = Connection::open(&db).unwrap();
-                c.execute("DELETE FROM receipts WHERE seq > 9", []).unwrap();
-            }
-            _ => {
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open(&db)
-                    .unwrap()
-                    .set_len(0)
-                    .unwrap();
-                for suffix in ["-wal", "-shm"] {
-                    let _ = fs::remove_file(with_suffix(&db, suffix));
-                }
-            }
+        if how == "deleted after a checkpoint" {
+            let cp = env.dir.path().join("cp.json");
+            env.run(&["receipts", "checkpoint", "--out", cp.to_str().unwrap()])
+                .ok();
+            let _ = fs::remove_file(env.file("audit-index.db"));
+        } else {
+            env.run(&["receipts", "list"]).ok();
         }
-        let left = if cut == "the whole file" { 0 } else { 9 };
-        let r = env.run(&["receipts", "verify", "--json"]);
-        r.ok();
-        assert_eq!(r.json()["verified"], left, "{cut}");
-        let w = r.json()["warnings"][0]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            w.contains("held receipts up to seq 12") && w.contains(&format!("ends at seq {left}")),
-            "{cut}: {w}"
+        for suffix in ["-wal", "-shm"] {
+            let _ = fs::remove_file(with_suffix(&db, suffix));
+        }
+        if how == "emptied" {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&db)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+        } else {
+            fs::remove_file(&db).unwrap();
+        }
+        for args in [&["receipts", "verify"][..], &["receipts", "list"]] {
+            let r = env.run(args);
+            r.code(1).error_with_hint("is missing or empty");
+            assert!(r.stderr.contains(evidence), "{how}: {}", r.stderr);
+        }
+        env.run(&["auth", "add", "openai:more", "--kind=api-key"])
+            .code(5)
+            .error_with_hint("will not start a new chain");
+        assert_eq!(
+            fs::metadata(&db).map(|m| m.len()).unwrap_or(0),
+            0,
+            "{how}: nothing was written in its place"
         );
-        assert!(
-            r.stderr.contains("craik: warning: the query index"),
-            "{cut}: {}",
-            r.stderr
-        );
+        // Moved aside on purpose: a new log starts.
+        for f in ["audit-index.db", "audit-signing.pub"] {
+            let _ = fs::rename(env.file(f), env.dir.path().join(f));
+        }
+        env.run(&["auth", "add", "openai:more", "--kind=api-key"])
+            .ok();
+        assert_eq!(verified_count(&env), 1, "{how}");
     }
+    // A home that never had a log: read as empty, nothing created.
+    let env = Env::new();
+    env.run(&["auth", "add", "openai:nolog", "--kind=marker"])
+        .code(0);
+    let fresh = Env::new();
+    fs::create_dir_all(&fresh.home).unwrap();
+    fs::set_permissions(&fresh.home, fs::Permissions::from_mode(0o700)).unwrap();
+    let r = fresh.run(&["receipts", "verify", "--json"]);
+    r.ok();
+    assert_eq!(r.json()["verified"], 0);
+    fresh.run(&["receipts", "list"]).ok();
+    assert!(
+        !fresh.file("audit.db").exists() && !fresh.file("audit-index.db").exists(),
+        "reading made no log"
+    );
 }
 
 /// `checkpoint --out` onto a full disk: an error that names the file it
