@@ -135,7 +135,7 @@ pub fn parse(bytes: &[u8], path: &Path, trusted: Option<&str>) -> Result<Checkpo
         Some(t) => {
             if t.trim() != cp.public_key.trim() {
                 return Err(bad(
-                    "signed by a key other than this home's audit-signing.pub".into(),
+                    "signed by a key other than the trusted one (--public-key, else this home's audit-signing.pub)".into(),
                 ));
             }
             t
@@ -164,17 +164,15 @@ pub fn trusted_key(given: &str) -> Result<String> {
     if parse_key(given).is_some() {
         return Ok(given.trim().to_string());
     }
-    let bad = |why: String| AuditError::Checkpoint {
-        path: PathBuf::from(given),
-        why,
-    };
     let text = std::fs::read_to_string(given).map_err(|e| {
-        bad(format!(
-            "--public-key is neither an Ed25519 public key in base64 nor a readable file: {e}"
+        AuditError::PublicKey(format!(
+            "--public-key {given:?} is neither an Ed25519 public key in base64 nor a readable file ({e})"
         ))
     })?;
     if parse_key(&text).is_none() {
-        return Err(bad("the file holds no Ed25519 public key in base64".into()));
+        return Err(AuditError::PublicKey(format!(
+            "--public-key {given:?}: the file holds no Ed25519 public key in base64"
+        )));
     }
     Ok(text.trim().to_string())
 }

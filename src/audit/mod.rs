@@ -74,6 +74,9 @@ pub enum AuditError {
     Query(String),
     #[error("{0}")]
     Time(String),
+    /// `verify --public-key` names no key.
+    #[error("{0}")]
+    PublicKey(String),
     /// A filter that cannot be run (`receipts list --profile`).
     #[error("{0}")]
     Filter(String),
@@ -110,6 +113,9 @@ impl AuditError {
             }
             AuditError::Query(_) => {
                 "check the log with craik receipts verify; restore audit.db from a backup if it is damaged".into()
+            }
+            AuditError::PublicKey(_) => {
+                "give the key's base64, as in audit-signing.pub, or the path of a copy of that file".into()
             }
             AuditError::Filter(_) => {
                 "profile patterns are as in policies: * any characters but ':', ** any characters, ? one character".into()

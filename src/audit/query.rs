@@ -97,11 +97,10 @@ pub(super) fn add_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()>
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl Filter {
-    /// Refuses a `profile` pattern that policies would refuse.
+    /// Refuses a `profile` that policies would refuse as a pattern (every
+    /// profile id is a valid pattern): it could match nothing.
     pub fn check(&self) -> Result<()> {
-        if let Some(p) = &self.profile
-            && is_pattern(p)
-        {
+        if let Some(p) = &self.profile {
             pattern::compile(p).map_err(|e| AuditError::Filter(format!("--profile: {e}")))?;
         }
         Ok(())

@@ -389,16 +389,15 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 .iter()
                 .map(|f| checkpoint::load(f, trusted.as_deref()))
                 .collect::<Result<Vec<_>, _>>()?;
+            let mut report = open_log(&ctx)?.verify(&cps)?;
             if trusted.is_none() {
                 for cp in &cps {
-                    errln!(
-                        "craik: warning: {} is checked only against the key it names ({}): this home has no audit-signing.pub, so nothing shows the key is yours; pass --public-key",
-                        cp.source,
-                        cp.public_key
-                    );
+                    report.warnings.push(format!(
+                        "{} is checked only against the key it names ({}): this home has no audit-signing.pub, so nothing shows the key is yours; pass --public-key",
+                        cp.source, cp.public_key
+                    ));
                 }
             }
-            let report = open_log(&ctx)?.verify(&cps)?;
             for w in &report.warnings {
                 errln!("craik: warning: {w}");
             }

@@ -2148,9 +2148,11 @@ fn receipts_list_filters() {
     );
     assert_eq!(list(env, &["--profile", "*:ci"]), [5, 4]);
     assert_eq!(list(env, &["--profile", "openai:c?"]), [5, 4]);
-    env.run(&["receipts", "list", "--profile", "openai:[ab]*"])
-        .code(1)
-        .error_with_hint("profile patterns are as in policies");
+    for bad in ["openai:[ab]*", "openai:wo[r]k", "", "a b"] {
+        env.run(&["receipts", "list", "--profile", bad])
+            .code(1)
+            .error_with_hint("profile patterns are as in policies");
+    }
     assert_eq!(list(env, &["--kind", "profile_added"]), [10, 9, 8]);
     assert_eq!(list(env, &["--kind", "denial"]), [7, 3]);
     assert_eq!(list(env, &["--status", "denied"]), [7, 3]);
@@ -2522,7 +2524,7 @@ fn receipts_checkpoint_and_verify() {
     );
     env.run(&["receipts", "verify", "--public-key", "not-a-key"])
         .code(1)
-        .error_with_hint("--public-key is neither");
+        .error_with_hint("is neither an Ed25519 public key");
     // With no audit-signing.pub and no --public-key, a checkpoint is checked
     // against the key it names, and verify says that this proves nothing.
     fs::remove_file(env.file("audit-signing.pub")).unwrap();
@@ -2536,6 +2538,13 @@ fn receipts_checkpoint_and_verify() {
         r.stderr
     );
     assert_eq!(r.json()["checkpoints"][0]["key_trusted"], false);
+    assert!(
+        r.json()["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("checked only against the key it names")),
+        "{}",
+        r.stdout
+    );
     let r = env.run(&[
         "receipts",
         "verify",
