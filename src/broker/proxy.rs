@@ -60,6 +60,19 @@ pub struct ProxyState {
     drained: Notify,
 }
 
+/// Tells the proxy's operator (on stderr) what no client can be told: a
+/// `call.finished` receipt that could not be made durable after the
+/// response had gone. Later calls are refused on their own (their
+/// `call.started` cannot be written either), so this is the one failure
+/// that would otherwise go unseen.
+fn warn_lost_receipt(started: &str, e: &crate::audit::AuditError) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "craik proxy: warning: the call.finished receipt of the call started by {started} could not be written: {e}"
+    );
+}
+
 /// A fresh random proxy token (what clients use as their API key).
 pub fn new_token() -> Zeroizing<String> {
     let mut b = [0u8; 24];
@@ -434,6 +447,7 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
         let fin = finished_base(if status.is_success() { "ok" } else { "error" })
             .detail("status", status.as_u16());
         let st2 = st.clone();
+        let started_id = started.id.clone();
         let done = move |bytes_out: u64,
                          captured: Vec<u8>,
                          error: Option<String>,
@@ -455,16 +469,21 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
             // call's commit. The request counts as in flight until it is
             // durable, so a shutdown waits for it.
             let pending = st2.committer.submit_deferred(r);
+            let started_id = started_id.clone();
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
                     rt.spawn(async move {
-                        let _ = pending.wait().await;
+                        if let Err(e) = pending.wait().await {
+                            warn_lost_receipt(&started_id, &e);
+                        }
                         drop(guard);
                     });
                 }
                 Err(_) => {
                     std::thread::spawn(move || {
-                        let _ = pending.wait_blocking();
+                        if let Err(e) = pending.wait_blocking() {
+                            warn_lost_receipt(&started_id, &e);
+                        }
                         drop(guard);
                     });
                 }
