@@ -468,6 +468,17 @@ impl AuditLog {
                 continue;
             }
             // The receipt belongs at seq s.
+            if s < r.seq && self.row_at(s).is_some_and(|at| at.hash == r.hash) {
+                // Receipt s itself is still at s: this row is a copy.
+                return Ok(damage(
+                    r.seq,
+                    "inserted",
+                    format!(
+                        "receipt {} is a copy of receipt {s} ({}), inserted after it",
+                        r.seq, r.id
+                    ),
+                ));
+            }
             if s < r.seq && self.valid_at(s)? {
                 return Ok(damage(
                     s,

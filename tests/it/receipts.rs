@@ -909,6 +909,16 @@ fn verify_names_the_first_bad_seq_and_what_happened() {
         "DAMAGED at seq 20: modified:",
     );
     case(
+        "a copy of the last row appended after it",
+        false,
+        &|c| {
+            let mut r = read_row(c, 50).unwrap();
+            r.seq = 51;
+            insert_row(c, &r).unwrap();
+        },
+        "DAMAGED at seq 51: inserted: receipt 51 is a copy of receipt 50",
+    );
+    case(
         "rewrite a row and recompute its hash",
         false,
         &|c| {
