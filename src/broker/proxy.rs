@@ -201,7 +201,6 @@ const HOP_BY_HOP: &[&str] = &[
     "accept-encoding",
 ];
 
-/// Path and query without credential query parameters.
 /// Whether `path`, joined to the upstream's base URL, could leave the
 /// base's path: a `.` or `..` segment, percent-encoded or not (the URL
 /// standard resolves both when the URL is parsed), or a backslash (which
@@ -215,6 +214,7 @@ fn escapes_base(path: &str) -> bool {
         })
 }
 
+/// Path and query without credential query parameters.
 fn clean_path(uri: &axum::http::Uri) -> String {
     let path = uri.path();
     match uri.query() {
