@@ -336,10 +336,10 @@ impl AuditLog {
             query: OnceCell::from(None),
             inline_index: false,
             notice,
-            read_only: false,
+            read_only: true,
         };
+        // The schema only: appends stay refused.
         log.migrate()?;
-        log.read_only = true;
         Ok(log)
     }
 

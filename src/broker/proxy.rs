@@ -469,7 +469,6 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
             // call's commit. The request counts as in flight until it is
             // durable, so a shutdown waits for it.
             let pending = st2.committer.submit_deferred(r);
-            let started_id = started_id.clone();
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
                     rt.spawn(async move {
