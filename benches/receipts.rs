@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use craik::audit::group::GroupCommitter;
+use craik::audit::store::group::GroupCommitter;
 use craik::audit::{AuditKey, AuditLog, Filter, NewReceipt, Operator};
 
 /// A proxied call's receipt (started on even `i`, finished on odd).
@@ -373,7 +373,7 @@ fn main() {
     );
     drop(log);
     let start = Instant::now();
-    let index = craik::audit::index::index_path(&big);
+    let index = craik::audit::store::index::index_path(&big);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", index.display()));
     }

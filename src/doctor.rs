@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::audit::SCHEMA_VERSION;
 use crate::context::Context;
 use crate::profile::{Kind, META_ENV_VAR, META_HANDLE, META_REF, ProfileStore};
-use crate::secret_ref::SecretRef;
+use crate::secret::reference::SecretRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,7 +46,7 @@ fn check(
 /// never trusted alone, so being out of step with the log or unreadable is
 /// a warning; others being able to read it is a failure, as for the log.
 fn query_index(log: &Path) -> Check {
-    use crate::audit::index::{self, Status};
+    use crate::audit::store::index::{self, Status};
     let name = "query index";
     let path = index::index_path(log);
     if path.exists()
@@ -214,7 +214,7 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
                         None,
                     )),
                     Kind::OAuth => {
-                        let (ok, msg) = crate::oauth::health(p);
+                        let (ok, msg) = crate::credential::oauth::health(p);
                         let level = if ok { Level::Ok } else { Level::Fail };
                         let hint = (!ok).then(|| format!("craik auth login {}", p.provider_family));
                         out.push(check(name, level, msg, hint));
@@ -268,7 +268,7 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
     }
 
     // Which Anthropic source `--provider anthropic` would use.
-    if let Ok((sources, _)) = crate::onboard::anthropic_sources(ctx) {
+    if let Ok((sources, _)) = crate::credential::onboard::anthropic_sources(ctx) {
         let passed: Vec<String> = sources
             .iter()
             .filter(|s| !s.active)

@@ -13,9 +13,9 @@ pub enum Error {
     #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
     #[error(transparent)]
-    SecretRef(#[from] crate::secret_ref::SecretRefError),
+    SecretRef(#[from] crate::secret::reference::SecretRefError),
     #[error(transparent)]
-    Source(#[from] crate::source::SourceError),
+    Source(#[from] crate::credential::source::SourceError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]

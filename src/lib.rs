@@ -10,25 +10,22 @@
 //! - [`audit`]: receipts, identity hashes and the hash-chained SQLite log.
 #![forbid(unsafe_code)]
 
+pub mod approval;
 pub mod audit;
-pub mod auth;
-pub mod authorize;
 pub mod broker;
 pub mod context;
+pub mod credential;
 pub mod doctor;
 pub mod error;
 pub mod exit;
 pub mod home;
-pub mod oauth;
-pub mod onboard;
 pub mod operator;
+pub mod pattern;
 pub mod policy;
 pub mod pool;
 pub mod profile;
 pub mod provider;
 pub mod secret;
-pub mod secret_ref;
-pub mod source;
 pub mod term;
 
 pub use error::{Error, Result};

@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(id) = s.parse::<craik::profile::ProfileId>() {
         assert_eq!(id.to_string().parse::<craik::profile::ProfileId>().unwrap(), id);
     }
-    let _ = craik::secret_ref::SecretRef::parse(s);
+    let _ = craik::secret::reference::SecretRef::parse(s);
     let _ = craik::profile::check_base_url(s, false);
     let _ = craik::profile::check_base_url(s, true);
     let _ = s.parse::<craik::profile::Family>();

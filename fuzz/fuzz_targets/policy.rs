@@ -27,6 +27,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data)
         && let Some((pattern, id)) = s.split_once('\n')
     {
-        let _ = craik::policy::pattern::matches(pattern, id);
+        let _ = craik::pattern::matches(pattern, id);
     }
 });

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::{AuditError, Result};
 use crate::secret::Secrets;
-use crate::secret_ref::SecretRef;
+use crate::secret::reference::SecretRef;
 
 /// Purpose under which the audit key is recorded in the secret index.
 pub const AUDIT_KEY_PURPOSE: &str = "audit-key";

@@ -12,22 +12,20 @@
 //! callers must then refuse the action ([`AuditError::exit_code`] is 5).
 
 pub mod chain;
+pub use store::{group, index};
 pub mod checkpoint;
-pub mod group;
 pub mod identity;
-pub mod index;
-mod log;
-mod query;
 mod receipt;
+pub mod store;
 mod verify;
 
 use std::path::{Path, PathBuf};
 
 pub use checkpoint::Checkpoint;
 pub use identity::AuditKey;
-pub use log::{AUDIT_FILE, AuditLog, INDEX_NOTICE_FROM, Notice, SCHEMA_VERSION};
-pub use query::{Filter, Stats, parse_time};
 pub use receipt::{NewReceipt, Operator, Receipt};
+pub use store::log::{AUDIT_FILE, AuditLog, INDEX_NOTICE_FROM, Notice, SCHEMA_VERSION};
+pub use store::query::{Filter, Stats, parse_time};
 pub use verify::{Damage, VerifyReport};
 
 use crate::exit;

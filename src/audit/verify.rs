@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::chain::{GENESIS, digest_fields, digest_with_seq, hex32, receipt_hash};
 use super::checkpoint::Checkpoint;
-use super::log::{COLUMNS, last_seq, row_to_receipt};
+use super::store::log::{COLUMNS, last_seq, row_to_receipt};
 use super::{AuditError, AuditLog, Result};
 
 /// The first damage found.
@@ -275,10 +275,11 @@ impl AuditLog {
         // The index's state before the log's tail is read: the log only
         // grows, so an index that held no more than the log then never
         // looks ahead of it.
-        let indexed = super::index::last_indexed(&self.path);
+        let indexed = super::store::index::last_indexed(&self.path);
         let mut report = self.verify_from(1, checkpoints)?;
         if let Some((upto, hash)) = indexed
-            && let Some(w) = super::index::lost_since_indexed(&self.conn, &self.path, upto, &hash)
+            && let Some(w) =
+                super::store::index::lost_since_indexed(&self.conn, &self.path, upto, &hash)
         {
             report.warnings.push(w);
         }

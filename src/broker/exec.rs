@@ -10,7 +10,7 @@ use serde_json::Map;
 use super::proxy::{self, ProxyState, Upstream};
 use super::{Call, CallSpec, abandon_call, base_url_of, finish_call, start_call};
 use crate::Error;
-use crate::audit::group::GroupCommitter;
+use crate::audit::store::group::GroupCommitter;
 use crate::context::Context;
 use crate::pool::Outcome;
 use crate::provider::{self, CREDENTIAL_ENV_VARS};

@@ -15,8 +15,8 @@ use chrono::Utc;
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::approval::{self, Authorization, Request};
 use crate::audit::{NewReceipt, Operator, Receipt};
-use crate::authorize::{self, Authorization, Request};
 use crate::context::Context;
 use crate::pool::{Outcome, PoolStore};
 use crate::profile::{Kind, Profile, ProfileId, ProfileStore};
@@ -79,9 +79,9 @@ pub struct Call {
 /// first when needed; everything else comes from its source.
 pub fn credential(ctx: &mut Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
     if p.kind == Kind::OAuth {
-        crate::oauth::access_token(ctx, p)
+        crate::credential::oauth::access_token(ctx, p)
     } else {
-        Ok(crate::source::resolve(p, &ctx.secrets)?)
+        Ok(crate::credential::source::resolve(p, &ctx.secrets)?)
     }
 }
 
@@ -135,7 +135,7 @@ pub fn start_call(
         wait: spec.wait,
         implicit: spec.target.implicit(),
     };
-    let mut auth = authorize::authorize(ctx, &req, || {})?;
+    let mut auth = approval::authorize(ctx, &req, || {})?;
     let profile = auth.profile_record.take().expect("authorized profile");
     let operator = auth.operator_record.clone();
     let mut r = profile_receipt(
@@ -302,7 +302,7 @@ pub fn proxy_upstreams(
             wait: spec.wait,
             implicit: spec.target.implicit(),
         };
-        let auth = match authorize::authorize(ctx, &req, || {}) {
+        let auth = match approval::authorize(ctx, &req, || {}) {
             Ok(a) => a,
             Err(e) => {
                 first_err.get_or_insert(e);

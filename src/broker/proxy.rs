@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
 use super::usage;
-use crate::audit::group::GroupCommitter;
+use crate::audit::store::group::GroupCommitter;
 use crate::audit::{NewReceipt, Operator};
 use crate::home::Home;
 use crate::pool::{Outcome, PoolStore};

@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 
 use clap::Subcommand;
 
-use craik::auth::{self, AddRequest};
 use craik::context::Context;
+use craik::credential::manage::{self, AddRequest};
 use craik::profile::{Kind, ProfileId};
 use craik::secret::Backend;
 use craik::{Error, exit, term};
@@ -232,7 +232,7 @@ impl WaitArg {
     pub fn duration(&self) -> craik::Result<Option<std::time::Duration>> {
         self.wait
             .as_deref()
-            .map(craik::authorize::parse_duration)
+            .map(craik::approval::parse_duration)
             .transpose()
     }
 }
@@ -344,7 +344,7 @@ fn grants(
     json: bool,
 ) -> craik::Result<i32> {
     let id: ProfileId = id.parse()?;
-    let g = craik::authorize::change_grants(ctx, &id, groups, subjects, grant)?;
+    let g = craik::approval::change_grants(ctx, &id, groups, subjects, grant)?;
     if json {
         output::json(&serde_json::json!({"profile": id.to_string(), "grants": g}));
     } else {
@@ -368,8 +368,8 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             json,
         } => {
             let id: ProfileId = id.parse()?;
-            let run = run.unwrap_or_else(craik::authorize::new_run_id);
-            let req = craik::authorize::Request {
+            let run = run.unwrap_or_else(craik::approval::new_run_id);
+            let req = craik::approval::Request {
                 profile: id,
                 run: run.clone(),
                 policy_files: policies,
@@ -385,7 +385,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 pb.set_message(format!("waiting for approval of run {run}"));
                 pb
             });
-            let result = craik::authorize::authorize(&mut ctx, &req, || {
+            let result = craik::approval::authorize(&mut ctx, &req, || {
                 if let Some(pb) = &spinner {
                     pb.tick();
                 }
@@ -405,7 +405,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     return Err(e);
                 }
             };
-            craik::authorize::record_check(&mut ctx, &a)?;
+            craik::approval::record_check(&mut ctx, &a)?;
             if json {
                 output::json(&serde_json::json!({
                     "allowed": true, "run": a.run, "profile": a.profile,
@@ -429,7 +429,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             json,
         } => {
             let id: ProfileId = id.parse()?;
-            let a = craik::authorize::approve(&mut ctx, &id, &run, &policies)?;
+            let a = craik::approval::approve(&mut ctx, &id, &run, &policies)?;
             if json {
                 output::json(&a);
             } else if a.new {
@@ -448,7 +448,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             let id: ProfileId = id.parse()?;
             let spec = craik::broker::CallSpec {
                 target: craik::broker::Target::guess(&ctx, &id)?,
-                run: run.unwrap_or_else(craik::authorize::new_run_id),
+                run: run.unwrap_or_else(craik::approval::new_run_id),
                 policy_files: vec![],
                 capability: "test".into(),
                 wait: None,
@@ -487,8 +487,8 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             service_account,
             json,
         } => {
-            let family = craik::onboard::parse_provider(&provider)?;
-            let req = craik::onboard::LoginRequest {
+            let family = craik::credential::onboard::parse_provider(&provider)?;
+            let req = craik::credential::onboard::LoginRequest {
                 mode,
                 no_browser,
                 env_var,
@@ -502,12 +502,12 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 project_id,
                 service_account,
             };
-            let flow = craik::onboard::pick_flow(family, &req)?;
-            if flow == craik::onboard::Flow::OAuth && !dry_run {
+            let flow = craik::credential::onboard::pick_flow(family, &req)?;
+            if flow == craik::credential::onboard::Flow::OAuth && !dry_run {
                 let client = req
                     .client_id
                     .as_deref()
-                    .unwrap_or(craik::onboard::OPENAI_CLIENT_ID);
+                    .unwrap_or(craik::credential::onboard::OPENAI_CLIENT_ID);
                 let notice = format!(
                     "note: the consent screen will name the OAuth client craik uses ({client}); pass --client-id to use your own"
                 );
@@ -517,7 +517,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     errln!("{notice}");
                 }
             }
-            let r = craik::onboard::login(
+            let r = craik::credential::onboard::login(
                 &mut ctx,
                 family,
                 &req,
@@ -568,10 +568,10 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             dry_run,
             json,
         } => {
-            let r = craik::onboard::setup(
+            let r = craik::credential::onboard::setup(
                 &mut ctx,
-                craik::onboard::SetupRequest {
-                    family: craik::onboard::parse_provider(&provider)?,
+                craik::credential::onboard::SetupRequest {
+                    family: craik::credential::onboard::parse_provider(&provider)?,
                     name,
                     base_url,
                     env_var,
@@ -600,7 +600,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             Ok(exit::OK)
         }
         AuthCommand::Approvals { pending, json } => {
-            let list = craik::authorize::approvals(&mut ctx, pending)?;
+            let list = craik::approval::approvals(&mut ctx, pending)?;
             if json {
                 output::json(&serde_json::json!({ "approvals": list }));
             } else if list.is_empty() {
@@ -673,7 +673,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 allow_local_base_url,
                 force,
             };
-            auth::validate_add(&req)?;
+            manage::validate_add(&req)?;
             if kind == Kind::KeyringRef {
                 req.secret = Some(if stdin {
                     term::read_secret_stdin()?
@@ -681,7 +681,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     term::prompt_secret(&format!("secret for {}: ", req.id))?
                 });
             }
-            let p = auth::add_profile(&mut ctx, req)?;
+            let p = manage::add_profile(&mut ctx, req)?;
             if json {
                 output::json(&serde_json::json!({"added": p.id.to_string(), "kind": p.kind}));
             } else {
@@ -690,8 +690,8 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             Ok(exit::OK)
         }
         AuthCommand::Status { json } => {
-            let rows = auth::status(&ctx)?;
-            let (sources, _) = craik::onboard::anthropic_sources(&ctx)?;
+            let rows = manage::status(&ctx)?;
+            let (sources, _) = craik::credential::onboard::anthropic_sources(&ctx)?;
             if json {
                 output::json(
                     &serde_json::json!({ "profiles": rows, "anthropic_sources": sources }),
@@ -740,7 +740,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
         }
         AuthCommand::Remove { id, json } => {
             let id: ProfileId = id.parse()?;
-            let p = auth::remove_profile(&mut ctx, &id)?;
+            let p = manage::remove_profile(&mut ctx, &id)?;
             if json {
                 output::json(&serde_json::json!({"removed": [p.id.to_string()]}));
             } else {
@@ -749,7 +749,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             Ok(exit::OK)
         }
         AuthCommand::Logout { target, json } => {
-            let removed = auth::logout(&mut ctx, &target)?;
+            let removed = manage::logout(&mut ctx, &target)?;
             let ids: Vec<String> = removed.iter().map(|p| p.id.to_string()).collect();
             if json {
                 output::json(&serde_json::json!({ "removed": ids }));
@@ -761,7 +761,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             Ok(exit::OK)
         }
         AuthCommand::Storage(StorageCommand::Status { json }) => {
-            let s = auth::storage_status(&ctx)?;
+            let s = manage::storage_status(&ctx)?;
             if json {
                 output::json(&s);
             } else {
@@ -784,7 +784,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 .map(|t| t.parse())
                 .transpose()
                 .map_err(craik::Error::from)?;
-            let m = auth::migrate_secrets(&mut ctx, to, dry_run)?;
+            let m = manage::migrate_secrets(&mut ctx, to, dry_run)?;
             if json {
                 output::json(&m);
             } else {
@@ -821,7 +821,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     return Ok(exit::ERROR);
                 }
             }
-            let report = auth::migrate_from_env(&mut ctx, apply)?;
+            let report = manage::migrate_from_env(&mut ctx, apply)?;
             if json {
                 output::json(&serde_json::json!({ "applied": apply, "profiles": report }));
             } else if report.is_empty() {

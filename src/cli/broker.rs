@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use craik::audit::group::GroupCommitter;
+use craik::audit::store::group::GroupCommitter;
 use craik::broker::proxy::{self, ProxyState};
 use craik::broker::{CallSpec, Target};
 use craik::context::Context;
@@ -39,7 +39,7 @@ impl TargetArgs {
             (Some(p), _, _) => Ok(Target::Profile(p.parse::<ProfileId>()?)),
             (None, Some(p), _) => Ok(Target::Pool(p.parse::<ProfileId>()?)),
             (None, None, Some(f)) if f == "anthropic" => {
-                let (checks, chosen) = craik::onboard::anthropic_sources(ctx)?;
+                let (checks, chosen) = craik::credential::onboard::anthropic_sources(ctx)?;
                 match chosen {
                     Some(p) => {
                         if ProfileStore::new(&ctx.home).load()?.get(&p.id).is_some() {
@@ -62,7 +62,7 @@ impl TargetArgs {
                 }
             }
             (None, None, Some(f)) => {
-                let family = craik::onboard::parse_provider(f)?;
+                let family = craik::credential::onboard::parse_provider(f)?;
                 Ok(Target::Pool(ProfileId::new(family, "default")?))
             }
             _ => Err(Error::input(
@@ -123,7 +123,7 @@ pub fn exec(args: ExecArgs) -> craik::Result<i32> {
     let spec = craik::broker::exec::ExecSpec {
         call: CallSpec {
             target: args.target.target(&ctx)?,
-            run: args.run.unwrap_or_else(craik::authorize::new_run_id),
+            run: args.run.unwrap_or_else(craik::approval::new_run_id),
             policy_files: args.policies,
             capability: "exec".into(),
             wait: args.wait.duration()?,
@@ -152,7 +152,7 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
     let mut ctx = super::context()?;
     let spec = CallSpec {
         target: args.target.target(&ctx)?,
-        run: args.run.unwrap_or_else(craik::authorize::new_run_id),
+        run: args.run.unwrap_or_else(craik::approval::new_run_id),
         policy_files: args.policies,
         capability: "proxy".into(),
         wait: args.wait.duration()?,

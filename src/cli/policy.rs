@@ -58,7 +58,7 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
         } => {
             let mut ctx = super::context()?;
             let id: ProfileId = profile.parse()?;
-            let (eval, op) = craik::authorize::explain(&mut ctx, &id, &policies)?;
+            let (eval, op) = craik::approval::explain(&mut ctx, &id, &policies)?;
             if json {
                 output::json(&serde_json::json!({
                     "profile": id.to_string(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::pattern::{PatternError, PatternSet};
+use crate::pattern::{PatternError, PatternSet};
 use crate::profile::Kind;
 
 /// When the first live use of a profile needs a second person.

@@ -267,7 +267,7 @@ pub fn allows(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -> 
 }
 
 impl Policy {
-    fn denied_credential_profiles_set(&self) -> Option<&super::pattern::PatternSet> {
+    fn denied_credential_profiles_set(&self) -> Option<&crate::pattern::PatternSet> {
         self.denied_profiles.as_ref()
     }
 }

@@ -3,7 +3,6 @@
 
 mod envelope;
 mod eval;
-pub mod pattern;
 
 use std::path::PathBuf;
 

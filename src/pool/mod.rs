@@ -258,7 +258,7 @@ impl<'h> PoolStore<'h> {
                 .find(|p| &p.id == pool)
                 .ok_or_else(|| ProfileError::NotFound(format!("pool {pool}")))?;
             p.pick(exclude).ok_or_else(|| {
-                crate::source::SourceError::NoMaterial {
+                crate::credential::source::SourceError::NoMaterial {
                     id: format!("pool {pool}: every member is backing off or was tried"),
                 }
                 .into()

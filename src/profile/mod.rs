@@ -160,15 +160,18 @@ impl Profile {
             }
             Kind::SecretRef => match self.meta(META_REF) {
                 Some(r) => {
-                    crate::secret_ref::SecretRef::parse(r)
+                    crate::secret::reference::SecretRef::parse(r)
                         .map_err(|e| invalid(format!("metadata ref: {e}")))?;
                 }
                 None => return Err(invalid("kind secret-ref needs metadata ref".into())),
             },
             Kind::Marker => {}
-            Kind::OAuth => match self.meta(crate::oauth::META_SOURCE) {
+            Kind::OAuth => match self.meta(crate::credential::oauth::META_SOURCE) {
                 Some("oidc") => {
-                    for k in [crate::oauth::META_ACCESS, crate::oauth::META_TOKEN_ENDPOINT] {
+                    for k in [
+                        crate::credential::oauth::META_ACCESS,
+                        crate::credential::oauth::META_TOKEN_ENDPOINT,
+                    ] {
                         if self.meta(k).is_none() {
                             return Err(invalid(format!(
                                 "an oidc oauth profile needs metadata {k}"
@@ -177,7 +180,7 @@ impl Profile {
                     }
                 }
                 Some("adc") | Some("service-account") => {
-                    if self.meta(crate::oauth::META_PATH).is_none() {
+                    if self.meta(crate::credential::oauth::META_PATH).is_none() {
                         return Err(invalid("a Google oauth profile needs metadata path".into()));
                     }
                 }

@@ -1,4 +1,4 @@
-//! The proxy's group committer (`craik::audit::group`): every caller is
+//! The proxy's group committer (`craik::audit::store::group`): every caller is
 //! answered only once its receipt is durable, deferred receipts land on
 //! their own, the chain stays contiguous under concurrency, and once the
 //! WAL cannot be made durable nothing more is acknowledged.
@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use craik::audit::group::{DEFER, GroupCommitter};
+use craik::audit::store::group::{DEFER, GroupCommitter};
 use craik::audit::{AuditLog, NewReceipt};
 use rusqlite::Connection;
 

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::index;
 use super::log::{COLUMNS, INDEX_NOTICE_FROM, Notice, row_to_receipt};
-use super::{AuditError, AuditLog, Receipt, Result};
-use crate::policy::pattern;
+use crate::audit::{AuditError, AuditLog, Receipt, Result};
+use crate::pattern;
 
 /// What to select. Every field narrows the result.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +75,7 @@ fn glob_superset(p: &str) -> String {
 /// Registers `craik_profile_match(pattern, id)` on a connection that runs
 /// queries: the profile patterns of policies (`*` within a part, `**`
 /// across `:`, `?` one character), compiled once per statement.
-pub(super) fn add_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+pub(in crate::audit) fn add_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     use rusqlite::types::ValueRef;
     conn.create_scalar_function(

@@ -35,10 +35,10 @@ use super::log::last_seq;
 
 /// A process appending alone brings the index up to date whenever an
 /// append passes a multiple of this seq.
-pub(super) const INLINE_EVERY: i64 = 64;
+pub(in crate::audit) const INLINE_EVERY: i64 = 64;
 /// How long a query waits for another process's catch-up of the index
 /// before it reads the tail from the log instead.
-pub(super) const QUERY_BUSY: Duration = Duration::from_millis(500);
+pub(in crate::audit) const QUERY_BUSY: Duration = Duration::from_millis(500);
 /// Receipts copied per transaction, so that one catch-up of a long tail
 /// does not hold the index's lock for long.
 const CHUNK: i64 = 20_000;
@@ -92,11 +92,11 @@ pub fn index_path(log: &Path) -> PathBuf {
 
 /// Opens a second connection to the log with the index attached as `idx`
 /// (creating the index file, 0600, and its schema as needed).
-pub(super) fn open(log: &Path, busy: Duration) -> rusqlite::Result<Connection> {
+pub(in crate::audit) fn open(log: &Path, busy: Duration) -> rusqlite::Result<Connection> {
     let path = index_path(log);
     if !path.exists() {
         // Created here so it is 0600 from the start, like the log.
-        let _ = super::create_private(&path);
+        let _ = crate::audit::create_private(&path);
     }
     let conn = Connection::open_with_flags(
         log,
@@ -131,7 +131,7 @@ pub(super) fn open(log: &Path, busy: Duration) -> rusqlite::Result<Connection> {
 /// against the log (0 when it holds nothing usable). Inside a transaction,
 /// call this before reading the log, so the log's snapshot is no older
 /// than the index's.
-pub(super) fn upto(conn: &Connection) -> rusqlite::Result<i64> {
+pub(in crate::audit) fn upto(conn: &Connection) -> rusqlite::Result<i64> {
     let (upto, hash): (i64, String) = conn.query_row(
         "SELECT upto, upto_hash FROM idx.state WHERE id = 1",
         [],
@@ -145,7 +145,7 @@ pub(super) fn upto(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// How many of the log's receipts the index lacks, if it can tell.
-pub(super) fn behind(conn: &Connection) -> Option<i64> {
+pub(in crate::audit) fn behind(conn: &Connection) -> Option<i64> {
     let upto = upto(conn).ok()?;
     Some(last_seq(conn).ok()? - upto)
 }
@@ -169,7 +169,7 @@ fn log_hash(conn: &Connection, seq: i64) -> rusqlite::Result<Option<String>> {
 /// Copies every receipt after the index's last one into it; returns the
 /// seq the index is now complete up to. Takes only the index's write lock:
 /// the log is read from a snapshot, so appends never wait for this.
-pub(super) fn refresh(conn: &Connection) -> rusqlite::Result<i64> {
+pub(in crate::audit) fn refresh(conn: &Connection) -> rusqlite::Result<i64> {
     loop {
         let tx = conn.unchecked_transaction()?;
         // The index's write lock first, so two processes never copy the
@@ -207,7 +207,7 @@ pub(super) fn refresh(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// The last receipt the index file beside `log` holds (seq and hash in
 /// the log), read without writing; `None` without a usable index.
-pub(super) fn last_indexed(log: &Path) -> Option<(i64, String)> {
+pub(in crate::audit) fn last_indexed(log: &Path) -> Option<(i64, String)> {
     let path = index_path(log);
     if !path.exists() {
         return None;
@@ -232,7 +232,7 @@ pub(super) fn last_indexed(log: &Path) -> Option<(i64, String)> {
 /// end of the log, or the log rewritten, or restored from an older backup.
 /// Not proof (the index is not protected, and a restore is legitimate),
 /// but the one trace such a cut leaves without a checkpoint.
-pub(super) fn lost_since_indexed(
+pub(in crate::audit) fn lost_since_indexed(
     conn: &Connection,
     log: &Path,
     upto: i64,
@@ -258,7 +258,7 @@ pub(super) fn lost_since_indexed(
 
 /// [`lost_since_indexed`] on a connection with the index attached, before
 /// a refresh rebuilds the index and the trace is gone.
-pub(super) fn lost_before_refresh(conn: &Connection, log: &Path) -> Option<String> {
+pub(in crate::audit) fn lost_before_refresh(conn: &Connection, log: &Path) -> Option<String> {
     let (upto, hash): (i64, String) = conn
         .query_row(
             "SELECT upto, upto_hash FROM idx.state WHERE id = 1",

@@ -8,14 +8,14 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::audit::NewReceipt;
 use crate::context::Context;
+use crate::credential::source::{self, Health};
 use crate::profile::{
     Family, Kind, META_ENV_VAR, META_HANDLE, META_REF, Profile, ProfileError, ProfileId,
     ProfileStore, check_base_url, mask, valid_env_name,
 };
 use crate::provider;
+use crate::secret::reference::SecretRef;
 use crate::secret::{Backend, Migration};
-use crate::secret_ref::SecretRef;
-use crate::source::{self, Health};
 
 /// Metadata key recording the variable a profile was migrated from.
 pub const META_MIGRATED_FROM: &str = "migrated_from_env";

@@ -58,7 +58,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::{AuditError, AuditLog, NewReceipt, Receipt, Result, index};
+use super::index;
+use crate::audit::{AuditError, AuditLog, NewReceipt, Receipt, Result};
 
 /// Most receipts committed in one transaction.
 const MAX_BATCH: usize = 512;

@@ -5,8 +5,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::profile::{Kind, META_ENV_VAR, META_HANDLE, META_REF, Profile};
+use crate::secret::reference::{SecretRef, SecretRefError};
 use crate::secret::{SecretError, Secrets};
-use crate::secret_ref::{SecretRef, SecretRefError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -81,7 +81,9 @@ pub fn backend_label(profile: &Profile, secrets: &Secrets) -> String {
         Kind::Marker => "none".into(),
         Kind::OAuth => format!(
             "oauth:{}",
-            profile.meta(crate::oauth::META_SOURCE).unwrap_or("?")
+            profile
+                .meta(crate::credential::oauth::META_SOURCE)
+                .unwrap_or("?")
         ),
     }
 }
@@ -115,7 +117,7 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
             true,
             "no secret (delegated to the provider's CLI)".to_string(),
         ),
-        Kind::OAuth => crate::oauth::health(profile),
+        Kind::OAuth => crate::credential::oauth::health(profile),
     };
     Health {
         ok,
@@ -160,7 +162,7 @@ pub fn resolve(profile: &Profile, secrets: &Secrets) -> Result<Zeroizing<String>
                 .map_err(|source| SourceError::Ref { id, source })
         }
         Kind::Marker => Err(SourceError::NoMaterial { id }),
-        // Needs the home (refresh, lock): see crate::oauth::access_token.
+        // Needs the home (refresh, lock): see crate::credential::oauth::access_token.
         Kind::OAuth => Err(SourceError::OAuth {
             id,
             why: "an OAuth token is obtained through the broker".into(),

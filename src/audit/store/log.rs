@@ -8,19 +8,22 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rand::RngCore;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::chain::{GENESIS, receipt_hash};
 use super::index;
-use super::{AuditError, NewReceipt, Receipt, Result};
+use crate::audit::chain::{GENESIS, receipt_hash};
+use crate::audit::{AuditError, NewReceipt, Receipt, Result};
 use crate::home::Home;
 
 pub const AUDIT_FILE: &str = "audit.db";
 
 /// The numbered migrations in `migrations/`, applied in order.
 const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/0001_receipts.sql")),
-    (2, include_str!("../../migrations/0002_approval_index.sql")),
-    (3, include_str!("../../migrations/0003_query_index.sql")),
-    (4, include_str!("../../migrations/0004_no_id_index.sql")),
+    (1, include_str!("../../../migrations/0001_receipts.sql")),
+    (
+        2,
+        include_str!("../../../migrations/0002_approval_index.sql"),
+    ),
+    (3, include_str!("../../../migrations/0003_query_index.sql")),
+    (4, include_str!("../../../migrations/0004_no_id_index.sql")),
 ];
 
 /// The schema version this craik writes.
@@ -29,9 +32,9 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(super) const COLUMNS: &str = "seq, id, created_at, kind, run_id, capability, status, reason, policy_condition, auth_profile_id, auth_kind, auth_identity_hash, provider_family, pool_id, operator_subject, operator_issuer, operator_email, operator_groups, operator_identity_hash, details, prev_hash, hash";
+pub(in crate::audit) const COLUMNS: &str = "seq, id, created_at, kind, run_id, capability, status, reason, policy_condition, auth_profile_id, auth_kind, auth_identity_hash, provider_family, pool_id, operator_subject, operator_issuer, operator_email, operator_groups, operator_identity_hash, details, prev_hash, hash";
 
-pub(super) fn row_to_receipt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Receipt> {
+pub(in crate::audit) fn row_to_receipt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Receipt> {
     Ok(Receipt {
         seq: row.get(0)?,
         id: row.get(1)?,
@@ -111,17 +114,17 @@ impl std::fmt::Display for Notice {
 
 /// An open audit log.
 pub struct AuditLog {
-    pub(super) conn: Connection,
-    pub(super) path: PathBuf,
+    pub(in crate::audit) conn: Connection,
+    pub(in crate::audit) path: PathBuf,
     /// A second connection with the query index attached (see
     /// [`super::index`]), opened on first use; `None` if the index cannot
     /// be used, and queries then read the log alone.
     query: OnceCell<Option<Connection>>,
     /// Whether appends bring the index up to date now and then. The group
     /// committer's writer leaves that to its checkpointer thread.
-    pub(super) inline_index: bool,
+    pub(in crate::audit) inline_index: bool,
     /// Where [`Notice`]s go.
-    pub(super) notice: fn(&Notice),
+    pub(in crate::audit) notice: fn(&Notice),
     /// Opened only to be read ([`AuditLog::open_for_reading`]): appends
     /// are refused, and queries read the log without the query index.
     read_only: bool,
@@ -132,7 +135,7 @@ fn now_rfc3339() -> String {
 }
 
 /// The last seq in the log on `conn` (0 when it is empty).
-pub(super) fn last_seq(conn: &Connection) -> rusqlite::Result<i64> {
+pub(in crate::audit) fn last_seq(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("SELECT coalesce(max(seq), 0) FROM main.receipts", [], |r| {
         r.get(0)
     })
@@ -199,7 +202,10 @@ fn lost_log(home: &Home, path: &Path) -> Option<String> {
     if !gone {
         return None;
     }
-    if home.path(super::checkpoint::PUBLIC_KEY_FILE).exists() {
+    if home
+        .path(crate::audit::checkpoint::PUBLIC_KEY_FILE)
+        .exists()
+    {
         return Some("a checkpoint of it was signed here (audit-signing.pub)".into());
     }
     index::last_indexed(path)
@@ -250,7 +256,7 @@ impl AuditLog {
         // Create the file ourselves so it is 0600 from the start; SQLite
         // gives the -wal and -shm files the same mode.
         if !path.exists() {
-            super::create_private(path).map_err(|e| unavailable(e.to_string()))?;
+            crate::audit::create_private(path).map_err(|e| unavailable(e.to_string()))?;
         }
         let conn = Connection::open_with_flags(
             path,
@@ -410,7 +416,7 @@ impl AuditLog {
     }
 
     /// The connection queries use, with the index attached, if usable.
-    pub(super) fn query_conn(&self) -> Option<&Connection> {
+    pub(in crate::audit) fn query_conn(&self) -> Option<&Connection> {
         self.query
             .get_or_init(|| index::open(&self.path, index::QUERY_BUSY).ok())
             .as_ref()

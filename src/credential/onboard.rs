@@ -4,12 +4,12 @@
 use serde::Serialize;
 
 use crate::Error;
-use crate::auth::{self, AddRequest};
 use crate::context::Context;
+use crate::credential::manage::{self, AddRequest};
+use crate::credential::source::{self, Health};
 use crate::pool::{self, Strategy};
 use crate::profile::{Family, Kind, Profile, ProfileId, ProfileStore};
 use crate::provider;
-use crate::source::{self, Health};
 
 /// The providers `auth setup` and `auth login` know.
 pub fn parse_provider(s: &str) -> crate::Result<Family> {
@@ -120,7 +120,7 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
         allow_local_base_url: req.allow_local_base_url,
         force: false,
     };
-    auth::validate_add(&add)?;
+    manage::validate_add(&add)?;
     let existing = ProfileStore::new(&ctx.home).load()?.get(&id).cloned();
     if existing.is_some() && !req.dry_run {
         return Err(crate::profile::ProfileError::Exists(id).into());
@@ -138,7 +138,7 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
         p.base_url = req.base_url.clone();
         p
     } else {
-        let p = auth::add_profile(ctx, add)?;
+        let p = manage::add_profile(ctx, add)?;
         pool::create(&ctx.home, &id, Strategy::Failover, &[(id.clone(), 1)], true)?;
         p
     };
@@ -263,7 +263,7 @@ fn store_key(
 ) -> crate::Result<()> {
     let existing = ProfileStore::new(&ctx.home).load()?.get(id).cloned();
     let base_url = base_url.or_else(|| existing.as_ref().and_then(|p| p.base_url.clone()));
-    auth::add_profile(
+    manage::add_profile(
         ctx,
         AddRequest {
             id: id.clone(),
@@ -306,8 +306,8 @@ fn put_profile(ctx: &mut Context, profile: Profile, identity: Option<String>) ->
     if let Some(old) = old {
         for k in [
             crate::profile::META_HANDLE,
-            crate::oauth::META_ACCESS,
-            crate::oauth::META_REFRESH,
+            crate::credential::oauth::META_ACCESS,
+            crate::credential::oauth::META_REFRESH,
         ] {
             if let Some(h) = old.meta(k)
                 && profile.meta(k) != Some(h)
@@ -466,19 +466,31 @@ pub fn login(
                 );
             let mut p = Profile::new(id.clone(), Kind::OAuth);
             let m = &mut p.metadata;
-            m.insert(crate::oauth::META_SOURCE.into(), "oidc".into());
-            m.insert(crate::oauth::META_ACCESS.into(), access.clone());
+            m.insert(crate::credential::oauth::META_SOURCE.into(), "oidc".into());
+            m.insert(crate::credential::oauth::META_ACCESS.into(), access.clone());
             if let Some(r) = &refresh {
-                m.insert(crate::oauth::META_REFRESH.into(), r.clone());
+                m.insert(crate::credential::oauth::META_REFRESH.into(), r.clone());
             }
-            m.insert(crate::oauth::META_TOKEN_ENDPOINT.into(), token_endpoint);
-            m.insert(crate::oauth::META_ISSUER.into(), config.issuer.clone());
             m.insert(
-                crate::oauth::META_CLIENT_ID.into(),
+                crate::credential::oauth::META_TOKEN_ENDPOINT.into(),
+                token_endpoint,
+            );
+            m.insert(
+                crate::credential::oauth::META_ISSUER.into(),
+                config.issuer.clone(),
+            );
+            m.insert(
+                crate::credential::oauth::META_CLIENT_ID.into(),
                 config.client_id.clone(),
             );
-            m.insert(crate::oauth::META_EXPIRES.into(), expires.to_rfc3339());
-            m.insert(crate::oauth::META_LAST_REFRESH.into(), now.to_rfc3339());
+            m.insert(
+                crate::credential::oauth::META_EXPIRES.into(),
+                expires.to_rfc3339(),
+            );
+            m.insert(
+                crate::credential::oauth::META_LAST_REFRESH.into(),
+                now.to_rfc3339(),
+            );
             p.base_url = req.base_url.clone();
             let identity = ctx.audit_key()?.credential_account(
                 family.as_str(),
@@ -532,12 +544,14 @@ pub fn login(
             if !req.dry_run {
                 let mut p = Profile::new(id.clone(), Kind::OAuth);
                 p.metadata
-                    .insert(crate::oauth::META_SOURCE.into(), source.into());
-                p.metadata
-                    .insert(crate::oauth::META_PATH.into(), path.display().to_string());
+                    .insert(crate::credential::oauth::META_SOURCE.into(), source.into());
+                p.metadata.insert(
+                    crate::credential::oauth::META_PATH.into(),
+                    path.display().to_string(),
+                );
                 if let Some(proj) = &req.project_id {
                     p.metadata
-                        .insert(crate::oauth::META_PROJECT.into(), proj.clone());
+                        .insert(crate::credential::oauth::META_PROJECT.into(), proj.clone());
                 }
                 p.base_url = req.base_url.clone();
                 put_profile(ctx, p, None)?;

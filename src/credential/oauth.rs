@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::audit::NewReceipt;
 use crate::context::Context;
+use crate::credential::source::SourceError;
 use crate::profile::{Profile, ProfileError, ProfileId, ProfileStore};
-use crate::source::SourceError;
 
 pub const META_SOURCE: &str = "oauth_source";
 pub const META_ACCESS: &str = "access_handle";
