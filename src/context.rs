@@ -1,7 +1,7 @@
 //! The state one craik invocation works with: the home, the secret store,
 //! and (opened on demand) the audit log and its key.
 
-use crate::audit::{AuditKey, AuditLog, NewReceipt, Notice, Operator, Receipt};
+use crate::audit::{AuditKey, AuditLog, NewReceipt, Notice, Receipt};
 use crate::home::Home;
 use crate::secret::Secrets;
 
@@ -68,18 +68,5 @@ impl Context {
     /// Appends a receipt durably.
     pub fn record(&mut self, r: NewReceipt) -> crate::Result<Receipt> {
         Ok(self.audit()?.0.append(r)?)
-    }
-
-    /// The logged-in operator receipts should name, if any (refreshing a
-    /// session near expiry). No session, or an expired one: `None`.
-    pub fn operator(&mut self) -> crate::Result<Option<Operator>> {
-        if crate::operator::session::load(&self.home)?.is_none() {
-            return Ok(None);
-        }
-        match crate::operator::current_session(self) {
-            Ok(s) => Ok(Some(s.operator(self.audit_key()?))),
-            Err(crate::Error::Operator(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }

@@ -17,6 +17,8 @@ pub enum Error {
     #[error(transparent)]
     Source(#[from] crate::credential::source::SourceError),
     #[error(transparent)]
+    Pool(#[from] crate::pool::PoolError),
+    #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
     Operator(#[from] crate::operator::OperatorError),
@@ -51,6 +53,7 @@ impl Error {
             Error::Secret(e) => e.hint(),
             Error::SecretRef(e) => e.hint(),
             Error::Source(e) => e.hint(),
+            Error::Pool(e) => e.hint(),
             Error::Audit(e) => e.hint(),
             Error::Operator(e) => e.hint(),
             Error::Input { hint, .. } => Some(hint.clone()),
@@ -66,7 +69,7 @@ impl Error {
             Error::Operator(e) => e.exit_code(),
             Error::Denied { .. } => exit::DENIED,
             Error::ApprovalRequired { .. } => exit::APPROVAL_REQUIRED,
-            Error::Source(_) | Error::SecretRef(_) => exit::CREDENTIAL_UNAVAILABLE,
+            Error::Source(_) | Error::SecretRef(_) | Error::Pool(_) => exit::CREDENTIAL_UNAVAILABLE,
             _ => exit::ERROR,
         }
     }

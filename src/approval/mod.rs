@@ -96,9 +96,7 @@ fn base_receipt(
     op: &Option<Operator>,
     req: &Request,
 ) -> NewReceipt {
-    let mut r = NewReceipt::for_profile(kind, status, p)
-        .operator(op.clone())
-        .run(&req.run);
+    let mut r = p.receipt(kind, status).operator(op.clone()).run(&req.run);
     r.capability = Some(req.capability.clone());
     r
 }
@@ -119,7 +117,7 @@ pub fn explain(
 ) -> crate::Result<(Evaluation, Option<Operator>)> {
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
     let profile = load_profile(ctx, id)?;
-    let op = ctx.operator()?;
+    let op = crate::operator::current(ctx)?;
     Ok((policy::evaluate(&policies, &profile, op.as_ref()), op))
 }
 
@@ -137,7 +135,7 @@ pub fn authorize(
         None => load_profile(ctx, &req.profile)?,
     };
     ctx.audit()?;
-    let op = ctx.operator()?;
+    let op = crate::operator::current(ctx)?;
     let eval = policy::evaluate(&policies, &profile, op.as_ref());
     if !eval.allowed {
         let first = eval.first_failure().expect("a failure").clone();
@@ -240,7 +238,8 @@ pub fn authorize(
 /// Records an allowed `auth check`.
 pub fn record_check(ctx: &mut Context, a: &Authorization) -> crate::Result<Receipt> {
     let p = a.profile_record.as_ref().expect("authorized profile");
-    let mut r = NewReceipt::for_profile("authorization", "allowed", p)
+    let mut r = p
+        .receipt("authorization", "allowed")
         .operator(a.operator_record.clone())
         .run(&a.run);
     r.capability = Some("check".into());
@@ -284,7 +283,7 @@ pub fn approve(
             )
         })?;
     let rule = policy::evaluate(&policies, &profile, None).approval;
-    let approver = ctx.operator()?;
+    let approver = crate::operator::current(ctx)?;
     let needs_identity =
         rule.required_operator || rule.separate_approver || !rule.approver_groups.is_empty();
     if needs_identity && approver.is_none() {
@@ -417,7 +416,7 @@ pub fn change_grants(
         ));
     }
     ctx.audit()?;
-    let op = ctx.operator()?.ok_or(OperatorError::NotLoggedIn)?;
+    let op = crate::operator::current(ctx)?.ok_or(OperatorError::NotLoggedIn)?;
     let home = ctx.home.clone();
     ProfileStore::new(&home).update(|file| {
         let p = file
@@ -438,7 +437,8 @@ pub fn change_grants(
             }
         }
         let p = p.clone();
-        let r = NewReceipt::for_profile(if grant { "grant" } else { "grant_revoked" }, "ok", &p)
+        let r = p
+            .receipt(if grant { "grant" } else { "grant_revoked" }, "ok")
             .operator(Some(op.clone()))
             .detail("groups", groups.to_vec())
             .detail("subjects", subjects.to_vec());

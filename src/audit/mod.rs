@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 pub use checkpoint::Checkpoint;
 pub use identity::AuditKey;
 pub use receipt::{NewReceipt, Operator, Receipt};
-pub use store::log::{AUDIT_FILE, AuditLog, INDEX_NOTICE_FROM, Notice, SCHEMA_VERSION};
+pub use store::log::{AUDIT_FILE, AuditLog, SCHEMA_VERSION};
 pub use store::query::{Filter, Stats, parse_time};
+pub use store::{INDEX_NOTICE_FROM, Notice};
 pub use verify::{Damage, VerifyReport};
 
 use crate::exit;

@@ -126,15 +126,6 @@ impl NewReceipt {
         }
     }
 
-    /// A receipt about a profile: its id, kind and family filled in.
-    pub fn for_profile(kind: &str, status: &str, p: &crate::profile::Profile) -> NewReceipt {
-        NewReceipt::new(kind, status).profile(
-            &p.id.to_string(),
-            p.kind.as_str(),
-            p.provider_family.as_str(),
-        )
-    }
-
     pub fn profile(mut self, id: &str, kind: &str, family: &str) -> Self {
         self.auth_profile_id = Some(id.to_string());
         self.auth_kind = Some(kind.to_string());

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::chain::{GENESIS, digest_fields, digest_with_seq, hex32, receipt_hash};
 use super::checkpoint::Checkpoint;
-use super::store::log::{COLUMNS, last_seq, row_to_receipt};
+use super::store::schema::{COLUMNS, last_seq, row_to_receipt};
 use super::{AuditError, AuditLog, Result};
 
 /// The first damage found.

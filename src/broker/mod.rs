@@ -110,9 +110,7 @@ fn profile_receipt(
     run: &str,
     capability: &str,
 ) -> NewReceipt {
-    let mut r = NewReceipt::for_profile(kind, status, p)
-        .operator(op.clone())
-        .run(run);
+    let mut r = p.receipt(kind, status).operator(op.clone()).run(run);
     r.capability = Some(capability.to_string());
     r.pool_id = pool.as_ref().map(|p| p.to_string());
     r
@@ -340,7 +338,8 @@ pub fn proxy_upstreams(
                 .credential_material(profile.provider_family.as_str(), &cred),
         );
         ctx.record(
-            NewReceipt::for_profile("authorization", "allowed", &profile)
+            profile
+                .receipt("authorization", "allowed")
                 .operator(operator.clone())
                 .run(&spec.run)
                 .detail("capability", "proxy"),

@@ -238,7 +238,8 @@ fn clean_path(uri: &axum::http::Uri) -> String {
 
 fn receipt(st: &ProxyState, up: &Upstream, kind: &str, status: &str) -> NewReceipt {
     let p = &up.profile;
-    let mut r = NewReceipt::for_profile(kind, status, p)
+    let mut r = p
+        .receipt(kind, status)
         .operator(st.operator.clone())
         .identity(up.identity_hash.clone())
         .run(&st.run);

@@ -115,7 +115,7 @@ fn identity_of(
 }
 
 fn profile_receipt(kind: &str, p: &Profile) -> NewReceipt {
-    NewReceipt::for_profile(kind, "ok", p)
+    p.receipt(kind, "ok")
 }
 
 /// Adds (or with `force` replaces) a profile. Writes `profile_added`.
@@ -123,7 +123,7 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
     validate_add(&req)?;
     // Fail closed before touching anything.
     ctx.audit()?;
-    let operator = ctx.operator()?;
+    let operator = crate::operator::current(ctx)?;
     let mut profile = Profile::new(req.id.clone(), req.kind);
     profile.base_url = req.base_url.clone();
     match req.kind {
@@ -203,7 +203,7 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
 /// for each. Returns the ids removed.
 fn remove_where(ctx: &mut Context, pred: impl Fn(&Profile) -> bool) -> crate::Result<Vec<Profile>> {
     ctx.audit()?;
-    let operator = ctx.operator()?;
+    let operator = crate::operator::current(ctx)?;
     let home = ctx.home.clone();
     let store = ProfileStore::new(&home);
     let removed = store.update(|file| {
@@ -293,7 +293,7 @@ pub fn status(ctx: &Context) -> crate::Result<Vec<ProfileStatus>> {
             last_used_at: p.last_used_at.as_ref().map(ts),
             last_validated_at: p.last_validated_at.as_ref().map(ts),
             last_status: p.last_status.clone(),
-            health: source::health(p, &ctx.secrets),
+            health: super::health(p, &ctx.secrets),
         })
         .collect())
 }
@@ -314,7 +314,7 @@ pub fn migrate_from_env(ctx: &mut Context, apply: bool) -> crate::Result<Vec<Env
     if apply {
         ctx.audit()?;
     }
-    let operator = ctx.operator()?;
+    let operator = crate::operator::current(ctx)?;
     let home = ctx.home.clone();
     let store = ProfileStore::new(&home);
     let plan = |file: &crate::profile::ProfileFile| -> Vec<EnvMigration> {
@@ -406,7 +406,7 @@ pub fn migrate_secrets(
         return Ok(ctx.secrets.migrate(to, false)?);
     }
     let index = ctx.secrets.index()?;
-    let operator = ctx.operator()?;
+    let operator = crate::operator::current(ctx)?;
     let mut r = NewReceipt::new("secret_migrated", "ok")
         .operator(operator)
         .detail("to", to.as_str())

@@ -7,3 +7,47 @@ pub mod manage;
 pub mod oauth;
 pub mod onboard;
 pub mod source;
+
+pub use source::{Health, SourceError, backend_label};
+
+use crate::profile::{Kind, META_ENV_VAR, META_HANDLE, META_REF, Profile};
+use crate::secret::Secrets;
+use crate::secret::reference::SecretRef;
+
+/// Checks that the credential is there, without returning it.
+pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
+    let backend = source::backend_label(profile, secrets);
+    let (ok, message) = match profile.kind {
+        Kind::ApiKey => {
+            let var = profile.meta(META_ENV_VAR).unwrap_or("?");
+            match std::env::var_os(var) {
+                Some(v) if !v.is_empty() => (true, format!("env var {var} is set")),
+                Some(_) => (false, format!("env var {var} is empty")),
+                None => (false, format!("env var {var} is not set")),
+            }
+        }
+        Kind::KeyringRef => match profile.meta(META_HANDLE).map(|h| secrets.exists(h)) {
+            Some(Ok(true)) => (true, "secret present".to_string()),
+            Some(Ok(false)) => (false, "secret missing from the store".to_string()),
+            Some(Err(e)) => (false, format!("secret store: {e}")),
+            None => (false, "no handle".to_string()),
+        },
+        Kind::SecretRef => match profile.meta(META_REF).map(SecretRef::parse) {
+            Some(Ok(r)) => match r.check() {
+                Ok(()) => (true, format!("{r} resolves")),
+                Err(e) => (false, e.to_string()),
+            },
+            _ => (false, "bad reference".to_string()),
+        },
+        Kind::Marker => (
+            true,
+            "no secret (delegated to the provider's CLI)".to_string(),
+        ),
+        Kind::OAuth => oauth::health(profile),
+    };
+    Health {
+        ok,
+        backend,
+        message,
+    }
+}

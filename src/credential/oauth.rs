@@ -17,21 +17,11 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::audit::NewReceipt;
 use crate::context::Context;
 use crate::credential::source::SourceError;
 use crate::profile::{Profile, ProfileError, ProfileId, ProfileStore};
 
-pub const META_SOURCE: &str = "oauth_source";
-pub const META_ACCESS: &str = "access_handle";
-pub const META_REFRESH: &str = "refresh_handle";
-pub const META_TOKEN_ENDPOINT: &str = "token_endpoint";
-pub const META_EXPIRES: &str = "expires_at";
-pub const META_LAST_REFRESH: &str = "last_refresh_at";
-pub const META_CLIENT_ID: &str = "client_id";
-pub const META_ISSUER: &str = "issuer";
-pub const META_PATH: &str = "path";
-pub const META_PROJECT: &str = "project_id";
+pub use crate::profile::oauth_meta::*;
 
 /// OIDC access tokens are refreshed this close to expiry.
 const OIDC_WINDOW_SECS: i64 = 300;
@@ -319,7 +309,7 @@ fn store(
         ctx.secrets.replace(h, rt.as_bytes())?;
     }
     ctx.record(
-        NewReceipt::for_profile("credential_refreshed", "ok", p)
+        p.receipt("credential_refreshed", "ok")
             .detail("source", p.meta(META_SOURCE).unwrap_or_default())
             .detail("expires_at", expires_at.to_rfc3339()),
     )?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::Error;
 use crate::context::Context;
 use crate::credential::manage::{self, AddRequest};
-use crate::credential::source::{self, Health};
+use crate::credential::source::Health;
 use crate::pool::{self, Strategy};
 use crate::profile::{Family, Kind, Profile, ProfileId, ProfileStore};
 use crate::provider;
@@ -142,7 +142,7 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
         pool::create(&ctx.home, &id, Strategy::Failover, &[(id.clone(), 1)], true)?;
         p
     };
-    let health = source::health(&profile, &ctx.secrets);
+    let health = super::health(&profile, &ctx.secrets);
     let next_step = (!health.ok).then(|| match (&env_var, &req.secret_ref) {
         (Some(v), _) => format!(
             "put the key in the environment variable {v} (export {v}=...), or store it in the secret store: craik auth migrate-from-env --apply --yes"
@@ -283,7 +283,7 @@ fn store_key(
 /// Inserts (or replaces) a profile made by a login flow, with its receipt.
 fn put_profile(ctx: &mut Context, profile: Profile, identity: Option<String>) -> crate::Result<()> {
     ctx.audit()?;
-    let operator = ctx.operator()?;
+    let operator = crate::operator::current(ctx)?;
     let home = ctx.home.clone();
     let id = profile.id.clone();
     let old = ProfileStore::new(&home).update(|f| {

@@ -524,5 +524,3 @@ impl LogoutOutcome {
         }
     }
 }
-
-pub use super::session::logout;

@@ -9,7 +9,8 @@ pub mod token;
 
 use std::path::PathBuf;
 
-pub use flow::{Issuer, LoginEvent, LogoutOutcome, browser_login, device_login, logout};
+pub use flow::{Issuer, LoginEvent, LogoutOutcome, browser_login, device_login};
+pub use session::logout;
 
 /// The HTTP client craik uses for identity providers.
 pub fn http_client(
@@ -191,5 +192,18 @@ pub fn check_issuer(issuer: &str) -> Result<(), OperatorError> {
             }
         }
         _ => Err(OperatorError::BadIssuer(issuer.into())),
+    }
+}
+
+/// The logged-in operator receipts should name, if any (refreshing a
+/// session near expiry). No session, or an expired one: `None`.
+pub fn current(ctx: &mut crate::context::Context) -> crate::Result<Option<crate::audit::Operator>> {
+    if session::load(&ctx.home)?.is_none() {
+        return Ok(None);
+    }
+    match current_session(ctx) {
+        Ok(s) => Ok(Some(s.operator(ctx.audit_key()?))),
+        Err(crate::Error::Operator(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -11,6 +11,25 @@ use crate::Error;
 use crate::home::Home;
 use crate::profile::{Family, ProfileError, ProfileId, ProfileStore};
 
+/// Errors of pools.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// Every member is backing off, or was already tried for this call.
+    #[error("pool {0}: every member is backing off or was tried")]
+    Exhausted(ProfileId),
+}
+
+impl PoolError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            PoolError::Exhausted(_) => {
+                "see each member's health with craik auth pool status; a member backs off for at most 5 minutes".into()
+            }
+        })
+    }
+}
+
 pub const POOLS_FILE: &str = "credential_pool.json";
 /// Longest backoff after repeated failures.
 pub const MAX_BACKOFF_SECS: i64 = 300;
@@ -257,12 +276,8 @@ impl<'h> PoolStore<'h> {
                 .iter_mut()
                 .find(|p| &p.id == pool)
                 .ok_or_else(|| ProfileError::NotFound(format!("pool {pool}")))?;
-            p.pick(exclude).ok_or_else(|| {
-                crate::credential::source::SourceError::NoMaterial {
-                    id: format!("pool {pool}: every member is backing off or was tried"),
-                }
-                .into()
-            })
+            p.pick(exclude)
+                .ok_or_else(|| PoolError::Exhausted(pool.clone()).into())
         })
     }
 

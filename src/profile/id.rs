@@ -207,13 +207,7 @@ impl<'de> Deserialize<'de> for ProfileId {
     }
 }
 
-/// True for a valid environment variable name.
-pub fn valid_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 256
-}
+pub use crate::secret::reference::valid_env_name;
 
 #[cfg(test)]
 mod tests {

@@ -104,6 +104,20 @@ pub struct Profile {
 }
 
 /// Metadata key of an `api-key` profile: the environment variable.
+/// Metadata keys of `oauth` profiles.
+pub mod oauth_meta {
+    pub const META_SOURCE: &str = "oauth_source";
+    pub const META_ACCESS: &str = "access_handle";
+    pub const META_REFRESH: &str = "refresh_handle";
+    pub const META_TOKEN_ENDPOINT: &str = "token_endpoint";
+    pub const META_EXPIRES: &str = "expires_at";
+    pub const META_LAST_REFRESH: &str = "last_refresh_at";
+    pub const META_CLIENT_ID: &str = "client_id";
+    pub const META_ISSUER: &str = "issuer";
+    pub const META_PATH: &str = "path";
+    pub const META_PROJECT: &str = "project_id";
+}
+
 pub const META_ENV_VAR: &str = "env_var";
 /// Metadata key of a `keyring-ref` profile: the secret store handle.
 pub const META_HANDLE: &str = "handle";
@@ -128,6 +142,15 @@ impl Profile {
 
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(String::as_str)
+    }
+
+    /// A receipt about this profile: its id, kind and family filled in.
+    pub fn receipt(&self, kind: &str, status: &str) -> crate::audit::NewReceipt {
+        crate::audit::NewReceipt::new(kind, status).profile(
+            &self.id.to_string(),
+            self.kind.as_str(),
+            self.provider_family.as_str(),
+        )
     }
 
     /// Checks the profile is internally consistent (what the schema cannot).
@@ -166,12 +189,9 @@ impl Profile {
                 None => return Err(invalid("kind secret-ref needs metadata ref".into())),
             },
             Kind::Marker => {}
-            Kind::OAuth => match self.meta(crate::credential::oauth::META_SOURCE) {
+            Kind::OAuth => match self.meta(oauth_meta::META_SOURCE) {
                 Some("oidc") => {
-                    for k in [
-                        crate::credential::oauth::META_ACCESS,
-                        crate::credential::oauth::META_TOKEN_ENDPOINT,
-                    ] {
+                    for k in [oauth_meta::META_ACCESS, oauth_meta::META_TOKEN_ENDPOINT] {
                         if self.meta(k).is_none() {
                             return Err(invalid(format!(
                                 "an oidc oauth profile needs metadata {k}"
@@ -180,7 +200,7 @@ impl Profile {
                     }
                 }
                 Some("adc") | Some("service-account") => {
-                    if self.meta(crate::credential::oauth::META_PATH).is_none() {
+                    if self.meta(oauth_meta::META_PATH).is_none() {
                         return Err(invalid("a Google oauth profile needs metadata path".into()));
                     }
                 }

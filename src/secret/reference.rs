@@ -12,8 +12,6 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use crate::profile::valid_env_name;
-
 /// Largest secret file craik reads.
 pub const MAX_SECRET_FILE: u64 = 64 * 1024;
 
@@ -162,6 +160,14 @@ fn read_secret_file(path: &PathBuf) -> Result<Zeroizing<String>, SecretRefError>
         return Err(SecretRefError::FileEmpty { path: path.clone() });
     }
     Ok(Zeroizing::new(s.to_string()))
+}
+
+/// True for a valid environment variable name.
+pub fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 256
 }
 
 #[cfg(test)]

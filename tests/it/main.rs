@@ -7,6 +7,7 @@ mod common;
 mod group;
 mod home;
 mod idp;
+mod layout;
 mod onboard;
 mod operator;
 mod policy;

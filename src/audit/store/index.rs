@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::log::last_seq;
+use super::schema::{self, last_seq};
 
 /// A process appending alone brings the index up to date whenever an
 /// append passes a multiple of this seq.
@@ -103,7 +103,7 @@ pub(in crate::audit) fn open(log: &Path, busy: Duration) -> rusqlite::Result<Con
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(busy)?;
-    super::query::add_functions(&conn)?;
+    schema::add_functions(&conn)?;
     conn.execute_batch("PRAGMA trusted_schema=OFF;")?;
     conn.execute("ATTACH DATABASE ?1 AS idx", [path.to_string_lossy()])?;
     if conn.is_readonly("idx")? {

@@ -8,7 +8,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rand::RngCore;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::index;
+use super::schema::{self, COLUMNS, last_seq, row_to_receipt};
+use super::{INDEX_NOTICE_FROM, Notice, index};
 use crate::audit::chain::{GENESIS, receipt_hash};
 use crate::audit::{AuditError, NewReceipt, Receipt, Result};
 use crate::home::Home;
@@ -32,86 +33,6 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(in crate::audit) const COLUMNS: &str = "seq, id, created_at, kind, run_id, capability, status, reason, policy_condition, auth_profile_id, auth_kind, auth_identity_hash, provider_family, pool_id, operator_subject, operator_issuer, operator_email, operator_groups, operator_identity_hash, details, prev_hash, hash";
-
-pub(in crate::audit) fn row_to_receipt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Receipt> {
-    Ok(Receipt {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        created_at: row.get(2)?,
-        kind: row.get(3)?,
-        run_id: row.get(4)?,
-        capability: row.get(5)?,
-        status: row.get(6)?,
-        reason: row.get(7)?,
-        policy_condition: row.get(8)?,
-        auth_profile_id: row.get(9)?,
-        auth_kind: row.get(10)?,
-        auth_identity_hash: row.get(11)?,
-        provider_family: row.get(12)?,
-        pool_id: row.get(13)?,
-        operator_subject: row.get(14)?,
-        operator_issuer: row.get(15)?,
-        operator_email: row.get(16)?,
-        operator_groups: row.get(17)?,
-        operator_identity_hash: row.get(18)?,
-        details: row.get(19)?,
-        prev_hash: row.get(20)?,
-        hash: row.get(21)?,
-    })
-}
-
-/// Slow, one-off work an open log is about to do, for the caller to tell
-/// the user about (the CLI prints it on stderr).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// An existing log's schema upgrade: it runs once, inside one
-    /// transaction, and takes about a minute for a million receipts
-    /// (schema 4 copies the table).
-    Migrating {
-        path: PathBuf,
-        from: i64,
-        to: i64,
-        receipts: i64,
-    },
-    /// A query first brings the query index up to date, and it lacks at
-    /// least [`INDEX_NOTICE_FROM`] receipts (a copied or migrated log, a
-    /// deleted index): about 30 s for a million.
-    Indexing { path: PathBuf, behind: i64 },
-    /// The query index copied receipts the log no longer holds; the query
-    /// about to run rebuilds it.
-    IndexMismatch { warning: String },
-}
-
-/// Receipts the query index may lack before a query says it is catching up.
-pub const INDEX_NOTICE_FROM: i64 = 50_000;
-
-impl std::fmt::Display for Notice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Notice::Migrating {
-                path,
-                from,
-                to,
-                receipts,
-            } => write!(
-                f,
-                "upgrading the audit log {} from schema {from} to {to} ({receipts} receipts); this runs once, and can take about a minute per million receipts",
-                path.display()
-            ),
-            Notice::Indexing { path, behind } => write!(
-                f,
-                "bringing the query index of {} up to date ({behind} receipts to copy); this can take about 30 s per million receipts",
-                path.display()
-            ),
-            Notice::IndexMismatch { warning } => write!(
-                f,
-                "warning: {warning}; the query index is rebuilt from the log now, so check the log against a checkpoint kept elsewhere (craik receipts verify --checkpoint)"
-            ),
-        }
-    }
-}
-
 /// An open audit log.
 pub struct AuditLog {
     pub(in crate::audit) conn: Connection,
@@ -132,13 +53,6 @@ pub struct AuditLog {
 
 fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// The last seq in the log on `conn` (0 when it is empty).
-pub(in crate::audit) fn last_seq(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT coalesce(max(seq), 0) FROM main.receipts", [], |r| {
-        r.get(0)
-    })
 }
 
 /// Seqs that share the 24 bits an id carries.
@@ -277,7 +191,7 @@ impl AuditLog {
             return Err(unavailable("the database is read-only".into()));
         }
         log.configure().map_err(|e| unavailable(e.to_string()))?;
-        super::query::add_functions(&log.conn).map_err(|e| unavailable(e.to_string()))?;
+        schema::add_functions(&log.conn).map_err(|e| unavailable(e.to_string()))?;
         log.migrate()?;
         Ok(log)
     }
@@ -335,7 +249,7 @@ impl AuditLog {
             why: e.to_string(),
         };
         let conn = Connection::open_in_memory().map_err(unavailable)?;
-        super::query::add_functions(&conn).map_err(unavailable)?;
+        schema::add_functions(&conn).map_err(unavailable)?;
         let mut log = AuditLog {
             conn,
             path: path.to_path_buf(),
@@ -364,7 +278,7 @@ impl AuditLog {
         let open = |conn: Connection| -> rusqlite::Result<(Connection, i64)> {
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.execute_batch("PRAGMA trusted_schema=OFF;")?;
-            super::query::add_functions(&conn)?;
+            schema::add_functions(&conn)?;
             // Reads the header and the schema: a file that is no database
             // fails here rather than in the first query.
             let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

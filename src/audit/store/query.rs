@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rusqlite::types::Value;
 use serde::Serialize;
 
-use super::index;
-use super::log::{COLUMNS, INDEX_NOTICE_FROM, Notice, row_to_receipt};
+use super::schema::{COLUMNS, row_to_receipt};
+use super::{INDEX_NOTICE_FROM, Notice, index};
 use crate::audit::{AuditError, AuditLog, Receipt, Result};
 use crate::pattern;
 
@@ -71,30 +71,6 @@ fn is_pattern(p: &str) -> bool {
 fn glob_superset(p: &str) -> String {
     p.replace("**", "*")
 }
-
-/// Registers `craik_profile_match(pattern, id)` on a connection that runs
-/// queries: the profile patterns of policies (`*` within a part, `**`
-/// across `:`, `?` one character), compiled once per statement.
-pub(in crate::audit) fn add_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    use rusqlite::functions::FunctionFlags;
-    use rusqlite::types::ValueRef;
-    conn.create_scalar_function(
-        "craik_profile_match",
-        2,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            let re = ctx.get_or_create_aux(0, |v| -> std::result::Result<_, BoxError> {
-                Ok(pattern::compile(v.as_str()?)?)
-            })?;
-            Ok(match ctx.get_raw(1) {
-                ValueRef::Text(t) => std::str::from_utf8(t).is_ok_and(|id| re.is_match(id)),
-                _ => false,
-            })
-        },
-    )
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl Filter {
     /// Refuses a `profile` that policies would refuse as a pattern (every
