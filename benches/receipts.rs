@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use craik::audit::store::group::GroupCommitter;
-use craik::audit::{AuditKey, AuditLog, Filter, NewReceipt, Operator};
+use craik::audit::{AuditKey, AuditLog, Filter, NewReceipt, Operator, ReceiptKind, Status};
 
 /// A proxied call's receipt (started on even `i`, finished on odd).
 fn call(
@@ -21,11 +21,11 @@ fn call(
     run: &str,
 ) -> NewReceipt {
     let kind = if i.is_multiple_of(2) {
-        "call.started"
+        ReceiptKind::CallStarted
     } else {
-        "call.finished"
+        ReceiptKind::CallFinished
     };
-    NewReceipt::new(kind, "ok")
+    NewReceipt::new(kind, Status::Ok)
         .profile(profile, "keyring-ref", "openai")
         .identity(Some(key.credential_material("openai", key_text)))
         .run(run)
@@ -86,9 +86,9 @@ fn raw_reference(dir: &Path, key: &AuditKey, n: usize) -> f64 {
                 i as i64 + 1,
                 format!("rcpt_{i:024}"),
                 "2026-11-22T00:00:00.000Z",
-                r.kind,
+                r.kind.as_str(),
                 r.run_id,
-                r.status,
+                r.status.as_str(),
                 r.auth_profile_id,
                 r.auth_kind,
                 r.auth_identity_hash,

@@ -1,18 +1,22 @@
-//! The authorization pipeline shared by `craik auth check` and the broker:
-//! policy -> grants -> approval gate, each step leaving its receipt. Also
-//! the approval and grant operations.
+//! Approvals and grants: the approval gate a request passes after policy
+//! ([`gate`], called by the broker's pipeline), `auth approve`,
+//! `auth approvals`, and `auth grant`/`auth revoke`.
+
+mod gate;
+
+pub use gate::gate;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::RngCore;
 use serde::Serialize;
 
 use crate::Error;
-use crate::audit::{NewReceipt, Operator, Receipt};
+use crate::audit::{NewReceipt, Operator, ReceiptKind, Status};
 use crate::context::Context;
 use crate::operator::OperatorError;
-use crate::policy::{self, Evaluation, Policy, RequireApproval};
+use crate::policy::{self, Evaluation};
 use crate::profile::{Profile, ProfileError, ProfileId, ProfileStore};
 
 /// A fresh run id, `run_<16 hex>`.
@@ -61,46 +65,6 @@ pub fn parse_duration(s: &str) -> crate::Result<Duration> {
     Ok(Duration::from_secs(n * mult))
 }
 
-/// What to authorize.
-pub struct Request {
-    pub profile: ProfileId,
-    pub run: String,
-    pub policy_files: Vec<PathBuf>,
-    /// `check`, `exec`, `proxy`, `test`.
-    pub capability: String,
-    /// Wait this long for an approval instead of failing with exit 4.
-    pub wait: Option<Duration>,
-    /// A profile not in the store (an environment source picked by
-    /// `--provider`); evaluated like any other.
-    pub implicit: Option<Profile>,
-}
-
-/// An allowed request.
-#[derive(Debug, Clone, Serialize)]
-pub struct Authorization {
-    pub profile: String,
-    pub run: String,
-    pub operator: Option<String>,
-    pub approval: Option<String>,
-    pub evaluation: Evaluation,
-    #[serde(skip)]
-    pub profile_record: Option<Profile>,
-    #[serde(skip)]
-    pub operator_record: Option<Operator>,
-}
-
-fn base_receipt(
-    kind: &str,
-    status: &str,
-    p: &Profile,
-    op: &Option<Operator>,
-    req: &Request,
-) -> NewReceipt {
-    let mut r = p.receipt(kind, status).operator(op.clone()).run(&req.run);
-    r.capability = Some(req.capability.clone());
-    r
-}
-
 fn load_profile(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {
     ProfileStore::new(&ctx.home)
         .load()?
@@ -119,134 +83,6 @@ pub fn explain(
     let profile = load_profile(ctx, id)?;
     let op = crate::operator::current(ctx)?;
     Ok((policy::evaluate(&policies, &profile, op.as_ref()), op))
-}
-
-/// The full authorization: policy, grants, approval, each with receipts.
-/// `on_wait` is ticked while waiting for an approval.
-pub fn authorize(
-    ctx: &mut Context,
-    req: &Request,
-    mut on_wait: impl FnMut(),
-) -> crate::Result<Authorization> {
-    check_run_id(&req.run)?;
-    let policies: Vec<Policy> = policy::load_in_force(&ctx.home, &req.policy_files)?;
-    let profile = match &req.implicit {
-        Some(p) => p.clone(),
-        None => load_profile(ctx, &req.profile)?,
-    };
-    ctx.audit()?;
-    let op = crate::operator::current(ctx)?;
-    let eval = policy::evaluate(&policies, &profile, op.as_ref());
-    if !eval.allowed {
-        let first = eval.first_failure().expect("a failure").clone();
-        let failing: Vec<_> = eval.failures().cloned().collect();
-        let mut r = base_receipt("denial", "denied", &profile, &op, req)
-            .reason(first.fix.clone().unwrap_or_default())
-            .detail(
-                "conditions",
-                serde_json::to_value(&failing).unwrap_or_default(),
-            );
-        r.policy_condition = Some(first.field.clone());
-        ctx.record(r)?;
-        return Err(Error::Denied {
-            message: format!(
-                "denied by policy ({}): {}",
-                first.field,
-                first.fix.clone().unwrap_or_default()
-            ),
-            hint: if failing.len() > 1 {
-                format!(
-                    "{} conditions failed; see them with: craik policy explain --profile {}",
-                    failing.len(),
-                    req.profile
-                )
-            } else if first.field == "required_operator" || op.is_none() {
-                "run craik login".into()
-            } else {
-                format!(
-                    "see every condition with: craik policy explain --profile {}",
-                    req.profile
-                )
-            },
-        });
-    }
-    let id = profile.id.to_string();
-    let mut approval = None;
-    if eval.approval.mode != RequireApproval::Never {
-        let run_filter = match eval.approval.mode {
-            RequireApproval::EachRun => Some(req.run.as_str()),
-            _ => None,
-        };
-        let found = ctx.audit()?.0.find(&id, "approval", run_filter)?;
-        match found {
-            Some(a) => approval = Some(a.id),
-            None => {
-                if ctx
-                    .audit()?
-                    .0
-                    .find(&id, "approval_requested", Some(&req.run))?
-                    .is_none()
-                {
-                    let r = base_receipt("approval_requested", "ok", &profile, &op, req)
-                        .detail("mode", eval.approval.mode.as_str());
-                    ctx.record(r)?;
-                }
-                let command = format!("craik auth approve {id} --run={}", req.run);
-                let Some(wait) = req.wait else {
-                    return Err(Error::ApprovalRequired {
-                        message: format!(
-                            "approval required ({}) for {id}; an approver must run: {command}",
-                            eval.approval.mode.as_str()
-                        ),
-                        hint: format!("or wait for it: add --wait (run id {})", req.run),
-                    });
-                };
-                let deadline = Instant::now() + wait;
-                loop {
-                    if let Some(a) = ctx.audit()?.0.find(&id, "approval", run_filter)? {
-                        approval = Some(a.id);
-                        break;
-                    }
-                    if Instant::now() > deadline {
-                        return Err(Error::ApprovalRequired {
-                            message: format!(
-                                "no approval within {}s for {id}; an approver must run: {command}",
-                                wait.as_secs()
-                            ),
-                            hint: "run again once it is approved".into(),
-                        });
-                    }
-                    for _ in 0..5 {
-                        on_wait();
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                }
-            }
-        }
-    }
-    Ok(Authorization {
-        profile: id,
-        run: req.run.clone(),
-        operator: op.as_ref().map(|o| o.subject.clone()),
-        approval,
-        evaluation: eval,
-        profile_record: Some(profile),
-        operator_record: op,
-    })
-}
-
-/// Records an allowed `auth check`.
-pub fn record_check(ctx: &mut Context, a: &Authorization) -> crate::Result<Receipt> {
-    let p = a.profile_record.as_ref().expect("authorized profile");
-    let mut r = p
-        .receipt("authorization", "allowed")
-        .operator(a.operator_record.clone())
-        .run(&a.run);
-    r.capability = Some("check".into());
-    if let Some(ap) = &a.approval {
-        r = r.detail("approval", ap.as_str());
-    }
-    ctx.record(r)
 }
 
 /// The outcome of `craik auth approve`.
@@ -275,7 +111,7 @@ pub fn approve(
     let request = ctx
         .audit()?
         .0
-        .find(&key, "approval_requested", Some(run))?
+        .find(&key, ReceiptKind::ApprovalRequested, Some(run))?
         .ok_or_else(|| {
             Error::input(
                 format!("no approval request for {key} in run {run}"),
@@ -290,7 +126,7 @@ pub fn approve(
         return Err(OperatorError::NotLoggedIn.into());
     }
     let deny = |ctx: &mut Context, field: &str, message: String| -> crate::Result<Approved> {
-        let mut r = NewReceipt::new("denial", "denied")
+        let mut r = NewReceipt::new(ReceiptKind::Denial, Status::Denied)
             .profile(
                 &key,
                 profile.kind.as_str(),
@@ -332,7 +168,7 @@ pub fn approve(
             );
         }
     }
-    let mut r = NewReceipt::new("approval", "ok")
+    let mut r = NewReceipt::new(ReceiptKind::Approval, Status::Ok)
         .profile(
             &key,
             profile.kind.as_str(),
@@ -379,7 +215,7 @@ pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<App
         let (Some(p), Some(run)) = (r.auth_profile_id.clone(), r.run_id.clone()) else {
             continue;
         };
-        let a = log.find(&p, "approval", Some(&run))?;
+        let a = log.find(&p, ReceiptKind::Approval, Some(&run))?;
         if pending_only && a.is_some() {
             continue;
         }
@@ -438,7 +274,14 @@ pub fn change_grants(
         }
         let p = p.clone();
         let r = p
-            .receipt(if grant { "grant" } else { "grant_revoked" }, "ok")
+            .receipt(
+                if grant {
+                    ReceiptKind::Grant
+                } else {
+                    ReceiptKind::GrantRevoked
+                },
+                Status::Ok,
+            )
             .operator(Some(op.clone()))
             .detail("groups", groups.to_vec())
             .detail("subjects", subjects.to_vec());

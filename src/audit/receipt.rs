@@ -99,11 +99,155 @@ pub struct Operator {
     pub identity_hash: String,
 }
 
+/// What a receipt records. The log stores [`ReceiptKind::as_str`]; reading
+/// keeps whatever text is stored (a newer craik may know more kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReceiptKind {
+    ProfileAdded,
+    ProfileRemoved,
+    SecretMigrated,
+    CredentialRefreshed,
+    Login,
+    Refresh,
+    Logout,
+    Grant,
+    GrantRevoked,
+    Denial,
+    ApprovalRequested,
+    Approval,
+    /// An allowed authorization that is not itself a call (`auth check`,
+    /// a proxy session's start).
+    Authorization,
+    CallStarted,
+    CallFinished,
+}
+
+impl ReceiptKind {
+    pub const ALL: [ReceiptKind; 15] = [
+        ReceiptKind::ProfileAdded,
+        ReceiptKind::ProfileRemoved,
+        ReceiptKind::SecretMigrated,
+        ReceiptKind::CredentialRefreshed,
+        ReceiptKind::Login,
+        ReceiptKind::Refresh,
+        ReceiptKind::Logout,
+        ReceiptKind::Grant,
+        ReceiptKind::GrantRevoked,
+        ReceiptKind::Denial,
+        ReceiptKind::ApprovalRequested,
+        ReceiptKind::Approval,
+        ReceiptKind::Authorization,
+        ReceiptKind::CallStarted,
+        ReceiptKind::CallFinished,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptKind::ProfileAdded => "profile_added",
+            ReceiptKind::ProfileRemoved => "profile_removed",
+            ReceiptKind::SecretMigrated => "secret_migrated",
+            ReceiptKind::CredentialRefreshed => "credential_refreshed",
+            ReceiptKind::Login => "login",
+            ReceiptKind::Refresh => "refresh",
+            ReceiptKind::Logout => "logout",
+            ReceiptKind::Grant => "grant",
+            ReceiptKind::GrantRevoked => "grant_revoked",
+            ReceiptKind::Denial => "denial",
+            ReceiptKind::ApprovalRequested => "approval_requested",
+            ReceiptKind::Approval => "approval",
+            ReceiptKind::Authorization => "authorization",
+            ReceiptKind::CallStarted => "call.started",
+            ReceiptKind::CallFinished => "call.finished",
+        }
+    }
+}
+
+impl std::fmt::Display for ReceiptKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How what a receipt records ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Status {
+    Ok,
+    Failed,
+    Denied,
+    Allowed,
+    /// The call ran and failed (a child's non-zero exit, an HTTP error).
+    Error,
+    /// The credential could not be read after `call.started`.
+    CredentialUnavailable,
+    /// Ended after `call.started` with nothing called.
+    NotCalled,
+    SpawnFailed,
+    UpstreamError,
+    /// The response was cut short (the client left, the upstream broke).
+    Incomplete,
+    Rejected,
+    RateLimited,
+    Expired,
+    Unreachable,
+}
+
+impl Status {
+    pub const ALL: [Status; 14] = [
+        Status::Ok,
+        Status::Failed,
+        Status::Denied,
+        Status::Allowed,
+        Status::Error,
+        Status::CredentialUnavailable,
+        Status::NotCalled,
+        Status::SpawnFailed,
+        Status::UpstreamError,
+        Status::Incomplete,
+        Status::Rejected,
+        Status::RateLimited,
+        Status::Expired,
+        Status::Unreachable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Denied => "denied",
+            Status::Allowed => "allowed",
+            Status::Error => "error",
+            Status::CredentialUnavailable => "credential_unavailable",
+            Status::NotCalled => "not_called",
+            Status::SpawnFailed => "spawn_failed",
+            Status::UpstreamError => "upstream_error",
+            Status::Incomplete => "incomplete",
+            Status::Rejected => "rejected",
+            Status::RateLimited => "rate_limited",
+            Status::Expired => "expired",
+            Status::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A receipt to append: the log fills in seq, id, time and the chain.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewReceipt {
-    pub kind: String,
-    pub status: String,
+    pub kind: ReceiptKind,
+    pub status: Status,
     pub run_id: Option<String>,
     pub capability: Option<String>,
     pub reason: Option<String>,
@@ -118,11 +262,21 @@ pub struct NewReceipt {
 }
 
 impl NewReceipt {
-    pub fn new(kind: &str, status: &str) -> NewReceipt {
+    pub fn new(kind: ReceiptKind, status: Status) -> NewReceipt {
         NewReceipt {
-            kind: kind.to_string(),
-            status: status.to_string(),
-            ..Default::default()
+            kind,
+            status,
+            run_id: None,
+            capability: None,
+            reason: None,
+            policy_condition: None,
+            auth_profile_id: None,
+            auth_kind: None,
+            auth_identity_hash: None,
+            provider_family: None,
+            pool_id: None,
+            operator: None,
+            details: serde_json::Map::new(),
         }
     }
 

@@ -8,8 +8,9 @@ use std::time::Instant;
 use serde_json::Map;
 
 use super::proxy::{self, ProxyState, Upstream};
-use super::{Call, CallSpec, abandon_call, base_url_of, finish_call, start_call};
+use super::{CallSpec, Started};
 use crate::Error;
+use crate::audit::Status;
 use crate::audit::store::group::GroupCommitter;
 use crate::context::Context;
 use crate::pool::Outcome;
@@ -19,19 +20,6 @@ pub struct ExecSpec {
     pub call: CallSpec,
     pub via_proxy: bool,
     pub argv: Vec<String>,
-}
-
-fn runtime() -> crate::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Error::input(
-                format!("cannot start the async runtime: {e}"),
-                "report this",
-            )
-        })
 }
 
 /// Runs the child; returns its exit code (128 + signal when killed).
@@ -76,23 +64,23 @@ type ProxyHandle = (
 /// Builds the child's command (and, with `--via-proxy`, starts the proxy).
 fn prepare_child(
     ctx: &mut Context,
-    call: &Call,
+    call: &Arc<Started>,
     spec: &ExecSpec,
     rt: &tokio::runtime::Runtime,
 ) -> crate::Result<(tokio::process::Command, Option<ProxyHandle>)> {
-    let family = provider::info(call.profile.provider_family);
+    let family = provider::info(call.profile().provider_family);
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..]);
     for v in CREDENTIAL_ENV_VARS {
         cmd.env_remove(v);
     }
     let mut proxy_handle = None;
-    match (&call.credential, spec.via_proxy) {
+    match (call.material(), spec.via_proxy) {
         (None, true) => {
             return Err(Error::input(
                 format!(
                     "profile {} has no credential to proxy (it delegates to the provider's CLI)",
-                    call.profile.id
+                    call.profile().id
                 ),
                 "drop --via-proxy",
             ));
@@ -102,25 +90,18 @@ fn prepare_child(
             for (k, v) in family.exec_env(cred) {
                 cmd.env(k, v);
             }
-            if let Some(b) = &call.profile.base_url {
+            if let Some(b) = &call.profile().base_url {
                 cmd.env(family.env_base_url, b);
             }
         }
-        (Some(cred), true) => {
-            let upstream = Upstream {
-                profile: call.profile.clone(),
-                credential: cred.clone(),
-                base_url: base_url_of(&call.profile)?,
-                identity_hash: call.identity_hash.clone(),
-            };
+        (Some(_), true) => {
+            let upstream = Upstream::new(call.clone())?;
             let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
             let state = Arc::new(ProxyState::new(
                 proxy::new_token(),
                 family,
                 vec![upstream],
                 None,
-                call.run.clone(),
-                call.operator.clone(),
                 committer,
             )?);
             let listener = rt
@@ -158,11 +139,16 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
     let mut details = Map::new();
     details.insert("command".into(), spec.argv[0].clone().into());
     details.insert("via_proxy".into(), spec.via_proxy.into());
-    let rt = runtime()?;
-    let call: Call = start_call(ctx, &spec.call, &[], details)?;
+    let rt = proxy::runtime(Some(2))?;
+    let call = Arc::new(
+        spec.call
+            .resolve(ctx, &[])?
+            .authorize(ctx, || {})?
+            .start(ctx, details)?,
+    );
     let (cmd, proxy_handle) = match prepare_child(ctx, &call, &spec, &rt) {
         Ok(x) => x,
-        Err(e) => return Err(abandon_call(ctx, &call, e)),
+        Err(e) => return Err(call.abandon(ctx, e)),
     };
     let t0 = Instant::now();
     let result = rt.block_on(run_child(cmd));
@@ -181,10 +167,9 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
             if let Some(s) = signal {
                 details.insert("signal".into(), s.into());
             }
-            finish_call(
+            call.finish(
                 ctx,
-                &call,
-                if code == 0 { "ok" } else { "error" },
+                if code == 0 { Status::Ok } else { Status::Error },
                 Some(Outcome::Ok),
                 None,
                 details,
@@ -193,7 +178,7 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
         }
         Err(e) => {
             details.insert("error".into(), e.to_string().into());
-            finish_call(ctx, &call, "spawn_failed", None, None, details)?;
+            call.finish(ctx, Status::SpawnFailed, None, None, details)?;
             Err(Error::input(
                 format!("cannot run {}: {e}", spec.argv[0]),
                 "check the command name and PATH",

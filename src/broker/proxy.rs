@@ -22,9 +22,10 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
+use super::Started;
 use super::usage;
 use crate::audit::store::group::GroupCommitter;
-use crate::audit::{NewReceipt, Operator};
+use crate::audit::{NewReceipt, ReceiptKind, Status};
 use crate::home::Home;
 use crate::pool::{Outcome, PoolStore};
 use crate::profile::{Profile, ProfileId};
@@ -37,12 +38,33 @@ const USAGE_CAPTURE_BYTES: usize = 1024 * 1024;
 /// How long in-flight receipts may take to land at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One credential the proxy can use.
+/// One credential the proxy can use: a session started by the pipeline
+/// ([`super::Authorized::start_session`]), and where it goes.
 pub struct Upstream {
-    pub profile: Profile,
-    pub credential: Zeroizing<String>,
-    pub base_url: String,
-    pub identity_hash: Option<String>,
+    session: Arc<Started>,
+    base_url: String,
+}
+
+impl Upstream {
+    /// Refuses a marker profile (no material to inject) or one with no
+    /// base URL.
+    pub fn new(session: Arc<Started>) -> crate::Result<Upstream> {
+        let base_url = super::base_url_of(session.profile())?;
+        if session.delegated() {
+            return Err(crate::Error::input(
+                format!(
+                    "profile {} has no credential to proxy (it delegates to the provider's CLI)",
+                    session.profile().id
+                ),
+                "proxy a profile that holds a credential",
+            ));
+        }
+        Ok(Upstream { session, base_url })
+    }
+
+    pub fn profile(&self) -> &Profile {
+        self.session.profile()
+    }
 }
 
 /// Everything a running proxy needs.
@@ -52,8 +74,6 @@ pub struct ProxyState {
     pub upstreams: Vec<Upstream>,
     /// The pool (and the home holding its health), when proxying a pool.
     pub pool: Option<(Home, ProfileId)>,
-    pub run: String,
-    pub operator: Option<Operator>,
     pub committer: GroupCommitter,
     pub client: reqwest::Client,
     inflight: AtomicUsize,
@@ -86,8 +106,6 @@ impl ProxyState {
         family: &'static FamilyInfo,
         upstreams: Vec<Upstream>,
         pool: Option<(Home, ProfileId)>,
-        run: String,
-        operator: Option<Operator>,
         committer: GroupCommitter,
     ) -> crate::Result<ProxyState> {
         let client = reqwest::Client::builder()
@@ -104,8 +122,6 @@ impl ProxyState {
             family,
             upstreams,
             pool,
-            run,
-            operator,
             committer,
             client,
             inflight: AtomicUsize::new(0),
@@ -236,16 +252,10 @@ fn clean_path(uri: &axum::http::Uri) -> String {
     }
 }
 
-fn receipt(st: &ProxyState, up: &Upstream, kind: &str, status: &str) -> NewReceipt {
-    let p = &up.profile;
-    let mut r = p
-        .receipt(kind, status)
-        .operator(st.operator.clone())
-        .identity(up.identity_hash.clone())
-        .run(&st.run);
-    r.capability = Some("proxy".into());
-    r.pool_id = st.pool.as_ref().map(|(_, id)| id.to_string());
-    r
+/// A receipt about one request through `up`'s session: profile, operator,
+/// run, capability, pool and credential identity filled in.
+fn receipt(up: &Upstream, kind: ReceiptKind, status: Status) -> NewReceipt {
+    up.session.receipt_about(kind, status)
 }
 
 /// Appends a receipt durably from async code.
@@ -272,7 +282,7 @@ async fn pick(st: &Arc<ProxyState>, tried: &[ProfileId]) -> Option<usize> {
             // Members that were not authorized at start are never used.
             let pool_members = PoolStore::new(home).get(pool).ok().flatten()?;
             for m in &pool_members.members {
-                if !st.upstreams.iter().any(|u| u.profile.id == m.profile) {
+                if !st.upstreams.iter().any(|u| u.profile().id == m.profile) {
                     exclude.push(m.profile.clone());
                 }
             }
@@ -282,7 +292,7 @@ async fn pick(st: &Arc<ProxyState>, tried: &[ProfileId]) -> Option<usize> {
                     .await
                     .ok()?
                     .ok()?;
-            st.upstreams.iter().position(|u| u.profile.id == id)
+            st.upstreams.iter().position(|u| u.profile().id == id)
         }
     }
 }
@@ -341,9 +351,9 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
             );
         };
         let up = &st.upstreams[i];
-        tried.push(up.profile.id.clone());
+        tried.push(up.profile().id.clone());
         let attempt = tried.len();
-        let started = receipt(&st, up, "call.started", "ok")
+        let started = receipt(up, ReceiptKind::CallStarted, Status::Ok)
             .detail("method", method.as_str())
             .detail("path", parts.uri.path())
             .detail("attempt", attempt)
@@ -374,7 +384,15 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        for (n, v) in st.family.auth_headers(&up.credential, client_has) {
+        let Some(credential) = up.session.material() else {
+            // Upstream::new refuses sessions without material.
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "craik_internal_error",
+                "the proxy has no credential for this upstream",
+            );
+        };
+        for (n, v) in st.family.auth_headers(credential, client_has) {
             if let Ok(v) = HeaderValue::from_str(&v) {
                 let mut v = v;
                 v.set_sensitive(true);
@@ -388,8 +406,8 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
             .body(body.clone())
             .send()
             .await;
-        let finished_base = |status: &str| {
-            receipt(&st, up, "call.finished", status)
+        let finished_base = |status: Status| {
+            receipt(up, ReceiptKind::CallFinished, status)
                 .detail("started", started.id.as_str())
                 .detail("method", method.as_str())
                 .detail("path", parts.uri.path())
@@ -400,13 +418,13 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
         let more = st.pool.is_some() && tried.len() < st.upstreams.len();
         let resp = match sent {
             Err(e) => {
-                record_health(&st, &up.profile.id, Outcome::Failed).await;
+                record_health(&st, &up.profile().id, Outcome::Failed).await;
                 let why = if e.is_timeout() {
                     "upstream timed out".to_string()
                 } else {
                     "upstream connection failed".to_string()
                 };
-                let r = finished_base("upstream_error")
+                let r = finished_base(Status::UpstreamError)
                     .reason(why.clone())
                     .detail("latency_ms", t0.elapsed().as_millis() as u64);
                 let _ = append(&st, r).await;
@@ -419,10 +437,10 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
         };
         let status = resp.status();
         let outcome = Outcome::from_status(Some(status.as_u16()));
-        record_health(&st, &up.profile.id, outcome).await;
+        record_health(&st, &up.profile().id, outcome).await;
         if outcome != Outcome::Ok && more {
             // Nothing was sent to the client yet: try the next member.
-            let r = finished_base(outcome.as_str())
+            let r = finished_base(outcome.status())
                 .detail("status", status.as_u16())
                 .detail("latency_ms", t0.elapsed().as_millis() as u64)
                 .detail("retried", true);
@@ -445,8 +463,12 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
             }
             builder = builder.header(k, v);
         }
-        let fin = finished_base(if status.is_success() { "ok" } else { "error" })
-            .detail("status", status.as_u16());
+        let fin = finished_base(if status.is_success() {
+            Status::Ok
+        } else {
+            Status::Error
+        })
+        .detail("status", status.as_u16());
         let st2 = st.clone();
         let started_id = started.id.clone();
         let done = move |bytes_out: u64,
@@ -463,7 +485,7 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
                 r = r.detail("usage", serde_json::Value::Object(u));
             }
             if let Some(e) = error {
-                r.status = "incomplete".into();
+                r.status = Status::Incomplete;
                 r = r.reason(e);
             }
             // The response has gone: this receipt may share the next
@@ -637,4 +659,109 @@ pub async fn termination() {
         _ = int.recv() => {}
         _ = hup.recv() => {}
     }
+}
+
+/// A proxy bound to its address and ready to serve: `craik proxy`.
+pub struct Proxy {
+    rt: tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    state: Arc<ProxyState>,
+}
+
+impl Proxy {
+    /// Refuses a listen address off loopback unless `allow_remote`: the
+    /// proxy hands the credential's power to whoever can reach it.
+    pub fn check_listen(addr: SocketAddr, allow_remote: bool) -> crate::Result<()> {
+        if !addr.ip().is_loopback() && !allow_remote {
+            return Err(crate::Error::input(
+                format!(
+                    "{addr} is not a loopback address; the proxy would hand the credential's power to the network"
+                ),
+                "listen on 127.0.0.1, or pass --allow-remote if you mean it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Authorizes and starts a session with every member the request may
+    /// use ([`super::start_proxy`]), opens the group committer its
+    /// per-request receipts go through, and binds `listen`.
+    pub fn bind(
+        ctx: &mut crate::context::Context,
+        spec: &super::CallSpec,
+        listen: SocketAddr,
+        allow_remote: bool,
+    ) -> crate::Result<Proxy> {
+        Proxy::check_listen(listen, allow_remote)?;
+        let sessions = super::start_proxy(ctx, spec)?;
+        let family = crate::provider::info(sessions.upstreams[0].profile().provider_family);
+        let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
+        let state = Arc::new(ProxyState::new(
+            new_token(),
+            family,
+            sessions.upstreams,
+            sessions.pool.map(|p| (ctx.home.clone(), p)),
+            committer,
+        )?);
+        let rt = runtime(None)?;
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(listen))
+            .map_err(|e| {
+                crate::Error::input(
+                    format!("cannot listen on {listen}: {e}"),
+                    "pick another --listen address",
+                )
+            })?;
+        let addr = listener.local_addr().map_err(|e| {
+            crate::Error::input(
+                format!("cannot read the address the proxy listens on: {e}"),
+                "report this",
+            )
+        })?;
+        Ok(Proxy {
+            rt,
+            listener,
+            addr,
+            state,
+        })
+    }
+
+    /// The address it listens on (the port chosen when 0 was asked).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The token clients present as their API key.
+    pub fn token(&self) -> &str {
+        self.state.token.as_str()
+    }
+
+    /// What a client should set (see [`ProxyState::client_env`]).
+    pub fn client_env(&self) -> Vec<(&'static str, String)> {
+        self.state.client_env(self.addr)
+    }
+
+    /// Serves until SIGTERM, SIGINT or SIGHUP, then lets requests in
+    /// flight finish and their receipts land.
+    pub fn serve(self) -> crate::Result<()> {
+        self.rt
+            .block_on(serve(self.listener, self.state, termination()))
+            .map_err(|e| crate::Error::input(format!("the proxy failed: {e}"), "see the receipts"))
+    }
+}
+
+/// The async runtime the proxy runs on (`workers` threads, else one per
+/// core).
+pub(super) fn runtime(workers: Option<usize>) -> crate::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().map_err(|e| {
+        crate::Error::input(
+            format!("cannot start the async runtime: {e}"),
+            "report this",
+        )
+    })
 }

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Map;
 
-use super::{CallSpec, base_url_of, finish_call, start_call};
+use super::{CallSpec, Started, base_url_of};
 use crate::Error;
+use crate::audit::Status;
 use crate::context::Context;
 use crate::pool::Outcome;
 use crate::provider;
@@ -17,30 +18,33 @@ pub struct TestResult {
     pub pool: Option<String>,
     pub run: String,
     /// `ok`, `rejected`, `rate_limited`, `expired`, `unreachable`.
-    pub status: String,
+    pub status: Status,
     pub http_status: Option<u16>,
     pub latency_ms: u64,
 }
 
 impl TestResult {
     pub fn exit_code(&self) -> i32 {
-        match self.status.as_str() {
-            "ok" => crate::exit::OK,
-            "rejected" | "expired" => crate::exit::CREDENTIAL_UNAVAILABLE,
+        match self.status {
+            Status::Ok => crate::exit::OK,
+            Status::Rejected | Status::Expired => crate::exit::CREDENTIAL_UNAVAILABLE,
             _ => crate::exit::ERROR,
         }
     }
 }
 
 pub fn test(ctx: &mut Context, spec: &CallSpec) -> crate::Result<TestResult> {
-    let call = start_call(ctx, spec, &[], Map::new())?;
-    let Some(credential) = call.credential.as_ref() else {
+    let call = spec
+        .resolve(ctx, &[])?
+        .authorize(ctx, || {})?
+        .start(ctx, Map::new())?;
+    let Some(credential) = call.material() else {
         return delegated_test(ctx, &call);
     };
-    let family = provider::info(call.profile.provider_family);
-    let base = match base_url_of(&call.profile) {
+    let family = provider::info(call.profile().provider_family);
+    let base = match base_url_of(call.profile()) {
         Ok(b) => b,
-        Err(e) => return Err(super::abandon_call(ctx, &call, e)),
+        Err(e) => return Err(call.abandon(ctx, e)),
     };
     let url = provider::join(&base, family.test_path);
     let client = reqwest::blocking::Client::builder()
@@ -57,16 +61,16 @@ pub fn test(ctx: &mut Context, spec: &CallSpec) -> crate::Result<TestResult> {
     let resp = req.send();
     let latency_ms = t0.elapsed().as_millis() as u64;
     let (status, http_status) = match resp {
-        Err(_) => ("unreachable", None),
+        Err(_) => (Status::Unreachable, None),
         Ok(r) => {
             let code = r.status().as_u16();
             let body = r.text().unwrap_or_default().to_ascii_lowercase();
             let s = match code {
-                200..=299 => "ok",
-                401 | 403 if body.contains("expired") => "expired",
-                429 => "rate_limited",
-                500..=599 => "unreachable",
-                _ => "rejected",
+                200..=299 => Status::Ok,
+                401 | 403 if body.contains("expired") => Status::Expired,
+                429 => Status::RateLimited,
+                500..=599 => Status::Unreachable,
+                _ => Status::Rejected,
             };
             (s, Some(code))
         }
@@ -76,19 +80,18 @@ pub fn test(ctx: &mut Context, spec: &CallSpec) -> crate::Result<TestResult> {
     details.insert("path".into(), family.test_path.into());
     details.insert("status".into(), http_status.into());
     details.insert("latency_ms".into(), latency_ms.into());
-    finish_call(
+    call.finish(
         ctx,
-        &call,
         status,
         Some(Outcome::from_status(http_status)),
         Some(status),
         details,
     )?;
     Ok(TestResult {
-        profile: call.profile.id.to_string(),
-        pool: call.pool.as_ref().map(|p| p.to_string()),
-        run: call.run.clone(),
-        status: status.to_string(),
+        profile: call.profile().id.to_string(),
+        pool: call.pool().map(|p| p.to_string()),
+        run: call.run().to_string(),
+        status,
         http_status,
         latency_ms,
     })
@@ -99,15 +102,14 @@ const CLAUDE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A marker profile: run the provider's CLI with a trivial prompt, with
 /// every provider credential variable removed so it uses its own session.
-fn delegated_test(ctx: &mut Context, call: &super::Call) -> crate::Result<TestResult> {
-    if call.profile.provider_family != crate::profile::Family::Anthropic {
-        return Err(super::abandon_call(
+fn delegated_test(ctx: &mut Context, call: &Started) -> crate::Result<TestResult> {
+    if call.profile().provider_family != crate::profile::Family::Anthropic {
+        return Err(call.abandon(
             ctx,
-            call,
             Error::input(
                 format!(
                     "profile {} delegates to its provider's CLI; craik tests only the Claude CLI this way",
-                    call.profile.id
+                    call.profile().id
                 ),
                 "test it with the provider's CLI",
             ),
@@ -123,18 +125,18 @@ fn delegated_test(ctx: &mut Context, call: &super::Call) -> crate::Result<TestRe
     }
     let t0 = Instant::now();
     let status = match cmd.spawn() {
-        Err(_) => "unreachable",
+        Err(_) => Status::Unreachable,
         Ok(mut child) => loop {
             match child.try_wait() {
-                Ok(Some(s)) if s.success() => break "ok",
-                Ok(Some(_)) => break "rejected",
+                Ok(Some(s)) if s.success() => break Status::Ok,
+                Ok(Some(_)) => break Status::Rejected,
                 Ok(None) if t0.elapsed() > CLAUDE_TIMEOUT => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    break "unreachable";
+                    break Status::Unreachable;
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                Err(_) => break "unreachable",
+                Err(_) => break Status::Unreachable,
             }
         },
     };
@@ -142,17 +144,17 @@ fn delegated_test(ctx: &mut Context, call: &super::Call) -> crate::Result<TestRe
     let mut details = Map::new();
     details.insert("command".into(), "claude -p".into());
     details.insert("latency_ms".into(), latency_ms.into());
-    let outcome = if status == "ok" {
+    let outcome = if status == Status::Ok {
         Outcome::Ok
     } else {
         Outcome::Failed
     };
-    finish_call(ctx, call, status, Some(outcome), Some(status), details)?;
+    call.finish(ctx, status, Some(outcome), Some(status), details)?;
     Ok(TestResult {
-        profile: call.profile.id.to_string(),
-        pool: call.pool.as_ref().map(|p| p.to_string()),
-        run: call.run.clone(),
-        status: status.to_string(),
+        profile: call.profile().id.to_string(),
+        pool: call.pool().map(|p| p.to_string()),
+        run: call.run().to_string(),
+        status,
         http_status: None,
         latency_ms,
     })

@@ -369,26 +369,27 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
         } => {
             let id: ProfileId = id.parse()?;
             let run = run.unwrap_or_else(craik::approval::new_run_id);
-            let req = craik::approval::Request {
-                profile: id,
+            let spec = craik::broker::CallSpec {
+                target: craik::broker::Target::Profile(id),
                 run: run.clone(),
                 policy_files: policies,
-                capability: "check".into(),
+                capability: craik::broker::Capability::Check,
                 wait: wait.duration()?,
-                implicit: None,
             };
             if !json {
                 errln!("run: {run}");
             }
-            let spinner = (req.wait.is_some() && std::io::stderr().is_terminal()).then(|| {
+            let spinner = (spec.wait.is_some() && std::io::stderr().is_terminal()).then(|| {
                 let pb = indicatif::ProgressBar::new_spinner();
                 pb.set_message(format!("waiting for approval of run {run}"));
                 pb
             });
-            let result = craik::approval::authorize(&mut ctx, &req, || {
-                if let Some(pb) = &spinner {
-                    pb.tick();
-                }
+            let result = spec.resolve(&ctx, &[]).and_then(|r| {
+                r.authorize(&mut ctx, || {
+                    if let Some(pb) = &spinner {
+                        pb.tick();
+                    }
+                })
             });
             if let Some(pb) = &spinner {
                 pb.finish_and_clear();
@@ -405,19 +406,23 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     return Err(e);
                 }
             };
-            craik::approval::record_check(&mut ctx, &a)?;
+            let profile = a.profile().id.to_string();
+            let operator = a.operator().map(|o| o.subject.clone());
+            let approval = a.approval().map(str::to_string);
+            let conditions = a.evaluation().conditions.clone();
+            a.record(&mut ctx)?;
             if json {
                 output::json(&serde_json::json!({
-                    "allowed": true, "run": a.run, "profile": a.profile,
-                    "operator": a.operator, "approval": a.approval,
-                    "conditions": a.evaluation.conditions,
+                    "allowed": true, "run": run, "profile": profile,
+                    "operator": operator, "approval": approval,
+                    "conditions": conditions,
                 }));
             } else {
                 outln!(
                     "allowed: {} for {} (run {})",
-                    a.profile,
-                    a.operator.as_deref().unwrap_or("no operator"),
-                    a.run
+                    profile,
+                    operator.as_deref().unwrap_or("no operator"),
+                    run
                 );
             }
             Ok(exit::OK)
@@ -450,7 +455,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 target: craik::broker::Target::guess(&ctx, &id)?,
                 run: run.unwrap_or_else(craik::approval::new_run_id),
                 policy_files: vec![],
-                capability: "test".into(),
+                capability: craik::broker::Capability::Test,
                 wait: None,
             };
             let r = craik::broker::test_call::test(&mut ctx, &spec)?;

@@ -3,13 +3,11 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 
-use craik::audit::store::group::GroupCommitter;
-use craik::broker::proxy::{self, ProxyState};
-use craik::broker::{CallSpec, Target};
+use craik::broker::proxy::Proxy;
+use craik::broker::{CallSpec, Capability, Target};
 use craik::context::Context;
 use craik::profile::{ProfileId, ProfileStore};
 use craik::{Error, exit};
@@ -125,7 +123,7 @@ pub fn exec(args: ExecArgs) -> craik::Result<i32> {
             target: args.target.target(&ctx)?,
             run: args.run.unwrap_or_else(craik::approval::new_run_id),
             policy_files: args.policies,
-            capability: "exec".into(),
+            capability: Capability::Exec,
             wait: args.wait.duration()?,
         },
         via_proxy: args.via_proxy,
@@ -141,59 +139,22 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
             "write 127.0.0.1:8080 or [::1]:8080",
         )
     })?;
-    if !addr.ip().is_loopback() && !args.allow_remote {
-        return Err(Error::input(
-            format!(
-                "{addr} is not a loopback address; the proxy would hand the credential's power to the network"
-            ),
-            "listen on 127.0.0.1, or pass --allow-remote if you mean it",
-        ));
-    }
+    Proxy::check_listen(addr, args.allow_remote)?;
     let mut ctx = super::context()?;
     let spec = CallSpec {
         target: args.target.target(&ctx)?,
         run: args.run.unwrap_or_else(craik::approval::new_run_id),
         policy_files: args.policies,
-        capability: "proxy".into(),
+        capability: Capability::Proxy,
         wait: args.wait.duration()?,
     };
-    let (ups, pool, operator) = craik::broker::proxy_upstreams(&mut ctx, &spec)?;
-    let family = craik::provider::info(ups[0].profile.provider_family);
-    let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
-    let state = Arc::new(ProxyState::new(
-        proxy::new_token(),
-        family,
-        ups,
-        pool.map(|p| (ctx.home.clone(), p)),
-        spec.run.clone(),
-        operator,
-        committer,
-    )?);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Error::input(
-                format!("cannot start the async runtime: {e}"),
-                "report this",
-            )
-        })?;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .map_err(|e| {
-            Error::input(
-                format!("cannot listen on {addr}: {e}"),
-                "pick another --listen address",
-            )
-        })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::input(e.to_string(), "report this"))?;
+    let proxy = Proxy::bind(&mut ctx, &spec, addr, args.allow_remote)?;
+    let bound = proxy.addr();
     if let Some(f) = &args.token_file {
-        craik::home::write_atomic_path(f, state.token.as_bytes())?;
+        craik::home::write_atomic_path(f, proxy.token().as_bytes())?;
     }
-    let env: serde_json::Map<String, serde_json::Value> = state
-        .client_env(bound)
+    let env: serde_json::Map<String, serde_json::Value> = proxy
+        .client_env()
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.into()))
         .collect();
@@ -203,7 +164,7 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
             let _ = writeln!(
                 out,
                 "{}",
-                serde_json::json!({"listen": bound.to_string(), "token": state.token.as_str(), "run": spec.run, "env": env})
+                serde_json::json!({"listen": bound.to_string(), "token": proxy.token(), "run": spec.run, "env": env})
             );
         } else {
             let _ = writeln!(
@@ -211,14 +172,13 @@ pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
                 "craik proxy listening on http://{bound} (run {})",
                 spec.run
             );
-            let _ = writeln!(out, "token: {}", state.token.as_str());
+            let _ = writeln!(out, "token: {}", proxy.token());
             for (k, v) in &env {
                 let _ = writeln!(out, "export {k}={}", v.as_str().unwrap_or_default());
             }
         }
         let _ = out.flush();
     }
-    rt.block_on(proxy::serve(listener, state, proxy::termination()))
-        .map_err(|e| Error::input(format!("the proxy failed: {e}"), "see the receipts"))?;
+    proxy.serve()?;
     Ok(exit::OK)
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::audit::NewReceipt;
+use crate::audit::{NewReceipt, ReceiptKind, Status};
 use crate::context::Context;
 use crate::credential::source::{self, Health};
 use crate::profile::{
@@ -96,26 +96,8 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
     Ok(())
 }
 
-/// The identity hash of a profile's credential, when it can be read now.
-fn identity_of(
-    ctx: &mut Context,
-    profile: &Profile,
-    material: Option<&str>,
-) -> crate::Result<Option<String>> {
-    let family = profile.provider_family.as_str();
-    let material: Option<Zeroizing<String>> = match material {
-        Some(m) => Some(Zeroizing::new(m.to_string())),
-        None if profile.kind == Kind::Marker => None,
-        None => source::resolve(profile, &ctx.secrets).ok(),
-    };
-    match material {
-        Some(m) => Ok(Some(ctx.audit_key()?.credential_material(family, &m))),
-        None => Ok(None),
-    }
-}
-
-fn profile_receipt(kind: &str, p: &Profile) -> NewReceipt {
-    p.receipt(kind, "ok")
+fn profile_receipt(kind: ReceiptKind, p: &Profile) -> NewReceipt {
+    p.receipt(kind, Status::Ok)
 }
 
 /// Adds (or with `force` replaces) a profile. Writes `profile_added`.
@@ -167,22 +149,23 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
             profile.metadata.insert(META_HANDLE.into(), handle.clone());
             new_handle = Some(handle);
         }
-        let receipt = identity_of(ctx, &profile, req.secret.as_deref().map(|s| s.as_str()))
-            .and_then(|identity| {
-                let mut r = profile_receipt("profile_added", &profile)
-                    .identity(identity)
-                    .operator(operator.clone());
-                if req.force {
-                    r = r.detail(
-                        "replaced",
-                        replaced_handle.is_some() || file.get(&req.id).is_some(),
-                    );
-                }
-                if let Some(b) = &profile.base_url {
-                    r = r.detail("base_url", b.as_str());
-                }
-                ctx.record(r)
-            });
+        let receipt =
+            super::identity_hash(ctx, &profile, req.secret.as_deref().map(|s| s.as_str()))
+                .and_then(|identity| {
+                    let mut r = profile_receipt(ReceiptKind::ProfileAdded, &profile)
+                        .identity(identity)
+                        .operator(operator.clone());
+                    if req.force {
+                        r = r.detail(
+                            "replaced",
+                            replaced_handle.is_some() || file.get(&req.id).is_some(),
+                        );
+                    }
+                    if let Some(b) = &profile.base_url {
+                        r = r.detail("base_url", b.as_str());
+                    }
+                    ctx.record(r)
+                });
         if let Err(e) = receipt {
             if let Some(h) = new_handle {
                 let _ = ctx.secrets.delete(&h);
@@ -209,9 +192,9 @@ fn remove_where(ctx: &mut Context, pred: impl Fn(&Profile) -> bool) -> crate::Re
     let removed = store.update(|file| {
         let doomed: Vec<Profile> = file.profiles.iter().filter(|p| pred(p)).cloned().collect();
         for p in &doomed {
-            let identity = identity_of(ctx, p, None).unwrap_or(None);
+            let identity = super::identity_hash(ctx, p, None).unwrap_or(None);
             ctx.record(
-                profile_receipt("profile_removed", p)
+                profile_receipt(ReceiptKind::ProfileRemoved, p)
                     .identity(identity)
                     .operator(operator.clone()),
             )?;
@@ -366,8 +349,8 @@ pub fn migrate_from_env(ctx: &mut Context, apply: bool) -> crate::Result<Vec<Env
             p.metadata
                 .insert(META_MIGRATED_FROM.into(), m.env_var.clone());
             let after = p.clone();
-            let identity = identity_of(ctx, &after, Some(&value))?;
-            let r = profile_receipt("secret_migrated", &after)
+            let identity = super::identity_hash(ctx, &after, Some(&value))?;
+            let r = profile_receipt(ReceiptKind::SecretMigrated, &after)
                 .identity(identity)
                 .operator(operator.clone())
                 .detail("from", format!("env:{}", m.env_var))
@@ -407,7 +390,7 @@ pub fn migrate_secrets(
     }
     let index = ctx.secrets.index()?;
     let operator = crate::operator::current(ctx)?;
-    let mut r = NewReceipt::new("secret_migrated", "ok")
+    let mut r = NewReceipt::new(ReceiptKind::SecretMigrated, Status::Ok)
         .operator(operator)
         .detail("to", to.as_str())
         .detail("count", plan.moved.len());

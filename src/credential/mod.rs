@@ -10,6 +10,10 @@ pub mod source;
 
 pub use source::{Health, SourceError, backend_label};
 
+use zeroize::Zeroizing;
+
+use crate::context::Context;
+
 use crate::profile::{Kind, META_ENV_VAR, META_HANDLE, META_REF, Profile};
 use crate::secret::Secrets;
 use crate::secret::reference::SecretRef;
@@ -49,5 +53,39 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
         ok,
         backend,
         message,
+    }
+}
+
+/// A profile's credential material: OAuth tokens are refreshed or minted
+/// first when needed; everything else comes from its source.
+///
+/// Only the broker's pipeline calls this, once the receipt that starts the
+/// call is durable ([`crate::broker::pipeline`]); nothing else in craik
+/// hands material out.
+pub(crate) fn material(ctx: &mut Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
+    if p.kind == Kind::OAuth {
+        oauth::access_token(ctx, p)
+    } else {
+        Ok(source::resolve(p, &ctx.secrets)?)
+    }
+}
+
+/// The identity hash of a profile's credential (`material` when the
+/// caller has it, as `auth add` does, else read now), for the receipts of
+/// profile changes. The material never leaves this function.
+pub(crate) fn identity_hash(
+    ctx: &mut Context,
+    profile: &Profile,
+    material: Option<&str>,
+) -> crate::Result<Option<String>> {
+    let family = profile.provider_family.as_str();
+    let material: Option<Zeroizing<String>> = match material {
+        Some(m) => Some(Zeroizing::new(m.to_string())),
+        None if profile.kind == Kind::Marker => None,
+        None => source::resolve(profile, &ctx.secrets).ok(),
+    };
+    match material {
+        Some(m) => Ok(Some(ctx.audit_key()?.credential_material(family, &m))),
+        None => Ok(None),
     }
 }

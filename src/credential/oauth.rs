@@ -99,7 +99,10 @@ fn post_form(id: &ProfileId, url: &str, form: &[(&str, &str)]) -> crate::Result<
 
 /// The profile's current access token: refreshed or minted first when it
 /// is missing or near expiry (once across processes).
-pub fn access_token(ctx: &mut Context, profile: &Profile) -> crate::Result<Zeroizing<String>> {
+pub(crate) fn access_token(
+    ctx: &mut Context,
+    profile: &Profile,
+) -> crate::Result<Zeroizing<String>> {
     let w = window(profile);
     if fresh(profile, w) {
         return read(ctx, profile);
@@ -309,9 +312,12 @@ fn store(
         ctx.secrets.replace(h, rt.as_bytes())?;
     }
     ctx.record(
-        p.receipt("credential_refreshed", "ok")
-            .detail("source", p.meta(META_SOURCE).unwrap_or_default())
-            .detail("expires_at", expires_at.to_rfc3339()),
+        p.receipt(
+            crate::audit::ReceiptKind::CredentialRefreshed,
+            crate::audit::Status::Ok,
+        )
+        .detail("source", p.meta(META_SOURCE).unwrap_or_default())
+        .detail("expires_at", expires_at.to_rfc3339()),
     )?;
     let home = ctx.home.clone();
     ProfileStore::new(&home).update(|f| {

@@ -289,15 +289,18 @@ fn put_profile(ctx: &mut Context, profile: Profile, identity: Option<String>) ->
     let old = ProfileStore::new(&home).update(|f| {
         let old = f.get(&id).cloned();
         ctx.record(
-            crate::audit::NewReceipt::new("profile_added", "ok")
-                .profile(
-                    &id.to_string(),
-                    profile.kind.as_str(),
-                    profile.provider_family.as_str(),
-                )
-                .identity(identity.clone())
-                .operator(operator.clone())
-                .detail("replaced", old.is_some()),
+            crate::audit::NewReceipt::new(
+                crate::audit::ReceiptKind::ProfileAdded,
+                crate::audit::Status::Ok,
+            )
+            .profile(
+                &id.to_string(),
+                profile.kind.as_str(),
+                profile.provider_family.as_str(),
+            )
+            .identity(identity.clone())
+            .operator(operator.clone())
+            .detail("replaced", old.is_some()),
         )?;
         f.upsert(profile.clone());
         Ok(old)

@@ -89,7 +89,10 @@ pub fn backend_label(profile: &Profile, secrets: &Secrets) -> String {
 }
 
 /// The profile's credential material. Marker profiles have none.
-pub fn resolve(profile: &Profile, secrets: &Secrets) -> Result<Zeroizing<String>, SourceError> {
+pub(crate) fn resolve(
+    profile: &Profile,
+    secrets: &Secrets,
+) -> Result<Zeroizing<String>, SourceError> {
     let id = profile.id.to_string();
     match profile.kind {
         Kind::ApiKey => {

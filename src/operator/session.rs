@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::flow::{Issuer, LogoutOutcome, Tokens};
 use super::{OidcConfig, OperatorError};
-use crate::audit::{AuditKey, NewReceipt, Operator};
+use crate::audit::{AuditKey, NewReceipt, Operator, ReceiptKind, Status};
 use crate::context::Context;
 use crate::home::Home;
 
@@ -128,7 +128,7 @@ fn save(home: &Home, s: &Session) -> crate::Result<()> {
     Ok(())
 }
 
-fn login_receipt(s: &Session, key: &AuditKey, kind: &str, status: &str) -> NewReceipt {
+fn login_receipt(s: &Session, key: &AuditKey, kind: ReceiptKind, status: Status) -> NewReceipt {
     NewReceipt::new(kind, status)
         .operator(Some(s.operator(key)))
         .detail("issuer", s.issuer.as_str())
@@ -155,7 +155,7 @@ pub fn establish(
     let session = Session::from_tokens(config, &tokens, handle.clone());
     let receipt = {
         let key = ctx.audit_key()?;
-        login_receipt(&session, key, "login", "ok").detail("flow", flow)
+        login_receipt(&session, key, ReceiptKind::Login, Status::Ok).detail("flow", flow)
     };
     if let Err(e) = ctx.record(receipt).and_then(|_| save(&ctx.home, &session)) {
         if let Some(h) = handle {
@@ -171,7 +171,7 @@ pub fn establish(
 
 /// Records a failed login (best effort: the login already failed).
 pub fn record_failed_login(ctx: &mut Context, config: &OidcConfig, err: &OperatorError) {
-    let r = NewReceipt::new("login", "failed")
+    let r = NewReceipt::new(ReceiptKind::Login, Status::Failed)
         .reason(err.to_string())
         .detail("issuer", config.issuer.as_str())
         .detail("error", err.code());
@@ -204,7 +204,8 @@ pub fn current_session(ctx: &mut Context) -> crate::Result<Session> {
         Err(e) => {
             let why = e.to_string();
             if let Ok(key) = ctx.audit_key() {
-                let r = login_receipt(&s, key, "refresh", "failed").reason(why.clone());
+                let r = login_receipt(&s, key, ReceiptKind::Refresh, Status::Failed)
+                    .reason(why.clone());
                 ctx.record(r)?;
             }
             if s.expired() {
@@ -235,7 +236,7 @@ fn refresh(ctx: &mut Context, s: &Session, handle: &str) -> crate::Result<Sessio
     let mut fresh = Session::from_tokens(&config, &tokens, Some(handle.to_string()));
     fresh.logged_in_at = s.logged_in_at;
     fresh.refreshed_at = Some(Utc::now());
-    let receipt = login_receipt(&fresh, ctx.audit_key()?, "refresh", "ok");
+    let receipt = login_receipt(&fresh, ctx.audit_key()?, ReceiptKind::Refresh, Status::Ok);
     ctx.record(receipt)?;
     save(&ctx.home, &fresh)?;
     Ok(fresh)
@@ -263,7 +264,8 @@ pub fn logout(ctx: &mut Context) -> crate::Result<Option<(Session, LogoutOutcome
     };
     let receipt = {
         let key = ctx.audit_key()?;
-        let mut r = login_receipt(&s, key, "logout", "ok").detail("revocation", outcome.as_str());
+        let mut r = login_receipt(&s, key, ReceiptKind::Logout, Status::Ok)
+            .detail("revocation", outcome.as_str());
         if let LogoutOutcome::Failed(why) = &outcome {
             r = r.reason(why.clone());
         }

@@ -90,6 +90,17 @@ impl Outcome {
             Outcome::Failed => "failed",
         }
     }
+
+    /// The receipt status of a call that ended so.
+    pub fn status(self) -> crate::audit::Status {
+        use crate::audit::Status;
+        match self {
+            Outcome::Ok => Status::Ok,
+            Outcome::Rejected => Status::Rejected,
+            Outcome::RateLimited => Status::RateLimited,
+            Outcome::Failed => Status::Failed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -145,7 +145,11 @@ impl Profile {
     }
 
     /// A receipt about this profile: its id, kind and family filled in.
-    pub fn receipt(&self, kind: &str, status: &str) -> crate::audit::NewReceipt {
+    pub fn receipt(
+        &self,
+        kind: crate::audit::ReceiptKind,
+        status: crate::audit::Status,
+    ) -> crate::audit::NewReceipt {
         crate::audit::NewReceipt::new(kind, status).profile(
             &self.id.to_string(),
             self.kind.as_str(),

@@ -7,17 +7,17 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use craik::audit::store::group::{DEFER, GroupCommitter};
-use craik::audit::{AuditLog, NewReceipt};
+use craik::audit::{AuditLog, NewReceipt, ReceiptKind, Status};
 use rusqlite::Connection;
 
 fn receipt(i: usize) -> NewReceipt {
     NewReceipt::new(
         if i.is_multiple_of(2) {
-            "call.started"
+            ReceiptKind::CallStarted
         } else {
-            "call.finished"
+            ReceiptKind::CallFinished
         },
-        "ok",
+        Status::Ok,
     )
     .profile("openai:team", "keyring-ref", "openai")
     .run("run-group")

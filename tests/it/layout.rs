@@ -273,7 +273,8 @@ fn the_library_has_no_module_cycle() {
     // The checker reads the real code: a few edges that must be there.
     let m = |s: &str| -> ModPath { s.split("::").map(str::to_string).collect() };
     for (from, to) in [
-        ("broker", "approval"),
+        ("broker::pipeline", "approval"),
+        ("broker::pipeline", "credential"),
         ("audit::store::log", "audit::store::schema"),
         ("credential::oauth", "credential::source"),
     ] {
@@ -346,4 +347,24 @@ fn the_top_level_modules_are_layered() {
         found.is_empty(),
         "top-level modules that use each other: {found:?}"
     );
+}
+
+#[test]
+fn only_the_pipeline_fetches_credential_material() {
+    // DESIGN's first principle, held by the code's shape: material comes
+    // from credential::material, which only the pipeline's started state
+    // calls, once its receipt is durable; the sources beneath it are
+    // called from credential/mod.rs alone.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = library_files(&src);
+    let callers = |needle: &str| -> Vec<String> {
+        files
+            .iter()
+            .filter(|(_, (_, text))| code_of(text).contains(needle))
+            .map(|(m, _)| m.join("::"))
+            .collect()
+    };
+    assert_eq!(callers("credential::material("), ["broker::pipeline"]);
+    assert_eq!(callers("source::resolve("), ["credential"]);
+    assert_eq!(callers("access_token(ctx"), ["credential"]);
 }

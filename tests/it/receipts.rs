@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 use craik::audit::chain::{GENESIS, receipt_hash};
 use craik::audit::checkpoint::{self, Checkpoint};
-use craik::audit::{AuditKey, AuditLog, Filter, NewReceipt, Operator, Receipt, SCHEMA_VERSION};
+use craik::audit::{
+    AuditKey, AuditLog, Filter, NewReceipt, Operator, Receipt, ReceiptKind, SCHEMA_VERSION, Status,
+};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -125,8 +127,20 @@ fn random_receipt(rng: &mut StdRng, key: &AuditKey, ops: &[Operator], n: usize) 
         ("anthropic:work", "secret-ref", "anthropic"),
         ("gemini:ref", "secret-ref", "gemini"),
     ];
-    const STATUSES: &[&str] = &["ok", "ok", "denied", "error", "pending"];
-    let mut r = NewReceipt::new(KINDS.choose(rng).unwrap(), STATUSES.choose(rng).unwrap());
+    const STATUSES: &[Status] = &[
+        Status::Ok,
+        Status::Ok,
+        Status::Denied,
+        Status::Error,
+        Status::Failed,
+    ];
+    let kind = *ReceiptKind::ALL
+        .iter()
+        .filter(|k| KINDS.contains(&k.as_str()))
+        .collect::<Vec<_>>()
+        .choose(rng)
+        .unwrap();
+    let mut r = NewReceipt::new(*kind, *STATUSES.choose(rng).unwrap());
     if rng.gen_bool(0.8) {
         let (id, kind, family) = *PROFILES.choose(rng).unwrap();
         let material = format!("sk-{family}-{}", rng.gen_range(0..4));
@@ -1108,7 +1122,7 @@ fn append_worker() {
         }
         let mut batch: Vec<NewReceipt> = (0..size)
             .map(|k| {
-                NewReceipt::new("call.finished", "ok")
+                NewReceipt::new(ReceiptKind::CallFinished, Status::Ok)
                     .profile("openai:ci", "api-key", "openai")
                     .run(&name)
                     .detail("worker", name.as_str())
@@ -1965,7 +1979,7 @@ fn queries_use_indexes() {
     );
 
     // The approval gate's lookups use the log's partial index.
-    for kind in ["approval", "approval_requested"] {
+    for kind in [ReceiptKind::Approval, ReceiptKind::ApprovalRequested] {
         for with_run in [false, true] {
             let plan = log.explain_find(kind, with_run).unwrap();
             assert!(
@@ -2069,7 +2083,7 @@ fn fixture() -> Fixture {
     {
         let mut log = AuditLog::open_path(&db).unwrap();
         log.append(
-            NewReceipt::new("call.started", "ok")
+            NewReceipt::new(ReceiptKind::CallStarted, Status::Ok)
                 .profile("openai:ci", "api-key", "openai")
                 .operator(Some(alice.clone()))
                 .run("run-7")
@@ -2077,15 +2091,19 @@ fn fixture() -> Fixture {
         )
         .unwrap();
         log.append_batch(vec![
-            NewReceipt::new("call.finished", "error")
+            NewReceipt::new(ReceiptKind::CallFinished, Status::Error)
                 .profile("openai:ci", "api-key", "openai")
                 .operator(Some(alice.clone()))
                 .run("run-7")
                 .detail("status_code", 500),
-            NewReceipt::new("approval", "ok")
+            NewReceipt::new(ReceiptKind::Approval, Status::Ok)
                 .profile("anthropic:work", "secret-ref", "anthropic")
                 .operator(Some(bob)),
-            NewReceipt::new("denial", "denied").profile("openai:prod", "api-key", "openai"),
+            NewReceipt::new(ReceiptKind::Denial, Status::Denied).profile(
+                "openai:prod",
+                "api-key",
+                "openai",
+            ),
         ])
         .unwrap();
     }
@@ -3006,7 +3024,7 @@ fn long_logs_are_verified_in_halves() {
         while i < n {
             let batch: Vec<NewReceipt> = (i..(i + 10_000).min(n))
                 .map(|j| {
-                    NewReceipt::new("call.started", "ok")
+                    NewReceipt::new(ReceiptKind::CallStarted, Status::Ok)
                         .run(&format!("run_{}", j / 2))
                         .detail("n", j)
                 })

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use super::schema::{self, COLUMNS, last_seq, row_to_receipt};
 use super::{INDEX_NOTICE_FROM, Notice, index};
 use crate::audit::chain::{GENESIS, receipt_hash};
-use crate::audit::{AuditError, NewReceipt, Receipt, Result};
+use crate::audit::{AuditError, NewReceipt, Receipt, ReceiptKind, Result};
 use crate::home::Home;
 
 pub const AUDIT_FILE: &str = "audit.db";
@@ -84,11 +84,12 @@ fn new_receipt_id(seq: i64) -> String {
 
 /// The kinds the approval gate looks up, each in the log's own partial
 /// index `receipts_approvals` (migrations/0003_query_index.sql).
-pub const APPROVAL_KINDS: [&str; 2] = ["approval", "approval_requested"];
+pub const APPROVAL_KINDS: [ReceiptKind; 2] =
+    [ReceiptKind::Approval, ReceiptKind::ApprovalRequested];
 
 /// The term that lets SQLite use `receipts_approvals`: its WHERE, verbatim.
 /// Any other kind gets no term (and a scan of the log).
-fn approval_term(kind: &str) -> &'static str {
+fn approval_term(kind: ReceiptKind) -> &'static str {
     if APPROVAL_KINDS.contains(&kind) {
         " AND kind IN ('approval', 'approval_requested')"
     } else {
@@ -97,7 +98,7 @@ fn approval_term(kind: &str) -> &'static str {
 }
 
 /// [`AuditLog::find`]'s query: ?1 profile, ?2 kind, ?3 run when given.
-fn find_sql(kind: &str, with_run: bool) -> String {
+fn find_sql(kind: ReceiptKind, with_run: bool) -> String {
     let run = if with_run { " AND run_id = ?3" } else { "" };
     format!(
         "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2{run} AND status = 'ok'{} ORDER BY seq LIMIT 1",
@@ -520,10 +521,10 @@ impl AuditLog {
                     seq,
                     id: new_receipt_id(seq),
                     created_at,
-                    kind: n.kind,
+                    kind: n.kind.as_str().to_string(),
                     run_id: n.run_id,
                     capability: n.capability,
-                    status: n.status,
+                    status: n.status.as_str().to_string(),
                     reason: n.reason,
                     policy_condition: n.policy_condition,
                     auth_profile_id: n.auth_profile_id,
@@ -601,15 +602,15 @@ impl AuditLog {
     /// the same request at once, one appends and the other gets the
     /// existing receipt. Returns the receipt and whether it is new.
     pub fn append_once(&mut self, r: NewReceipt) -> Result<(Receipt, bool)> {
-        let kind = r.kind.clone();
+        let kind = r.kind;
         let profile = r.auth_profile_id.clone();
         let run = r.run_id.clone();
         let sql = format!(
             "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id IS ?1 AND kind = ?2 AND run_id IS ?3 AND status = 'ok'{} ORDER BY seq LIMIT 1",
-            approval_term(&kind)
+            approval_term(kind)
         );
         match self.append_checked(vec![r], |tx| {
-            tx.query_row(&sql, params![profile, kind, run], row_to_receipt)
+            tx.query_row(&sql, params![profile, kind.as_str(), run], row_to_receipt)
                 .optional()
         })? {
             Ok(mut v) => Ok((v.remove(0), true)),
@@ -619,27 +620,34 @@ impl AuditLog {
 
     /// The first receipt of `kind` (status ok) for a profile, and for a run
     /// when given.
-    pub fn find(&self, profile: &str, kind: &str, run: Option<&str>) -> Result<Option<Receipt>> {
+    pub fn find(
+        &self,
+        profile: &str,
+        kind: ReceiptKind,
+        run: Option<&str>,
+    ) -> Result<Option<Receipt>> {
+        let kind_str = kind.as_str();
         let sql = find_sql(kind, run.is_some());
         let r = match run {
             Some(run) => self
                 .conn
-                .query_row(&sql, params![profile, kind, run], row_to_receipt),
+                .query_row(&sql, params![profile, kind_str, run], row_to_receipt),
             None => self
                 .conn
-                .query_row(&sql, params![profile, kind], row_to_receipt),
+                .query_row(&sql, params![profile, kind_str], row_to_receipt),
         };
         r.optional().map_err(|e| self.unavailable(e))
     }
 
     /// The SQL plan of [`AuditLog::find`] (for tests).
-    pub fn explain_find(&self, kind: &str, with_run: bool) -> Result<Vec<String>> {
+    pub fn explain_find(&self, kind: ReceiptKind, with_run: bool) -> Result<Vec<String>> {
         let sql = format!("EXPLAIN QUERY PLAN {}", find_sql(kind, with_run));
+        let kind_str = kind.as_str();
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.unavailable(e))?;
         let args: Vec<&dyn rusqlite::ToSql> = if with_run {
-            vec![&"p", &kind, &"r"]
+            vec![&"p", &kind_str, &"r"]
         } else {
-            vec![&"p", &kind]
+            vec![&"p", &kind_str]
         };
         let rows = stmt
             .query_map(args.as_slice(), |r| r.get::<_, String>(3))

@@ -1,0 +1,478 @@
+//! The one path from a request to credential material. Every provider
+//! call, and `auth check`, goes through these states in order:
+//!
+//! ```text
+//! CallSpec --resolve--> Resolved --authorize--> Authorized --start--> Started --finish--> receipt
+//!                       (a profile)  (policy, grants,   |      (durable receipt,
+//!                                     approval gate)    |       then material)
+//!                                                       `--record--> authorization receipt (auth check)
+//! ```
+//!
+//! Each arrow consumes the state before it, so a step cannot be skipped,
+//! and only [`Started`] holds material: it exists only once its receipt
+//! (`call.started`, or `authorization` for a proxy's session) is durable
+//! in the audit log, and [`crate::credential::material`] is called from
+//! nowhere else. `exec`, `proxy`, `auth test` and `auth check` differ
+//! only in what they do with a state, never in how they reach it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::approval::{self, check_run_id};
+use crate::audit::{NewReceipt, Operator, Receipt, ReceiptKind, Status};
+use crate::context::Context;
+use crate::policy::{self, Evaluation, Policy};
+use crate::pool::{Outcome, PoolStore};
+use crate::profile::{Kind, Profile, ProfileError, ProfileId, ProfileStore};
+
+/// What a request uses a credential for, named in receipts' `capability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capability {
+    /// `auth check`: authorize, and stop before any material.
+    Check,
+    Exec,
+    Proxy,
+    /// `auth test`.
+    Test,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Check => "check",
+            Capability::Exec => "exec",
+            Capability::Proxy => "proxy",
+            Capability::Test => "test",
+        }
+    }
+}
+
+/// A profile or a pool, as named on the command line.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Profile(ProfileId),
+    Pool(ProfileId),
+    /// A profile not in the store (`--provider anthropic` resolving to an
+    /// environment variable).
+    Implicit(Profile),
+}
+
+impl Target {
+    /// A pool id if one exists by that name, else a profile id.
+    pub fn guess(ctx: &Context, id: &ProfileId) -> crate::Result<Target> {
+        if PoolStore::new(&ctx.home).get(id)?.is_some() {
+            Ok(Target::Pool(id.clone()))
+        } else {
+            Ok(Target::Profile(id.clone()))
+        }
+    }
+}
+
+/// A request: which credential, for what, in which run, under which
+/// extra policies, and how long to wait for an approval.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    pub target: Target,
+    pub run: String,
+    pub policy_files: Vec<PathBuf>,
+    pub capability: Capability,
+    /// Wait this long for an approval instead of failing with exit 4.
+    pub wait: Option<Duration>,
+}
+
+/// A request narrowed to one profile (a pool's member picked).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    spec: CallSpec,
+    id: ProfileId,
+    pool: Option<ProfileId>,
+}
+
+impl CallSpec {
+    /// Picks the profile: the named one, or a healthy pool member not in
+    /// `exclude`.
+    pub fn resolve(&self, ctx: &Context, exclude: &[ProfileId]) -> crate::Result<Resolved> {
+        let (id, pool) = match &self.target {
+            Target::Profile(id) => (id.clone(), None),
+            Target::Implicit(p) => (p.id.clone(), None),
+            Target::Pool(pool) => {
+                let member = PoolStore::new(&ctx.home).pick(pool, exclude)?;
+                (member, Some(pool.clone()))
+            }
+        };
+        Ok(Resolved {
+            spec: self.clone(),
+            id,
+            pool,
+        })
+    }
+
+    /// Every profile the request may use (a pool's members, in order),
+    /// for a proxy that authorizes them all at its start.
+    pub fn resolve_all(&self, ctx: &Context) -> crate::Result<Vec<Resolved>> {
+        let one = |id: ProfileId| Resolved {
+            spec: self.clone(),
+            id,
+            pool: None,
+        };
+        match &self.target {
+            Target::Profile(id) => Ok(vec![one(id.clone())]),
+            Target::Implicit(p) => Ok(vec![one(p.id.clone())]),
+            Target::Pool(p) => {
+                let pool = PoolStore::new(&ctx.home)
+                    .get(p)?
+                    .ok_or_else(|| ProfileError::NotFound(format!("pool {p}")))?;
+                Ok(pool
+                    .members
+                    .iter()
+                    .map(|m| Resolved {
+                        spec: self.clone(),
+                        id: m.profile.clone(),
+                        pool: Some(p.clone()),
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+fn load_profile(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {
+    ProfileStore::new(&ctx.home)
+        .load()?
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ProfileError::NotFound(id.to_string()).into())
+}
+
+impl Resolved {
+    pub fn profile_id(&self) -> &ProfileId {
+        &self.id
+    }
+
+    /// Policy (every envelope in force, grants included), then the
+    /// approval gate, each leaving its receipt: a `denial` (exit 3), an
+    /// `approval_requested` (exit 4, or a wait). `on_wait` is ticked while
+    /// waiting for an approval.
+    pub fn authorize(self, ctx: &mut Context, on_wait: impl FnMut()) -> crate::Result<Authorized> {
+        let spec = &self.spec;
+        check_run_id(&spec.run)?;
+        let policies: Vec<Policy> = policy::load_in_force(&ctx.home, &spec.policy_files)?;
+        let profile = match &spec.target {
+            Target::Implicit(p) => p.clone(),
+            _ => load_profile(ctx, &self.id)?,
+        };
+        // Fail closed before deciding anything: every outcome leaves a
+        // receipt.
+        ctx.audit()?;
+        let operator = crate::operator::current(ctx)?;
+        let evaluation = policy::evaluate(&policies, &profile, operator.as_ref());
+        let mut authorized = Authorized {
+            profile,
+            pool: self.pool,
+            run: spec.run.clone(),
+            capability: spec.capability,
+            operator,
+            approval: None,
+            evaluation,
+        };
+        if !authorized.evaluation.allowed {
+            return Err(authorized.deny(ctx, &self.id));
+        }
+        authorized.approval = approval::gate(
+            ctx,
+            &authorized.receipt(ReceiptKind::ApprovalRequested, Status::Ok),
+            authorized.evaluation.approval.mode,
+            spec.wait,
+            on_wait,
+        )?;
+        Ok(authorized)
+    }
+}
+
+/// An allowed request: policy and grants passed, and any approval the
+/// policy asks for was found. Holds no material.
+#[derive(Debug)]
+pub struct Authorized {
+    profile: Profile,
+    pool: Option<ProfileId>,
+    run: String,
+    capability: Capability,
+    operator: Option<Operator>,
+    approval: Option<String>,
+    evaluation: Evaluation,
+}
+
+impl Authorized {
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+    pub fn operator(&self) -> Option<&Operator> {
+        self.operator.as_ref()
+    }
+    /// The id of the `approval` receipt that let the request through.
+    pub fn approval(&self) -> Option<&str> {
+        self.approval.as_deref()
+    }
+    pub fn evaluation(&self) -> &Evaluation {
+        &self.evaluation
+    }
+
+    /// A receipt about this request: profile, operator, run, capability
+    /// and pool filled in.
+    fn receipt(&self, kind: ReceiptKind, status: Status) -> NewReceipt {
+        let mut r = self
+            .profile
+            .receipt(kind, status)
+            .operator(self.operator.clone())
+            .run(&self.run);
+        r.capability = Some(self.capability.as_str().to_string());
+        r.pool_id = self.pool.as_ref().map(|p| p.to_string());
+        r
+    }
+
+    /// Writes the `denial` receipt naming the first failing condition
+    /// (all of them in `details`) and returns the error (exit 3).
+    fn deny(&self, ctx: &mut Context, asked: &ProfileId) -> Error {
+        let eval = &self.evaluation;
+        let first = eval.first_failure().expect("a failure").clone();
+        let failing: Vec<_> = eval.failures().cloned().collect();
+        let mut r = self
+            .profile
+            .receipt(ReceiptKind::Denial, Status::Denied)
+            .operator(self.operator.clone())
+            .run(&self.run)
+            .reason(first.fix.clone().unwrap_or_default())
+            .detail(
+                "conditions",
+                serde_json::to_value(&failing).unwrap_or_default(),
+            );
+        r.capability = Some(self.capability.as_str().to_string());
+        r.policy_condition = Some(first.field.clone());
+        if let Err(e) = ctx.record(r) {
+            return e;
+        }
+        Error::Denied {
+            message: format!(
+                "denied by policy ({}): {}",
+                first.field,
+                first.fix.clone().unwrap_or_default()
+            ),
+            hint: if failing.len() > 1 {
+                format!(
+                    "{} conditions failed; see them with: craik policy explain --profile {asked}",
+                    failing.len(),
+                )
+            } else if first.field == "required_operator" || self.operator.is_none() {
+                "run craik login".into()
+            } else {
+                format!("see every condition with: craik policy explain --profile {asked}")
+            },
+        }
+    }
+
+    /// `auth check` ends here: an `authorization` receipt (status
+    /// `allowed`), and no material.
+    pub fn record(self, ctx: &mut Context) -> crate::Result<Receipt> {
+        let mut r = self.receipt(ReceiptKind::Authorization, Status::Allowed);
+        if let Some(a) = &self.approval {
+            r = r.detail("approval", a.as_str());
+        }
+        ctx.record(r)
+    }
+
+    /// One call: writes `call.started` durably (with `details`), then
+    /// reads the credential. Nothing leaves craik before the receipt is
+    /// in the log.
+    pub fn start(self, ctx: &mut Context, details: Map<String, Value>) -> crate::Result<Started> {
+        let mut r = self.receipt(ReceiptKind::CallStarted, Status::Ok);
+        r.details = details;
+        if self.profile.kind == Kind::Marker {
+            r = r.detail("delegated", true);
+        }
+        if let Some(a) = &self.approval {
+            r = r.detail("approval", a.as_str());
+        }
+        self.begin(ctx, r)
+    }
+
+    /// A proxy's session with this profile: refuses what cannot be
+    /// proxied (a marker profile, no base URL) before writing anything,
+    /// then writes an `authorization` receipt durably and reads the
+    /// credential, which the proxy injects per request after each
+    /// request's own `call.started`.
+    pub fn start_session(self, ctx: &mut Context) -> crate::Result<Started> {
+        if self.profile.kind == Kind::Marker {
+            return Err(Error::input(
+                format!(
+                    "profile {} delegates to its provider's CLI and cannot be proxied",
+                    self.profile.id
+                ),
+                "proxy a profile that holds a credential",
+            ));
+        }
+        super::base_url_of(&self.profile)?;
+        let mut r = self
+            .receipt(ReceiptKind::Authorization, Status::Allowed)
+            .detail("capability", self.capability.as_str());
+        if let Some(a) = &self.approval {
+            r = r.detail("approval", a.as_str());
+        }
+        self.begin(ctx, r)
+    }
+
+    /// Makes `start` durable, then (for all but marker profiles) reads the
+    /// material. When it cannot be read, `call.finished` with status
+    /// `credential_unavailable` ends what was started (exit 7).
+    fn begin(self, ctx: &mut Context, start: NewReceipt) -> crate::Result<Started> {
+        let receipt = ctx.record(start)?;
+        let mut started = Started {
+            authorized: self,
+            receipt,
+            material: None,
+            identity_hash: None,
+        };
+        if started.authorized.profile.kind == Kind::Marker {
+            return Ok(started);
+        }
+        match crate::credential::material(ctx, &started.authorized.profile) {
+            Ok(m) => {
+                let family = started.authorized.profile.provider_family.as_str();
+                started.identity_hash = Some(ctx.audit_key()?.credential_material(family, &m));
+                started.material = Some(m);
+                Ok(started)
+            }
+            Err(e) => {
+                let r = started
+                    .receipt(ReceiptKind::CallFinished, Status::CredentialUnavailable)
+                    .identity(None)
+                    .reason(e.to_string());
+                ctx.record(r)?;
+                if let Some(pool) = &started.authorized.pool {
+                    let _ = PoolStore::new(&ctx.home).record(
+                        pool,
+                        &started.authorized.profile.id,
+                        Outcome::Rejected,
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A request whose starting receipt is durable, holding the material (none
+/// for a marker profile, whose provider CLI holds its own).
+pub struct Started {
+    authorized: Authorized,
+    receipt: Receipt,
+    material: Option<Zeroizing<String>>,
+    identity_hash: Option<String>,
+}
+
+impl Started {
+    pub fn profile(&self) -> &Profile {
+        &self.authorized.profile
+    }
+    pub fn pool(&self) -> Option<&ProfileId> {
+        self.authorized.pool.as_ref()
+    }
+    pub fn run(&self) -> &str {
+        &self.authorized.run
+    }
+    pub fn operator(&self) -> Option<&Operator> {
+        self.authorized.operator.as_ref()
+    }
+    /// The receipt that started it (`call.started`, or a proxy session's
+    /// `authorization`).
+    pub fn started(&self) -> &Receipt {
+        &self.receipt
+    }
+    pub fn identity_hash(&self) -> Option<&str> {
+        self.identity_hash.as_deref()
+    }
+    /// Whether the provider's own CLI holds the credential (a marker).
+    pub fn delegated(&self) -> bool {
+        self.material.is_none()
+    }
+
+    /// The credential material: only the broker reads it, to inject it.
+    pub(super) fn material(&self) -> Option<&Zeroizing<String>> {
+        self.material.as_ref()
+    }
+
+    /// A receipt about this call: profile, operator, run, capability,
+    /// pool and credential identity filled in (a proxy's per-request
+    /// receipts).
+    pub fn receipt_about(&self, kind: ReceiptKind, status: Status) -> NewReceipt {
+        self.authorized
+            .receipt(kind, status)
+            .identity(self.identity_hash.clone())
+    }
+
+    /// [`Started::receipt_about`], with `started` naming the receipt that
+    /// started the call.
+    pub fn receipt(&self, kind: ReceiptKind, status: Status) -> NewReceipt {
+        self.receipt_about(kind, status)
+            .detail("started", self.receipt.id.as_str())
+    }
+
+    /// Writes `call.finished` (with `details`), updates pool health and
+    /// the profile's `last_used_at` (and, for `auth test`, its
+    /// `last_validated_at`/`last_status`).
+    pub fn finish(
+        &self,
+        ctx: &mut Context,
+        status: Status,
+        outcome: Option<Outcome>,
+        validated: Option<Status>,
+        details: Map<String, Value>,
+    ) -> crate::Result<Receipt> {
+        let mut r = self.receipt(ReceiptKind::CallFinished, status);
+        for (k, v) in details {
+            r.details.insert(k, v);
+        }
+        if self.delegated() {
+            r = r.detail("delegated", true);
+        }
+        let receipt = ctx.record(r)?;
+        let profile = &self.authorized.profile;
+        if let (Some(pool), Some(o)) = (&self.authorized.pool, outcome) {
+            PoolStore::new(&ctx.home).record(pool, &profile.id, o)?;
+        }
+        let home = ctx.home.clone();
+        ProfileStore::new(&home).update(|f| {
+            if let Some(p) = f.get_mut(&profile.id) {
+                let now = Utc::now();
+                p.last_used_at = Some(now);
+                if let Some(v) = validated {
+                    p.last_validated_at = Some(now);
+                    p.last_status = Some(v.as_str().to_string());
+                }
+            }
+            Ok(())
+        })?;
+        Ok(receipt)
+    }
+
+    /// Ends a call that failed after it started but before anything was
+    /// called: `call.finished` with status `not_called`, so no start is
+    /// left without an end, and hands back the error.
+    pub fn abandon(&self, ctx: &mut Context, err: Error) -> Error {
+        let mut details = Map::new();
+        details.insert("error".into(), err.to_string().into());
+        match self.finish(ctx, Status::NotCalled, None, None, details) {
+            Ok(_) => err,
+            // The receipt failed too: that is the error that matters.
+            Err(audit) => audit,
+        }
+    }
+}
