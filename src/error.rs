@@ -17,6 +17,8 @@ pub enum Error {
     #[error(transparent)]
     Source(#[from] crate::credential::source::SourceError),
     #[error(transparent)]
+    Duration(#[from] crate::duration::DurationError),
+    #[error(transparent)]
     Pool(#[from] crate::pool::PoolError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
@@ -54,6 +56,7 @@ impl Error {
             Error::SecretRef(e) => e.hint(),
             Error::Source(e) => e.hint(),
             Error::Pool(e) => e.hint(),
+            Error::Duration(e) => Some(e.hint()),
             Error::Audit(e) => e.hint(),
             Error::Operator(e) => e.hint(),
             Error::Input { hint, .. } => Some(hint.clone()),

@@ -16,6 +16,7 @@ pub mod broker;
 pub mod context;
 pub mod credential;
 pub mod doctor;
+pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod home;

@@ -43,26 +43,13 @@ pub fn check_run_id(run: &str) -> crate::Result<()> {
     }
 }
 
-/// Parses `30s`, `5m`, `2h` or plain seconds.
-pub fn parse_duration(s: &str) -> crate::Result<Duration> {
-    let bad = || {
-        Error::input(
-            format!("cannot read the duration {s:?}"),
-            "write 30s, 5m or 1h",
-        )
-    };
-    let (num, mult) = match s.chars().last() {
-        Some('s') => (&s[..s.len() - 1], 1),
-        Some('m') => (&s[..s.len() - 1], 60),
-        Some('h') => (&s[..s.len() - 1], 3600),
-        Some(c) if c.is_ascii_digit() => (s, 1),
-        _ => return Err(bad()),
-    };
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    if n == 0 || n > 7 * 24 * 3600 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(n * mult))
+/// Longest `--wait` for an approval.
+pub const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Reads `--wait` (see [`crate::duration`]): more than zero, at most a
+/// week.
+pub fn parse_wait(s: &str) -> crate::Result<Duration> {
+    Ok(crate::duration::parse_nonzero(s, MAX_WAIT)?)
 }
 
 fn load_profile(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {

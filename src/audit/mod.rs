@@ -120,7 +120,7 @@ impl AuditError {
                 "profile patterns are as in policies: * any characters but ':', ** any characters, ? one character".into()
             }
             AuditError::Time(_) => {
-                "times are RFC 3339 (2026-01-31T12:00:00Z) or relative (30m, 24h, 7d)".into()
+                "times are RFC 3339 (2026-01-31T12:00:00Z) or relative (30m, 24h, 7d, 2w, 1h30m)".into()
             }
         })
     }

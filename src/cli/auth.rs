@@ -6,6 +6,8 @@ use clap::Subcommand;
 
 use craik::context::Context;
 use craik::credential::manage::{self, AddRequest};
+use craik::credential::onboard::Mode;
+use craik::pool::Strategy;
 use craik::profile::{Kind, ProfileId};
 use craik::secret::Backend;
 use craik::{Error, exit, term};
@@ -19,9 +21,9 @@ pub enum AuthCommand {
     Add {
         /// The profile id, <provider_family>:<name> (anthropic:work, openai:ci).
         id: String,
-        /// api-key, keyring-ref, secret-ref or marker.
-        #[arg(long)]
-        kind: String,
+        /// What holds the credential.
+        #[arg(long, value_parser = super::choice(&Kind::ALL, Kind::as_str))]
+        kind: Kind,
         /// api-key: the environment variable holding the key (default: the
         /// family's, e.g. OPENAI_API_KEY).
         #[arg(long, value_name = "NAME")]
@@ -116,9 +118,9 @@ pub enum AuthCommand {
     Login {
         /// openai, anthropic, gemini or local.
         provider: String,
-        /// api-key, oauth, claude-cli, adc or service-account.
-        #[arg(long)]
-        mode: Option<String>,
+        /// Which flow (default: the strongest the provider supports).
+        #[arg(long, value_parser = super::choice(&Mode::ALL, Mode::as_str))]
+        mode: Option<Mode>,
         /// Capture an API key instead of a browser flow.
         #[arg(long)]
         no_browser: bool,
@@ -232,7 +234,7 @@ impl WaitArg {
     pub fn duration(&self) -> craik::Result<Option<std::time::Duration>> {
         self.wait
             .as_deref()
-            .map(craik::approval::parse_duration)
+            .map(craik::approval::parse_wait)
             .transpose()
     }
 }
@@ -243,9 +245,9 @@ pub enum PoolCommand {
     Create {
         /// The pool id (same form as a profile id: openai:team).
         id: String,
-        /// round_robin, failover or weighted.
-        #[arg(long)]
-        strategy: String,
+        /// How a member is picked for each call.
+        #[arg(long, value_parser = super::choice(&Strategy::ALL, Strategy::as_str))]
+        strategy: Strategy,
         /// A member, ID[=WEIGHT] (repeatable).
         #[arg(long = "member", value_name = "ID[=WEIGHT]", required = true)]
         members: Vec<String>,
@@ -285,7 +287,7 @@ fn pool(ctx: &Context, cmd: PoolCommand) -> craik::Result<i32> {
                 .iter()
                 .map(|m| pool::parse_member(m))
                 .collect::<craik::Result<Vec<_>>>()?;
-            let p = pool::create(&ctx.home, &id, strategy.parse()?, &members, force)?;
+            let p = pool::create(&ctx.home, &id, strategy, &members, force)?;
             outln!("created pool {} ({} members)", p.id, p.members.len());
         }
         PoolCommand::Status { json } => {
@@ -308,7 +310,7 @@ fn pool(ctx: &Context, cmd: PoolCommand) -> craik::Result<i32> {
                     for m in &p.members {
                         t.add_row(vec![
                             p.id.to_string(),
-                            format!("{:?}", p.strategy).to_lowercase(),
+                            p.strategy.as_str().to_string(),
                             m.profile.to_string(),
                             m.weight.to_string(),
                             m.health.consecutive_failures.to_string(),
@@ -661,7 +663,6 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             json,
         } => {
             let id: ProfileId = id.parse()?;
-            let kind: Kind = kind.parse()?;
             if stdin && kind != Kind::KeyringRef {
                 return Err(Error::input(
                     format!("--stdin does not apply to --kind={kind}"),

@@ -69,6 +69,21 @@ enum Command {
     },
 }
 
+/// A clap value parser for a closed list of the library's values, matched
+/// by name: `--help` lists them, and any other value is a usage error
+/// (exit 2) naming them.
+pub fn choice<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(all.iter().map(|v| name(*v))).map(move |s| {
+        *all.iter()
+            .find(|v| name(**v) == s)
+            .expect("clap passes only listed values")
+    })
+}
+
 /// Runs the command line and returns the exit code.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {

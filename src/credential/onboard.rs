@@ -176,7 +176,7 @@ pub const CLAUDE_MARKER: &str = "anthropic:claude-cli";
 /// What `craik auth login` was asked.
 #[derive(Debug, Default)]
 pub struct LoginRequest {
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub no_browser: bool,
     pub env_var: Option<String>,
     pub secret_ref: Option<String>,
@@ -205,21 +205,51 @@ pub enum Flow {
     ServiceAccount,
 }
 
+/// How `auth login --mode` asks to sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    ApiKey,
+    OAuth,
+    ClaudeCli,
+    Adc,
+    ServiceAccount,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 5] = [
+        Mode::ApiKey,
+        Mode::OAuth,
+        Mode::ClaudeCli,
+        Mode::Adc,
+        Mode::ServiceAccount,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::ApiKey => "api-key",
+            Mode::OAuth => "oauth",
+            Mode::ClaudeCli => "claude-cli",
+            Mode::Adc => "adc",
+            Mode::ServiceAccount => "service-account",
+        }
+    }
+}
+
 /// Picks the strongest flow the provider supports, given the flags.
 pub fn pick_flow(family: Family, req: &LoginRequest) -> crate::Result<Flow> {
     let reference = req.env_var.is_some() || req.secret_ref.is_some();
-    let mode = req.mode.as_deref();
-    let bad_mode = |m: &str| {
+    let mode = req.mode;
+    let bad_mode = |m: Mode| {
         Err(Error::input(
-            format!("--mode={m} does not apply to {family}"),
+            format!("--mode={} does not apply to {family}", m.as_str()),
             "openai: api-key, oauth; anthropic: claude-cli, api-key; gemini: adc, service-account, api-key; local: api-key",
         ))
     };
     Ok(match (family, mode) {
-        (_, Some("api-key")) if reference => Flow::Reference,
-        (_, Some("api-key")) => Flow::ApiKey,
+        (_, Some(Mode::ApiKey)) if reference => Flow::Reference,
+        (_, Some(Mode::ApiKey)) => Flow::ApiKey,
         (_, None) if reference => Flow::Reference,
-        (Family::OpenAi, Some("oauth")) => Flow::OAuth,
+        (Family::OpenAi, Some(Mode::OAuth)) => Flow::OAuth,
         (Family::OpenAi, None) => {
             let env_key = std::env::var_os("OPENAI_API_KEY").is_some_and(|v| !v.is_empty());
             if req.no_browser || req.dry_run || env_key || req.stdin {
@@ -228,10 +258,10 @@ pub fn pick_flow(family: Family, req: &LoginRequest) -> crate::Result<Flow> {
                 Flow::OAuth
             }
         }
-        (Family::Anthropic, None | Some("claude-cli")) => Flow::ClaudeCli,
-        (Family::Gemini, Some("service-account")) => Flow::ServiceAccount,
+        (Family::Anthropic, None | Some(Mode::ClaudeCli)) => Flow::ClaudeCli,
+        (Family::Gemini, Some(Mode::ServiceAccount)) => Flow::ServiceAccount,
         (Family::Gemini, None) if req.service_account.is_some() => Flow::ServiceAccount,
-        (Family::Gemini, None | Some("adc")) => Flow::Adc,
+        (Family::Gemini, None | Some(Mode::Adc)) => Flow::Adc,
         (Family::ChatCompletions, None) => Flow::ApiKey,
         (_, Some(m)) => return bad_mode(m),
     })

@@ -42,6 +42,18 @@ pub enum Strategy {
     Weighted,
 }
 
+impl Strategy {
+    pub const ALL: [Strategy; 3] = [Strategy::RoundRobin, Strategy::Failover, Strategy::Weighted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Failover => "failover",
+            Strategy::Weighted => "weighted",
+        }
+    }
+}
+
 impl std::str::FromStr for Strategy {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {

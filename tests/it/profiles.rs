@@ -182,10 +182,6 @@ fn bad_input_is_refused_with_hints() {
             "invalid profile id",
         ),
         (
-            vec!["auth", "add", "openai:x", "--kind=password"],
-            "unknown credential kind",
-        ),
-        (
             vec![
                 "auth",
                 "add",
@@ -288,6 +284,35 @@ fn bad_input_is_refused_with_hints() {
         assert_eq!(r.code, 1, "{args:?}: {r:?}");
         r.error_with_hint(needle);
     }
+    // Closed choices are usage errors (exit 2) that list what is valid.
+    for (args, listed) in [
+        (
+            vec!["auth", "add", "openai:x", "--kind=password"],
+            "[possible values: api-key, keyring-ref, secret-ref, marker]",
+        ),
+        (
+            vec![
+                "auth",
+                "pool",
+                "create",
+                "openai:p",
+                "--strategy",
+                "random",
+                "--member",
+                "openai:x",
+            ],
+            "[possible values: round_robin, failover, weighted]",
+        ),
+        (
+            vec!["auth", "login", "openai", "--mode=password"],
+            "[possible values: api-key, oauth, claude-cli, adc, service-account]",
+        ),
+    ] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(r.stderr.contains("invalid value"), "{args:?}: {r:?}");
+        assert!(r.stderr.contains(listed), "{args:?}: {r:?}");
+    }
     // keyring-ref with nothing on a non-terminal stdin.
     env.run_stdin(
         &["auth", "add", "openai:x", "--kind=keyring-ref", "--stdin"],
@@ -368,4 +393,27 @@ fn completions_print_a_script() {
     let r = env.run(&["completions", "bash"]);
     r.ok();
     assert!(r.stdout.contains("craik") && r.stdout.contains("complete"));
+}
+
+#[test]
+fn every_duration_flag_reads_the_same_units() {
+    let env = Env::new();
+    env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
+    // --wait reads days and compound units as --since does (it waits only
+    // when a policy asks for approval, so these return at once).
+    for wait in ["--wait=1d", "--wait=1h30m", "--wait=90", "--wait=1w"] {
+        env.run(&["auth", "check", "openai:d", wait]).ok();
+    }
+    env.run(&["auth", "check", "openai:d", "--wait=8d"])
+        .code(1)
+        .error_with_hint("use at most 1w");
+    env.run(&["auth", "check", "openai:d", "--wait=0s"])
+        .code(1)
+        .error_with_hint("write it as 30s");
+    for since in ["1d", "1h30m", "2w", "90"] {
+        env.run(&["receipts", "list", "--since", since]).ok();
+    }
+    env.run(&["receipts", "list", "--since", "99999999999d"])
+        .code(1)
+        .error_with_hint("RFC 3339");
 }
