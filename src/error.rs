@@ -26,12 +26,25 @@ pub enum Error {
     Operator(#[from] crate::operator::OperatorError),
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
-    /// Denied by policy or by a grant (exit 3).
+    /// Denied by policy or by a grant (exit 3). `conditions` names every
+    /// condition that failed, the first (the receipt's
+    /// `policy_condition`) first.
     #[error("{message}")]
-    Denied { message: String, hint: String },
-    /// Approval required (exit 4).
+    Denied {
+        message: String,
+        hint: String,
+        conditions: Vec<String>,
+    },
+    /// Approval required (exit 4): `mode` is the policy's
+    /// `require_approval` (`first_use`, `each_run`), `approve` the command
+    /// an approver runs.
     #[error("{message}")]
-    ApprovalRequired { message: String, hint: String },
+    ApprovalRequired {
+        message: String,
+        hint: String,
+        mode: String,
+        approve: String,
+    },
     /// Invalid input given on the command line or standard input.
     #[error("{message}")]
     Input { message: String, hint: String },
@@ -63,6 +76,28 @@ impl Error {
             Error::Policy(e) => Some(e.hint()),
             Error::Denied { hint, .. } | Error::ApprovalRequired { hint, .. } => Some(hint.clone()),
         }
+    }
+
+    /// What a `--json` error carries beyond its message: the failing
+    /// conditions of a denial, the mode and the approver's command of an
+    /// approval request.
+    pub fn json_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        match self {
+            Error::Denied { conditions, .. } => {
+                m.insert(
+                    "condition".into(),
+                    conditions.first().cloned().unwrap_or_default().into(),
+                );
+                m.insert("conditions".into(), conditions.clone().into());
+            }
+            Error::ApprovalRequired { mode, approve, .. } => {
+                m.insert("approval_mode".into(), mode.clone().into());
+                m.insert("approve".into(), approve.clone().into());
+            }
+            _ => {}
+        }
+        m
     }
 
     /// The documented exit code for this error.

@@ -48,6 +48,8 @@ pub fn gate(
     let command = format!("craik auth approve {id} --run={run}");
     let Some(wait) = wait else {
         return Err(Error::ApprovalRequired {
+            mode: mode.as_str().into(),
+            approve: command.clone(),
             message: format!(
                 "approval required ({}) for {id}; an approver must run: {command}",
                 mode.as_str()
@@ -66,6 +68,8 @@ pub fn gate(
         }
         if Instant::now() > deadline {
             return Err(Error::ApprovalRequired {
+                mode: mode.as_str().into(),
+                approve: command.clone(),
                 message: format!(
                     "no approval within {}s for {id}; an approver must run: {command}",
                     wait.as_secs()

@@ -128,6 +128,7 @@ pub fn approve(
         Err(Error::Denied {
             message,
             hint: "ask an operator the policy names as an approver".into(),
+            conditions: vec![field.to_string()],
         })
     };
     if let Some(a) = &approver {

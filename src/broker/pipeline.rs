@@ -261,6 +261,7 @@ impl Authorized {
             return e;
         }
         Error::Denied {
+            conditions: failing.iter().map(|c| c.field.clone()).collect(),
             message: format!(
                 "denied by policy ({}): {}",
                 first.field,

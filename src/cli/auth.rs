@@ -400,10 +400,14 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 Ok(a) => a,
                 Err(e) => {
                     if json {
-                        output::json(&serde_json::json!({
+                        let mut out = serde_json::json!({
                             "allowed": false, "run": run, "exit_code": e.exit_code(),
                             "error": e.to_string(),
-                        }));
+                        });
+                        if let Some(o) = out.as_object_mut() {
+                            o.extend(e.json_fields());
+                        }
+                        output::json(&out);
                     }
                     return Err(e);
                 }

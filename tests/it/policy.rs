@@ -202,6 +202,26 @@ fn first_use_approval_by_a_separate_approver() {
         "{}",
         r.stderr
     );
+    // --json says which mode asks and what the approver runs; asking
+    // again writes no second request.
+    let j = env.run(&[
+        "auth",
+        "check",
+        "anthropic:prod-eu",
+        "--run",
+        "run_one",
+        "--policy",
+        &reg,
+        "--json",
+    ]);
+    j.code(4);
+    let j = j.json();
+    assert_eq!(j["approval_mode"], "first_use");
+    assert_eq!(
+        j["approve"],
+        "craik auth approve anthropic:prod-eu --run=run_one"
+    );
+    assert_eq!(receipts(&env, "approval_requested").len(), 1);
     let req = &receipts(&env, "approval_requested")[0];
     assert_eq!(req["run_id"], "run_one");
     assert_eq!(req["operator_subject"], "carol");
@@ -484,6 +504,21 @@ fn solo_developer_policy_needs_no_login() {
         receipts(&env, "denial")[0]["policy_condition"],
         "denied_credential_profiles"
     );
+    // --json names the failing condition, as the receipt does.
+    let j = env.run(&[
+        "auth",
+        "check",
+        "openai:prod-x",
+        "--policy",
+        &solo,
+        "--json",
+    ]);
+    j.code(3);
+    let j = j.json();
+    assert_eq!(j["allowed"], false);
+    assert_eq!(j["exit_code"], 3);
+    assert_eq!(j["condition"], "denied_credential_profiles");
+    assert_eq!(j["conditions"][0], "denied_credential_profiles");
     // explain writes nothing.
     let before = env.run(&["receipts", "stats", "--json"]).json()["total"].clone();
     let e = env.run(&[
