@@ -10,6 +10,11 @@
 //! - [`audit`]: receipts, identity hashes and the hash-chained SQLite log.
 #![forbid(unsafe_code)]
 
+// Owner-only files, signals, process groups and /proc are Unix's; nothing
+// else is built or tested.
+#[cfg(not(unix))]
+compile_error!("craik supports Unix only (Linux; macOS untested): see README.md");
+
 pub mod approval;
 pub mod audit;
 pub mod broker;
