@@ -4,6 +4,7 @@
 mod broker;
 mod canary;
 mod common;
+mod docs;
 mod group;
 mod home;
 mod idp;
