@@ -14,7 +14,7 @@ use crate::audit::Status;
 use crate::audit::store::group::GroupCommitter;
 use crate::context::Context;
 use crate::pool::Outcome;
-use crate::provider::{self, CREDENTIAL_ENV_VARS};
+use crate::provider;
 
 pub struct ExecSpec {
     pub call: CallSpec,
@@ -71,9 +71,13 @@ fn prepare_child(
     let family = provider::info(call.profile().provider_family);
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..]);
-    for v in CREDENTIAL_ENV_VARS {
-        cmd.env_remove(v);
+    let mut child_env = super::child::ChildEnv::for_home(ctx)?;
+    if let Some(v) = call.profile().meta(crate::profile::META_ENV_VAR) {
+        // A profile not in the store (--provider) reads this one.
+        child_env = child_env.also(v);
     }
+    cmd.env_clear();
+    cmd.envs(child_env.inherited());
     let mut proxy_handle = None;
     match (call.material(), spec.via_proxy) {
         (None, true) => {

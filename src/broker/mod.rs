@@ -4,6 +4,7 @@
 //! `exec`, `proxy` and `auth test` are three ways of making the call;
 //! `auth check` stops before the credential.
 
+pub mod child;
 pub mod exec;
 pub mod pipeline;
 pub mod proxy;

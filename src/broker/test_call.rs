@@ -120,9 +120,14 @@ fn delegated_test(ctx: &mut Context, call: &Started) -> crate::Result<TestResult
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    for v in provider::CREDENTIAL_ENV_VARS {
-        cmd.env_remove(v);
-    }
+    // The provider's CLI uses its own session: no provider variable, and
+    // nothing of craik's.
+    let child_env = match super::child::ChildEnv::for_home(ctx) {
+        Ok(e) => e,
+        Err(e) => return Err(call.abandon(ctx, e)),
+    };
+    cmd.env_clear();
+    cmd.envs(child_env.inherited());
     let t0 = Instant::now();
     let status = match cmd.spawn() {
         Err(_) => Status::Unreachable,

@@ -66,6 +66,19 @@ pub const CREDENTIAL_ENV_VARS: &[&str] = &[
     "GEMINI_API_KEY",
     "GOOGLE_API_KEY",
     "GOOGLE_OAUTH_ACCESS_TOKEN",
+    // A path to a Google credential file (ADC, a service-account key).
+    "GOOGLE_APPLICATION_CREDENTIALS",
+];
+
+/// Every environment variable a client reads a provider's base URL from.
+/// Beside an injected credential a base URL decides where it goes, so no
+/// child inherits one; craik sets its own when it means to.
+pub const BASE_URL_ENV_VARS: &[&str] = &[
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "ANTHROPIC_BASE_URL",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GEMINI_BASE_URL",
 ];
 
 /// Request headers that carry a client's credential; the proxy strips them

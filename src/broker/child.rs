@@ -1,0 +1,120 @@
+//! The environment of every process craik starts for someone else (`exec`'s
+//! child, the provider CLI `auth test` runs): the parent's, minus whatever
+//! would let the child reach a credential craik did not mean to give it.
+//!
+//! The child is untrusted (DESIGN's threat model). From its environment it
+//! must not learn craik's home, the encrypted store's password or backend,
+//! the audit key, another profile's source, or a base URL that would send
+//! the injected key somewhere else. What craik injects (the credential in
+//! plain `exec`, a proxy token and address with `--via-proxy`) is added
+//! after the scrub.
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+
+use crate::context::Context;
+use crate::profile::{Kind, META_ENV_VAR, META_REF, ProfileStore};
+use crate::provider::{BASE_URL_ENV_VARS, CREDENTIAL_ENV_VARS};
+use crate::secret::reference::SecretRef;
+
+/// Besides these, no child inherits a variable of
+/// [`CREDENTIAL_ENV_VARS`] or [`BASE_URL_ENV_VARS`] (the family table's
+/// lists). Name prefixes no child inherits: craik's own variables (`CRAIK_HOME`,
+/// `CRAIK_KEYRING_PASSWORD`, `CRAIK_KEYRING_BACKEND`, `CRAIK_AUDIT_KEY`,
+/// `CRAIK_POLICY`, the OIDC settings, and any added later).
+pub const SCRUBBED_PREFIXES: &[&str] = &["CRAIK_"];
+
+/// The variables one child must not inherit.
+#[derive(Debug, Clone, Default)]
+pub struct ChildEnv {
+    /// Names removed beyond the fixed lists: what stored profiles read
+    /// from, and what `CRAIK_AUDIT_KEY` names.
+    sources: BTreeSet<OsString>,
+}
+
+impl ChildEnv {
+    /// Reads every stored profile's source variable (an `api-key`
+    /// profile's `env_var`, a `secret-ref` profile's `env:NAME`) and the
+    /// variable `CRAIK_AUDIT_KEY` names, if any.
+    pub fn for_home(ctx: &Context) -> crate::Result<ChildEnv> {
+        let mut sources = BTreeSet::new();
+        for p in &ProfileStore::new(&ctx.home).load()?.profiles {
+            match p.kind {
+                Kind::ApiKey => {
+                    if let Some(v) = p.meta(META_ENV_VAR) {
+                        sources.insert(OsString::from(v));
+                    }
+                }
+                Kind::SecretRef => {
+                    if let Some(Ok(SecretRef::Env(v))) = p.meta(META_REF).map(SecretRef::parse) {
+                        sources.insert(OsString::from(v));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(Ok(SecretRef::Env(v))) = std::env::var("CRAIK_AUDIT_KEY")
+            .ok()
+            .as_deref()
+            .map(SecretRef::parse)
+        {
+            sources.insert(OsString::from(v));
+        }
+        Ok(ChildEnv { sources })
+    }
+
+    /// Also removes `name` (the source of a profile not in the store, as
+    /// `--provider anthropic` picks).
+    pub fn also(mut self, name: &str) -> ChildEnv {
+        self.sources.insert(OsString::from(name));
+        self
+    }
+
+    /// Whether a child must not inherit `name`.
+    pub fn removes(&self, name: &OsStr) -> bool {
+        let s = name.to_string_lossy();
+        SCRUBBED_PREFIXES.iter().any(|p| s.starts_with(p))
+            || CREDENTIAL_ENV_VARS.iter().any(|v| s == *v)
+            || BASE_URL_ENV_VARS.iter().any(|v| s == *v)
+            || self.sources.contains(name)
+    }
+
+    /// The parent's environment without what [`ChildEnv::removes`]: give
+    /// it to a command after `env_clear()`.
+    pub fn inherited(&self) -> Vec<(OsString, OsString)> {
+        std::env::vars_os()
+            .filter(|(k, _)| !self.removes(k))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_removed() {
+        let env = ChildEnv::default().also("MY_KEY");
+        for name in [
+            "CRAIK_HOME",
+            "CRAIK_KEYRING_PASSWORD",
+            "CRAIK_ANYTHING_NEW",
+            "OPENAI_API_KEY",
+            "ANTHROPIC_BASE_URL",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "MY_KEY",
+        ] {
+            assert!(env.removes(OsStr::new(name)), "{name}");
+        }
+        for name in [
+            "PATH",
+            "HOME",
+            "TERM",
+            "MY_KEY_2",
+            "XCRAIK_HOME",
+            "craik_home",
+        ] {
+            assert!(!env.removes(OsStr::new(name)), "{name}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The trust boundary (issue 16): what a child craik runs can still reach.
+//! The child is a hostile process of the same user; each test has it try
+//! what docs/security.md says it cannot do.
+
+use crate::common::{Env, canary, craik_bin};
+
+/// A home with a stored key (the canary) and two profiles whose sources
+/// are environment variables, run with everything a careless parent
+/// environment holds: craik's own settings, an audit key reference, other
+/// profiles' sources, base URLs pointing elsewhere and a Google
+/// credential file.
+fn hostile_parent() -> (Env, String) {
+    let mut env = Env::new();
+    let key = canary();
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:work",
+            "--kind=keyring-ref",
+            "--stdin",
+        ],
+        Some(&key),
+    )
+    .ok();
+    env.run(&[
+        "auth",
+        "add",
+        "anthropic:other",
+        "--kind=api-key",
+        "--env-var",
+        "OTHER_SOURCE",
+    ])
+    .ok();
+    env.run(&[
+        "auth",
+        "add",
+        "gemini:ref",
+        "--kind=secret-ref",
+        "--secret-ref",
+        "env:REF_SOURCE",
+    ])
+    .ok();
+    env.set("OTHER_SOURCE", "other-secret")
+        .set("REF_SOURCE", "ref-secret")
+        .set("CRAIK_OIDC_ISSUER", "https://idp.example.com")
+        .set("CRAIK_SOMETHING_NEW", "1")
+        .set("OPENAI_BASE_URL", "http://evil.invalid/v1")
+        .set("ANTHROPIC_BASE_URL", "http://evil.invalid")
+        .set("GOOGLE_APPLICATION_CREDENTIALS", "/tmp/adc.json")
+        .set("KEEP_ME", "kept");
+    (env, key)
+}
+
+/// The child's environment as `env` prints it.
+fn child_env(env: &Env, extra: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["exec", "--profile", "openai:work"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "env"]);
+    let r = env.run(&args);
+    r.ok();
+    r.stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn get<'a>(vars: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_child_inherits_nothing_that_reaches_a_credential() {
+    let (env, key) = hostile_parent();
+    for mode in [&[][..], &["--via-proxy"][..]] {
+        let vars = child_env(&env, mode);
+        let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+        for (k, _) in &vars {
+            assert!(!k.starts_with("CRAIK_"), "{mode:?}: the child got {k}");
+        }
+        for gone in [
+            "OTHER_SOURCE",
+            "REF_SOURCE",
+            "ANTHROPIC_BASE_URL",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
+            assert!(!names.contains(&gone), "{mode:?}: the child got {gone}");
+        }
+        // What the child needs to run is still there.
+        assert_eq!(get(&vars, "KEEP_ME"), Some("kept"), "{mode:?}");
+        assert!(get(&vars, "PATH").is_some(), "{mode:?}");
+        let base = get(&vars, "OPENAI_BASE_URL").unwrap_or_default();
+        assert!(
+            !base.contains("evil"),
+            "{mode:?}: inherited base URL {base}"
+        );
+        let api = get(&vars, "OPENAI_API_KEY").expect("an injected key");
+        if mode.is_empty() {
+            // Plain exec hands the key over: that is what it is for.
+            assert_eq!(api, key);
+        } else {
+            assert!(api.starts_with("craik-proxy-"), "{api}");
+            assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+            assert!(
+                vars.iter().all(|(_, v)| !v.contains(&key)),
+                "--via-proxy: the key is in the child's environment"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_child_cannot_use_craik_for_another_profile() {
+    // The child knows where the home is (it can look) and runs craik
+    // itself; without the store's password it gets no material.
+    let (env, key) = hostile_parent();
+    let home = env.home.display().to_string();
+    let script = format!(
+        "CRAIK_HOME='{home}' CRAIK_KEYRING_BACKEND=file '{bin}' exec --profile openai:work -- sh -c 'echo GOT:$OPENAI_API_KEY' </dev/null; echo inner=$?",
+        bin = craik_bin()
+    );
+    let r = env.run(&[
+        "exec",
+        "--profile",
+        "anthropic:other",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    r.ok();
+    assert!(!r.stdout.contains(&key), "the child reached the key: {r:?}");
+    assert!(!r.stderr.contains(&key), "the child reached the key: {r:?}");
+    assert!(
+        !r.stdout.contains("inner=0"),
+        "the inner craik succeeded: {r:?}"
+    );
+}
