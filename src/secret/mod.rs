@@ -14,6 +14,7 @@
 mod file;
 mod index;
 mod keyring_store;
+pub mod memory;
 pub mod reference;
 mod select;
 

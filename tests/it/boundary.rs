@@ -137,3 +137,73 @@ fn a_child_cannot_use_craik_for_another_profile() {
         "the inner craik succeeded: {r:?}"
     );
 }
+
+/// Runs `script` with `sh -c` as a user who is not root (root may read any
+/// process's memory, so the check needs another user): `nobody` through
+/// setpriv when the tests run as root, else the current user. Returns the
+/// output and a home that user owns.
+fn as_plain_user(script: &str) -> crate::common::Run {
+    let root = rustix::process::geteuid().is_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let mut cmd = if root {
+        crate::common::require_tool("setpriv", "apt-get install util-linux");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ]);
+        c
+    } else {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", script]);
+        c
+    };
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("CRAIK_HOME", home.join("craik"))
+        .env("CRAIK_KEYRING_BACKEND", "file")
+        .env("CRAIK_KEYRING_PASSWORD", "a test password")
+        .env("CRAIK", craik_bin());
+    let out = cmd.output().expect("run sh");
+    drop(dir);
+    crate::common::to_run(out)
+}
+
+#[test]
+fn craiks_memory_is_closed_to_its_child() {
+    // The child of exec is of the same user; craik is not dumpable, so
+    // its /proc files are closed to the child, and it writes no core file
+    // even when its parent allowed them.
+    let key = canary();
+    let r = as_plain_user(&format!(
+        r#"printf %s '{key}' | "$CRAIK" auth add openai:x --kind=keyring-ref --stdin >/dev/null || exit 9
+ulimit -c unlimited
+"$CRAIK" exec --profile openai:x -- sh -c '
+  for f in environ maps mem; do
+    if head -c 1 /proc/$PPID/$f >/dev/null 2>&1; then echo "read $f"; else echo "denied $f"; fi
+  done
+  grep "Max core file size" /proc/$PPID/limits'
+"#
+    ));
+    r.ok();
+    for f in ["environ", "maps"] {
+        assert!(r.stdout.contains(&format!("denied {f}")), "{r:?}");
+    }
+    assert!(!r.stdout.contains(&key), "{r:?}");
+    let core = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("limits line");
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+}
