@@ -79,6 +79,22 @@ pub enum AuditError {
     /// A filter that cannot be run (`receipts list --profile`).
     #[error("{0}")]
     Filter(String),
+    /// The log holds schema objects the migrations did not create (a
+    /// trigger that silences appends, a view, an altered table).
+    #[error(
+        "{path} holds {} craik did not create: {}; craik will not use a log whose appends something else can change",
+        if objects.len() == 1 { "a schema object" } else { "schema objects" },
+        objects.join(", ")
+    )]
+    Foreign {
+        path: PathBuf,
+        objects: Vec<String>,
+        /// For a command that only reads (exit 1, not 5).
+        reading: bool,
+    },
+    /// An append did not land as written.
+    #[error("{path}: {why}")]
+    Tampered { path: PathBuf, why: String },
 }
 
 impl AuditError {
@@ -119,6 +135,9 @@ impl AuditError {
             AuditError::Filter(_) => {
                 "profile patterns are as in policies: * any characters but ':', ** any characters, ? one character".into()
             }
+            AuditError::Foreign { .. } | AuditError::Tampered { .. } => {
+                "someone changed the log's schema: keep a copy of audit.db as evidence, then restore it from a backup, or drop the object with sqlite3 and check the log with craik receipts verify --checkpoint against a checkpoint kept elsewhere".into()
+            }
             AuditError::Time(_) => {
                 "times are RFC 3339 (2026-01-31T12:00:00Z) or relative (30m, 24h, 7d, 2w, 1h30m)".into()
             }
@@ -130,6 +149,8 @@ impl AuditError {
             AuditError::Unavailable { .. }
             | AuditError::NewerSchema { .. }
             | AuditError::Key { .. }
+            | AuditError::Tampered { .. }
+            | AuditError::Foreign { reading: false, .. }
             | AuditError::Lost { reading: false, .. } => exit::AUDIT_UNAVAILABLE,
             _ => exit::ERROR,
         }

@@ -207,3 +207,70 @@ ulimit -c unlimited
         .expect("limits line");
     assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
 }
+
+#[test]
+fn a_trigger_or_view_planted_in_the_log_is_refused() {
+    for (what, sql) in [
+        (
+            "trigger silence",
+            "CREATE TRIGGER silence BEFORE INSERT ON receipts BEGIN SELECT RAISE(IGNORE); END;",
+        ),
+        ("view v", "CREATE VIEW v AS SELECT seq FROM receipts;"),
+        ("index mine", "CREATE INDEX mine ON receipts (status);"),
+    ] {
+        let env = Env::new();
+        env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
+        let db = env.file("audit.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let before = std::fs::read(&db).unwrap();
+        // An action fails closed (exit 5), naming the object.
+        let r = env.run(&["auth", "add", "openai:e", "--kind=marker"]);
+        r.code(5).error_with_hint(what);
+        let r = env.run(&["exec", "--profile", "openai:d", "--", "true"]);
+        r.code(5).error_with_hint(what);
+        // Reading says so too (exit 1): verify, list, doctor.
+        env.run(&["receipts", "verify"])
+            .code(1)
+            .error_with_hint(what);
+        env.run(&["receipts", "list"]).code(1).error_with_hint(what);
+        let d = env.run(&["doctor"]);
+        d.code(1);
+        assert!(d.stdout.contains(what) || d.stderr.contains(what), "{d:?}");
+        // Nothing was appended or changed.
+        assert_eq!(std::fs::read(&db).unwrap(), before, "{what}");
+    }
+}
+
+#[test]
+fn an_append_that_does_not_land_fails_closed() {
+    use craik::audit::{AuditLog, NewReceipt, ReceiptKind, Status};
+    // A trigger planted while a log is open (a running proxy's committer):
+    // the next append reads its rows back and refuses.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut log = AuditLog::open_path(&db).unwrap();
+    let r = || NewReceipt::new(ReceiptKind::CallStarted, Status::Ok).run("run_x");
+    log.append(r()).unwrap();
+    for sql in [
+        "CREATE TRIGGER silence BEFORE INSERT ON receipts BEGIN SELECT RAISE(IGNORE); END;",
+        "DROP TRIGGER silence; CREATE TRIGGER rewrite AFTER INSERT ON receipts BEGIN UPDATE receipts SET hash = 'x' WHERE seq = NEW.seq; END;",
+    ] {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let e = log.append(r()).unwrap_err();
+        assert_eq!(e.exit_code(), 5, "{e}");
+        assert!(e.to_string().contains("did not land as written"), "{e}");
+        assert_eq!(log.append_batch(vec![r(), r()]).unwrap_err().exit_code(), 5);
+    }
+    // Nothing beyond the first receipt is in the log.
+    let n: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}

@@ -55,6 +55,33 @@ fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A schema entry: (type, name, sql).
+type SchemaObject = (String, String, Option<String>);
+
+/// Every schema object in `conn`'s main database but SQLite's own
+/// statistics tables.
+fn schema_objects(conn: &Connection) -> rusqlite::Result<std::collections::BTreeSet<SchemaObject>> {
+    let mut st = conn.prepare(
+        "SELECT type, name, sql FROM main.sqlite_master WHERE name NOT LIKE 'sqlite\\_stat%' ESCAPE '\\'",
+    )?;
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect()
+}
+
+/// What the migrations create, from an empty database in memory migrated
+/// the same way (once per process).
+fn expected_schema() -> &'static std::collections::BTreeSet<SchemaObject> {
+    static EXPECTED: std::sync::OnceLock<std::collections::BTreeSet<SchemaObject>> =
+        std::sync::OnceLock::new();
+    EXPECTED.get_or_init(|| {
+        let conn = Connection::open_in_memory().expect("an in-memory database");
+        for (_, sql) in MIGRATIONS {
+            conn.execute_batch(sql).expect("the migrations apply");
+        }
+        schema_objects(&conn).expect("the schema reads")
+    })
+}
+
 /// Seqs that share the 24 bits an id carries.
 const ID_SEQ_SPAN: i64 = 1 << 24;
 
@@ -194,6 +221,7 @@ impl AuditLog {
         log.configure().map_err(|e| unavailable(e.to_string()))?;
         schema::add_functions(&log.conn).map_err(|e| unavailable(e.to_string()))?;
         log.migrate()?;
+        log.check_schema(false)?;
         Ok(log)
     }
 
@@ -219,6 +247,11 @@ impl AuditLog {
             return AuditLog::empty(&path, notice);
         }
         match AuditLog::open_noting(home, notice) {
+            Err(AuditError::Foreign { path, objects, .. }) => Err(AuditError::Foreign {
+                path,
+                objects,
+                reading: true,
+            }),
             // Not a regular file (a directory, a link): refused as it is.
             Err(AuditError::Unavailable { path, why })
                 if path.symlink_metadata().is_ok_and(|m| !m.is_file()) =>
@@ -316,13 +349,45 @@ impl AuditLog {
                 ),
             });
         }
-        Ok(AuditLog {
+        let log = AuditLog {
             conn,
             path: path.to_path_buf(),
             query: OnceCell::from(None),
             inline_index: false,
             notice,
             read_only: true,
+        };
+        log.check_schema(true)?;
+        Ok(log)
+    }
+
+    /// Refuses a log holding any schema object the migrations did not
+    /// create, or one they created in another form: a trigger that turns
+    /// appends into no-ops, a view, an index or table of someone else's.
+    /// `reading` picks the error's exit code (1 for a command that only
+    /// reads, 5 for an action).
+    pub fn check_schema(&self, reading: bool) -> Result<()> {
+        let found = schema_objects(&self.conn).map_err(|e| self.unavailable(e))?;
+        let foreign: Vec<String> = found
+            .difference(expected_schema())
+            .map(|(kind, name, _)| {
+                if expected_schema()
+                    .iter()
+                    .any(|(k, n, _)| k == kind && n == name)
+                {
+                    format!("{kind} {name} (altered)")
+                } else {
+                    format!("{kind} {name}")
+                }
+            })
+            .collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err(AuditError::Foreign {
+            path: self.path.clone(),
+            objects: foreign,
+            reading,
         })
     }
 
@@ -571,6 +636,33 @@ impl AuditLog {
                 .map_err(unavailable)?;
                 prev_hash = r.hash.clone();
                 out.push(r);
+            }
+        }
+        // Every row must have landed as written: a trigger or view planted
+        // after this connection opened (RAISE(IGNORE), an INSTEAD OF) could
+        // otherwise turn the insert into a silent no-op or a rewrite, and
+        // the credential would go out with no receipt.
+        if let (Some(first), Some(last)) = (out.first(), out.last()) {
+            let landed: Vec<(i64, String)> = tx
+                .prepare_cached("SELECT seq, hash FROM main.receipts WHERE seq >= ?1 ORDER BY seq")
+                .and_then(|mut st| {
+                    st.query_map([first.seq], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
+                })
+                .map_err(unavailable)?;
+            let wrote = out.iter().map(|r| (r.seq, r.hash.clone()));
+            if landed.len() != out.len() || !landed.iter().cloned().eq(wrote) {
+                drop(tx);
+                return Err(AuditError::Tampered {
+                    path: self.path.clone(),
+                    why: format!(
+                        "receipts {}..={} did not land as written (the log holds {} rows from seq {}); something in the database rewrote or dropped them",
+                        first.seq,
+                        last.seq,
+                        landed.len(),
+                        first.seq
+                    ),
+                });
             }
         }
         tx.commit().map_err(unavailable)?;
