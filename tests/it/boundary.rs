@@ -274,3 +274,48 @@ fn an_append_that_does_not_land_fails_closed() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn a_log_replaced_by_an_empty_one_is_refused() {
+    // The home shows the log held receipts (a checkpoint signed here, or a
+    // query index that copied some); a 1-byte file or a blank SQLite
+    // database in its place is a lost log, not a new chain, and is left
+    // exactly as it was.
+    for evidence in ["checkpoint", "index"] {
+        for replacement in ["one byte", "blank database"] {
+            let env = Env::new();
+            env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
+            match evidence {
+                "checkpoint" => env.run(&["receipts", "checkpoint"]).ok(),
+                _ => env.run(&["receipts", "list"]).ok(),
+            };
+            let db = env.file("audit.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            match replacement {
+                "one byte" => std::fs::write(&db, b"x").unwrap(),
+                _ => {
+                    let c = rusqlite::Connection::open(&db).unwrap();
+                    c.execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+                        .unwrap();
+                }
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let before = std::fs::read(&db).unwrap();
+            let case = format!("{evidence}, {replacement}");
+            env.run(&["auth", "add", "openai:e", "--kind=marker"])
+                .code(5)
+                .error_with_hint("will not start a new chain");
+            env.run(&["receipts", "verify"])
+                .code(1)
+                .error_with_hint("will not start a new chain");
+            assert_eq!(
+                std::fs::read(&db).unwrap(),
+                before,
+                "{case}: the file changed"
+            );
+        }
+    }
+}

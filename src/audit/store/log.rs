@@ -144,6 +144,14 @@ fn lost_log(home: &Home, path: &Path) -> Option<String> {
     if !gone {
         return None;
     }
+    held_receipts(home, path)
+}
+
+/// Why the home shows the log at `path` has held receipts, if it does: a
+/// checkpoint was signed here, or the query index copied some. A log
+/// found empty then (deleted, emptied, or replaced by a blank database)
+/// was lost, not new.
+fn held_receipts(home: &Home, path: &Path) -> Option<String> {
     if home
         .path(crate::audit::checkpoint::PUBLIC_KEY_FILE)
         .exists()
@@ -152,6 +160,31 @@ fn lost_log(home: &Home, path: &Path) -> Option<String> {
     }
     index::last_indexed(path)
         .map(|(upto, _)| format!("its query index copied receipts up to seq {upto}"))
+}
+
+/// Whether the database at `path` holds a receipt, read without writing
+/// anything; `None` when it cannot be told (it will not open read-only).
+fn holds_receipts(path: &Path) -> Option<bool> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ok()?;
+    conn.busy_timeout(BUSY_TIMEOUT).ok()?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'receipts')",
+            [],
+            |r| r.get(0),
+        )
+        .ok()?;
+    if !has_table {
+        return Some(false);
+    }
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM main.receipts)", [], |r| {
+        r.get(0)
+    })
+    .ok()
 }
 
 /// A WAL file shorter than this holds no frame: its 32-byte header, and
@@ -181,7 +214,7 @@ impl AuditLog {
                 reading: false,
             });
         }
-        AuditLog::open_path_noting(&path, notice)
+        AuditLog::open_path_expecting(&path, notice, held_receipts(home, &path))
     }
 
     /// Opens an audit log at an explicit path.
@@ -191,6 +224,29 @@ impl AuditLog {
 
     /// [`AuditLog::open_path`], telling `notice` before slow, one-off work.
     pub fn open_path_noting(path: &Path, notice: fn(&Notice)) -> Result<AuditLog> {
+        AuditLog::open_path_expecting(path, notice, None)
+    }
+
+    /// Opens the log at `path`; `held` says why it must hold receipts,
+    /// when something shows it did. One that holds none then (a blank
+    /// database put in its place, a file SQLite reads as empty) is
+    /// [`AuditError::Lost`], before anything is written to it.
+    fn open_path_expecting(
+        path: &Path,
+        notice: fn(&Notice),
+        held: Option<String>,
+    ) -> Result<AuditLog> {
+        // Looked at read-only first: a file found empty is left exactly as
+        // it was (opening it to write would switch it to WAL).
+        if let Some(why) = &held
+            && holds_receipts(path) == Some(false)
+        {
+            return Err(AuditError::Lost {
+                path: path.to_path_buf(),
+                why: why.clone(),
+                reading: false,
+            });
+        }
         let unavailable = |why: String| AuditError::Unavailable {
             path: path.to_path_buf(),
             why,
@@ -219,6 +275,9 @@ impl AuditLog {
             return Err(unavailable("the database is read-only".into()));
         }
         log.configure().map_err(|e| unavailable(e.to_string()))?;
+        if let Some(why) = held {
+            log.refuse_if_empty(why, false)?;
+        }
         schema::add_functions(&log.conn).map_err(|e| unavailable(e.to_string()))?;
         log.migrate()?;
         log.check_schema(false)?;
@@ -246,7 +305,12 @@ impl AuditLog {
         ) {
             return AuditLog::empty(&path, notice);
         }
-        match AuditLog::open_noting(home, notice) {
+        let opened = match AuditLog::open_noting(home, notice) {
+            Err(AuditError::Lost { path, why, .. }) => Err(AuditError::Lost {
+                path,
+                why,
+                reading: true,
+            }),
             Err(AuditError::Foreign { path, objects, .. }) => Err(AuditError::Foreign {
                 path,
                 objects,
@@ -272,7 +336,13 @@ impl AuditLog {
                 })
             }
             other => other,
+        }?;
+        if opened.read_only
+            && let Some(why) = held_receipts(home, &path)
+        {
+            opened.refuse_if_empty(why, true)?;
         }
+        Ok(opened)
     }
 
     /// An empty log in memory, named `path`, read-only: what a log that
@@ -359,6 +429,34 @@ impl AuditLog {
         };
         log.check_schema(true)?;
         Ok(log)
+    }
+
+    /// [`AuditError::Lost`] when the log holds no receipt (no table, or an
+    /// empty one) although `why` shows it held some.
+    fn refuse_if_empty(&self, why: String, reading: bool) -> Result<()> {
+        let has_table: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'receipts')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.unavailable(e))?;
+        let empty = !has_table
+            || !self
+                .conn
+                .query_row("SELECT EXISTS (SELECT 1 FROM main.receipts)", [], |r| {
+                    r.get::<_, bool>(0)
+                })
+                .map_err(|e| self.unavailable(e))?;
+        if empty {
+            return Err(AuditError::Lost {
+                path: self.path.clone(),
+                why,
+                reading,
+            });
+        }
+        Ok(())
     }
 
     /// Refuses a log holding any schema object the migrations did not
