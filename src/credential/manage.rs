@@ -143,9 +143,10 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
                     "pass --stdin and pipe it in, or run on a terminal to be prompted",
                 )
             })?;
-            let handle = ctx
-                .secrets
-                .put(&format!("profile {}", req.id), secret.as_bytes())?;
+            let handle = ctx.secrets.put(
+                &crate::secret::purpose::profile(&req.id.to_string()),
+                secret.as_bytes(),
+            )?;
             profile.metadata.insert(META_HANDLE.into(), handle.clone());
             new_handle = Some(handle);
         }
@@ -338,9 +339,10 @@ pub fn migrate_from_env(ctx: &mut Context, apply: bool) -> crate::Result<Vec<Env
         for m in report.iter_mut().filter(|m| m.outcome == "would migrate") {
             let id: ProfileId = m.id.parse()?;
             let value = Zeroizing::new(std::env::var(&m.env_var).unwrap_or_default());
-            let handle = ctx
-                .secrets
-                .put(&format!("profile {id}"), value.as_bytes())?;
+            let handle = ctx.secrets.put(
+                &crate::secret::purpose::profile(&id.to_string()),
+                value.as_bytes(),
+            )?;
             let p = file.get_mut(&id).expect("planned from this file");
             let before = p.clone();
             p.kind = Kind::KeyringRef;

@@ -142,7 +142,9 @@ pub(crate) fn access_token(
 
 fn read(ctx: &Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
     let h = p.meta(META_ACCESS).unwrap_or_default();
-    let bytes = ctx.secrets.get(h)?;
+    let bytes = ctx
+        .secrets
+        .get_for(h, &crate::secret::purpose::oauth_access(&p.id.to_string()))?;
     String::from_utf8(bytes.to_vec())
         .map(Zeroizing::new)
         .map_err(|_| fail(&p.id, "the stored access token is not text"))
@@ -155,8 +157,18 @@ fn refresh_oidc(ctx: &Context, p: &Profile) -> crate::Result<Fresh> {
             "the access token expired and there is no refresh token; run craik auth login again",
         )
     })?;
-    let rt = Zeroizing::new(String::from_utf8_lossy(&ctx.secrets.get(rh)?).into_owned());
     let endpoint = p.meta(META_TOKEN_ENDPOINT).unwrap_or_default();
+    // Where the refresh token goes is read from auth-profiles.json, which
+    // any process of the user can edit: https (or loopback) only.
+    crate::operator::check_issuer(endpoint)
+        .map_err(|e| fail(&p.id, format!("token endpoint: {e}")))?;
+    let rt = Zeroizing::new(
+        String::from_utf8_lossy(&ctx.secrets.get_for(
+            rh,
+            &crate::secret::purpose::oauth_refresh(&p.id.to_string()),
+        )?)
+        .into_owned(),
+    );
     let client_id = p.meta(META_CLIENT_ID).unwrap_or_default();
     let r = post_form(
         &p.id,
@@ -304,9 +316,10 @@ fn store(
             ctx.secrets.replace(h, access.as_bytes())?;
             h.to_string()
         }
-        None => ctx
-            .secrets
-            .put(&format!("oauth access token {}", p.id), access.as_bytes())?,
+        None => ctx.secrets.put(
+            &crate::secret::purpose::oauth_access(&p.id.to_string()),
+            access.as_bytes(),
+        )?,
     };
     if let (Some(rt), Some(h)) = (refresh, p.meta(META_REFRESH)) {
         ctx.secrets.replace(h, rt.as_bytes())?;

@@ -478,14 +478,14 @@ pub fn login(
                     Error::input("the issuer has no token endpoint", "check --issuer")
                 })?;
             let access = ctx.secrets.put(
-                &format!("oauth access token {id}"),
+                &crate::secret::purpose::oauth_access(&id.to_string()),
                 tokens.access_token.as_bytes(),
             )?;
             let refresh = match &tokens.refresh_token {
-                Some(rt) => Some(
-                    ctx.secrets
-                        .put(&format!("oauth refresh token {id}"), rt.as_bytes())?,
-                ),
+                Some(rt) => Some(ctx.secrets.put(
+                    &crate::secret::purpose::oauth_refresh(&id.to_string()),
+                    rt.as_bytes(),
+                )?),
                 None => None,
             };
             let now = Utc::now();

@@ -107,10 +107,14 @@ pub(crate) fn resolve(
         }
         Kind::KeyringRef => {
             let handle = profile.meta(META_HANDLE).unwrap_or_default();
-            let bytes = secrets.get(handle).map_err(|source| SourceError::Secret {
-                id: id.clone(),
-                source,
-            })?;
+            let purpose = crate::secret::purpose::profile(&profile.id.to_string());
+            let bytes =
+                secrets
+                    .get_for(handle, &purpose)
+                    .map_err(|source| SourceError::Secret {
+                        id: id.clone(),
+                        source,
+                    })?;
             String::from_utf8(bytes.to_vec())
                 .map(Zeroizing::new)
                 .map_err(|_| SourceError::Encoding { id })

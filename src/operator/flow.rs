@@ -99,6 +99,10 @@ fn chain(e: &dyn std::error::Error) -> String {
 impl Issuer {
     /// Discovery, from the home's cache when fresh.
     pub fn open(home: &Home, config: &OidcConfig) -> Result<Issuer, OperatorError> {
+        // The issuer may come from a session file any process of the user
+        // can write: nothing is sent to one that is not https (or
+        // loopback) before a refresh or a revocation.
+        super::check_issuer(&config.issuer)?;
         let http = http::client(config.ca_file.as_deref())?;
         if let Ok(Some(bytes)) = home.read(CACHE_FILE)
             && let Ok(cache) = serde_json::from_slice::<Cache>(&bytes)
@@ -222,6 +226,11 @@ impl Issuer {
 
     /// Refreshes with a refresh token; returns the new tokens.
     pub fn refresh(&mut self, refresh_token: &str) -> Result<Tokens, OperatorError> {
+        // The discovery document may come from oidc-cache.json, which any
+        // process of the user can write.
+        if let Some(t) = self.metadata.token_endpoint() {
+            super::check_issuer(t.as_str())?;
+        }
         let resp = self
             .client()
             .exchange_refresh_token(&RefreshToken::new(refresh_token.to_string()))
@@ -260,6 +269,9 @@ impl Issuer {
         else {
             return LogoutOutcome::NotSupported;
         };
+        if let Err(e) = super::check_issuer(url.as_str()) {
+            return LogoutOutcome::Failed(e.to_string());
+        }
         let client = self.client().set_revocation_url(url);
         let req = match client.revoke_token(CoreRevocableToken::from(RefreshToken::new(
             refresh_token.to_string(),

@@ -149,7 +149,10 @@ pub fn establish(
     let _lock = ctx.home.lock(SESSION_FILE)?;
     let old = load(&ctx.home).ok().flatten();
     let handle = match &tokens.refresh_token {
-        Some(rt) => Some(ctx.secrets.put("operator refresh token", rt.as_bytes())?),
+        Some(rt) => Some(
+            ctx.secrets
+                .put(crate::secret::purpose::OPERATOR_REFRESH, rt.as_bytes())?,
+        ),
         None => None,
     };
     let session = Session::from_tokens(config, &tokens, handle.clone());
@@ -218,7 +221,9 @@ pub fn current_session(ctx: &mut Context) -> crate::Result<Session> {
 }
 
 fn refresh(ctx: &mut Context, s: &Session, handle: &str) -> crate::Result<Session> {
-    let rt = ctx.secrets.get(handle)?;
+    let rt = ctx
+        .secrets
+        .get_for(handle, crate::secret::purpose::OPERATOR_REFRESH)?;
     let rt = String::from_utf8_lossy(&rt).into_owned();
     let config = s.config();
     let mut issuer = Issuer::open(&ctx.home, &config)?;
@@ -253,7 +258,11 @@ pub fn logout(ctx: &mut Context) -> crate::Result<Option<(Session, LogoutOutcome
     let token = s
         .refresh_token_handle
         .as_deref()
-        .and_then(|h| ctx.secrets.get(h).ok())
+        .and_then(|h| {
+            ctx.secrets
+                .get_for(h, crate::secret::purpose::OPERATOR_REFRESH)
+                .ok()
+        })
         .map(|t| String::from_utf8_lossy(&t).into_owned());
     let outcome = match token {
         None => LogoutOutcome::NoToken,

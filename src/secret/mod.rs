@@ -120,6 +120,16 @@ pub enum SecretError {
     PasswordMismatch,
     #[error("secret {handle} is not in the {backend} secret store")]
     Missing { handle: String, backend: Backend },
+    /// A handle asked for one purpose holds a secret kept for another (a
+    /// session file naming a provider key as its refresh token).
+    #[error(
+        "secret {handle} is kept for {found:?}, not for {wanted:?}; craik hands it out only for what it was stored for"
+    )]
+    WrongPurpose {
+        handle: String,
+        wanted: String,
+        found: String,
+    },
     #[error(transparent)]
     Home(#[from] HomeError),
 }
@@ -149,6 +159,9 @@ impl SecretError {
                 "set CRAIK_KEYRING_PASSWORD, or run craik on a terminal to be prompted".into()
             }
             SecretError::PasswordMismatch => "try again".into(),
+            SecretError::WrongPurpose { .. } => {
+                "a file under CRAIK_HOME names the wrong secret: check operator-session.json and auth-profiles.json (craik doctor), and log in or add the profile again".into()
+            }
             SecretError::Missing { .. } => {
                 "store the secret again (craik auth add --force), or check craik auth storage status".into()
             }
@@ -158,6 +171,28 @@ impl SecretError {
 }
 
 pub type Result<T, E = SecretError> = std::result::Result<T, E>;
+
+/// What a secret is kept for, as `secret-index.json` records it: every
+/// read of a secret names the purpose it expects ([`Secrets::get_for`]).
+pub mod purpose {
+    /// An operator's OIDC refresh token.
+    pub const OPERATOR_REFRESH: &str = "operator refresh token";
+
+    /// A profile's stored credential (`keyring-ref`).
+    pub fn profile(id: &str) -> String {
+        format!("profile {id}")
+    }
+
+    /// An `oauth` profile's access token.
+    pub fn oauth_access(id: &str) -> String {
+        format!("oauth access token {id}")
+    }
+
+    /// An `oauth` profile's refresh token.
+    pub fn oauth_refresh(id: &str) -> String {
+        format!("oauth refresh token {id}")
+    }
+}
 
 /// A place secrets can be kept, addressed by handle.
 pub trait SecretStore {
@@ -267,6 +302,27 @@ impl Secrets {
                 handle: handle.to_string(),
                 backend,
             })
+    }
+
+    /// The secret under `handle`, only if it was stored for `purpose`
+    /// (as `secret-index.json` records it): a handle copied from another
+    /// profile, or a session naming a provider key as its refresh token,
+    /// gets nothing.
+    pub fn get_for(&self, handle: &str, purpose: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let recorded = self.index()?.secrets.get(handle).map(|e| e.purpose.clone());
+        match recorded {
+            Some(p) if p == purpose => self.get(handle),
+            Some(found) => Err(SecretError::WrongPurpose {
+                handle: handle.to_string(),
+                wanted: purpose.to_string(),
+                found,
+            }),
+            None => Err(SecretError::WrongPurpose {
+                handle: handle.to_string(),
+                wanted: purpose.to_string(),
+                found: "nothing (the handle is not in secret-index.json)".into(),
+            }),
+        }
     }
 
     /// Whether `handle` holds a secret.

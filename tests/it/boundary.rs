@@ -319,3 +319,73 @@ fn a_log_replaced_by_an_empty_one_is_refused() {
         }
     }
 }
+
+/// A hand-written operator session: expiring now (so the next command
+/// refreshes it), at `issuer`, naming `handle` as its refresh token.
+fn forge_session(env: &Env, issuer: &str, handle: &str) {
+    let now = chrono::Utc::now();
+    let s = serde_json::json!({
+        "version": 1, "subject": "mallory", "email": null, "name": null,
+        "groups": ["prod-deploy"], "issuer": issuer, "client_id": "craik",
+        "groups_claim": "groups", "scopes": ["openid"], "jti": "forged",
+        "expires_at": (now + chrono::Duration::seconds(30)).to_rfc3339(),
+        "logged_in_at": now.to_rfc3339(), "refreshed_at": null,
+        "refresh_token_handle": handle,
+    });
+    let path = env.file("operator-session.json");
+    std::fs::write(&path, serde_json::to_vec(&s).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn a_forged_session_cannot_send_a_key_anywhere() {
+    let (env, key) = hostile_parent();
+    let handle = env.read_json("auth-profiles.json")["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "openai:work")
+        .and_then(|p| p["metadata"]["handle"].as_str())
+        .expect("the stored key's handle")
+        .to_string();
+    // A listener on loopback (an allowed issuer host) records whatever
+    // craik would send it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // 1. The session names the provider key's handle as its refresh token.
+    forge_session(&env, &format!("http://{addr}"), &handle);
+    let r = env.run(&["whoami", "--json"]);
+    assert!(
+        !r.stdout.contains(&key) && !r.stderr.contains(&key),
+        "{r:?}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "craik connected to the forged issuer with a provider key as refresh token"
+    );
+    // 2. A plain-http issuer off loopback is never contacted, whatever the
+    // session says (the refresh is refused before any request).
+    forge_session(&env, "http://issuer.invalid", &handle);
+    let r = env.run(&["whoami", "--json"]);
+    assert!(
+        !r.stdout.contains(&key) && !r.stderr.contains(&key),
+        "{r:?}"
+    );
+    // Either way the session is not refreshed with the key: a refresh
+    // failure receipt, never a refresh.
+    let refreshed = crate::common::receipts(&env, "refresh");
+    assert!(
+        refreshed.iter().all(|r| r["status"] != "ok"),
+        "{refreshed:?}"
+    );
+    assert!(!refreshed.is_empty(), "no refresh attempt was recorded");
+    for r in &refreshed {
+        let reason = r["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("not for") || reason.contains("https"),
+            "{reason}"
+        );
+    }
+}
