@@ -99,7 +99,8 @@ fn prepare_child(
             }
         }
         (Some(_), true) => {
-            let upstream = Upstream::new(call.clone())?;
+            let recheck = super::pipeline::Recheck::new(ctx, &spec.call, call);
+            let upstream = Upstream::new(call.clone(), recheck)?;
             let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
             let state = Arc::new(ProxyState::new(
                 proxy::new_token(),

@@ -58,7 +58,8 @@ pub fn start_proxy(ctx: &mut Context, spec: &CallSpec) -> crate::Result<ProxySes
         match session {
             Ok(s) => {
                 operator = s.operator().cloned();
-                upstreams.push(proxy::Upstream::new(std::sync::Arc::new(s))?);
+                let recheck = pipeline::Recheck::new(ctx, spec, &s);
+                upstreams.push(proxy::Upstream::new(std::sync::Arc::new(s), recheck)?);
             }
             // No receipt can be written: refuse at once (fail closed).
             Err(e) if e.exit_code() == crate::exit::AUDIT_UNAVAILABLE => return Err(e),

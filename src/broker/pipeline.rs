@@ -477,3 +477,161 @@ impl Started {
         }
     }
 }
+
+/// The stamp of a file a decision was made from: a change of any of these
+/// means the decision must be made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    exists: bool,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &std::path::Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => Stamp {
+            exists: true,
+            len: m.len(),
+            modified: m.modified().ok(),
+            inode: m.ino(),
+        },
+        Err(_) => Stamp {
+            exists: false,
+            len: 0,
+            modified: None,
+            inode: 0,
+        },
+    }
+}
+
+/// What was true when a running session was last authorized.
+struct Seen {
+    stamps: Vec<Stamp>,
+    /// When the operator's session (as it was then) needs a refresh.
+    until: Option<chrono::DateTime<Utc>>,
+}
+
+/// Re-authorization for a long-running session (a proxy): before each
+/// request, [`Recheck::check`] makes sure the decision that started it
+/// still holds. A change to a policy file, `auth-profiles.json` (a grant
+/// revoked, the profile removed or replaced) or `operator-session.json`
+/// (logout, another operator), or the session nearing its expiry, runs the
+/// whole authorization again (its denial receipt included); otherwise the
+/// check is a `stat` of each watched file.
+pub struct Recheck {
+    home: crate::home::Home,
+    spec: CallSpec,
+    started: Profile,
+    watched: Vec<PathBuf>,
+    seen: std::sync::Mutex<Option<Seen>>,
+}
+
+impl Recheck {
+    /// For a session of `started`'s profile under `spec` (its run,
+    /// policies and target).
+    pub fn new(ctx: &Context, spec: &CallSpec, started: &Started) -> Recheck {
+        Recheck::for_profile(&ctx.home, spec, started.profile())
+    }
+
+    /// [`Recheck::new`] from the profile as it was started.
+    pub fn for_profile(home: &crate::home::Home, spec: &CallSpec, started: &Profile) -> Recheck {
+        let mut watched = policy::paths_in_force(home, &spec.policy_files);
+        watched.push(home.path(crate::profile::PROFILES_FILE));
+        watched.push(home.path(crate::operator::session::SESSION_FILE));
+        let target = match &spec.target {
+            Target::Implicit(p) => Target::Implicit(p.clone()),
+            _ => Target::Profile(started.id.clone()),
+        };
+        let recheck = Recheck {
+            home: home.clone(),
+            spec: CallSpec {
+                target,
+                wait: None,
+                ..spec.clone()
+            },
+            started: started.clone(),
+            seen: std::sync::Mutex::new(None),
+            watched,
+        };
+        // The decision just made counts as seen now.
+        let stamps = recheck.stamps();
+        let until = recheck.session_until();
+        *recheck.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Seen { stamps, until });
+        recheck
+    }
+
+    fn stamps(&self) -> Vec<Stamp> {
+        self.watched.iter().map(|p| stamp(p)).collect()
+    }
+
+    fn session_until(&self) -> Option<chrono::DateTime<Utc>> {
+        crate::operator::session::load(&self.home)
+            .ok()
+            .flatten()
+            .map(|s| {
+                s.expires_at
+                    - chrono::Duration::seconds(crate::operator::session::REFRESH_WINDOW_SECS)
+            })
+    }
+
+    /// Whether nothing the decision was made from has changed (a `stat` of
+    /// each watched file and a look at the clock): the per-request fast
+    /// path.
+    pub fn unchanged(&self) -> bool {
+        let stamps = self.stamps();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.as_ref()
+            .is_some_and(|s| s.stamps == stamps && s.until.is_none_or(|u| Utc::now() < u))
+    }
+
+    /// Ok when the session may go on; the error (a denial, an approval
+    /// required, a profile that changed) when it may not. Blocking: call
+    /// it off the async workers when it may take the slow path.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.unchanged() {
+            return Ok(());
+        }
+        let stamps = self.stamps();
+        let mut ctx = Context::open(self.home.clone());
+        let authorized = self.spec.resolve(&ctx, &[])?.authorize(&mut ctx, || {})?;
+        if !same_credential(authorized.profile(), &self.started) {
+            let id = &self.started.id;
+            let mut r = authorized
+                .receipt(ReceiptKind::Denial, Status::Denied)
+                .reason("the profile changed since the session started");
+            r.policy_condition = Some("profile_changed".into());
+            ctx.record(r)?;
+            return Err(Error::Denied {
+                message: format!(
+                    "profile {id} changed since this session started (its credential, kind or base URL)"
+                ),
+                hint: "start the proxy (or exec --via-proxy) again to use the profile as it is now"
+                    .into(),
+                conditions: vec!["profile_changed".into()],
+            });
+        }
+        let until = self.session_until();
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Seen { stamps, until });
+        Ok(())
+    }
+}
+
+/// Whether two records of a profile name the same credential the same
+/// way (what its use records, not when it was last used or refreshed).
+fn same_credential(a: &Profile, b: &Profile) -> bool {
+    use crate::profile::oauth_meta::{META_EXPIRES, META_LAST_REFRESH};
+    let meta = |p: &Profile| {
+        p.metadata
+            .iter()
+            .filter(|(k, _)| k.as_str() != META_EXPIRES && k.as_str() != META_LAST_REFRESH)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    a.id == b.id
+        && a.kind == b.kind
+        && a.provider_family == b.provider_family
+        && a.base_url == b.base_url
+        && meta(a) == meta(b)
+}

@@ -17,6 +17,17 @@ pub const HOME_POLICY: &str = "policy.json";
 /// Every envelope in force: `<CRAIK_HOME>/policy.json` if present,
 /// `CRAIK_POLICY`, and each `--policy FILE`. Any file that does not parse
 /// stops everything (never fail open).
+/// The files [`load_in_force`] reads (whether or not they exist): a running
+/// proxy watches them to re-authorize when one changes.
+pub fn paths_in_force(home: &Home, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = vec![home.path(HOME_POLICY)];
+    if let Some(p) = std::env::var_os("CRAIK_POLICY").filter(|p| !p.is_empty()) {
+        out.push(PathBuf::from(p));
+    }
+    out.extend(extra.iter().cloned());
+    out
+}
+
 pub fn load_in_force(home: &Home, extra: &[PathBuf]) -> crate::Result<Vec<Policy>> {
     let mut out = Vec::new();
     if let Some(bytes) = home.read(HOME_POLICY)? {

@@ -389,3 +389,154 @@ fn a_forged_session_cannot_send_a_key_anywhere() {
         );
     }
 }
+
+/// `craik proxy --json` started for `profile`; killed when dropped.
+struct RunningProxy {
+    child: std::process::Child,
+    url: String,
+    token: String,
+}
+
+impl RunningProxy {
+    fn start(env: &Env, profile: &str) -> RunningProxy {
+        use std::io::BufRead;
+        let mut c = env.command(&["proxy", "--json", "--profile", profile]);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let out: serde_json::Value = serde_json::from_str(&line).expect("the proxy started");
+        RunningProxy {
+            url: format!("http://{}", out["listen"].as_str().unwrap()),
+            token: out["token"].as_str().unwrap().to_string(),
+            child,
+        }
+    }
+
+    /// One chat call through the proxy: (status, body).
+    fn call(&self) -> (u16, String) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/chat/completions", self.url))
+            .bearer_auth(&self.token)
+            .body(r#"{"model":"m","messages":[]}"#)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_running_proxy_reauthorizes_every_request() {
+    let up = crate::upstream::Upstream::start(crate::upstream::Behavior::Normal);
+    let env = Env::new();
+    for id in ["openai:p", "openai:q"] {
+        env.run_stdin(
+            &[
+                "auth",
+                "add",
+                id,
+                "--kind=keyring-ref",
+                "--stdin",
+                "--base-url",
+                &up.url(),
+                "--allow-local-base-url",
+            ],
+            Some("sk-proxy-key"),
+        )
+        .ok();
+    }
+    let proxy = RunningProxy::start(&env, "openai:p");
+    assert_eq!(proxy.call().0, 200);
+    let seen_before = up.seen().len();
+
+    // A policy put in force while it runs denies the next request (403,
+    // a denial receipt naming the condition), and nothing goes upstream.
+    let policy = env.file("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"version": 1, "allowed_credential_profiles": ["openai:q"]}"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (status, body) = proxy.call();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("craik_denied"), "{body}");
+    assert_eq!(
+        up.seen().len(),
+        seen_before,
+        "a denied request went upstream"
+    );
+    let denial = &crate::common::receipts(&env, "denial")[0];
+    assert_eq!(denial["policy_condition"], "allowed_credential_profiles");
+    assert_eq!(denial["capability"], "proxy");
+
+    // Lifted again: allowed again.
+    std::fs::remove_file(&policy).unwrap();
+    assert_eq!(proxy.call().0, 200);
+
+    // The profile removed: denied.
+    env.run(&["auth", "remove", "openai:p"]).ok();
+    let (status, body) = proxy.call();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("no profile openai:p"), "{body}");
+
+    // Added back with another key: the proxy does not inject either key
+    // under a profile that changed.
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:p",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--base-url",
+            &up.url(),
+            "--allow-local-base-url",
+        ],
+        Some("sk-another-key"),
+    )
+    .ok();
+    let (status, body) = proxy.call();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("changed since"), "{body}");
+    assert_eq!(up.seen().len(), seen_before + 1);
+}
+
+#[test]
+fn a_handle_copied_under_another_profile_id_gives_nothing() {
+    // The agent edits auth-profiles.json: a new profile, allowed by
+    // policy, pointing at a denied profile's stored key.
+    let (env, key) = hostile_parent();
+    let mut file = env.read_json("auth-profiles.json");
+    let profiles = file["profiles"].as_array_mut().unwrap();
+    let mut copy = profiles
+        .iter()
+        .find(|p| p["id"] == "openai:work")
+        .unwrap()
+        .clone();
+    copy["id"] = "openai:copy".into();
+    profiles.push(copy);
+    std::fs::write(
+        env.file("auth-profiles.json"),
+        serde_json::to_vec(&file).unwrap(),
+    )
+    .unwrap();
+    let r = env.run(&["exec", "--profile", "openai:copy", "--", "env"]);
+    r.code(7);
+    assert!(
+        !r.stdout.contains(&key) && !r.stderr.contains(&key),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("not for"), "{r:?}");
+}
