@@ -133,15 +133,63 @@ fn owner_only(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The home and every file in it readable by the user alone: a home,
+/// secret store or audit log that group or others can read fails.
+fn home_check(ctx: &Context) -> Check {
+    use std::os::unix::fs::MetadataExt;
+    let root = ctx.home.root();
+    let mut open = Vec::new();
+    if let Ok(m) = std::fs::symlink_metadata(root)
+        && m.mode() & 0o077 != 0
+    {
+        open.push(format!(
+            "{} (mode {:04o})",
+            root.display(),
+            m.mode() & 0o7777
+        ));
+    }
+    let mut files: Vec<_> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.path(), e.metadata().ok()?)))
+        .filter(|(_, m)| m.is_file() && m.mode() & 0o077 != 0)
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, m) in &files {
+        open.push(format!("{} (mode {:04o})", p.display(), m.mode() & 0o7777));
+    }
+    if open.is_empty() {
+        return check(
+            "home",
+            Level::Ok,
+            format!("{} and its files are owner-only", root.display()),
+            None,
+        );
+    }
+    let mut chmod = format!("chmod 700 {}", root.display());
+    if !files.is_empty() {
+        chmod = format!(
+            "{chmod}; chmod 600 {}",
+            files
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    check(
+        "home",
+        Level::Fail,
+        format!("readable by group or others: {}", open.join(", ")),
+        Some(chmod),
+    )
+}
+
 /// Runs every check.
 pub fn run(ctx: &mut Context) -> Vec<Check> {
     let mut out = Vec::new();
-    out.push(check(
-        "home",
-        Level::Ok,
-        format!("{} is owner-only", ctx.home.root().display()),
-        None,
-    ));
+    out.push(home_check(ctx));
 
     // Profiles and what they reference.
     match ProfileStore::new(&ctx.home).load() {

@@ -83,6 +83,14 @@ pub enum PolicyError {
     Version { path: PathBuf, version: u32 },
     #[error("policy {path}: {field} is empty")]
     EmptyString { path: PathBuf, field: &'static str },
+    /// A policy file someone else could have written (another owner, a
+    /// group/world-writable file, a symlink).
+    #[error("policy {path}: {why}")]
+    Unsafe {
+        path: PathBuf,
+        why: String,
+        hint: String,
+    },
 }
 
 impl PolicyError {
@@ -94,6 +102,7 @@ impl PolicyError {
             PolicyError::Pattern { .. } => {
                 "patterns use * (any characters but ':'), ** (any characters) and ? (one character)".into()
             }
+            PolicyError::Unsafe { hint, .. } => hint.clone(),
             _ => "fix the file (see docs/policy.md and schemas/policy-envelope.schema.json); craik refuses every authorization until it parses".into(),
         }
     }
@@ -212,6 +221,32 @@ impl Policy {
     }
 
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        // The same rules as the home's files: a policy another user, a
+        // group or a link could change is not one to decide by.
+        crate::home::check_owner_only(path, false).map_err(|e| {
+            use crate::home::HomeError;
+            let p = path.display();
+            let (why, hint) = match &e {
+                HomeError::Symlink { .. } => (
+                    "is a symlink, which someone could point elsewhere".to_string(),
+                    "pass the path of the file itself".to_string(),
+                ),
+                HomeError::Writable { mode, .. } => (
+                    format!("can be written by group or others (mode {mode:04o})"),
+                    format!("run: chmod go-w {p}"),
+                ),
+                HomeError::NotOwned { owner, .. } => (
+                    format!("belongs to another user (uid {owner})"),
+                    format!("copy it to a file of your own: cp {p} ./policy.json"),
+                ),
+                other => (other.to_string(), "pass a regular file you own".to_string()),
+            };
+            PolicyError::Unsafe {
+                path: path.to_path_buf(),
+                why: format!("{why}; craik decides only by a policy nobody else can change"),
+                hint,
+            }
+        })?;
         let bytes = std::fs::read(path).map_err(|e| PolicyError::Read {
             path: path.to_path_buf(),
             why: e.to_string(),

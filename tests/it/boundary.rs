@@ -540,3 +540,69 @@ fn a_handle_copied_under_another_profile_id_gives_nothing() {
     );
     assert!(r.stderr.contains("not for"), "{r:?}");
 }
+
+#[test]
+fn a_policy_someone_else_could_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = Env::new();
+    env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
+    let policy = env.dir.path().join("team.json");
+    std::fs::write(&policy, r#"{"version": 1}"#).unwrap();
+    let p = policy.display().to_string();
+    // Readable by all is fine (policies live in git); writable is not.
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ok = env.run(&["auth", "check", "openai:d", "--policy", &p, "--json"]);
+    ok.ok();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o666)).unwrap();
+    for args in [
+        vec!["auth", "check", "openai:d", "--policy", &p, "--json"],
+        vec![
+            "exec",
+            "--profile",
+            "openai:d",
+            "--policy",
+            &p,
+            "--",
+            "true",
+        ],
+    ] {
+        let r = env.run(&args);
+        r.code(1);
+        assert!(
+            r.stderr.contains("can be written by group or others"),
+            "{r:?}"
+        );
+        assert!(r.stderr.contains("chmod go-w"), "{r:?}");
+    }
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = env.dir.path().join("link.json");
+    std::os::unix::fs::symlink(&policy, &link).unwrap();
+    env.set("CRAIK_POLICY", &link.display().to_string());
+    let r = env.run(&["auth", "check", "openai:d", "--json"]);
+    r.code(1);
+    assert!(r.stderr.contains("is a symlink"), "{r:?}");
+}
+
+#[test]
+fn doctor_fails_a_home_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
+    let d = env.run(&["doctor"]);
+    d.ok();
+    assert!(d.stdout.contains("files are owner-only"), "{d:?}");
+    std::fs::set_permissions(&env.home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["audit.db", "secrets.enc"] {
+        std::fs::set_permissions(env.file(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let d = env.run(&["doctor"]);
+    d.code(1);
+    for f in [
+        "audit.db (mode 0644)",
+        "secrets.enc (mode 0644)",
+        "(mode 0755)",
+    ] {
+        assert!(d.stdout.contains(f), "{f}: {d:?}");
+    }
+    assert!(d.stdout.contains("chmod 700"), "{d:?}");
+}
