@@ -91,6 +91,22 @@ pub const CREDENTIAL_HEADERS: &[&str] = &[
     "api-key",
 ];
 
+/// Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy
+/// `Proxy-Connection` and the proxy authentication pair): they belong to
+/// one connection, so the proxy forwards none of them in either direction,
+/// nor any header a message's `Connection` header names.
+pub const HOP_BY_HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
 /// Query parameters that carry a credential (Gemini's `?key=`).
 pub const CREDENTIAL_QUERY_PARAMS: &[&str] = &["key"];
 

@@ -1,9 +1,11 @@
 //! A local HTTP server that plays a provider API: it records what it was
 //! sent, answers JSON and SSE with usage figures, and can answer 401, 429,
-//! 500, hold a stream until released, or close early.
+//! 500, hold a stream until released, close early, echo the credential it
+//! was sent, or drip SSE events a few milliseconds apart.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -18,6 +20,40 @@ pub enum Behavior {
     HoldStream,
     /// Send one SSE event, then drop the connection.
     CloseEarly,
+    /// Answer with the credential it was sent: whole in an `x-echo-auth`
+    /// header, and in the body whole, split over three chunks and as a
+    /// 4-byte prefix (see [`echo_chunks`]), the chunks 30 ms apart; with a
+    /// `content-length` unless the path contains `chunked`. It also sends
+    /// hop-by-hop response headers and one named in its `Connection`.
+    Echo,
+    /// Send [`DRIP_EVENTS`] SSE events 5 ms apart, recording when each
+    /// was handed to the connection (`Shared::sent`).
+    Drip,
+}
+
+/// How many events [`Behavior::Drip`] sends.
+pub const DRIP_EVENTS: usize = 12;
+
+/// The body chunks [`Behavior::Echo`] sends for `key` (at least 7 bytes),
+/// and what a client must receive once `key` is masked as `mask`.
+pub fn echo_chunks(key: &[u8], mask: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let chunks = vec![
+        cat(&[b"{\"whole\":\"", key, b"\",\"split\":\"", &key[..3]]),
+        key[3..6].to_vec(),
+        cat(&[&key[6..], b"\",\"partial\":\"", &key[..4]]),
+        b"x\"}".to_vec(),
+    ];
+    let want = cat(&[
+        b"{\"whole\":\"",
+        mask,
+        b"\",\"split\":\"",
+        mask,
+        b"\",\"partial\":\"",
+        &key[..4],
+        b"x\"}",
+    ]);
+    (chunks, want)
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +71,8 @@ pub struct Shared {
     pub behavior: Mutex<Behavior>,
     pub seen: Mutex<Vec<Seen>>,
     pub release: Notify,
+    /// When each [`Behavior::Drip`] event was handed to the connection.
+    pub sent: Mutex<Vec<Instant>>,
 }
 
 pub struct Upstream {
@@ -56,11 +94,18 @@ impl Upstream {
             behavior: Mutex::new(behavior),
             seen: Mutex::new(Vec::new()),
             release: Notify::new(),
+            sent: Mutex::new(Vec::new()),
         });
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
+        // No Nagle delay on this side, so a test of the proxy's streaming
+        // measures the proxy.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
@@ -128,6 +173,30 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response<Body> {
             );
         }
         Behavior::Normal => {}
+        Behavior::Echo => return echo(&parts),
+        Behavior::Drip => {
+            let sh2 = sh.clone();
+            let stream = futures_util::stream::unfold(0usize, move |i| {
+                let sh = sh2.clone();
+                async move {
+                    if i == DRIP_EVENTS {
+                        return None;
+                    }
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    sh.sent.lock().unwrap().push(Instant::now());
+                    let ev: Result<bytes::Bytes, std::io::Error> =
+                        Ok(sse_event(&format!(r#"{{"n":{i}}}"#)));
+                    Some((ev, i + 1))
+                }
+            });
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .unwrap();
+        }
         Behavior::HoldStream | Behavior::CloseEarly => {
             let sh2 = sh.clone();
             let close = behavior == Behavior::CloseEarly;
@@ -167,6 +236,51 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response<Body> {
         200,
         serde_json::json!({"id": "x", "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}),
     )
+}
+
+/// [`Behavior::Echo`]'s answer.
+fn echo(parts: &axum::http::request::Parts) -> Response<Body> {
+    let auth = parts
+        .headers
+        .get("authorization")
+        .or_else(|| parts.headers.get("x-api-key"))
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let key = auth.strip_prefix(b"Bearer ").unwrap_or(&auth).to_vec();
+    if key.len() < 7 {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(Body::from("echo needs a credential of 7 bytes or more"))
+            .unwrap();
+    }
+    let (chunks, _) = echo_chunks(&key, &key);
+    let len: usize = chunks.iter().map(Vec::len).sum();
+    let stream = futures_util::stream::unfold(0usize, move |i| {
+        let chunk = chunks.get(i).cloned();
+        async move {
+            let chunk = chunk?;
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            let c: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from(chunk));
+            Some((c, i + 1))
+        }
+    });
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("x-echo-auth", auth)
+        .header("connection", "x-upstream-hop")
+        .header("x-upstream-hop", "1")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authenticate", "Basic realm=\"up\"")
+        .header("proxy-connection", "keep-alive")
+        .header("trailer", "x-never")
+        .header("upgrade", "h2c");
+    if !parts.uri.path().contains("chunked") {
+        b = b.header("content-length", len);
+    }
+    b.body(Body::from_stream(stream)).unwrap()
 }
 
 /// First event now; the rest after `release` (or an early close).
