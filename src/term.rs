@@ -70,3 +70,47 @@ pub fn prompt_secret(prompt: &str) -> crate::Result<Zeroizing<String>> {
     }
     Ok(s)
 }
+
+/// `s` with every control character (C0, DEL, C1) written as an escape
+/// (`\n`, `\u{1b}`), for one field of human output: a value read from a
+/// file anyone of the user can write (a session's subject, a receipt's
+/// reason) cannot move the cursor, recolour the terminal or forge a line.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(s, false)
+}
+
+/// As [`printable`], but keeping line breaks and tabs: for whole lines of
+/// human output.
+pub fn printable_lines(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(s, true)
+}
+
+fn escape_controls(s: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && !(keep_lines && (c == '\n' || c == '\t'));
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_are_escaped() {
+        assert_eq!(printable("alice"), "alice");
+        assert_eq!(printable("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(printable("a\nissuer: evil"), "a\\nissuer: evil");
+        assert_eq!(printable("\u{9b}x\u{7f}"), "\\u{9b}x\\u{7f}");
+        assert_eq!(printable_lines("a\n\tb\x07"), "a\n\tb\\u{7}");
+    }
+}

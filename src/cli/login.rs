@@ -141,18 +141,19 @@ pub fn whoami(json: bool) -> craik::Result<i32> {
     if json {
         output::json(&session_json(&s));
     } else {
-        outln!("subject: {}", s.subject);
-        outln!("email:   {}", s.email.as_deref().unwrap_or("-"));
-        outln!("name:    {}", s.name.as_deref().unwrap_or("-"));
+        use craik::term::printable;
+        outln!("subject: {}", printable(&s.subject));
+        outln!("email:   {}", printable(s.email.as_deref().unwrap_or("-")));
+        outln!("name:    {}", printable(s.name.as_deref().unwrap_or("-")));
         outln!(
             "groups:  {}",
             if s.groups.is_empty() {
                 "-".to_string()
             } else {
-                s.groups.join(", ")
+                printable(&s.groups.join(", ")).into_owned()
             }
         );
-        outln!("issuer:  {}", s.issuer);
+        outln!("issuer:  {}", printable(&s.issuer));
         outln!("expires: {}", s.expires_at.to_rfc3339());
     }
     Ok(exit::OK)

@@ -48,9 +48,12 @@ impl Write for Out {
     }
 }
 
-/// What `outln!` and `out!` call.
+/// What `outln!` and `out!` call. Control characters other than line
+/// breaks and tabs are escaped ([`craik::term::printable_lines`]): human
+/// output shows values from files any process of the user can write.
 pub fn write(args: fmt::Arguments<'_>) {
-    let _ = Out.write_fmt(args);
+    let text = args.to_string();
+    let _ = Out.write_all(craik::term::printable_lines(&text).as_bytes());
 }
 
 /// Prints a line to stdout, like `println!` but never panicking.
@@ -76,7 +79,8 @@ pub(crate) use out;
 macro_rules! errln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", craik::term::printable_lines(&line));
     }};
 }
 pub(crate) use errln;
@@ -141,7 +145,7 @@ pub fn table(header: &[&str]) -> Table {
 
 pub fn print_table(t: &Table) {
     let mut out = io::BufWriter::new(Out);
-    let _ = writeln!(out, "{t}");
+    let _ = writeln!(out, "{}", craik::term::printable_lines(&t.to_string()));
     let _ = out.flush();
 }
 

@@ -319,7 +319,7 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                             serde_json::Value::String(s) => s,
                             other => other.to_string(),
                         };
-                        outln!("{k:>24}  {shown}");
+                        outln!("{k:>24}  {}", craik::term::printable(&shown));
                     }
                 }
             }

@@ -606,3 +606,44 @@ fn doctor_fails_a_home_others_can_read() {
     }
     assert!(d.stdout.contains("chmod 700"), "{d:?}");
 }
+
+#[test]
+fn control_characters_from_a_session_never_reach_the_terminal_raw() {
+    let env = Env::new();
+    env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
+    let now = chrono::Utc::now();
+    let s = serde_json::json!({
+        "version": 1, "subject": "mallory\u{1b}[2J\nissuer:  https://trusted.example",
+        "email": "m\u{7}@x", "name": "\u{9b}31m", "groups": ["a\rb"],
+        "issuer": "https://idp.example.com", "client_id": "craik",
+        "groups_claim": "groups", "scopes": ["openid"], "jti": "forged",
+        "expires_at": (now + chrono::Duration::hours(2)).to_rfc3339(),
+        "logged_in_at": now.to_rfc3339(), "refreshed_at": null,
+        "refresh_token_handle": null,
+    });
+    let path = env.file("operator-session.json");
+    std::fs::write(&path, serde_json::to_vec(&s).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = env.run(&["whoami"]);
+    r.ok();
+    for raw in ['\u{1b}', '\u{7}', '\u{9b}', '\r'] {
+        assert!(!r.stdout.contains(raw), "{raw:?} reached the output: {r:?}");
+    }
+    assert!(r.stdout.contains(r"mallory\u{1b}[2J\nissuer:"), "{r:?}");
+    // One issuer line: the session's own.
+    let issuers: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("issuer:"))
+        .collect();
+    assert_eq!(issuers, ["issuer:  https://idp.example.com"], "{r:?}");
+    // Receipts naming the operator show the same escapes.
+    env.run(&["auth", "add", "openai:e", "--kind=marker"]).ok();
+    let l = env.run(&["receipts", "list"]);
+    l.ok();
+    assert!(
+        !l.stdout.contains('\u{1b}') && !l.stdout.contains('\u{7}'),
+        "{l:?}"
+    );
+}
