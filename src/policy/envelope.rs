@@ -254,3 +254,310 @@ impl Policy {
         Policy::parse(&bytes, path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Tables of envelopes the parser refuses, and what it says.
+
+    use super::*;
+
+    const FILE: &str = "team/policy.json";
+
+    fn parse(json: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(json.as_bytes(), Path::new(FILE))
+    }
+
+    const LIST_FIELDS: [&str; 7] = [
+        "allowed_operator_groups",
+        "allowed_operator_subjects",
+        "allowed_credential_kinds",
+        "allowed_credential_profiles",
+        "denied_credential_profiles",
+        "approval_profiles",
+        "approver_groups",
+    ];
+
+    const PATTERN_FIELDS: [&str; 3] = [
+        "allowed_credential_profiles",
+        "denied_credential_profiles",
+        "approval_profiles",
+    ];
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let cases = [
+            (
+                r#"{"version": 1, "allowed_operator_grups": ["x"]}"#,
+                "allowed_operator_grups",
+                1,
+            ),
+            (
+                r#"{"version": 1, "required_operators": true}"#,
+                "required_operators",
+                1,
+            ),
+            (r#"{"Version": 1}"#, "Version", 1),
+            (
+                "{\n  \"version\": 1,\n  \"denied_profiles\": [\"*:prod-*\"]\n}",
+                "denied_profiles",
+                3,
+            ),
+            (
+                r#"{"version": 1, "require_approval": "first_use", "approvers": ["leads"]}"#,
+                "approvers",
+                1,
+            ),
+        ];
+        for (json, field, want_line) in cases {
+            match parse(json) {
+                Err(e @ PolicyError::Parse { line, .. }) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains(&format!("unknown field `{field}`")),
+                        "{json}: {msg}"
+                    );
+                    assert!(
+                        msg.starts_with(&format!("policy {FILE}: line {want_line} ")),
+                        "{msg}"
+                    );
+                    assert_eq!(line, want_line, "{json}");
+                    assert!(e.hint().contains("docs/policy.md"), "{}", e.hint());
+                }
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn empty_lists_are_refused() {
+        for field in LIST_FIELDS {
+            let json = format!(r#"{{"version": 1, "{field}": []}}"#);
+            let e = parse(&json).expect_err(&json);
+            assert_eq!(
+                e,
+                PolicyError::EmptyList {
+                    path: FILE.into(),
+                    field,
+                },
+                "{json}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("policy {FILE}: {field} is an empty list")
+            );
+            assert!(e.hint().contains("leave the field out"), "{}", e.hint());
+            assert!(e.hint().contains(field), "{}", e.hint());
+            // One item is enough.
+            let item = if field == "allowed_credential_kinds" {
+                "marker"
+            } else {
+                "a:b"
+            };
+            let json = format!(r#"{{"version": 1, "{field}": ["{item}"]}}"#);
+            parse(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        let long = "a".repeat(201);
+        let cases: [(&str, PatternError); 6] = [
+            ("", PatternError::Empty),
+            ("openai:***", PatternError::Stars("openai:***".into())),
+            (
+                "openai:[ab]",
+                PatternError::Char {
+                    pattern: "openai:[ab]".into(),
+                    ch: '[',
+                },
+            ),
+            (
+                "openai:a b",
+                PatternError::Char {
+                    pattern: "openai:a b".into(),
+                    ch: ' ',
+                },
+            ),
+            (
+                "openai/x",
+                PatternError::Char {
+                    pattern: "openai/x".into(),
+                    ch: '/',
+                },
+            ),
+            (&long, PatternError::TooLong(long.clone())),
+        ];
+        for field in PATTERN_FIELDS {
+            for (pattern, want) in &cases {
+                // A bad pattern after a good one is still found.
+                let json = serde_json::json!({
+                    "version": 1,
+                    field: ["openai:*", pattern],
+                })
+                .to_string();
+                match parse(&json) {
+                    Err(e @ PolicyError::Pattern { .. }) => {
+                        let PolicyError::Pattern {
+                            field: f, source, ..
+                        } = &e
+                        else {
+                            unreachable!()
+                        };
+                        assert_eq!((*f, source), (field, want), "{json}");
+                        assert!(
+                            e.to_string()
+                                .starts_with(&format!("policy {FILE}: {field}: ")),
+                            "{e}"
+                        );
+                        assert!(e.hint().contains("** (any characters)"), "{}", e.hint());
+                    }
+                    other => panic!("{json}: {other:?}"),
+                }
+            }
+        }
+        // The longest pattern allowed, and every character allowed.
+        let ok = format!("openai:{}", "a".repeat(193));
+        assert_eq!(ok.len(), 200);
+        for pattern in [ok.as_str(), "Aa0.-_:*?", "**", "*:*"] {
+            for field in PATTERN_FIELDS {
+                let json = serde_json::json!({"version": 1, field: [pattern]}).to_string();
+                parse(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn other_refusals() {
+        let cases: [(&str, &str); 12] = [
+            (
+                r#"{"version": 2}"#,
+                "unsupported version 2 (this craik reads version 1)",
+            ),
+            (r#"{"version": 0}"#, "unsupported version 0"),
+            (r#"{}"#, "missing field `version`"),
+            (
+                r#"{"version": 1, "required_operator_issuer": ""}"#,
+                "required_operator_issuer is empty",
+            ),
+            (
+                r#"{"version": 1, "required_operator_issuer": " \t"}"#,
+                "required_operator_issuer is empty",
+            ),
+            (
+                r#"{"version": 1, "allowed_credential_kinds": ["api_key"]}"#,
+                "unknown variant `api_key`",
+            ),
+            (
+                r#"{"version": 1, "require_approval": "always"}"#,
+                "unknown variant `always`",
+            ),
+            (
+                r#"{"version": 1, "require_approval": "FirstUse"}"#,
+                "unknown variant `FirstUse`",
+            ),
+            (
+                r#"{"version": 1, "allowed_operator_groups": "prod"}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"version": 1, "required_operator": "yes"}"#,
+                "invalid type",
+            ),
+            (r#"{"version": 1,}"#, "trailing comma"),
+            ("", "EOF while parsing"),
+        ];
+        for (json, want) in cases {
+            let e = parse(json).expect_err(json);
+            let msg = e.to_string();
+            assert!(msg.starts_with(&format!("policy {FILE}: ")), "{msg}");
+            assert!(msg.contains(want), "{json}: {msg}");
+            assert!(
+                e.hint().contains("refuses every authorization"),
+                "{}",
+                e.hint()
+            );
+        }
+    }
+
+    #[test]
+    fn fields_left_out_allow_everything() {
+        let p = parse(r#"{"version": 1}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(&p.envelope).unwrap(),
+            serde_json::json!({"version": 1}),
+            "nothing set"
+        );
+        assert!(p.allowed_profiles.is_none() && p.denied_profiles.is_none());
+        assert!(p.approval_profiles.is_none());
+        assert_eq!(
+            p.envelope.require_approval.unwrap_or_default(),
+            RequireApproval::Never
+        );
+        assert_eq!(p.source, Path::new(FILE));
+    }
+
+    #[test]
+    fn a_full_envelope_round_trips() {
+        // The example in DESIGN.md, and every other field.
+        let json = r#"{
+            "version": 1,
+            "required_operator": true,
+            "required_operator_issuer": "https://idp.example.com",
+            "allowed_operator_groups": ["prod-deploy"],
+            "allowed_operator_subjects": ["alice"],
+            "allowed_credential_kinds": ["secret-ref", "oauth"],
+            "allowed_credential_profiles": ["anthropic:prod-*"],
+            "denied_credential_profiles": ["*:personal-*"],
+            "require_approval": "first_use",
+            "approval_profiles": ["**"],
+            "approver_groups": ["leads"],
+            "separate_approver": true
+        }"#;
+        let p = parse(json).unwrap();
+        let e = &p.envelope;
+        assert_eq!(
+            e.allowed_credential_kinds,
+            Some(vec![Kind::SecretRef, Kind::OAuth])
+        );
+        assert_eq!(e.require_approval, Some(RequireApproval::FirstUse));
+        let allowed = p.allowed_profiles.as_ref().unwrap();
+        assert!(allowed.is_match("anthropic:prod-eu") && !allowed.is_match("anthropic:dev"));
+        assert!(
+            p.denied_profiles
+                .as_ref()
+                .unwrap()
+                .is_match("openai:personal-x")
+        );
+        assert!(p.approval_profiles.as_ref().unwrap().is_match("gemini:x"));
+        let again = parse(&serde_json::to_string(e).unwrap()).unwrap();
+        assert_eq!(&again.envelope, e);
+        let mut fields: Vec<String> = serde_json::to_value(e)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        fields.sort();
+        let mut want: Vec<&str> = LIST_FIELDS.to_vec();
+        want.extend([
+            "version",
+            "required_operator",
+            "required_operator_issuer",
+            "require_approval",
+            "separate_approver",
+        ]);
+        want.sort();
+        assert_eq!(fields, want, "every field of the schema is set here");
+        for (mode, name) in [
+            (RequireApproval::Never, "never"),
+            (RequireApproval::FirstUse, "first_use"),
+            (RequireApproval::EachRun, "each_run"),
+        ] {
+            assert_eq!(mode.as_str(), name);
+            assert_eq!(serde_json::to_value(mode).unwrap(), name);
+        }
+        assert!(RequireApproval::Never < RequireApproval::FirstUse);
+        assert!(RequireApproval::FirstUse < RequireApproval::EachRun);
+    }
+}

@@ -271,3 +271,624 @@ impl Policy {
         self.denied_profiles.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Tables of evaluations: envelopes parsed from JSON with the public
+    //! parser, profiles and operators built directly. No IdP, no binary,
+    //! no home.
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::profile::{Grants, Kind, Profile};
+
+    const ISS: &str = "https://idp.example.com";
+    const EVIL: &str = "https://evil.example.com";
+
+    fn op(subject: &str, issuer: &str, groups: &[&str]) -> Operator {
+        Operator {
+            subject: subject.into(),
+            issuer: issuer.into(),
+            email: None,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            identity_hash: format!("hmac-sha256:{subject}"),
+        }
+    }
+
+    fn alice() -> Option<Operator> {
+        Some(op("alice", ISS, &["eng", "prod-deploy"]))
+    }
+
+    fn bob() -> Option<Operator> {
+        Some(op("bob", ISS, &["eng"]))
+    }
+
+    /// The subject `alice` and group `prod-deploy` from another issuer.
+    fn alice_elsewhere() -> Option<Operator> {
+        Some(op("alice", EVIL, &["prod-deploy"]))
+    }
+
+    fn dave_ops() -> Option<Operator> {
+        Some(op("dave", ISS, &["ops"]))
+    }
+
+    /// An operator in no group.
+    fn svc() -> Option<Operator> {
+        Some(op("svc-ci", ISS, &[]))
+    }
+
+    /// Envelopes as files `e0.json`, `e1.json`… in order.
+    fn policies(envelopes: &[&str]) -> Vec<Policy> {
+        envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, json)| {
+                let name = format!("e{i}.json");
+                Policy::parse(json.as_bytes(), Path::new(&name))
+                    .unwrap_or_else(|e| panic!("{name} does not parse: {e}\n{json}"))
+            })
+            .collect()
+    }
+
+    fn profile(id: &str, kind: Kind) -> Profile {
+        Profile::new(id.parse().expect("a valid profile id"), kind)
+    }
+
+    fn granted(id: &str, groups: &[&str], subjects: &[&str]) -> Profile {
+        let mut p = profile(id, Kind::KeyringRef);
+        p.grants = Grants {
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        };
+        p
+    }
+
+    const EMPTY: &str = r#"{"version": 1}"#;
+    const REQ: &str = r#"{"version": 1, "required_operator": true}"#;
+    const REQ_FALSE: &str = r#"{"version": 1, "required_operator": false}"#;
+    const ISSUER: &str = r#"{"version": 1, "required_operator_issuer": "https://idp.example.com"}"#;
+    const ISSUER_SLASH: &str =
+        r#"{"version": 1, "required_operator_issuer": "https://idp.example.com/"}"#;
+    const GROUPS: &str = r#"{"version": 1, "allowed_operator_groups": ["prod-deploy", "sre"]}"#;
+    const GROUPS_ENG: &str = r#"{"version": 1, "allowed_operator_groups": ["eng"]}"#;
+    const SUBJECTS: &str = r#"{"version": 1, "allowed_operator_subjects": ["alice", "ci-bot"]}"#;
+    const KINDS: &str =
+        r#"{"version": 1, "allowed_credential_kinds": ["keyring-ref", "secret-ref"]}"#;
+    const KINDS_OAUTH: &str = r#"{"version": 1, "allowed_credential_kinds": ["oauth"]}"#;
+    const PROD: &str = r#"{"version": 1, "allowed_credential_profiles": ["anthropic:prod-*"]}"#;
+    const ONE_STAR: &str = r#"{"version": 1, "allowed_credential_profiles": ["anthropic*"]}"#;
+    const TWO_STARS: &str = r#"{"version": 1, "allowed_credential_profiles": ["anthropic**"]}"#;
+    const ANY_CI: &str = r#"{"version": 1, "allowed_credential_profiles": ["*:ci"]}"#;
+    const CI_ONE: &str = r#"{"version": 1, "allowed_credential_profiles": ["openai:ci-?"]}"#;
+    const UPPER: &str = r#"{"version": 1, "allowed_credential_profiles": ["openai:Prod"]}"#;
+    const DOT: &str = r#"{"version": 1, "allowed_credential_profiles": ["openai:x.y"]}"#;
+    const CHAT: &str = r#"{"version": 1, "allowed_credential_profiles": ["chat_completions:*"]}"#;
+    const DENIED: &str =
+        r#"{"version": 1, "denied_credential_profiles": ["*:personal-*", "**prod**"]}"#;
+    const ALLOW_DENY: &str = r#"{"version": 1,
+        "allowed_credential_profiles": ["openai:*"],
+        "denied_credential_profiles": ["openai:prod-*"]}"#;
+    /// Every condition, written in the reverse of the order evaluated.
+    const STRICT: &str = r#"{
+        "denied_credential_profiles": ["*:personal-*"],
+        "allowed_credential_profiles": ["anthropic:*"],
+        "allowed_credential_kinds": ["secret-ref"],
+        "allowed_operator_subjects": ["alice"],
+        "allowed_operator_groups": ["prod-deploy"],
+        "required_operator_issuer": "https://idp.example.com",
+        "required_operator": true,
+        "version": 1}"#;
+    const EACH_RUN: &str = r#"{"version": 1, "require_approval": "each_run"}"#;
+
+    struct Row {
+        name: &'static str,
+        envelopes: &'static [&'static str],
+        profile: Profile,
+        op: Option<Operator>,
+        /// Every condition evaluated, by field, in order.
+        conditions: &'static [&'static str],
+        /// The failing ones, as (source, field), in order.
+        failures: &'static [(&'static str, &'static str)],
+        /// What the first failure saw, when given.
+        seen: Option<&'static str>,
+        /// Words the first failure's fix must hold, when given.
+        fix: Option<&'static str>,
+    }
+
+    fn row(
+        name: &'static str,
+        envelopes: &'static [&'static str],
+        profile: Profile,
+        op: Option<Operator>,
+        conditions: &'static [&'static str],
+        failures: &'static [(&'static str, &'static str)],
+    ) -> Row {
+        Row {
+            name,
+            envelopes,
+            profile,
+            op,
+            conditions,
+            failures,
+            seen: None,
+            fix: None,
+        }
+    }
+
+    impl Row {
+        fn seen(mut self, s: &'static str) -> Row {
+            self.seen = Some(s);
+            self
+        }
+
+        fn fix(mut self, s: &'static str) -> Row {
+            self.fix = Some(s);
+            self
+        }
+    }
+
+    const ALL_FIELDS: &[&str] = &[
+        "required_operator",
+        "required_operator_issuer",
+        "allowed_operator_groups",
+        "allowed_operator_subjects",
+        "allowed_credential_kinds",
+        "allowed_credential_profiles",
+        "denied_credential_profiles",
+        "profile_grants",
+    ];
+
+    #[rustfmt::skip]
+    fn rows() -> Vec<Row> {
+        use Kind::*;
+        let p = profile;
+        vec![
+            // Nothing in force.
+            row("no envelope, no grants", &[], p("openai:ci", ApiKey), None, &[], &[]),
+            row("an envelope of only a version", &[EMPTY], p("openai:ci", ApiKey), None, &[], &[]),
+            // required_operator.
+            row("operator required, none logged in", &[REQ], p("openai:ci", ApiKey), None,
+                &["required_operator"], &[("e0.json", "required_operator")])
+                .seen("no operator session")
+                .fix("craik login"),
+            row("operator required and logged in", &[REQ], p("openai:ci", ApiKey), alice(),
+                &["required_operator"], &[]),
+            row("required_operator false is as if left out", &[REQ_FALSE], p("openai:ci", ApiKey),
+                None, &[], &[]),
+            // required_operator_issuer.
+            row("issuer matches", &[ISSUER], p("openai:ci", ApiKey), alice(),
+                &["required_operator_issuer"], &[]),
+            row("issuer differs", &[ISSUER], p("openai:ci", ApiKey), alice_elsewhere(),
+                &["required_operator_issuer"], &[("e0.json", "required_operator_issuer")])
+                .seen(EVIL)
+                .fix("craik login --issuer https://idp.example.com"),
+            row("issuer required, none logged in", &[ISSUER], p("openai:ci", ApiKey), None,
+                &["required_operator_issuer"], &[("e0.json", "required_operator_issuer")])
+                .seen("no operator session"),
+            row("issuer compared exactly (trailing slash)", &[ISSUER_SLASH], p("openai:ci", ApiKey),
+                alice(), &["required_operator_issuer"],
+                &[("e0.json", "required_operator_issuer")])
+                .seen(ISS),
+            // allowed_operator_groups.
+            row("operator in an allowed group", &[GROUPS], p("openai:ci", ApiKey), alice(),
+                &["allowed_operator_groups"], &[]),
+            row("operator in no allowed group", &[GROUPS], p("openai:ci", ApiKey), bob(),
+                &["allowed_operator_groups"], &[("e0.json", "allowed_operator_groups")])
+                .seen("[eng]")
+                .fix("needs one of [prod-deploy, sre], you have [eng]"),
+            row("operator in no group at all", &[GROUPS], p("openai:ci", ApiKey), svc(),
+                &["allowed_operator_groups"], &[("e0.json", "allowed_operator_groups")])
+                .seen("[]"),
+            row("groups required, none logged in", &[GROUPS], p("openai:ci", ApiKey), None,
+                &["allowed_operator_groups"], &[("e0.json", "allowed_operator_groups")])
+                .seen("no operator session"),
+            row("group names are case-sensitive", &[GROUPS], p("openai:ci", ApiKey),
+                Some(op("carol", ISS, &["Prod-Deploy"])),
+                &["allowed_operator_groups"], &[("e0.json", "allowed_operator_groups")]),
+            // allowed_operator_subjects.
+            row("subject listed", &[SUBJECTS], p("openai:ci", ApiKey), alice(),
+                &["allowed_operator_subjects"], &[]),
+            row("subject not listed", &[SUBJECTS], p("openai:ci", ApiKey), bob(),
+                &["allowed_operator_subjects"], &[("e0.json", "allowed_operator_subjects")])
+                .seen("bob")
+                .fix("allowed_operator_subjects"),
+            row("subjects required, none logged in", &[SUBJECTS], p("openai:ci", ApiKey), None,
+                &["allowed_operator_subjects"], &[("e0.json", "allowed_operator_subjects")])
+                .seen("no operator session"),
+            // allowed_credential_kinds.
+            row("kind allowed", &[KINDS], p("openai:ci", SecretRef), None,
+                &["allowed_credential_kinds"], &[]),
+            row("kind not allowed", &[KINDS], p("openai:ci", ApiKey), None,
+                &["allowed_credential_kinds"], &[("e0.json", "allowed_credential_kinds")])
+                .seen("api-key")
+                .fix("store the credential as one of [keyring-ref, secret-ref]"),
+            row("oauth allowed by name", &[KINDS_OAUTH], p("gemini:adc", OAuth), None,
+                &["allowed_credential_kinds"], &[]),
+            row("marker not among [oauth]", &[KINDS_OAUTH], p("gemini:cli", Marker), None,
+                &["allowed_credential_kinds"], &[("e0.json", "allowed_credential_kinds")])
+                .seen("marker"),
+            // allowed_credential_profiles.
+            row("prod-* matches prod-eu", &[PROD], p("anthropic:prod-eu", ApiKey), None,
+                &["allowed_credential_profiles"], &[]),
+            row("prod-* matches prod- itself", &[PROD], p("anthropic:prod-", ApiKey), None,
+                &["allowed_credential_profiles"], &[]),
+            row("prod-* does not match staging", &[PROD], p("anthropic:staging", ApiKey), None,
+                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")])
+                .seen("anthropic:staging")
+                .fix("use a profile matching [anthropic:prod-*]"),
+            row("another family's prod-eu", &[PROD], p("openai:prod-eu", ApiKey), None,
+                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
+            row("* stops at ':'", &[ONE_STAR], p("anthropic:work", ApiKey), None,
+                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
+            row("** crosses ':'", &[TWO_STARS], p("anthropic:work", ApiKey), None,
+                &["allowed_credential_profiles"], &[]),
+            row("*:ci in one family", &[ANY_CI], p("openai:ci", ApiKey), None,
+                &["allowed_credential_profiles"], &[]),
+            row("*:ci in another", &[ANY_CI], p("anthropic:ci", ApiKey), None,
+                &["allowed_credential_profiles"], &[]),
+            row("*:ci is anchored", &[ANY_CI], p("openai:ci2", ApiKey), None,
+                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
+            row("? is one character", &[CI_ONE], p("openai:ci-1", ApiKey), None,
+                &["allowed_credential_profiles"], &[]),
+            row("? is not two", &[CI_ONE], p("openai:ci-12", ApiKey), None,
+                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
+            row("? is not none", &[CI_ONE], p("openai:ci-", ApiKey), None,
+                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
+            row("patterns are case-sensitive", &[UPPER], p("openai:prod", ApiKey), None,
+                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
+            row("'.' is literal", &[DOT], p("openai:xzy", ApiKey), None,
+                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
+            row("'.' matches itself", &[DOT], p("openai:x.y", ApiKey), None,
+                &["allowed_credential_profiles"], &[]),
+            row("local:x is matched as chat_completions:x", &[CHAT], p("local:llama", ApiKey),
+                None, &["allowed_credential_profiles"], &[]),
+            // denied_credential_profiles.
+            row("denied by the first pattern", &[DENIED], p("openai:personal-x", ApiKey), None,
+                &["denied_credential_profiles"], &[("e0.json", "denied_credential_profiles")])
+                .seen("openai:personal-x matches *:personal-*")
+                .fix("denied by this policy"),
+            row("denied by ** across ':'", &[DENIED], p("anthropic:prod-eu", ApiKey), None,
+                &["denied_credential_profiles"], &[("e0.json", "denied_credential_profiles")])
+                .seen("anthropic:prod-eu matches **prod**"),
+            row("both patterns match: the first listed is named", &[DENIED],
+                p("openai:personal-prod", ApiKey), None,
+                &["denied_credential_profiles"], &[("e0.json", "denied_credential_profiles")])
+                .seen("openai:personal-prod matches *:personal-*"),
+            row("matches no denied pattern", &[DENIED], p("openai:ci", ApiKey), None,
+                &["denied_credential_profiles"], &[]),
+            row("allowed and denied: the denial wins", &[ALLOW_DENY], p("openai:prod-a", ApiKey),
+                None, &["allowed_credential_profiles", "denied_credential_profiles"],
+                &[("e0.json", "denied_credential_profiles")]),
+            row("allowed and denied: not allowed", &[ALLOW_DENY], p("anthropic:x", ApiKey), None,
+                &["allowed_credential_profiles", "denied_credential_profiles"],
+                &[("e0.json", "allowed_credential_profiles")]),
+            row("allowed and denied: allowed", &[ALLOW_DENY], p("openai:ci", ApiKey), None,
+                &["allowed_credential_profiles", "denied_credential_profiles"], &[]),
+            // Grants on the profile.
+            row("granted group: operator not in it", &[], granted("openai:ci", &["ops"], &[]),
+                alice(), &["profile_grants"], &[("profile openai:ci", "profile_grants")])
+                .seen("alice in [eng, prod-deploy]")
+                .fix("craik auth grant openai:ci --to-subject <you>"),
+            row("granted group: operator in it", &[], granted("openai:ci", &["ops"], &[]),
+                dave_ops(), &["profile_grants"], &[]),
+            row("granted subject: that operator", &[], granted("openai:ci", &[], &["bob"]),
+                bob(), &["profile_grants"], &[]),
+            row("granted subject: another operator", &[], granted("openai:ci", &[], &["bob"]),
+                alice(), &["profile_grants"], &[("profile openai:ci", "profile_grants")]),
+            row("granted group or subject: the subject", &[],
+                granted("openai:ci", &["ops"], &["bob"]), bob(), &["profile_grants"], &[]),
+            row("granted group or subject: the group", &[],
+                granted("openai:ci", &["ops"], &["bob"]), dave_ops(), &["profile_grants"], &[]),
+            row("grants, none logged in", &[], granted("openai:ci", &["ops"], &["bob"]), None,
+                &["profile_grants"], &[("profile openai:ci", "profile_grants")])
+                .seen("no operator session")
+                .fix("run craik login"),
+            row("envelopes allow, grants do not", &[GROUPS, KINDS],
+                granted("openai:ci", &["ops"], &[]), alice(),
+                &["allowed_operator_groups", "allowed_credential_kinds", "profile_grants"],
+                &[("profile openai:ci", "profile_grants")]),
+            // Several envelopes: all must allow.
+            row("two envelopes allow", &[GROUPS, KINDS], p("openai:ci", SecretRef), alice(),
+                &["allowed_operator_groups", "allowed_credential_kinds"], &[]),
+            row("the second envelope denies alone", &[GROUPS, KINDS], p("openai:ci", ApiKey),
+                alice(), &["allowed_operator_groups", "allowed_credential_kinds"],
+                &[("e1.json", "allowed_credential_kinds")]),
+            row("both deny: the first envelope's is first", &[KINDS, GROUPS],
+                p("openai:ci", ApiKey), bob(),
+                &["allowed_credential_kinds", "allowed_operator_groups"],
+                &[("e0.json", "allowed_credential_kinds"), ("e1.json", "allowed_operator_groups")])
+                .seen("api-key"),
+            row("the same field in two envelopes: both hold", &[GROUPS, GROUPS_ENG],
+                p("openai:ci", ApiKey), alice(),
+                &["allowed_operator_groups", "allowed_operator_groups"], &[]),
+            row("the same field in two envelopes: one fails", &[GROUPS, GROUPS_ENG],
+                p("openai:ci", ApiKey), bob(),
+                &["allowed_operator_groups", "allowed_operator_groups"],
+                &[("e0.json", "allowed_operator_groups")]),
+            row("an empty envelope beside a denying one", &[EMPTY, REQ], p("openai:ci", ApiKey),
+                None, &["required_operator"], &[("e1.json", "required_operator")]),
+            // Every condition evaluated; the first failing one reported.
+            row("everything fails: evaluated in a fixed order, whatever the file's",
+                &[STRICT], granted("openai:personal-x", &["ops"], &[]), None, ALL_FIELDS,
+                &[
+                    ("e0.json", "required_operator"),
+                    ("e0.json", "required_operator_issuer"),
+                    ("e0.json", "allowed_operator_groups"),
+                    ("e0.json", "allowed_operator_subjects"),
+                    ("e0.json", "allowed_credential_kinds"),
+                    ("e0.json", "allowed_credential_profiles"),
+                    ("e0.json", "denied_credential_profiles"),
+                    ("profile openai:personal-x", "profile_grants"),
+                ])
+                .seen("no operator session"),
+            row("the operator passes, the credential does not", &[STRICT],
+                granted("openai:personal-x", &["ops"], &[]), alice(), ALL_FIELDS,
+                &[
+                    ("e0.json", "allowed_credential_kinds"),
+                    ("e0.json", "allowed_credential_profiles"),
+                    ("e0.json", "denied_credential_profiles"),
+                    ("profile openai:personal-x", "profile_grants"),
+                ])
+                .seen("keyring-ref"),
+            row("the same subject and group from another issuer", &[STRICT],
+                p("anthropic:work", SecretRef), alice_elsewhere(), &ALL_FIELDS[..7],
+                &[("e0.json", "required_operator_issuer")])
+                .seen(EVIL),
+            row("everything holds", &[STRICT], p("anthropic:work", SecretRef), alice(),
+                &ALL_FIELDS[..7], &[]),
+            // Approval is no condition: it never denies.
+            row("approval required, nothing else", &[EACH_RUN], p("openai:ci", ApiKey), None,
+                &[], &[]),
+        ]
+    }
+
+    #[test]
+    fn evaluation_table() {
+        let rows = rows();
+        assert!(rows.len() >= 50, "{} rows", rows.len());
+        let mut errors = Vec::new();
+        for r in &rows {
+            let ps = policies(r.envelopes);
+            let ev = evaluate(&ps, &r.profile, r.op.as_ref());
+            let mut bad = |what: String| errors.push(format!("{}: {what}", r.name));
+            let fields: Vec<&str> = ev.conditions.iter().map(|c| c.field.as_str()).collect();
+            if fields != r.conditions {
+                bad(format!("conditions {fields:?}, want {:?}", r.conditions));
+            }
+            let failures: Vec<(&str, &str)> = ev
+                .failures()
+                .map(|c| (c.source.as_str(), c.field.as_str()))
+                .collect();
+            if failures != r.failures {
+                bad(format!("failures {failures:?}, want {:?}", r.failures));
+            }
+            if ev.allowed != r.failures.is_empty() {
+                bad(format!("allowed {}", ev.allowed));
+            }
+            let first = ev
+                .first_failure()
+                .map(|c| (c.source.as_str(), c.field.as_str()));
+            if first != r.failures.first().copied() {
+                bad(format!("first failure {first:?}"));
+            }
+            let fast = allows(&ps, &r.profile, r.op.as_ref());
+            if fast != ev.allowed {
+                bad(format!("allows says {fast}, evaluate says {}", ev.allowed));
+            }
+            for c in &ev.conditions {
+                if c.fix.is_some() == c.ok || c.fix.as_deref() == Some("") {
+                    bad(format!("{}: ok {} but fix {:?}", c.field, c.ok, c.fix));
+                }
+                if c.required.is_empty() || c.seen.is_empty() {
+                    bad(format!(
+                        "{}: required {:?}, seen {:?}",
+                        c.field, c.required, c.seen
+                    ));
+                }
+            }
+            if let (Some(want), Some(c)) = (r.seen, ev.first_failure())
+                && c.seen != want
+            {
+                bad(format!("first failure saw {:?}, want {want:?}", c.seen));
+            }
+            if let (Some(want), Some(c)) = (r.fix, ev.first_failure())
+                && !c.fix.as_deref().unwrap_or_default().contains(want)
+            {
+                bad(format!("first failure's fix {:?} lacks {want:?}", c.fix));
+            }
+            if (r.seen.is_some() || r.fix.is_some()) && ev.first_failure().is_none() {
+                bad("no failure to check seen/fix on".into());
+            }
+        }
+        assert!(
+            errors.is_empty(),
+            "{} of {} rows:\n{}",
+            errors.len(),
+            rows.len(),
+            errors.join("\n")
+        );
+    }
+
+    /// What each condition asks for, as `policy explain` shows it.
+    #[test]
+    fn required_texts() {
+        let ps = policies(&[STRICT]);
+        let ev = evaluate(&ps, &granted("openai:ci", &["ops"], &["bob"]), None);
+        let required: Vec<(&str, &str)> = ev
+            .conditions
+            .iter()
+            .map(|c| (c.field.as_str(), c.required.as_str()))
+            .collect();
+        assert_eq!(
+            required,
+            [
+                ("required_operator", "a logged-in operator"),
+                ("required_operator_issuer", ISS),
+                ("allowed_operator_groups", "one of [prod-deploy]"),
+                ("allowed_operator_subjects", "one of [alice]"),
+                ("allowed_credential_kinds", "one of [secret-ref]"),
+                (
+                    "allowed_credential_profiles",
+                    "a profile matching [anthropic:*]"
+                ),
+                (
+                    "denied_credential_profiles",
+                    "no profile matching [*:personal-*]"
+                ),
+                (
+                    "profile_grants",
+                    "an operator granted this profile: groups [ops] or subjects [bob]"
+                ),
+            ]
+        );
+    }
+
+    struct ApprovalRow {
+        name: &'static str,
+        envelopes: &'static [&'static str],
+        profile: &'static str,
+        mode: RequireApproval,
+        approver_groups: &'static [&'static [&'static str]],
+        separate_approver: bool,
+        required_operator: bool,
+    }
+
+    const FIRST_USE: &str = r#"{"version": 1, "require_approval": "first_use"}"#;
+    const NEVER: &str = r#"{"version": 1, "require_approval": "never"}"#;
+    const PROD_EACH_RUN: &str =
+        r#"{"version": 1, "require_approval": "each_run", "approval_profiles": ["*:prod-*"]}"#;
+    const LEADS: &str =
+        r#"{"version": 1, "require_approval": "first_use", "approver_groups": ["leads"]}"#;
+    const SEC_OPS: &str = r#"{"version": 1, "require_approval": "first_use",
+        "approver_groups": ["sec", "ops"], "separate_approver": true}"#;
+    const SEPARATE_FALSE: &str =
+        r#"{"version": 1, "require_approval": "first_use", "separate_approver": false}"#;
+    const REGULATED: &str = include_str!("../../policies/regulated-team.json");
+    const CI_AUTOMATION: &str = include_str!("../../policies/ci-automation.json");
+
+    #[test]
+    fn approval_table() {
+        use RequireApproval::*;
+        let a = |name,
+                 envelopes,
+                 profile,
+                 mode,
+                 approver_groups,
+                 separate_approver,
+                 required_operator| ApprovalRow {
+            name,
+            envelopes,
+            profile,
+            mode,
+            approver_groups,
+            separate_approver,
+            required_operator,
+        };
+        #[rustfmt::skip]
+        let rows = [
+            a("nothing in force", &[][..], "openai:ci", Never, &[][..], false, false),
+            a("an empty envelope", &[EMPTY], "openai:ci", Never, &[], false, false),
+            a("first_use", &[FIRST_USE], "openai:ci", FirstUse, &[], false, false),
+            a("each_run", &[EACH_RUN], "openai:ci", EachRun, &[], false, false),
+            a("never", &[NEVER], "openai:ci", Never, &[], false, false),
+            a("the strictest mode: each_run after first_use", &[FIRST_USE, EACH_RUN],
+              "openai:ci", EachRun, &[], false, false),
+            a("the strictest mode: each_run before first_use", &[EACH_RUN, FIRST_USE],
+              "openai:ci", EachRun, &[], false, false),
+            a("never does not relax another envelope", &[FIRST_USE, NEVER],
+              "openai:ci", FirstUse, &[], false, false),
+            a("approval_profiles covers prod-a", &[PROD_EACH_RUN], "openai:prod-a", EachRun,
+              &[], false, false),
+            a("approval_profiles does not cover ci", &[PROD_EACH_RUN], "openai:ci", Never, &[],
+              false, false),
+            a("approver groups: one list per envelope", &[LEADS, SEC_OPS], "openai:ci",
+              FirstUse, &[&["leads"], &["sec", "ops"]], true, false),
+            a("separate_approver false", &[SEPARATE_FALSE], "openai:ci", FirstUse, &[], false,
+              false),
+            a("separate_approver from any envelope", &[SEC_OPS, SEPARATE_FALSE], "openai:ci",
+              FirstUse, &[&["sec", "ops"]], true, false),
+            a("required_operator without approval", &[REQ], "openai:ci", Never, &[], false,
+              true),
+            a("required_operator beside approval", &[FIRST_USE, REQ], "openai:ci", FirstUse, &[],
+              false, true),
+            a("regulated team, a prod profile", &[REGULATED], "openai:prod-a", FirstUse,
+              &[&["approvers"]], true, true),
+            a("regulated team, another profile", &[REGULATED], "openai:ci", Never, &[], false,
+              true),
+            a("ci automation", &[CI_AUTOMATION], "openai:ci", EachRun, &[&["prod-deploy"]],
+              false, true),
+        ];
+        let mut errors = Vec::new();
+        for r in &rows {
+            let ps = policies(r.envelopes);
+            let pr = profile(r.profile, Kind::KeyringRef);
+            for who in [None, alice()] {
+                let got = evaluate(&ps, &pr, who.as_ref()).approval;
+                let want = ApprovalRule {
+                    mode: r.mode,
+                    approver_groups: r
+                        .approver_groups
+                        .iter()
+                        .map(|l| l.iter().map(|g| g.to_string()).collect())
+                        .collect(),
+                    separate_approver: r.separate_approver,
+                    required_operator: r.required_operator,
+                };
+                if got != want {
+                    errors.push(format!(
+                        "{} (operator {:?}): {got:?}, want {want:?}",
+                        r.name,
+                        who.map(|o| o.subject)
+                    ));
+                }
+            }
+        }
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
+    /// The examples in `policies/`, for the operators and profiles their
+    /// descriptions in docs/policy.md name.
+    #[test]
+    fn example_policies() {
+        use Kind::*;
+        let solo = include_str!("../../policies/solo-developer.json");
+        let deployer = Some(op("erin", ISS, &["prod-deploy"]));
+        let ci_bot = Some(op("ci-bot", ISS, &[]));
+        /// An envelope, a profile, its kind, the operator, the first failure.
+        type Case = (
+            &'static str,
+            &'static str,
+            Kind,
+            Option<Operator>,
+            Option<&'static str>,
+        );
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (solo, "openai:work", KeyringRef, None, None),
+            (solo, "openai:work", Marker, None, None),
+            (solo, "openai:work", ApiKey, None, Some("allowed_credential_kinds")),
+            (solo, "openai:prod", KeyringRef, None, Some("denied_credential_profiles")),
+            (solo, "anthropic:my-prod-key", SecretRef, None, Some("denied_credential_profiles")),
+            (REGULATED, "anthropic:prod-eu", SecretRef, deployer.clone(), None),
+            (REGULATED, "anthropic:prod-eu", SecretRef, None, Some("required_operator")),
+            (REGULATED, "anthropic:prod-eu", SecretRef, svc(), Some("allowed_operator_groups")),
+            (REGULATED, "gemini:x", SecretRef, deployer.clone(), Some("allowed_credential_profiles")),
+            (REGULATED, "openai:personal-x", SecretRef, deployer.clone(),
+             Some("denied_credential_profiles")),
+            (REGULATED, "openai:ci", ApiKey, deployer, Some("allowed_credential_kinds")),
+            (CI_AUTOMATION, "openai:ci", SecretRef, ci_bot.clone(), None),
+            (CI_AUTOMATION, "anthropic:ci-nightly", SecretRef, alice(), None),
+            (CI_AUTOMATION, "openai:ci", SecretRef, bob(), Some("allowed_operator_subjects")),
+            (CI_AUTOMATION, "openai:cin", SecretRef, ci_bot, Some("allowed_credential_profiles")),
+        ];
+        for (json, id, kind, who, want) in cases {
+            let ps = policies(&[json]);
+            let pr = profile(id, *kind);
+            let ev = evaluate(&ps, &pr, who.as_ref());
+            let first = ev.first_failure().map(|c| c.field.as_str());
+            assert_eq!(first, *want, "{id} {kind} {who:?}: {:?}", ev.conditions);
+            assert_eq!(allows(&ps, &pr, who.as_ref()), want.is_none(), "{id}");
+        }
+    }
+}

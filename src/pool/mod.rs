@@ -468,4 +468,257 @@ mod tests {
         assert_eq!(Outcome::from_status(None), Outcome::Failed);
         assert_eq!(Outcome::from_status(Some(403)), Outcome::Rejected);
     }
+
+    fn id(s: &str) -> ProfileId {
+        s.parse().unwrap()
+    }
+
+    /// One row: a pool of openai:a, openai:b, openai:c, some of them
+    /// backing off (or past their backoff), picked from repeatedly with
+    /// the same exclude list. "-" is no pick.
+    struct PickRow {
+        name: &'static str,
+        strategy: Strategy,
+        cursor: u64,
+        backing_off: &'static [usize],
+        backoff_over: &'static [usize],
+        exclude: &'static [&'static str],
+        picks: &'static [&'static str],
+    }
+
+    #[test]
+    fn strategy_picks() {
+        use Strategy::*;
+        let r = |name, strategy, cursor, backing_off, backoff_over, exclude, picks| PickRow {
+            name,
+            strategy,
+            cursor,
+            backing_off,
+            backoff_over,
+            exclude,
+            picks,
+        };
+        #[rustfmt::skip]
+        let rows = [
+            r("round robin advances", RoundRobin, 0, &[][..], &[][..], &[][..], &["openai:a", "openai:b", "openai:c", "openai:a", "openai:b"][..]),
+            r("round robin resumes at its cursor", RoundRobin, 7, &[], &[], &[], &["openai:b", "openai:c", "openai:a"]),
+            r("round robin skips a member backing off", RoundRobin, 0, &[1], &[], &[], &["openai:a", "openai:c", "openai:a", "openai:c"]),
+            r("round robin with one healthy member", RoundRobin, 0, &[0, 2], &[], &[], &["openai:b", "openai:b", "openai:b"]),
+            r("round robin takes back a member whose backoff is over", RoundRobin, 0, &[], &[1], &[], &["openai:a", "openai:b", "openai:c"]),
+            r("round robin respects the exclude list", RoundRobin, 0, &[], &[], &["openai:b"], &["openai:a", "openai:c", "openai:a"]),
+            r("round robin: excluded and backing off", RoundRobin, 1, &[2], &[], &["openai:a"], &["openai:b", "openai:b"]),
+            r("round robin: every member backing off", RoundRobin, 0, &[0, 1, 2], &[], &[], &["-", "-"]),
+            r("round robin: every member excluded", RoundRobin, 0, &[], &[], &["openai:a", "openai:b", "openai:c"], &["-"]),
+            r("failover keeps the first healthy", Failover, 0, &[], &[], &[], &["openai:a", "openai:a", "openai:a"]),
+            r("failover ignores the cursor", Failover, 2, &[], &[], &[], &["openai:a", "openai:a"]),
+            r("failover passes over a member backing off", Failover, 0, &[0], &[], &[], &["openai:b", "openai:b"]),
+            r("failover to the last member", Failover, 0, &[0, 1], &[], &[], &["openai:c", "openai:c"]),
+            r("failover back to the first once its backoff is over", Failover, 0, &[], &[0], &[], &["openai:a"]),
+            r("failover respects the exclude list", Failover, 0, &[], &[], &["openai:a"], &["openai:b", "openai:b"]),
+            r("failover: excluded and backing off", Failover, 0, &[1], &[], &["openai:a"], &["openai:c"]),
+            r("failover: every member backing off", Failover, 0, &[0, 1, 2], &[], &[], &["-"]),
+            r("weighted with one healthy member", Weighted, 0, &[0, 2], &[], &[], &["openai:b", "openai:b", "openai:b", "openai:b"]),
+            r("weighted with one member not excluded", Weighted, 0, &[], &[], &["openai:a", "openai:b"], &["openai:c", "openai:c", "openai:c"]),
+            r("weighted: every member backing off", Weighted, 0, &[0, 1, 2], &[], &[], &["-"]),
+        ];
+        let mut errors = Vec::new();
+        for row in &rows {
+            let mut p = pool(row.strategy);
+            p.cursor = row.cursor;
+            for &i in row.backing_off {
+                p.members[i].health.backoff_until = Some(Utc::now() + Duration::seconds(60));
+            }
+            for &i in row.backoff_over {
+                p.members[i].health.consecutive_failures = 3;
+                p.members[i].health.backoff_until = Some(Utc::now() - Duration::seconds(1));
+            }
+            let exclude: Vec<ProfileId> = row.exclude.iter().map(|s| id(s)).collect();
+            let got: Vec<String> = row
+                .picks
+                .iter()
+                .map(|_| p.pick(&exclude).map_or("-".into(), |m| m.to_string()))
+                .collect();
+            if got != row.picks {
+                errors.push(format!(
+                    "{}: picked {got:?}, want {:?}",
+                    row.name, row.picks
+                ));
+            }
+        }
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
+    #[test]
+    fn a_pick_marks_only_the_member_picked() {
+        for strategy in Strategy::ALL {
+            let mut p = pool(strategy);
+            p.members[0].health.backoff_until = Some(Utc::now() + Duration::seconds(60));
+            let before = Utc::now();
+            let picked = p.pick(&[id("openai:c")]).unwrap();
+            assert_eq!(picked, id("openai:b"), "{strategy:?}");
+            let used: Vec<bool> = p
+                .members
+                .iter()
+                .map(|m| m.health.last_used_at.is_some_and(|t| t >= before))
+                .collect();
+            assert_eq!(used, [false, true, false], "{strategy:?}");
+            // A pick that finds nobody changes nothing.
+            let snapshot = p.clone();
+            assert_eq!(p.pick(&[id("openai:b"), id("openai:c")]), None);
+            assert_eq!(p, snapshot, "{strategy:?}");
+        }
+    }
+
+    #[test]
+    fn weighted_picks_by_weight() {
+        let mut p = pool(Strategy::Weighted);
+        let count = |p: &mut Pool, n: usize, exclude: &[ProfileId]| {
+            let mut c = [0usize; 3];
+            for _ in 0..n {
+                let m = p.pick(exclude).unwrap();
+                c[p.members.iter().position(|x| x.profile == m).unwrap()] += 1;
+            }
+            c
+        };
+        // Equal weights: everyone is picked (missing one in 600 picks has
+        // a chance of about 3 * (2/3)^600).
+        let c = count(&mut p, 600, &[]);
+        assert!(c.iter().all(|&n| n > 0), "{c:?}");
+        // Weights 1000, 1, 1: nearly always a.
+        p.members[0].weight = 1000;
+        let c = count(&mut p, 300, &[]);
+        assert!(c[0] >= 250, "{c:?}");
+        // An excluded heavy member is never picked; the rest share.
+        let c = count(&mut p, 300, &[id("openai:a")]);
+        assert_eq!(c[0], 0, "{c:?}");
+        assert!(c[1] > 0 && c[2] > 0, "{c:?}");
+        // Weight 0 counts as 1: no panic, nobody starved.
+        for m in &mut p.members {
+            m.weight = 0;
+        }
+        let c = count(&mut p, 600, &[]);
+        assert!(c.iter().all(|&n| n > 0), "{c:?}");
+    }
+
+    #[test]
+    fn outcomes_back_off_and_reset() {
+        use Outcome::*;
+        // (outcomes recorded on openai:a, then its failures, backoff in
+        // seconds, and last outcome)
+        type Row = (&'static [Outcome], u32, Option<i64>, Option<Outcome>);
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            (&[], 0, None, None),
+            (&[Ok], 0, None, Some(Ok)),
+            (&[Rejected], 1, Some(2), Some(Rejected)),
+            (&[RateLimited], 1, Some(2), Some(RateLimited)),
+            (&[Failed, Failed], 2, Some(4), Some(Failed)),
+            (&[Failed, Rejected, RateLimited], 3, Some(8), Some(RateLimited)),
+            (&[Failed; 8], 8, Some(256), Some(Failed)),
+            (&[Failed; 9], 9, Some(MAX_BACKOFF_SECS), Some(Failed)),
+            (&[Failed; 40], 40, Some(MAX_BACKOFF_SECS), Some(Failed)),
+            (&[Failed, Failed, Failed, Ok], 0, None, Some(Ok)),
+            (&[Failed, Ok, Failed], 1, Some(2), Some(Failed)),
+        ];
+        for (outcomes, failures, backoff, last) in rows {
+            let mut p = pool(Strategy::Failover);
+            let a = id("openai:a");
+            let now = Utc::now();
+            for o in *outcomes {
+                p.record(&a, *o);
+            }
+            let h = &p.members[0].health;
+            assert_eq!(h.consecutive_failures, *failures, "{outcomes:?}");
+            assert_eq!(h.last_outcome, *last, "{outcomes:?}");
+            match (backoff, h.backoff_until) {
+                (None, None) => {}
+                (Some(secs), Some(t)) => {
+                    let ms = (t - now).num_milliseconds();
+                    assert!(
+                        (secs * 1000..=secs * 1000 + 2000).contains(&ms),
+                        "{outcomes:?}: backs off {ms} ms, want {secs} s"
+                    );
+                }
+                other => panic!("{outcomes:?}: backoff {other:?}"),
+            }
+            // The other members are untouched.
+            assert!(p.members[1..].iter().all(|m| m.health == Health::default()));
+            // A member backing off is not picked; one that is not, is.
+            let next = p.pick(&[]).unwrap();
+            assert_eq!(next == a, backoff.is_none(), "{outcomes:?}: picked {next}");
+        }
+        // An outcome for a profile not in the pool changes nothing.
+        let mut p = pool(Strategy::RoundRobin);
+        let before = p.clone();
+        p.record(&id("openai:z"), Outcome::Failed);
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn statuses_classify() {
+        use Outcome::*;
+        let rows: &[(Option<u16>, Outcome)] = &[
+            (None, Failed),
+            (Some(200), Ok),
+            (Some(204), Ok),
+            (Some(302), Ok),
+            (Some(400), Ok),
+            (Some(401), Rejected),
+            (Some(403), Rejected),
+            (Some(404), Ok),
+            (Some(429), RateLimited),
+            (Some(499), Ok),
+            (Some(500), Failed),
+            (Some(502), Failed),
+            (Some(503), Failed),
+            (Some(599), Failed),
+        ];
+        for (status, want) in rows {
+            assert_eq!(Outcome::from_status(*status), *want, "{status:?}");
+        }
+        for (o, name, status) in [
+            (Ok, "ok", crate::audit::Status::Ok),
+            (Rejected, "rejected", crate::audit::Status::Rejected),
+            (
+                RateLimited,
+                "rate_limited",
+                crate::audit::Status::RateLimited,
+            ),
+            (Failed, "failed", crate::audit::Status::Failed),
+        ] {
+            assert_eq!(o.as_str(), name);
+            assert_eq!(serde_json::to_value(o).unwrap(), name);
+            assert_eq!(o.status(), status);
+        }
+    }
+
+    #[test]
+    fn members_and_strategies_parse() {
+        let rows: &[(&str, Option<(&str, u32)>)] = &[
+            ("openai:a", Some(("openai:a", 1))),
+            ("openai:a=1", Some(("openai:a", 1))),
+            ("openai:a=1000", Some(("openai:a", 1000))),
+            ("local:llama=7", Some(("chat_completions:llama", 7))),
+            ("openai:a=0", None),
+            ("openai:a=1001", None),
+            ("openai:a=", None),
+            ("openai:a=-1", None),
+            ("openai:a=x", None),
+            ("openai:a=1=2", None),
+            ("openai", None),
+            ("nofamily:a=2", None),
+        ];
+        for (s, want) in rows {
+            let got = parse_member(s).ok();
+            let got = got.as_ref().map(|(id, w)| (id.to_string(), *w));
+            assert_eq!(got, want.map(|(id, w)| (id.to_string(), w)), "{s}");
+        }
+        for s in Strategy::ALL {
+            assert_eq!(s.as_str().parse::<Strategy>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for bad in ["", "round-robin", "RoundRobin", "random"] {
+            assert!(bad.parse::<Strategy>().is_err(), "{bad}");
+        }
+    }
 }
