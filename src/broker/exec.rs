@@ -19,6 +19,8 @@ use crate::provider;
 pub struct ExecSpec {
     pub call: CallSpec,
     pub via_proxy: bool,
+    /// Run the child under bubblewrap ([`super::sandbox`]).
+    pub sandbox: bool,
     pub argv: Vec<String>,
 }
 
@@ -69,8 +71,20 @@ fn prepare_child(
     rt: &tokio::runtime::Runtime,
 ) -> crate::Result<(tokio::process::Command, Option<ProxyHandle>)> {
     let family = provider::info(call.profile().provider_family);
-    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
-    cmd.args(&spec.argv[1..]);
+    let mut cmd = if spec.sandbox {
+        let cwd = std::env::current_dir().map_err(|e| {
+            Error::input(
+                format!("cannot read the working directory: {e}"),
+                "run craik from a directory that exists",
+            )
+        })?;
+        let user_home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        super::sandbox::command(&spec.argv, &ctx.home, &cwd, user_home.as_deref())?
+    } else {
+        let mut c = tokio::process::Command::new(&spec.argv[0]);
+        c.args(&spec.argv[1..]);
+        c
+    };
     let mut child_env = super::child::ChildEnv::for_home(ctx)?;
     if let Some(v) = call.profile().meta(crate::profile::META_ENV_VAR) {
         // A profile not in the store (--provider) reads this one.

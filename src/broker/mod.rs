@@ -8,6 +8,7 @@ pub mod child;
 pub mod exec;
 pub mod pipeline;
 pub mod proxy;
+pub mod sandbox;
 pub mod test_call;
 mod usage;
 

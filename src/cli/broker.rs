@@ -87,6 +87,11 @@ pub struct ExecArgs {
     /// credential never enters the child.
     #[arg(long)]
     via_proxy: bool,
+    /// Run the child under bubblewrap: no CRAIK_HOME, secret stores,
+    /// keyrings, session bus or SSH agent, craik's process invisible, only
+    /// the working directory writable (see docs/security.md).
+    #[arg(long)]
+    sandbox: bool,
     /// The command and its arguments (after --).
     #[arg(last = true, required = true, value_name = "CMD")]
     argv: Vec<String>,
@@ -127,6 +132,7 @@ pub fn exec(args: ExecArgs) -> craik::Result<i32> {
             wait: args.wait.duration()?,
         },
         via_proxy: args.via_proxy,
+        sandbox: args.sandbox,
         argv: args.argv,
     };
     craik::broker::exec::exec(&mut ctx, spec)

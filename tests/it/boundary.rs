@@ -647,3 +647,90 @@ fn control_characters_from_a_session_never_reach_the_terminal_raw() {
         "{l:?}"
     );
 }
+
+#[test]
+fn a_sandboxed_child_reaches_nothing_of_craik() {
+    crate::common::require_tool("bwrap", "apt-get install bubblewrap");
+    crate::common::require_tool("keyctl", "apt-get install keyutils");
+    let up = crate::upstream::Upstream::start(crate::upstream::Behavior::Normal);
+    let mut env = Env::new();
+    let key = canary();
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:box",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--base-url",
+            &up.url(),
+            "--allow-local-base-url",
+        ],
+        Some(&key),
+    )
+    .ok();
+    let project = env.dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    // A session bus socket and an SSH agent socket where a desktop has them.
+    let bus = env.dir.path().join("bus");
+    let agent = env.dir.path().join("agent.sock");
+    let _bus = std::os::unix::net::UnixListener::bind(&bus).unwrap();
+    let _agent = std::os::unix::net::UnixListener::bind(&agent).unwrap();
+    env.set(
+        "DBUS_SESSION_BUS_ADDRESS",
+        &format!("unix:path={}", bus.display()),
+    )
+    .set("SSH_AUTH_SOCK", &agent.display().to_string());
+    let home = env.home.display().to_string();
+    // The hostile child: what it can reach is printed, one line each.
+    let probe = format!(
+        r#"
+ls -A '{home}' 2>/dev/null | grep -q . && echo REACHED craik home
+cat '{home}/secrets.enc' >/dev/null 2>&1 && echo REACHED secrets.enc
+test -e '{bus}' && echo REACHED session bus
+test -e '{agent}' && echo REACHED ssh agent
+test -n "$SSH_AUTH_SOCK$DBUS_SESSION_BUS_ADDRESS" && echo REACHED socket variables
+for c in /proc/[0-9]*/comm; do [ "$(cat $c 2>/dev/null)" = craik ] && echo REACHED a craik process; done
+keyctl search @s user craik-canary >/dev/null 2>&1 && echo REACHED session keyring
+keyctl search @u user craik-canary-u >/dev/null 2>&1 && echo REACHED user keyring
+touch /usr/craik-probe 2>/dev/null && echo REACHED a system directory
+echo made > made-here
+curl -s -o /dev/null -w 'proxy:%{{http_code}}\n' -H "Authorization: Bearer $OPENAI_API_KEY" "$OPENAI_BASE_URL/models"
+echo probe done
+"#,
+        bus = bus.display(),
+        agent = agent.display(),
+    );
+    // craik itself runs in a session keyring holding keys of the user's.
+    let script = format!(
+        "keyctl add user craik-canary '{key}' @s >/dev/null && keyctl add user craik-canary-u '{key}' @u >/dev/null && '{bin}' exec --profile openai:box --via-proxy --sandbox -- sh -c \"$PROBE\"; rc=$?; keyctl unlink %user:craik-canary-u @u >/dev/null 2>&1; exit $rc",
+        bin = craik_bin()
+    );
+    let mut c = std::process::Command::new("keyctl");
+    c.args(["session", "-", "sh", "-c", &script])
+        .current_dir(&project)
+        .env("PROBE", &probe);
+    for (k, v) in &env.vars {
+        c.env(k, v);
+    }
+    let r = crate::common::to_run(c.output().unwrap());
+    assert!(r.stdout.contains("probe done"), "{r:?}");
+    assert!(!r.stdout.contains("REACHED"), "{r:?}");
+    assert!(!r.stdout.contains(&key), "{r:?}");
+    // It could work: its directory, and the provider through the proxy.
+    assert!(r.stdout.contains("proxy:200"), "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(project.join("made-here")).unwrap(),
+        "made\n"
+    );
+    // Never unsandboxed: without bubblewrap it does not run at all.
+    let r = env.set("PATH", "/nonexistent").run(&[
+        "exec",
+        "--profile",
+        "openai:box",
+        "--sandbox",
+        "--",
+        "/bin/true",
+    ]);
+    r.code(1).error_with_hint("--sandbox needs bubblewrap");
+}

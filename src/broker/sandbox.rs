@@ -1,0 +1,131 @@
+//! `exec --sandbox`: the child runs under bubblewrap, where nothing of
+//! craik's exists. What it can and cannot reach is in docs/security.md;
+//! in short:
+//!
+//! - the whole filesystem is read-only, but for the working directory
+//!   (writable) and a private, empty `HOME`, `/tmp` and `/run`;
+//! - `CRAIK_HOME` (the encrypted store, the log), the user's keyring
+//!   directories, the D-Bus session bus and the SSH agent socket (in
+//!   `HOME`, `/tmp` or `/run`) do not exist;
+//! - it has its own PID namespace (craik's process is not there to read),
+//!   IPC and UTS namespaces, a user namespace (the kernel's user keyring
+//!   is another) and a fresh session keyring, and no controlling terminal
+//!   to inject input into;
+//! - the network is the host's, so the proxy stays reachable on loopback.
+//!
+//! bubblewrap and keyctl (Debian: `bubblewrap`, `keyutils`) must be
+//! installed; craik never falls back to running the child unsandboxed.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+use crate::home::Home;
+
+/// The program bubblewrap installs as.
+const BWRAP: &str = "bwrap";
+
+/// Finds `name` on `PATH`.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn missing(tool: &str, package: &str) -> Error {
+    Error::input(
+        format!("--sandbox needs {tool}, which is not installed"),
+        format!(
+            "install it (Debian/Ubuntu: apt-get install {package}; Fedora: dnf install {package}), or run without --sandbox"
+        ),
+    )
+}
+
+/// Whether `a` is `b` or one of its ancestors.
+fn covers(a: &Path, b: &Path) -> bool {
+    b.starts_with(a)
+}
+
+/// The command that runs `argv` sandboxed, from `cwd`, for a user whose
+/// home directory is `user_home` and craik's home `home`.
+pub fn command(
+    argv: &[String],
+    home: &Home,
+    cwd: &Path,
+    user_home: Option<&Path>,
+) -> crate::Result<tokio::process::Command> {
+    let bwrap = which(BWRAP).ok_or_else(|| missing("bubblewrap (bwrap)", "bubblewrap"))?;
+    which("keyctl").ok_or_else(|| missing("keyctl", "keyutils"))?;
+    let craik_home = home.root().to_path_buf();
+    // The working directory is bound writable: it must not hold the home
+    // directory or craik's.
+    let exposed = std::iter::once(craik_home.as_path()).chain(user_home);
+    for p in exposed {
+        if covers(cwd, p) {
+            return Err(Error::input(
+                format!(
+                    "--sandbox makes the working directory writable, and {} is or holds {}",
+                    cwd.display(),
+                    p.display()
+                ),
+                "run the agent from its project directory",
+            ));
+        }
+    }
+    let mut args: Vec<OsString> = Vec::new();
+    let mut arg = |a: &str| args.push(a.into());
+    for a in [
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-user",
+        "--unshare-cgroup-try",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/var/tmp",
+    ] {
+        arg(a);
+    }
+    if let Some(h) = user_home {
+        args.push("--tmpfs".into());
+        args.push(h.into());
+    }
+    args.push("--bind".into());
+    args.push(cwd.into());
+    args.push(cwd.into());
+    // After the working directory, so a home inside it stays hidden.
+    args.push("--tmpfs".into());
+    args.push(craik_home.clone().into());
+    args.push("--chdir".into());
+    args.push(cwd.into());
+    args.push("--unsetenv".into());
+    args.push("SSH_AUTH_SOCK".into());
+    args.push("--unsetenv".into());
+    args.push("DBUS_SESSION_BUS_ADDRESS".into());
+    args.push("--".into());
+    // A fresh session keyring for the shell, which the command then
+    // inherits (keyctl new_session replaces its parent's keyring).
+    args.push("sh".into());
+    args.push("-c".into());
+    args.push(
+        "keyctl new_session >/dev/null 2>&1 || { echo 'craik --sandbox: cannot start a fresh session keyring' >&2; exit 126; }; exec \"$0\" \"$@\"".into(),
+    );
+    args.extend(argv.iter().map(OsString::from));
+    let mut cmd = tokio::process::Command::new(bwrap);
+    cmd.args(args);
+    Ok(cmd)
+}
