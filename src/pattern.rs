@@ -23,10 +23,23 @@ pub enum PatternError {
 
 const MAX_PATTERN: usize = 200;
 
+/// The family alias profile ids are normalized from (`local:x` is stored
+/// as `chat_completions:x`); a pattern naming it means the same profiles.
+const ALIAS: (&str, &str) = ("local:", "chat_completions:");
+
+/// `p` with a leading `local:` written as the family it stands for.
+pub fn normalize_alias(p: &str) -> std::borrow::Cow<'_, str> {
+    match p.strip_prefix(ALIAS.0) {
+        Some(rest) => std::borrow::Cow::Owned(format!("{}{rest}", ALIAS.1)),
+        None => std::borrow::Cow::Borrowed(p),
+    }
+}
+
 fn to_regex(p: &str) -> Result<String, PatternError> {
     if p.is_empty() {
         return Err(PatternError::Empty);
     }
+    let p = &*normalize_alias(p);
     if p.len() > MAX_PATTERN {
         return Err(PatternError::TooLong(p.to_string()));
     }
@@ -119,6 +132,18 @@ pub fn matches(pattern: &str, id: &str) -> Result<bool, PatternError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_local_alias_means_chat_completions() {
+        // Profile ids are stored as chat_completions:<name>; a pattern
+        // written with the alias must match them (a deny list naming
+        // local:* would otherwise fail open).
+        let set = PatternSet::new(&["local:*".to_string()]).unwrap();
+        assert!(set.is_match("chat_completions:llama"));
+        assert!(!set.is_match("openai:llama"));
+        assert_eq!(normalize_alias("local:x"), "chat_completions:x");
+        assert_eq!(normalize_alias("openai:x"), "openai:x");
+    }
 
     /// The table in docs/policy.md.
     pub const CASES: &[(&str, &str, bool)] = &[

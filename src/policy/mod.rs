@@ -14,9 +14,6 @@ use crate::home::Home;
 /// The policy file in the home.
 pub const HOME_POLICY: &str = "policy.json";
 
-/// Every envelope in force: `<CRAIK_HOME>/policy.json` if present,
-/// `CRAIK_POLICY`, and each `--policy FILE`. Any file that does not parse
-/// stops everything (never fail open).
 /// The files [`load_in_force`] reads (whether or not they exist): a running
 /// proxy watches them to re-authorize when one changes.
 pub fn paths_in_force(home: &Home, extra: &[PathBuf]) -> Vec<PathBuf> {
@@ -28,6 +25,9 @@ pub fn paths_in_force(home: &Home, extra: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// Every envelope in force: `<CRAIK_HOME>/policy.json` if present,
+/// `CRAIK_POLICY`, and each `--policy FILE`. Any file that does not parse
+/// stops everything (never fail open).
 pub fn load_in_force(home: &Home, extra: &[PathBuf]) -> crate::Result<Vec<Policy>> {
     let mut out = Vec::new();
     if let Some(bytes) = home.read(HOME_POLICY)? {

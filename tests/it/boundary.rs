@@ -734,3 +734,33 @@ echo probe done
     ]);
     r.code(1).error_with_hint("--sandbox needs bubblewrap");
 }
+
+#[test]
+fn a_deny_list_naming_the_local_alias_denies() {
+    let env = Env::new();
+    env.run(&[
+        "auth",
+        "add",
+        "local:llama",
+        "--kind=marker",
+        "--base-url",
+        "http://127.0.0.1:1/v1",
+    ])
+    .ok();
+    let policy = env.dir.path().join("deny-local.json");
+    std::fs::write(
+        &policy,
+        r#"{"version": 1, "denied_credential_profiles": ["local:*"]}"#,
+    )
+    .unwrap();
+    let p = policy.display().to_string();
+    env.run(&["auth", "check", "local:llama", "--policy", &p, "--json"])
+        .code(3);
+    // And receipts are found by the alias too.
+    let l = env.run(&["receipts", "list", "--profile", "local:llama", "--json"]);
+    l.ok();
+    assert!(
+        !l.json()["receipts"].as_array().unwrap().is_empty(),
+        "{l:?}"
+    );
+}

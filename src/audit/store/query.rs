@@ -104,6 +104,7 @@ impl Filter {
             push("operator_identity_hash = ?", h);
         }
         if let Some(p) = &self.profile {
+            let p = &crate::pattern::normalize_alias(p);
             if is_pattern(p) {
                 // GLOB for the index's range (it matches a superset), the
                 // policies' own matching for the answer.
