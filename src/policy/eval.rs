@@ -167,8 +167,12 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
         }
         let mode = e.require_approval.unwrap_or_default();
         let applies = p.approval_profiles.as_ref().is_none_or(|s| s.is_match(&id));
-        if applies && mode != RequireApproval::Never {
+        if applies {
             approval.mode = approval.mode.max(mode);
+            // Who may approve is every envelope's say, whether or not it
+            // is the one asking for approval: an envelope that only names
+            // approvers (or forbids approving one's own request) still
+            // binds when another asks.
             if let Some(g) = &e.approver_groups {
                 approval.approver_groups.push(g.clone());
             }
@@ -764,6 +768,8 @@ mod tests {
         "approver_groups": ["sec", "ops"], "separate_approver": true}"#;
     const SEPARATE_FALSE: &str =
         r#"{"version": 1, "require_approval": "first_use", "separate_approver": false}"#;
+    const APPROVERS_ONLY: &str =
+        r#"{"version": 1, "approver_groups": ["leads"], "separate_approver": true}"#;
     const REGULATED: &str = include_str!("../../policies/regulated-team.json");
     const CI_AUTOMATION: &str = include_str!("../../policies/ci-automation.json");
 
@@ -808,6 +814,8 @@ mod tests {
               false),
             a("separate_approver from any envelope", &[SEC_OPS, SEPARATE_FALSE], "openai:ci",
               FirstUse, &[&["sec", "ops"]], true, false),
+            a("approver rules from an envelope that asks no approval", &[FIRST_USE, APPROVERS_ONLY],
+              "openai:ci", FirstUse, &[&["leads"]], true, false),
             a("required_operator without approval", &[REQ], "openai:ci", Never, &[], false,
               true),
             a("required_operator beside approval", &[FIRST_USE, REQ], "openai:ci", FirstUse, &[],
