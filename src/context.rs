@@ -65,8 +65,15 @@ impl Context {
         Ok(&self.audit()?.1)
     }
 
-    /// Appends a receipt durably.
+    /// Appends a receipt durably, then makes the automatic checkpoint when
+    /// one is due ([`crate::audit::checkpoint::auto`]). The receipt is
+    /// durable either way: a checkpoint that cannot be made now (the
+    /// signing key unavailable) is tried again on the next receipt.
     pub fn record(&mut self, r: NewReceipt) -> crate::Result<Receipt> {
-        Ok(self.audit()?.0.append(r)?)
+        let receipt = self.audit()?.0.append(r)?;
+        if let Some((log, _)) = &self.audit {
+            let _ = crate::audit::checkpoint::auto(&self.home, &self.secrets, log, receipt.seq);
+        }
+        Ok(receipt)
     }
 }

@@ -67,14 +67,103 @@ fn signing_key(secrets: &Secrets) -> Result<SigningKey> {
     Ok(SigningKey::from_bytes(&arr))
 }
 
+/// The automatic checkpoint, kept beside the log (not in it): a rewrite
+/// of the log with recomputed hashes, or a cut tail, no longer matches it.
+pub const AUTO_FILE: &str = "audit-checkpoint.json";
+/// An automatic checkpoint is made after this many receipts...
+pub const AUTO_EVERY: i64 = 1_000;
+/// ...or when the last one is older than this, and receipts were added.
+pub const AUTO_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How much of the log's tail an automatic checkpoint verifies first.
+const AUTO_VERIFY_TAIL: i64 = 5_000;
+
+/// Makes the automatic checkpoint ([`AUTO_FILE`]) when `seq` (the receipt
+/// just appended) calls for one: none yet, [`AUTO_EVERY`] receipts since
+/// the last, or the last older than [`AUTO_AGE`]. Returns whether it did.
+pub fn auto(home: &Home, secrets: &Secrets, log: &AuditLog, seq: i64) -> Result<bool> {
+    let path = home.path(AUTO_FILE);
+    let last = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CheckpointFile>(&b).ok());
+    let due = match &last {
+        None => true,
+        Some(cp) => {
+            let old = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age > AUTO_AGE);
+            seq >= cp.seq + AUTO_EVERY || (old && seq > cp.seq)
+        }
+    };
+    if !due {
+        return Ok(false);
+    }
+    let cp = make_checked(home, secrets, log, Some(AUTO_VERIFY_TAIL))?;
+    let text = serde_json::to_string_pretty(&cp).expect("checkpoint serializes") + "\n";
+    home.write_atomic(AUTO_FILE, text.as_bytes())
+        .map_err(|e| AuditError::CannotCheckpoint {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+    Ok(true)
+}
+
+/// The automatic checkpoint beside the log, for `verify`, and warnings.
+/// One signed by another key than `trusted` is an error, unless
+/// `key_given` (a checkpoint from elsewhere is being checked with
+/// `--public-key`): then it is left out with a warning. A missing one
+/// while this home has a signing key is a warning: it may have been removed
+/// to hide a rewrite.
+pub fn load_auto(
+    home: &Home,
+    trusted: Option<&str>,
+    key_given: bool,
+) -> Result<(Option<Checkpoint>, Vec<String>)> {
+    let path = home.path(AUTO_FILE);
+    if !path.exists() {
+        let warn = home.path(PUBLIC_KEY_FILE).exists().then(|| {
+            format!(
+                "there is no automatic checkpoint ({}) although this home signs checkpoints: if it was removed, a rewrite of the log before its last checkpoint would not show",
+                path.display()
+            )
+        });
+        return Ok((None, warn.into_iter().collect()));
+    }
+    match load(&path, trusted) {
+        Ok(cp) => Ok((Some(cp), vec![])),
+        Err(e) if key_given => Ok((
+            None,
+            vec![format!(
+                "the automatic checkpoint {} was not checked: {e}",
+                path.display()
+            )],
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes a checkpoint of the current tail; returns it and the public key.
 pub fn make(home: &Home, secrets: &Secrets, log: &AuditLog) -> Result<CheckpointFile> {
+    make_checked(home, secrets, log, None)
+}
+
+/// [`make`], verifying the whole log first, or its last `tail` receipts.
+fn make_checked(
+    home: &Home,
+    secrets: &Secrets,
+    log: &AuditLog,
+    tail: Option<i64>,
+) -> Result<CheckpointFile> {
     let (seq, hash, _) = log.tail()?.ok_or_else(|| AuditError::CannotCheckpoint {
         path: log.path().to_path_buf(),
         why: "the log is empty; there is nothing to checkpoint".into(),
     })?;
     // Never sign a damaged log.
-    let report = log.verify(&[])?;
+    let report = match tail {
+        None => log.verify(&[])?,
+        Some(n) => log.verify_tail(n)?,
+    };
     if let Some(d) = report.damage {
         return Err(AuditError::CannotCheckpoint {
             path: log.path().to_path_buf(),

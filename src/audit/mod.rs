@@ -104,7 +104,7 @@ impl AuditError {
                 "the action was refused because its receipt could not be written; check that audit.db and its directory are writable and the disk is not full, and if audit.db is damaged (craik receipts verify), restore it from a backup".into()
             }
             AuditError::Lost { .. } => {
-                "restore audit.db from a backup; to start a new log on purpose, move audit.db, audit-index.db and audit-signing.pub aside".into()
+                "restore audit.db from a backup; to start a new log on purpose, move audit.db, audit-index.db, audit-signing.pub and audit-checkpoint.json aside".into()
             }
             AuditError::Unreadable { .. } => {
                 "check that the file is a craik audit log with its -wal file beside it; if it is damaged, restore audit.db from a backup".into()

@@ -378,6 +378,7 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
             public_key,
             json,
         } => {
+            let key_given = public_key.is_some();
             let trusted = match public_key {
                 Some(k) => Some(checkpoint::trusted_key(&k)?),
                 None => ctx
@@ -385,11 +386,15 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                     .read(checkpoint::PUBLIC_KEY_FILE)?
                     .map(|b| String::from_utf8_lossy(&b).trim().to_string()),
             };
-            let cps = files
+            let mut cps = files
                 .iter()
                 .map(|f| checkpoint::load(f, trusted.as_deref()))
                 .collect::<Result<Vec<_>, _>>()?;
+            let (auto, auto_warnings) =
+                checkpoint::load_auto(&ctx.home, trusted.as_deref(), key_given)?;
+            cps.extend(auto);
             let mut report = open_log(&ctx)?.verify(&cps)?;
+            report.warnings.extend(auto_warnings);
             if trusted.is_none() {
                 for cp in &cps {
                     report.warnings.push(format!(

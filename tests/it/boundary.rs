@@ -764,3 +764,54 @@ fn a_deny_list_naming_the_local_alias_denies() {
         "{l:?}"
     );
 }
+
+#[test]
+fn a_rewritten_log_is_caught_by_the_automatic_checkpoint() {
+    // Receipts 1..=3; the first made the automatic checkpoint (seq 1).
+    let env = Env::new();
+    for id in ["openai:a", "openai:b", "openai:c"] {
+        env.run(&["auth", "add", id, "--kind=marker"]).ok();
+    }
+    let auto: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.file("audit-checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(auto["seq"], 1);
+    // The agent rewrites receipt 1 and recomputes every hash after it,
+    // and deletes the query index that remembered the old hashes.
+    let db = env.file("audit.db");
+    let mut rows: Vec<craik::audit::Receipt> = {
+        let log = craik::audit::AuditLog::open_path(&db).unwrap();
+        (1..=3).map(|s| log.get(&s.to_string()).unwrap()).collect()
+    };
+    rows[0].reason = Some("nothing to see".into());
+    let mut prev = rows[0].prev_hash.clone();
+    for r in &mut rows {
+        r.prev_hash = prev.clone();
+        r.hash = craik::audit::chain::receipt_hash(r);
+        prev = r.hash.clone();
+    }
+    let c = rusqlite::Connection::open(&db).unwrap();
+    for r in &rows {
+        c.execute(
+            "UPDATE receipts SET reason = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+            rusqlite::params![r.reason, r.prev_hash, r.hash, r.seq],
+        )
+        .unwrap();
+    }
+    drop(c);
+    let _ = std::fs::remove_file(env.file("audit-index.db"));
+    // The chain itself is consistent again, but it no longer matches the
+    // signed checkpoint beside it.
+    let r = env.run(&["receipts", "verify"]);
+    r.code(1);
+    assert!(r.stdout.contains("DAMAGED at seq 1"), "{r:?}");
+    // Without that checkpoint the chain verifies, but verify says the
+    // checkpoint is missing: why one must also be kept elsewhere
+    // (docs/security.md).
+    std::fs::remove_file(env.file("audit-checkpoint.json")).unwrap();
+    let r = env.run(&["receipts", "verify"]);
+    r.ok();
+    assert!(
+        r.stderr.contains("there is no automatic checkpoint"),
+        "{r:?}"
+    );
+}

@@ -105,9 +105,10 @@ fn device_login_whoami_logout() {
         receipts(&env, "logout")[0]["details"]["revocation"],
         "revoked"
     );
-    // The refresh token was deleted from the store: only the audit key left.
+    // The refresh token was deleted from the store: only the audit key and
+    // the automatic checkpoint's signing key are left.
     let st = env.run(&["auth", "storage", "status", "--json"]).json();
-    assert_eq!(st["secrets"], 1);
+    assert_eq!(st["secrets"], 2);
 }
 
 #[test]

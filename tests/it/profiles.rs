@@ -101,8 +101,8 @@ fn add_status_remove_round_trip() {
     env.run(&["auth", "remove", "openai:ci"]).ok();
     let storage = env.run(&["auth", "storage", "status", "--json"]);
     storage.ok();
-    // Only the audit key is left.
-    assert_eq!(storage.json()["secrets"], 1);
+    // Only the audit key and the checkpoint signing key are left.
+    assert_eq!(storage.json()["secrets"], 2);
     env.run(&["auth", "remove", "openai:ci"])
         .code(1)
         .error_with_hint("no profile openai:ci");
@@ -156,9 +156,10 @@ fn existing_id_needs_force() {
         Some("k2"),
     )
     .ok();
-    // The old secret was deleted: one profile secret plus the audit key.
+    // The old secret was deleted: one profile secret plus the audit key and
+    // the checkpoint signing key.
     let s = env.run(&["auth", "storage", "status", "--json"]);
-    assert_eq!(s.json()["secrets"], 2);
+    assert_eq!(s.json()["secrets"], 3);
 }
 
 #[test]

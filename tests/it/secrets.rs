@@ -109,8 +109,8 @@ fn eight_processes_fifty_secrets_each_lose_none() {
     st.ok();
     assert_eq!(
         st.json()["secrets"],
-        8 * 50 + 2,
-        "every secret plus seed and audit key"
+        8 * 50 + 3,
+        "every secret plus seed, audit key and checkpoint signing key"
     );
     let status = env.run(&["auth", "status", "--json"]).json();
     let profiles = status["profiles"].as_array().unwrap();
@@ -163,7 +163,8 @@ echo '---'
     let storage: serde_json::Value = serde_json::from_str(first).unwrap();
     assert_eq!(storage["backend"], "keyutils");
     assert_eq!(storage["volatile"], true);
-    assert_eq!(storage["secrets"], 2);
+    // The profile's, the audit key, the checkpoint signing key.
+    assert_eq!(storage["secrets"], 3);
     assert!(
         storage["notes"][0]
             .as_str()
@@ -175,7 +176,7 @@ echo '---'
     assert_eq!(status["profiles"][0]["health"]["message"], "secret present");
     let after = parts[2].split_once('\n').unwrap().1;
     let after: serde_json::Value = serde_json::from_str(after).unwrap();
-    assert_eq!(after["secrets"], 1, "the profile's secret was deleted");
+    assert_eq!(after["secrets"], 2, "the profile's secret was deleted");
     assert!(
         !std::fs::read(env.file("auth-profiles.json"))
             .is_ok_and(|b| String::from_utf8_lossy(&b).contains("kk-secret"))
@@ -215,17 +216,18 @@ CRAIK_KEYRING_BACKEND=file "$CRAIK" auth status --json"#
     let parts: Vec<&str> = r.stdout.split("---\n").collect();
     let storage: serde_json::Value = serde_json::from_str(parts[0]).unwrap();
     assert_eq!(storage["backend"], "secret-service", "{}", parts[0]);
-    assert_eq!(storage["secrets"], 3);
+    // Two profiles', the audit key, the checkpoint signing key.
+    assert_eq!(storage["secrets"], 4);
     assert_eq!(
         parts[1].trim(),
         "2",
         "both secrets are in the real Secret Service"
     );
     let m1: serde_json::Value = serde_json::from_str(parts[2]).unwrap();
-    assert_eq!(m1["moved"].as_array().unwrap().len(), 3);
+    assert_eq!(m1["moved"].as_array().unwrap().len(), 4);
     let m2: serde_json::Value = serde_json::from_str(parts[3]).unwrap();
     assert_eq!(m2["moved"].as_array().unwrap().len(), 0, "idempotent");
-    assert_eq!(m2["already"].as_array().unwrap().len(), 3);
+    assert_eq!(m2["already"].as_array().unwrap().len(), 4);
     assert_eq!(
         parts[4].trim(),
         "0",

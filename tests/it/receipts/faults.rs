@@ -380,6 +380,11 @@ fn a_deleted_or_emptied_log_is_not_a_new_one() {
             let _ = fs::remove_file(env.file("audit-index.db"));
         } else {
             env.run(&["receipts", "list"]).ok();
+            // Only the query index shows receipts existed: the automatic
+            // checkpoint and its key are gone too.
+            for f in ["audit-signing.pub", "audit-checkpoint.json"] {
+                let _ = fs::remove_file(env.file(f));
+            }
         }
         for suffix in ["-wal", "-shm"] {
             let _ = fs::remove_file(with_suffix(&db, suffix));
@@ -408,7 +413,11 @@ fn a_deleted_or_emptied_log_is_not_a_new_one() {
             "{how}: nothing was written in its place"
         );
         // Moved aside on purpose: a new log starts.
-        for f in ["audit-index.db", "audit-signing.pub"] {
+        for f in [
+            "audit-index.db",
+            "audit-signing.pub",
+            "audit-checkpoint.json",
+        ] {
             let _ = fs::rename(env.file(f), env.dir.path().join(f));
         }
         env.run(&["auth", "add", "openai:more", "--kind=api-key"])
