@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// Why a duration could not be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DurationError {
     #[error("cannot read the duration {text:?}: {why}")]

@@ -26,14 +26,16 @@ pub enum Error {
     Operator(#[from] crate::operator::OperatorError),
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
-    /// Denied by policy or by a grant (exit 3). `conditions` names every
-    /// condition that failed, the first (the receipt's
-    /// `policy_condition`) first.
+    /// Denied by policy or by a grant (exit 3; exit 6 when
+    /// `login_required`: nobody is logged in and a failing condition is
+    /// about who the operator is). `conditions` names every condition
+    /// that failed, the first (the receipt's `policy_condition`) first.
     #[error("{message}")]
     Denied {
         message: String,
         hint: String,
         conditions: Vec<String>,
+        login_required: bool,
     },
     /// Approval required (exit 4): `mode` is the policy's
     /// `require_approval` (`first_use`, `each_run`), `approve` the command
@@ -105,6 +107,10 @@ impl Error {
         match self {
             Error::Audit(e) => e.exit_code(),
             Error::Operator(e) => e.exit_code(),
+            Error::Denied {
+                login_required: true,
+                ..
+            } => exit::LOGIN_REQUIRED,
             Error::Denied { .. } => exit::DENIED,
             Error::ApprovalRequired { .. } => exit::APPROVAL_REQUIRED,
             Error::Source(_) | Error::SecretRef(_) | Error::Pool(_) => exit::CREDENTIAL_UNAVAILABLE,

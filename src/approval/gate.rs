@@ -1,80 +1,170 @@
 //! The approval gate: after policy allows a request, a policy that asks for
 //! approval (`first_use`, `each_run`) lets it through only when an
-//! `approval` receipt exists for the profile (and the run, for each_run).
+//! `approval` receipt binds to this request as it is now: made under the
+//! same envelopes, for the same credential, not expired, sealed with this
+//! home's key, and (for `each_run`) for this run and this requester.
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+use super::{Binding, approval_seal};
 use crate::Error;
-use crate::audit::{NewReceipt, ReceiptKind};
+use crate::audit::{NewReceipt, Receipt, ReceiptKind, Status};
 use crate::context::Context;
 use crate::policy::RequireApproval;
+use crate::secret::seal::{Domain, SealKey};
+
+/// How many recent approvals of a profile the gate looks through.
+const CANDIDATES: usize = 64;
+
+fn details(r: &Receipt) -> Value {
+    serde_json::from_str(&r.details).unwrap_or(Value::Null)
+}
+
+fn text<'a>(d: &'a Value, k: &str) -> Option<&'a str> {
+    d.get(k).and_then(Value::as_str)
+}
+
+/// Whether the approval `a` lets `want` through now.
+pub(super) fn honours(key: &SealKey, a: &Receipt, want: &Binding) -> bool {
+    let d = details(a);
+    let Some(seal) = text(&d, "seal") else {
+        return false;
+    };
+    let sealed = approval_seal(
+        a.auth_profile_id.as_deref().unwrap_or_default(),
+        a.run_id.as_deref().unwrap_or_default(),
+        &d,
+        a.operator_identity_hash.as_deref(),
+    );
+    if !key.verify(Domain::Approval, &sealed, seal) {
+        return false;
+    }
+    if text(&d, "policy_digest") != Some(want.digest.as_str())
+        || text(&d, "credential") != Some(want.credential.as_str())
+    {
+        return false;
+    }
+    if let Some(exp) = text(&d, "expires_at") {
+        match chrono::DateTime::parse_from_rfc3339(exp) {
+            Ok(t) if t > chrono::Utc::now() => {}
+            _ => return false,
+        }
+    }
+    if want.mode == RequireApproval::EachRun
+        && (a.run_id.as_deref() != Some(want.run.as_str())
+            || text(&d, "requester") != want.requester.as_deref())
+    {
+        return false;
+    }
+    true
+}
+
+/// The newest approval that lets `want` through, if any.
+fn approved(ctx: &mut Context, want: &Binding) -> crate::Result<Option<String>> {
+    let run = (want.mode == RequireApproval::EachRun).then_some(want.run.as_str());
+    let found =
+        ctx.audit()?
+            .0
+            .find_recent(&want.profile, ReceiptKind::Approval, run, CANDIDATES)?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let key = SealKey::load(&ctx.secrets)?;
+    Ok(found
+        .into_iter()
+        .find(|a| honours(&key, a, want))
+        .map(|a| a.id))
+}
+
+/// Whether a request for `want` is already waiting (same run, envelopes,
+/// credential and requester): it is written once.
+fn requested(ctx: &mut Context, want: &Binding) -> crate::Result<bool> {
+    let found = ctx.audit()?.0.find_recent(
+        &want.profile,
+        ReceiptKind::ApprovalRequested,
+        Some(&want.run),
+        CANDIDATES,
+    )?;
+    Ok(found.iter().any(|r| {
+        let d = details(r);
+        text(&d, "policy_digest") == Some(want.digest.as_str())
+            && text(&d, "credential") == Some(want.credential.as_str())
+            && r.operator_identity_hash.as_deref() == want.requester.as_deref()
+    }))
+}
 
 /// Finds the approval `request` (an `approval_requested` receipt about the
-/// profile and run) needs under `mode`. Without one it writes the request
-/// (once per profile and run) and fails with exit 4, or, given `wait`,
-/// polls for an approval until then, ticking `on_wait`. Returns the id of
-/// the approval that let it through (`None` when none is needed).
+/// profile and run) needs. Without one it writes the request (once per
+/// binding) and fails with exit 4, or, given `wait`, polls for an approval
+/// until then, ticking `on_wait`. Returns the id of the approval that let
+/// it through (`None` when none is needed).
 pub fn gate(
     ctx: &mut Context,
     request: &NewReceipt,
-    mode: RequireApproval,
+    want: &Binding,
     wait: Option<Duration>,
     mut on_wait: impl FnMut(),
 ) -> crate::Result<Option<String>> {
-    if mode == RequireApproval::Never {
+    if want.mode == RequireApproval::Never {
         return Ok(None);
     }
-    let id = request.auth_profile_id.clone().unwrap_or_default();
-    let run = request.run_id.clone().unwrap_or_default();
-    let run_filter = match mode {
-        RequireApproval::EachRun => Some(run.as_str()),
-        _ => None,
-    };
-    if let Some(a) = ctx
-        .audit()?
-        .0
-        .find(&id, ReceiptKind::Approval, run_filter)?
-    {
-        return Ok(Some(a.id));
+    if want.separate_approver && want.requester.is_none() {
+        // Nobody could tell the approver from the requester.
+        let mut r = request
+            .clone()
+            .reason("separate_approver needs an identified requester; nobody is logged in");
+        r.kind = ReceiptKind::Denial;
+        r.status = Status::Denied;
+        r.policy_condition = Some("separate_approver".into());
+        ctx.record(r)?;
+        return Err(Error::Denied {
+            message: format!(
+                "denied by policy (separate_approver): a request for {} needs an identified requester, so its approver can be told apart",
+                want.profile
+            ),
+            hint: "run craik login".into(),
+            conditions: vec!["separate_approver".into()],
+            login_required: true,
+        });
     }
-    if ctx
-        .audit()?
-        .0
-        .find(&id, ReceiptKind::ApprovalRequested, Some(&run))?
-        .is_none()
-    {
-        ctx.record(request.clone().detail("mode", mode.as_str()))?;
+    if let Some(a) = approved(ctx, want)? {
+        return Ok(Some(a));
     }
-    let command = format!("craik auth approve {id} --run={run}");
+    if !requested(ctx, want)? {
+        ctx.record(want.request_details(request.clone()))?;
+    }
+    let id = &want.profile;
+    let run = &want.run;
+    let command = format!("craik auth approve {id} --run={run}{}", want.policy_args());
+    let mode = want.mode.as_str();
     let Some(wait) = wait else {
         return Err(Error::ApprovalRequired {
-            mode: mode.as_str().into(),
+            mode: mode.into(),
             approve: command.clone(),
             message: format!(
-                "approval required ({}) for {id}; an approver must run: {command}",
-                mode.as_str()
+                "approval required ({mode}) for {id}; an approver must run: {command}"
             ),
-            hint: format!("or wait for it: add --wait (run id {run})"),
+            hint: format!(
+                "once it is approved, run the same command again with --run={run} (or add --wait to wait for it)"
+            ),
         });
     };
     let deadline = Instant::now() + wait;
     loop {
-        if let Some(a) = ctx
-            .audit()?
-            .0
-            .find(&id, ReceiptKind::Approval, run_filter)?
-        {
-            return Ok(Some(a.id));
+        if let Some(a) = approved(ctx, want)? {
+            return Ok(Some(a));
         }
         if Instant::now() > deadline {
             return Err(Error::ApprovalRequired {
-                mode: mode.as_str().into(),
+                mode: mode.into(),
                 approve: command.clone(),
                 message: format!(
                     "no approval within {}s for {id}; an approver must run: {command}",
                     wait.as_secs()
                 ),
-                hint: "run again once it is approved".into(),
+                hint: format!("run again with --run={run} once it is approved"),
             });
         }
         for _ in 0..5 {

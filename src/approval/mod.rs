@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use rand::RngCore;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::Error;
-use crate::audit::{NewReceipt, Operator, ReceiptKind, Status};
+use crate::audit::{NewReceipt, Operator, Receipt, ReceiptKind, Status};
 use crate::context::Context;
 use crate::operator::OperatorError;
-use crate::policy::{self, Evaluation};
-use crate::profile::{Profile, ProfileError, ProfileId, ProfileStore};
+use crate::policy::{self, Evaluation, RequireApproval};
+use crate::profile::{Grants, Profile, ProfileError, ProfileId, ProfileStore};
+use crate::secret::seal::{Domain, SealKey};
 
 /// A fresh run id, `run_<16 hex>`.
 pub fn new_run_id() -> String {
@@ -72,6 +74,98 @@ pub fn explain(
     Ok((policy::evaluate(&policies, &profile, op.as_ref()), op))
 }
 
+/// What a request for approval is, and what an approval must match to let
+/// it through: the profile and run, the mode, the digest of the envelopes
+/// in force, the credential the profile uses now, and who asks.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub profile: String,
+    pub run: String,
+    pub mode: RequireApproval,
+    /// [`policy::digest`] of the envelopes in force.
+    pub digest: String,
+    /// [`crate::credential::binding`] of the profile.
+    pub credential: String,
+    /// The requester's operator identity hash, if logged in.
+    pub requester: Option<String>,
+    pub separate_approver: bool,
+    /// The `--policy` files the request was made with (named in the
+    /// approver's command).
+    pub policy_files: Vec<PathBuf>,
+}
+
+impl Binding {
+    /// The binding of a request for `profile` under `policies` (reads the
+    /// credential's identity; nothing leaves craik).
+    pub fn of(
+        ctx: &mut Context,
+        profile: &Profile,
+        run: &str,
+        policies: &[policy::Policy],
+        rule: &policy::ApprovalRule,
+        requester: Option<&Operator>,
+        policy_files: &[PathBuf],
+    ) -> crate::Result<Binding> {
+        let credential = if rule.mode == RequireApproval::Never {
+            String::new()
+        } else {
+            crate::credential::binding(ctx, profile)?
+        };
+        Ok(Binding {
+            profile: profile.id.to_string(),
+            run: run.to_string(),
+            mode: rule.mode,
+            digest: policy::digest(policies),
+            credential,
+            requester: requester.map(|o| o.identity_hash.clone()),
+            separate_approver: rule.separate_approver,
+            policy_files: policy_files.to_vec(),
+        })
+    }
+
+    fn request_details(&self, r: NewReceipt) -> NewReceipt {
+        let files: Vec<String> = self
+            .policy_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        r.detail("mode", self.mode.as_str())
+            .detail("policy_digest", self.digest.as_str())
+            .detail("credential", self.credential.as_str())
+            .detail("policies", files)
+    }
+
+    fn policy_args(&self) -> String {
+        policy_args(self.policy_files.iter().map(|p| p.display().to_string()))
+    }
+}
+
+fn policy_args(files: impl Iterator<Item = String>) -> String {
+    files.map(|f| format!(" --policy {f}")).collect()
+}
+
+/// The bytes an approval's seal covers: every field the gate matches on,
+/// and who approved.
+fn approval_seal(profile: &str, run: &str, d: &Value, approver: Option<&str>) -> Vec<u8> {
+    let f = |k: &str| d.get(k).cloned().unwrap_or(Value::Null);
+    serde_json::to_vec(&serde_json::json!([
+        profile,
+        run,
+        f("mode"),
+        f("request"),
+        f("policy_digest"),
+        f("credential"),
+        f("requester"),
+        f("expires_at"),
+        approver,
+    ]))
+    .expect("json serializes")
+}
+
+fn details_of(r: &Receipt) -> Value {
+    serde_json::from_str(&r.details).unwrap_or(Value::Null)
+}
+
 /// The outcome of `craik auth approve`.
 #[derive(Debug, Serialize)]
 pub struct Approved {
@@ -79,11 +173,17 @@ pub struct Approved {
     pub run: String,
     pub approver: Option<String>,
     pub receipt: String,
+    /// When the approval stops holding (`approval_ttl`), if ever.
+    pub expires_at: Option<String>,
     /// False when someone had already approved it.
     pub new: bool,
 }
 
-/// `craik auth approve <id> --run=<run>`.
+/// `craik auth approve <id> --run=<run>`: approves the newest request for
+/// the profile and run, under the same envelopes it was made under, when
+/// the approver meets every envelope's approver rules. The approval is
+/// sealed, and binds to the request's envelopes, credential and
+/// requester, with the envelopes' `approval_ttl`.
 pub fn approve(
     ctx: &mut Context,
     id: &ProfileId,
@@ -93,19 +193,46 @@ pub fn approve(
     check_run_id(run)?;
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
     let profile = load_profile(ctx, id)?;
-    ctx.audit()?;
     let key = id.to_string();
     let request = ctx
         .audit()?
         .0
-        .find(&key, ReceiptKind::ApprovalRequested, Some(run))?
+        .find_recent(&key, ReceiptKind::ApprovalRequested, Some(run), 1)?
+        .into_iter()
+        .next()
         .ok_or_else(|| {
             Error::input(
                 format!("no approval request for {key} in run {run}"),
-                "requests are made by craik auth check (or exec/proxy) when a policy asks for approval; check the run id",
+                "requests are made by craik auth check (or exec/proxy) when a policy asks for approval; list them with: craik auth approvals --pending",
             )
         })?;
+    let rd = details_of(&request);
+    let asked_with = policy_args(
+        rd.get("policies")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string)),
+    );
+    if rd.get("policy_digest").and_then(Value::as_str) != Some(policy::digest(&policies).as_str()) {
+        return Err(Error::input(
+            format!(
+                "the request for {key} in run {run} was made under other policies than those in force here"
+            ),
+            format!(
+                "approve under the policies it was made with: craik auth approve {key} --run={run}{asked_with}"
+            ),
+        ));
+    }
     let rule = policy::evaluate(&policies, &profile, None).approval;
+    if rule.mode == RequireApproval::Never {
+        return Err(Error::input(
+            format!("no policy in force asks for approval of {key}"),
+            format!(
+                "approve under the policies the request was made with: craik auth approve {key} --run={run}{asked_with}"
+            ),
+        ));
+    }
     let approver = crate::operator::current(ctx)?;
     let needs_identity =
         rule.required_operator || rule.separate_approver || !rule.approver_groups.is_empty();
@@ -113,15 +240,12 @@ pub fn approve(
         return Err(OperatorError::NotLoggedIn.into());
     }
     let deny = |ctx: &mut Context, field: &str, message: String| -> crate::Result<Approved> {
-        let mut r = NewReceipt::new(ReceiptKind::Denial, Status::Denied)
-            .profile(
-                &key,
-                profile.kind.as_str(),
-                profile.provider_family.as_str(),
-            )
+        let mut r = profile
+            .receipt(ReceiptKind::Denial, Status::Denied)
             .operator(approver.clone())
             .run(run)
-            .reason(message.clone());
+            .reason(message.clone())
+            .detail("request", request.id.as_str());
         r.capability = Some("approve".into());
         r.policy_condition = Some(field.to_string());
         ctx.record(r)?;
@@ -129,6 +253,7 @@ pub fn approve(
             message,
             hint: "ask an operator the policy names as an approver".into(),
             conditions: vec![field.to_string()],
+            login_required: false,
         })
     };
     if let Some(a) = &approver {
@@ -145,35 +270,71 @@ pub fn approve(
                 );
             }
         }
-        if rule.separate_approver
-            && request.operator_subject.as_deref() == Some(a.subject.as_str())
-            && request.operator_issuer.as_deref() == Some(a.issuer.as_str())
-        {
-            return deny(
-                ctx,
-                "separate_approver",
-                "separate_approver: nobody may approve their own request".into(),
-            );
+    }
+    if rule.separate_approver {
+        match (&request.operator_identity_hash, &approver) {
+            (None, _) => {
+                return deny(
+                    ctx,
+                    "separate_approver",
+                    "separate_approver: the request names no operator, so nobody can tell its approver apart".into(),
+                );
+            }
+            (Some(h), Some(a)) if *h == a.identity_hash => {
+                return deny(
+                    ctx,
+                    "separate_approver",
+                    "separate_approver: nobody may approve their own request".into(),
+                );
+            }
+            _ => {}
         }
     }
-    let mut r = NewReceipt::new(ReceiptKind::Approval, Status::Ok)
-        .profile(
-            &key,
-            profile.kind.as_str(),
-            profile.provider_family.as_str(),
-        )
-        .operator(approver.clone())
-        .run(run)
-        .detail("request", request.id.as_str())
-        .detail("mode", rule.mode.as_str());
-    if let Some(s) = &request.operator_subject {
-        r = r.detail("requested_by", s.as_str());
+    let expires_at = rule
+        .ttl_secs
+        .map(|t| (chrono::Utc::now() + chrono::Duration::seconds(t as i64)).to_rfc3339());
+    let mut d = Map::new();
+    d.insert("request".into(), request.id.as_str().into());
+    d.insert("mode".into(), rule.mode.as_str().into());
+    for k in ["policy_digest", "credential"] {
+        d.insert(k.into(), rd.get(k).cloned().unwrap_or(Value::Null));
     }
-    let (receipt, new) = ctx.audit()?.0.append_once(r)?;
+    d.insert(
+        "requester".into(),
+        request.operator_identity_hash.clone().into(),
+    );
+    if let Some(e) = &expires_at {
+        d.insert("expires_at".into(), e.as_str().into());
+    }
+    if let Some(s) = &request.operator_subject {
+        d.insert("requested_by".into(), s.as_str().into());
+    }
+    let sealed = approval_seal(
+        &key,
+        run,
+        &Value::Object(d.clone()),
+        approver.as_ref().map(|a| a.identity_hash.as_str()),
+    );
+    d.insert(
+        "seal".into(),
+        SealKey::load(&ctx.secrets)?
+            .seal(Domain::Approval, &sealed)
+            .into(),
+    );
+    let mut r = profile
+        .receipt(ReceiptKind::Approval, Status::Ok)
+        .operator(approver.clone())
+        .run(run);
+    r.details = d;
+    let (receipt, new) = ctx.audit()?.0.append_approval(r, &request.id)?;
     Ok(Approved {
         profile: key,
         run: run.to_string(),
         approver: receipt.operator_subject.clone(),
+        expires_at: details_of(&receipt)
+            .get("expires_at")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         receipt: receipt.id,
         new,
     })
@@ -188,10 +349,15 @@ pub struct ApprovalLine {
     pub requested_at: String,
     pub approved_by: Option<String>,
     pub approved_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// `pending`, `approved`, `expired`, or `refused` (an approval whose
+    /// seal does not verify: not made by craik here).
+    pub state: &'static str,
     pub pending: bool,
 }
 
 pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<ApprovalLine>> {
+    let key = SealKey::load(&ctx.secrets)?;
     let log = &ctx.audit()?.0;
     let requests = log.list(&crate::audit::Filter {
         kind: Some("approval_requested".into()),
@@ -203,8 +369,37 @@ pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<App
         let (Some(p), Some(run)) = (r.auth_profile_id.clone(), r.run_id.clone()) else {
             continue;
         };
-        let a = log.find(&p, ReceiptKind::Approval, Some(&run))?;
-        if pending_only && a.is_some() {
+        let a = log
+            .find_recent(&p, ReceiptKind::Approval, Some(&run), 64)?
+            .into_iter()
+            .find(|a| details_of(a).get("request").and_then(Value::as_str) == Some(&r.id));
+        let ad = a.as_ref().map(details_of).unwrap_or(Value::Null);
+        let expires_at = ad
+            .get("expires_at")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let state = match &a {
+            None => "pending",
+            Some(a) => {
+                let sealed = approval_seal(&p, &run, &ad, a.operator_identity_hash.as_deref());
+                let sealed_ok = ad
+                    .get("seal")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| key.verify(Domain::Approval, &sealed, s));
+                let expired = expires_at.as_deref().is_some_and(|e| {
+                    chrono::DateTime::parse_from_rfc3339(e)
+                        .map_or(true, |t| t <= chrono::Utc::now())
+                });
+                if !sealed_ok {
+                    "refused"
+                } else if expired {
+                    "expired"
+                } else {
+                    "approved"
+                }
+            }
+        };
+        if pending_only && state != "pending" {
             continue;
         }
         out.push(ApprovalLine {
@@ -214,65 +409,163 @@ pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<App
             requested_at: r.created_at.clone(),
             approved_by: a.as_ref().and_then(|a| a.operator_subject.clone()),
             approved_at: a.as_ref().map(|a| a.created_at.clone()),
-            pending: a.is_none(),
+            expires_at,
+            pending: state == "pending",
+            state,
         });
     }
     Ok(out)
 }
 
+/// What `craik auth grant` / `craik auth revoke` change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantChange {
+    /// Add groups and subjects (the profile becomes restricted).
+    Grant,
+    /// Take groups and subjects back (it stays restricted).
+    Revoke,
+    /// Open the profile to everyone policy allows (`--to-everyone`).
+    Open,
+}
+
 /// `craik auth grant` / `craik auth revoke`: changes a profile's grants.
-/// Needs a logged-in operator (the receipt names who granted).
+///
+/// Who may: when an envelope in force names admins (`admin_groups`,
+/// `admin_subjects`), only an operator every such envelope names; else
+/// only an operator policy and the grants already allow to use the
+/// profile, and never to themselves. A refusal is a `denial` receipt
+/// (capability `grant`, exit 3).
 pub fn change_grants(
     ctx: &mut Context,
     id: &ProfileId,
     groups: &[String],
     subjects: &[String],
-    grant: bool,
-) -> crate::Result<crate::profile::Grants> {
-    if groups.is_empty() && subjects.is_empty() {
+    change: GrantChange,
+    policy_files: &[PathBuf],
+) -> crate::Result<Grants> {
+    let grant = change == GrantChange::Grant;
+    if change != GrantChange::Open && groups.is_empty() && subjects.is_empty() {
         return Err(Error::input(
             "name at least one group or subject",
             if grant {
-                "pass --to-group G or --to-subject S"
+                "pass --to-group G or --to-subject S (or --to-everyone to open the profile)"
             } else {
                 "pass --group G or --subject S"
             },
         ));
     }
+    if let Some(v) = groups.iter().chain(subjects).find(|v| v.trim().is_empty()) {
+        return Err(Error::input(
+            format!("an empty group or subject ({v:?})"),
+            "name a group or subject as the identity provider sends it",
+        ));
+    }
+    let policies = policy::load_in_force(&ctx.home, policy_files)?;
+    let profile = load_profile(ctx, id)?;
+    if change == GrantChange::Revoke {
+        let g = &profile.grants;
+        let missing: Vec<String> = groups
+            .iter()
+            .filter(|x| !g.groups.contains(x))
+            .map(|x| format!("group {x}"))
+            .chain(
+                subjects
+                    .iter()
+                    .filter(|x| !g.subjects.contains(x))
+                    .map(|x| format!("subject {x}")),
+            )
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::input(
+                format!("{id} has no grant to {}", missing.join(", ")),
+                format!("see its grants with: craik auth status {id}"),
+            ));
+        }
+    }
     ctx.audit()?;
     let op = crate::operator::current(ctx)?.ok_or(OperatorError::NotLoggedIn)?;
+    let refusal: Option<(&str, String)> = match policy::is_admin(&policies, &op) {
+        Some(true) => None,
+        Some(false) => Some((
+            "admin",
+            format!(
+                "only the operators a policy names as admins (admin_groups, admin_subjects) may change who uses {id}"
+            ),
+        )),
+        None if !policy::evaluate(&policies, &profile, Some(&op)).allowed => Some((
+            "grant_authority",
+            format!(
+                "you may not use {id} yourself, so you may not grant it; with no admins named in a policy, only an operator allowed to use a profile may grant it"
+            ),
+        )),
+        None if grant
+            && (subjects.contains(&op.subject) || op.groups.iter().any(|g| groups.contains(g))) =>
+        {
+            Some((
+                "self_grant",
+                "nobody may grant a profile to themselves (or to a group they are in); ask another operator allowed to use it, or name admins in a policy".into(),
+            ))
+        }
+        None => None,
+    };
+    if let Some((field, message)) = refusal {
+        let mut r = profile
+            .receipt(ReceiptKind::Denial, Status::Denied)
+            .operator(Some(op.clone()))
+            .reason(message.clone())
+            .detail("groups", groups.to_vec())
+            .detail("subjects", subjects.to_vec());
+        r.capability = Some("grant".into());
+        r.policy_condition = Some(field.to_string());
+        ctx.record(r)?;
+        return Err(Error::Denied {
+            message: format!("grant refused ({field}): {message}"),
+            hint: "ask a policy's admin (or, with none named, another operator allowed to use the profile)".into(),
+            conditions: vec![field.to_string()],
+            login_required: false,
+        });
+    }
     let home = ctx.home.clone();
     ProfileStore::new(&home).update(|file| {
         let p = file
             .get_mut(id)
             .ok_or_else(|| ProfileError::NotFound(id.to_string()))?;
-        for (list, add) in [
-            (&mut p.grants.groups, groups),
-            (&mut p.grants.subjects, subjects),
-        ] {
-            for v in add {
-                if grant {
-                    if !list.contains(v) {
-                        list.push(v.clone());
+        match change {
+            GrantChange::Open => p.grants = Grants::default(),
+            GrantChange::Grant | GrantChange::Revoke => {
+                p.grants.restricted = true;
+                for (list, add) in [
+                    (&mut p.grants.groups, groups),
+                    (&mut p.grants.subjects, subjects),
+                ] {
+                    for v in add {
+                        if grant {
+                            if !list.contains(v) {
+                                list.push(v.clone());
+                            }
+                        } else {
+                            list.retain(|x| x != v);
+                        }
                     }
-                } else {
-                    list.retain(|x| x != v);
                 }
             }
         }
         let p = p.clone();
-        let r = p
+        let mut r = p
             .receipt(
-                if grant {
-                    ReceiptKind::Grant
-                } else {
+                if change == GrantChange::Revoke {
                     ReceiptKind::GrantRevoked
+                } else {
+                    ReceiptKind::Grant
                 },
                 Status::Ok,
             )
             .operator(Some(op.clone()))
             .detail("groups", groups.to_vec())
             .detail("subjects", subjects.to_vec());
+        if change == GrantChange::Open {
+            r = r.detail("everyone", true);
+        }
         ctx.record(r)?;
         Ok(p.grants)
     })

@@ -111,6 +111,16 @@ impl AuditKey {
         ])
     }
 
+    /// The identity of a credential that has no stable material (an OAuth
+    /// token that rotates, a marker): how the profile names it.
+    pub fn credential_profile(&self, family: &str, fingerprint: &str) -> String {
+        self.mac(&[
+            b"craik-credential-profile",
+            family.as_bytes(),
+            fingerprint.as_bytes(),
+        ])
+    }
+
     /// The identity of an operator: issuer and subject.
     pub fn operator(&self, issuer: &str, subject: &str) -> String {
         self.mac(&[b"craik-operator", issuer.as_bytes(), subject.as_bytes()])

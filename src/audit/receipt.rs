@@ -113,6 +113,9 @@ pub enum ReceiptKind {
     Logout,
     Grant,
     GrantRevoked,
+    /// `auth-profiles.json` accepted as it is after a change made outside
+    /// craik (`craik auth reseal`).
+    ProfilesResealed,
     Denial,
     ApprovalRequested,
     Approval,
@@ -124,7 +127,7 @@ pub enum ReceiptKind {
 }
 
 impl ReceiptKind {
-    pub const ALL: [ReceiptKind; 15] = [
+    pub const ALL: [ReceiptKind; 16] = [
         ReceiptKind::ProfileAdded,
         ReceiptKind::ProfileRemoved,
         ReceiptKind::SecretMigrated,
@@ -134,6 +137,7 @@ impl ReceiptKind {
         ReceiptKind::Logout,
         ReceiptKind::Grant,
         ReceiptKind::GrantRevoked,
+        ReceiptKind::ProfilesResealed,
         ReceiptKind::Denial,
         ReceiptKind::ApprovalRequested,
         ReceiptKind::Approval,
@@ -153,6 +157,7 @@ impl ReceiptKind {
             ReceiptKind::Logout => "logout",
             ReceiptKind::Grant => "grant",
             ReceiptKind::GrantRevoked => "grant_revoked",
+            ReceiptKind::ProfilesResealed => "profiles_resealed",
             ReceiptKind::Denial => "denial",
             ReceiptKind::ApprovalRequested => "approval_requested",
             ReceiptKind::Approval => "approval",

@@ -30,6 +30,16 @@ use crate::policy::{self, Evaluation, Policy};
 use crate::pool::{Outcome, PoolStore};
 use crate::profile::{Kind, Profile, ProfileError, ProfileId, ProfileStore};
 
+/// The conditions about who the operator is: failing one while nobody is
+/// logged in means "log in" (exit 6), not "you may not" (exit 3).
+const IDENTITY_CONDITIONS: [&str; 5] = [
+    "required_operator",
+    "required_operator_issuer",
+    "allowed_operator_groups",
+    "allowed_operator_subjects",
+    "profile_grants",
+];
+
 /// What a request uses a credential for, named in receipts' `capability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -184,10 +194,19 @@ impl Resolved {
         if !authorized.evaluation.allowed {
             return Err(authorized.deny(ctx, &self.id));
         }
+        let binding = approval::Binding::of(
+            ctx,
+            &authorized.profile,
+            &spec.run,
+            &policies,
+            &authorized.evaluation.approval,
+            authorized.operator.as_ref(),
+            &spec.policy_files,
+        )?;
         authorized.approval = approval::gate(
             ctx,
             &authorized.receipt(ReceiptKind::ApprovalRequested, Status::Ok),
-            authorized.evaluation.approval.mode,
+            &binding,
             spec.wait,
             on_wait,
         )?;
@@ -260,6 +279,26 @@ impl Authorized {
         if let Err(e) = ctx.record(r) {
             return e;
         }
+        // Logged out, and the policy decides by who the operator is: the
+        // fix is to log in (exit 6), with the issuer a policy names.
+        let login_required = self.operator.is_none()
+            && failing
+                .iter()
+                .any(|c| IDENTITY_CONDITIONS.contains(&c.field.as_str()));
+        let hint = if login_required {
+            failing
+                .iter()
+                .find(|c| c.field == "required_operator_issuer")
+                .and_then(|c| c.fix.clone())
+                .unwrap_or_else(|| "run craik login".into())
+        } else if failing.len() > 1 {
+            format!(
+                "{} conditions failed; see them with: craik policy explain --profile {asked}",
+                failing.len(),
+            )
+        } else {
+            format!("see every condition with: craik policy explain --profile {asked}")
+        };
         Error::Denied {
             conditions: failing.iter().map(|c| c.field.clone()).collect(),
             message: format!(
@@ -267,16 +306,8 @@ impl Authorized {
                 first.field,
                 first.fix.clone().unwrap_or_default()
             ),
-            hint: if failing.len() > 1 {
-                format!(
-                    "{} conditions failed; see them with: craik policy explain --profile {asked}",
-                    failing.len(),
-                )
-            } else if first.field == "required_operator" || self.operator.is_none() {
-                "run craik login".into()
-            } else {
-                format!("see every condition with: craik policy explain --profile {asked}")
-            },
+            hint,
+            login_required,
         }
     }
 
@@ -610,6 +641,7 @@ impl Recheck {
                 hint: "start the proxy (or exec --via-proxy) again to use the profile as it is now"
                     .into(),
                 conditions: vec!["profile_changed".into()],
+                login_required: false,
             });
         }
         let until = self.session_until();

@@ -176,23 +176,54 @@ pub enum AuthCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Let an operator group or subject use a profile.
+    /// Let an operator group or subject use a profile (it stays restricted
+    /// to those granted, even after the last grant is revoked). Needs a
+    /// login: a policy's admin, or (with none named) an operator allowed to
+    /// use the profile, never granting themselves.
     Grant {
         id: String,
+        /// Grant to everyone in this group (repeatable).
         #[arg(long = "to-group", value_name = "G")]
         groups: Vec<String>,
+        /// Grant to this operator subject (repeatable).
         #[arg(long = "to-subject", value_name = "S")]
         subjects: Vec<String>,
+        /// Open the profile again to everyone policy allows (drops every
+        /// grant; a receipt records it).
+        #[arg(long, conflicts_with_all = ["groups", "subjects"])]
+        to_everyone: bool,
+        /// An extra policy file in force (repeatable), as for auth check.
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<std::path::PathBuf>,
+        /// Print the grants as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Take a grant back.
+    /// Take a grant back (the profile stays restricted). Needs a login,
+    /// with the same rights as grant.
     Revoke {
         id: String,
+        /// Revoke this group's grant (repeatable).
         #[arg(long = "group", value_name = "G")]
         groups: Vec<String>,
+        /// Revoke this subject's grant (repeatable).
         #[arg(long = "subject", value_name = "S")]
         subjects: Vec<String>,
+        /// An extra policy file in force (repeatable), as for auth check.
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<std::path::PathBuf>,
+        /// Print the grants as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept auth-profiles.json as it is now after a change made outside
+    /// craik (which craik refuses until then): seals it again and writes a
+    /// receipt. Only for a change that is yours.
+    Reseal {
+        /// Reseal without asking (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -342,18 +373,26 @@ fn grants(
     id: &str,
     groups: &[String],
     subjects: &[String],
-    grant: bool,
+    change: craik::approval::GrantChange,
+    policies: &[std::path::PathBuf],
     json: bool,
 ) -> craik::Result<i32> {
     let id: ProfileId = id.parse()?;
-    let g = craik::approval::change_grants(ctx, &id, groups, subjects, grant)?;
+    let g = craik::approval::change_grants(ctx, &id, groups, subjects, change, policies)?;
     if json {
         output::json(&serde_json::json!({"profile": id.to_string(), "grants": g}));
+    } else if !g.restricts() {
+        outln!("{id}: open to every operator policy allows");
     } else {
         outln!(
-            "{id}: granted to groups [{}], subjects [{}]",
+            "{id}: granted to groups [{}], subjects [{}]{}",
             g.groups.join(", "),
-            g.subjects.join(", ")
+            g.subjects.join(", "),
+            if g.is_empty() {
+                " (nobody: restricted until granted again or opened with --to-everyone)"
+            } else {
+                ""
+            }
         );
     }
     Ok(exit::OK)
@@ -444,7 +483,16 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             if json {
                 output::json(&a);
             } else if a.new {
-                outln!("approved {} for run {} ({})", a.profile, a.run, a.receipt);
+                outln!(
+                    "approved {} for run {} ({}{})",
+                    a.profile,
+                    a.run,
+                    a.receipt,
+                    a.expires_at
+                        .as_deref()
+                        .map(|e| format!(", until {e}"))
+                        .unwrap_or_default()
+                );
             } else {
                 outln!(
                     "already approved {} for run {} by {}",
@@ -623,6 +671,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     "REQUESTED BY",
                     "REQUESTED AT",
                     "APPROVED BY",
+                    "EXPIRES",
                     "STATE",
                 ]);
                 for l in list {
@@ -632,11 +681,8 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                         l.requested_by.unwrap_or_default(),
                         l.requested_at,
                         l.approved_by.unwrap_or_default(),
-                        if l.pending {
-                            "pending".into()
-                        } else {
-                            "approved".to_string()
-                        },
+                        l.expires_at.unwrap_or_else(|| "-".into()),
+                        l.state.to_string(),
                     ]);
                 }
                 output::print_table(&t);
@@ -647,14 +693,58 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             id,
             groups,
             subjects,
+            to_everyone,
+            policies,
             json,
-        } => grants(&mut ctx, &id, &groups, &subjects, true, json),
+        } => {
+            let change = if to_everyone {
+                craik::approval::GrantChange::Open
+            } else {
+                craik::approval::GrantChange::Grant
+            };
+            grants(&mut ctx, &id, &groups, &subjects, change, &policies, json)
+        }
         AuthCommand::Revoke {
             id,
             groups,
             subjects,
+            policies,
             json,
-        } => grants(&mut ctx, &id, &groups, &subjects, false, json),
+        } => grants(
+            &mut ctx,
+            &id,
+            &groups,
+            &subjects,
+            craik::approval::GrantChange::Revoke,
+            &policies,
+            json,
+        ),
+        AuthCommand::Reseal { yes, json } => {
+            if !yes {
+                match term::confirm(
+                    "seal auth-profiles.json as it is now, trusting every change made to it outside craik?",
+                ) {
+                    None => {
+                        return Err(Error::input(
+                            "reseal needs confirmation",
+                            "pass --yes, or run on a terminal to confirm",
+                        ));
+                    }
+                    Some(false) => {
+                        errln!("nothing changed");
+                        return Ok(exit::ERROR);
+                    }
+                    Some(true) => {}
+                }
+            }
+            let n = manage::reseal(&mut ctx)?;
+            if json {
+                output::json(&serde_json::json!({"resealed": true, "profiles": n}));
+            } else {
+                outln!("resealed auth-profiles.json ({n} profile(s)); a receipt records it");
+            }
+            Ok(exit::OK)
+        }
         AuthCommand::Add {
             id,
             kind,
@@ -815,20 +905,20 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             json,
         } => {
             if apply && !yes {
-                if !std::io::stdin().is_terminal() {
-                    return Err(Error::input(
-                        "--apply needs confirmation",
-                        "pass --apply --yes, or run on a terminal to confirm",
-                    ));
-                }
-                eprint!(
-                    "store the values of these environment variables in the secret store? [y/N] "
-                );
-                let mut line = String::new();
-                let _ = std::io::stdin().read_line(&mut line);
-                if !matches!(line.trim(), "y" | "Y" | "yes") {
-                    errln!("nothing changed");
-                    return Ok(exit::ERROR);
+                match term::confirm(
+                    "store the values of these environment variables in the secret store?",
+                ) {
+                    None => {
+                        return Err(Error::input(
+                            "--apply needs confirmation",
+                            "pass --apply --yes, or run on a terminal to confirm",
+                        ));
+                    }
+                    Some(false) => {
+                        errln!("nothing changed");
+                        return Ok(exit::ERROR);
+                    }
+                    Some(true) => {}
                 }
             }
             let report = manage::migrate_from_env(&mut ctx, apply)?;

@@ -212,6 +212,24 @@ fn remove_where(ctx: &mut Context, pred: impl Fn(&Profile) -> bool) -> crate::Re
 }
 
 /// `craik auth remove <id>`.
+/// `craik auth reseal`: accepts `auth-profiles.json` as it is now (after
+/// a change made outside craik, which the user vouched for), writing a
+/// `profiles_resealed` receipt first. Returns how many profiles it holds.
+pub fn reseal(ctx: &mut Context) -> crate::Result<usize> {
+    let home = ctx.home.clone();
+    let store = ProfileStore::new(&home);
+    let file = store.load_unchecked()?;
+    let was_sealed = store.load().is_ok();
+    let ids: Vec<String> = file.profiles.iter().map(|p| p.id.to_string()).collect();
+    let operator = crate::operator::current(ctx).ok().flatten();
+    let r = NewReceipt::new(ReceiptKind::ProfilesResealed, Status::Ok)
+        .operator(operator)
+        .detail("profiles", ids)
+        .detail("was_sealed", was_sealed);
+    ctx.record(r)?;
+    Ok(store.reseal()?.profiles.len())
+}
+
 pub fn remove_profile(ctx: &mut Context, id: &ProfileId) -> crate::Result<Profile> {
     let file = ProfileStore::new(&ctx.home).load()?;
     if file.get(id).is_none() {

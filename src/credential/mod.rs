@@ -89,3 +89,36 @@ pub(crate) fn identity_hash(
         None => Ok(None),
     }
 }
+
+/// What an approval binds to: the credential the profile uses now, as a
+/// keyed hash. For a stored or referenced secret it is the material's
+/// identity hash (a different key under the same profile is a different
+/// credential); for an OAuth profile, whose token rotates, and a marker,
+/// it is how the profile names the credential (its kind, handles, token
+/// endpoint, base URL and when it was added). The material never leaves
+/// this function.
+pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<String> {
+    use crate::profile::oauth_meta::{META_EXPIRES, META_LAST_REFRESH};
+    let family = profile.provider_family.as_str();
+    if !matches!(profile.kind, Kind::OAuth | Kind::Marker)
+        && let Some(h) = identity_hash(ctx, profile, None)?
+    {
+        return Ok(h);
+    }
+    let meta: std::collections::BTreeMap<&str, &str> = profile
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != META_EXPIRES && k.as_str() != META_LAST_REFRESH)
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let fingerprint = serde_json::json!({
+        "id": profile.id.to_string(),
+        "kind": profile.kind.as_str(),
+        "base_url": profile.base_url,
+        "metadata": meta,
+        "created_at": matches!(profile.kind, Kind::OAuth | Kind::Marker)
+            .then(|| profile.created_at.to_rfc3339()),
+    })
+    .to_string();
+    Ok(ctx.audit_key()?.credential_profile(family, &fingerprint))
+}

@@ -64,6 +64,13 @@ pub enum OperatorError {
     SessionCorrupt { path: PathBuf, why: String },
     #[error("login was interrupted")]
     Interrupted,
+    /// The session file is not the one craik wrote at login or refresh.
+    #[error("operator session {path} refused: {why} (written or edited outside craik)")]
+    SessionForged { path: PathBuf, why: String },
+    /// `craik logout` removed a refused session (exit 6, not an error to
+    /// retry: the next step is to log in).
+    #[error("removed the refused operator session {path} ({why}); nothing in it was trusted")]
+    SessionRemoved { path: PathBuf, why: String },
 }
 
 impl OperatorError {
@@ -99,12 +106,19 @@ impl OperatorError {
                 "run craik logout, then craik login".into()
             }
             OperatorError::Interrupted => "run craik login again".into(),
+            OperatorError::SessionForged { .. } => {
+                "log in again: craik logout, then craik login (a receipt records the refusal)".into()
+            }
+            OperatorError::SessionRemoved { .. } => "run craik login".into(),
         })
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            OperatorError::NotLoggedIn | OperatorError::Expired(_) => exit::LOGIN_REQUIRED,
+            OperatorError::NotLoggedIn
+            | OperatorError::Expired(_)
+            | OperatorError::SessionForged { .. }
+            | OperatorError::SessionRemoved { .. } => exit::LOGIN_REQUIRED,
             _ => exit::ERROR,
         }
     }
@@ -119,6 +133,8 @@ impl OperatorError {
             OperatorError::Token(_) => "invalid_id_token",
             OperatorError::Discovery { .. } => "discovery_failed",
             OperatorError::Interrupted => "interrupted",
+            OperatorError::SessionForged { .. } => "session_refused",
+            OperatorError::SessionRemoved { .. } => "session_removed",
             _ => "login_failed",
         }
     }
@@ -198,11 +214,16 @@ pub fn check_issuer(issuer: &str) -> Result<(), OperatorError> {
 /// The logged-in operator receipts should name, if any (refreshing a
 /// session near expiry). No session, or an expired one: `None`.
 pub fn current(ctx: &mut crate::context::Context) -> crate::Result<Option<crate::audit::Operator>> {
-    if session::load(&ctx.home)?.is_none() {
-        return Ok(None);
+    match session::load(&ctx.home) {
+        Ok(None) => return Ok(None),
+        Ok(Some(_)) => {}
+        Err(e) => return Err(session::refuse_forged(ctx, e)),
     }
     match current_session(ctx) {
         Ok(s) => Ok(Some(s.operator(ctx.audit_key()?))),
+        Err(crate::Error::Operator(OperatorError::SessionForged { path, why })) => {
+            Err(OperatorError::SessionForged { path, why }.into())
+        }
         Err(crate::Error::Operator(_)) => Ok(None),
         Err(e) => Err(e),
     }

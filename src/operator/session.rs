@@ -11,6 +11,8 @@ use super::{OidcConfig, OperatorError};
 use crate::audit::{AuditKey, NewReceipt, Operator, ReceiptKind, Status};
 use crate::context::Context;
 use crate::home::Home;
+use crate::secret::Secrets;
+use crate::secret::seal::{Domain, SealKey};
 
 pub const SESSION_FILE: &str = "operator-session.json";
 /// A command that needs the operator refreshes this close to expiry.
@@ -37,6 +39,11 @@ pub struct Session {
     pub refreshed_at: Option<DateTime<Utc>>,
     /// Handle of the refresh token in the secret store.
     pub refresh_token_handle: Option<String>,
+    /// The seal over every other field ([`crate::secret::seal`]): a
+    /// session written or edited by anything but craik, with this home's
+    /// key, is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 fn jti(claims: &super::token::Claims) -> String {
@@ -71,6 +78,7 @@ impl Session {
             logged_in_at: Utc::now(),
             refreshed_at: None,
             refresh_token_handle: handle,
+            seal: None,
         }
     }
 
@@ -109,23 +117,72 @@ impl Session {
     }
 }
 
-/// Reads the session file; `None` when there is none.
+/// What the seal covers: the session's fields, seal left out, in their
+/// canonical serialization (so an edit that means the same still fails).
+fn sealed_bytes(s: &Session) -> Vec<u8> {
+    let unsealed = Session {
+        seal: None,
+        ..s.clone()
+    };
+    serde_json::to_vec(&unsealed).expect("session serializes")
+}
+
+/// Reads the session file; `None` when there is none. A session whose seal
+/// does not verify with this home's key (written or edited by hand, copied
+/// from another home, or written by a craik before seals) is refused with
+/// [`OperatorError::SessionForged`]: its identity is not what the IdP said.
 pub fn load(home: &Home) -> crate::Result<Option<Session>> {
     let Some(bytes) = home.read(SESSION_FILE)? else {
         return Ok(None);
     };
+    let path = home.path(SESSION_FILE);
     let s: Session = serde_json::from_slice(&bytes).map_err(|e| OperatorError::SessionCorrupt {
-        path: home.path(SESSION_FILE),
+        path: path.clone(),
         why: e.to_string(),
     })?;
+    let Some(seal) = &s.seal else {
+        return Err(OperatorError::SessionForged {
+            path,
+            why: "it has no seal".into(),
+        }
+        .into());
+    };
+    let key = SealKey::load(&Secrets::new(home))?;
+    if !key.verify(Domain::Session, &sealed_bytes(&s), seal) {
+        return Err(OperatorError::SessionForged {
+            path,
+            why: "it does not match its seal".into(),
+        }
+        .into());
+    }
     Ok(Some(s))
 }
 
-fn save(home: &Home, s: &Session) -> crate::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(s).expect("session serializes");
+fn save(ctx: &Context, s: &Session) -> crate::Result<()> {
+    let key = SealKey::load(&ctx.secrets)?;
+    let sealed = Session {
+        seal: Some(key.seal(Domain::Session, &sealed_bytes(s))),
+        ..s.clone()
+    };
+    let mut bytes = serde_json::to_vec_pretty(&sealed).expect("session serializes");
     bytes.push(b'\n');
-    home.write_atomic(SESSION_FILE, &bytes)?;
+    ctx.home.write_atomic(SESSION_FILE, &bytes)?;
     Ok(())
+}
+
+/// Writes the receipt of a refused session (a `denial` with condition
+/// `operator_session`), best effort when the log cannot take it, and
+/// hands the error back.
+pub fn refuse_forged(ctx: &mut Context, err: crate::Error) -> crate::Error {
+    if let crate::Error::Operator(OperatorError::SessionForged { why, .. }) = &err {
+        let mut r = NewReceipt::new(ReceiptKind::Denial, Status::Denied)
+            .reason(format!("operator session refused: {why}"));
+        r.policy_condition = Some("operator_session".into());
+        if let Err(e) = ctx.record(r) {
+            return e;
+        }
+    }
+    err
 }
 
 fn login_receipt(s: &Session, key: &AuditKey, kind: ReceiptKind, status: Status) -> NewReceipt {
@@ -147,6 +204,8 @@ pub fn establish(
 ) -> crate::Result<Session> {
     ctx.audit()?;
     let _lock = ctx.home.lock(SESSION_FILE)?;
+    // A refused (forged) session's handle is never trusted, not even to
+    // delete the secret it names.
     let old = load(&ctx.home).ok().flatten();
     let handle = match &tokens.refresh_token {
         Some(rt) => Some(
@@ -160,7 +219,7 @@ pub fn establish(
         let key = ctx.audit_key()?;
         login_receipt(&session, key, ReceiptKind::Login, Status::Ok).detail("flow", flow)
     };
-    if let Err(e) = ctx.record(receipt).and_then(|_| save(&ctx.home, &session)) {
+    if let Err(e) = ctx.record(receipt).and_then(|_| save(ctx, &session)) {
         if let Some(h) = handle {
             let _ = ctx.secrets.delete(&h);
         }
@@ -185,7 +244,10 @@ pub fn record_failed_login(ctx: &mut Context, config: &OidcConfig, err: &Operato
 /// Concurrent craik processes refresh once: the first takes the lock and
 /// refreshes, the others wait and then find the fresh session.
 pub fn current_session(ctx: &mut Context) -> crate::Result<Session> {
-    let before = load(&ctx.home)?.ok_or(OperatorError::NotLoggedIn)?;
+    let before = match load(&ctx.home) {
+        Ok(s) => s.ok_or(OperatorError::NotLoggedIn)?,
+        Err(e) => return Err(refuse_forged(ctx, e)),
+    };
     if !before.near_expiry() {
         return Ok(before);
     }
@@ -243,7 +305,7 @@ fn refresh(ctx: &mut Context, s: &Session, handle: &str) -> crate::Result<Sessio
     fresh.refreshed_at = Some(Utc::now());
     let receipt = login_receipt(&fresh, ctx.audit_key()?, ReceiptKind::Refresh, Status::Ok);
     ctx.record(receipt)?;
-    save(&ctx.home, &fresh)?;
+    save(ctx, &fresh)?;
     Ok(fresh)
 }
 
@@ -251,8 +313,23 @@ fn refresh(ctx: &mut Context, s: &Session, handle: &str) -> crate::Result<Sessio
 /// deletes it and the session, writes a `logout` receipt. Idempotent.
 pub fn logout(ctx: &mut Context) -> crate::Result<Option<(Session, LogoutOutcome)>> {
     let _lock = ctx.home.lock(SESSION_FILE)?;
-    let Some(s) = load(&ctx.home)? else {
-        return Ok(None);
+    let s = match load(&ctx.home) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(None),
+        Err(crate::Error::Operator(
+            OperatorError::SessionForged { path, why }
+            | OperatorError::SessionCorrupt { path, why },
+        )) => {
+            // Nothing in it is trusted: no handle is read or deleted, no
+            // token revoked. The file goes, with a receipt saying why.
+            let r = NewReceipt::new(ReceiptKind::Logout, Status::Ok)
+                .reason(format!("removed a refused operator session: {why}"))
+                .detail("revocation", "skipped");
+            ctx.record(r)?;
+            ctx.home.remove(SESSION_FILE)?;
+            return Err(OperatorError::SessionRemoved { path, why }.into());
+        }
+        Err(e) => return Err(e),
     };
     ctx.audit()?;
     let token = s

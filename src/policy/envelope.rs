@@ -56,6 +56,16 @@ pub struct Envelope {
     pub approver_groups: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub separate_approver: Option<bool>,
+    /// How long an approval holds (`30m`, `8h`, `7d`); default 8h for
+    /// `each_run`, no limit for `first_use`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_ttl: Option<String>,
+    /// Who may grant, revoke and open profiles: an operator in one of
+    /// these groups or subjects (of every envelope that names any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_subjects: Option<Vec<String>>,
 }
 
 /// Why a policy file was refused. Every variant names the file.
@@ -83,6 +93,12 @@ pub enum PolicyError {
     Version { path: PathBuf, version: u32 },
     #[error("policy {path}: {field} is empty")]
     EmptyString { path: PathBuf, field: &'static str },
+    #[error("policy {path}: approval_ttl: {source}")]
+    Ttl {
+        path: PathBuf,
+        #[source]
+        source: crate::duration::DurationError,
+    },
     /// A policy file someone else could have written (another owner, a
     /// group/world-writable file, a symlink).
     #[error("policy {path}: {why}")]
@@ -103,6 +119,7 @@ impl PolicyError {
                 "patterns use * (any characters but ':'), ** (any characters) and ? (one character)".into()
             }
             PolicyError::Unsafe { hint, .. } => hint.clone(),
+            PolicyError::Ttl { source, .. } => source.hint(),
             _ => "fix the file (see docs/policy.md and schemas/policy-envelope.schema.json); craik refuses every authorization until it parses".into(),
         }
     }
@@ -116,7 +133,12 @@ pub struct Policy {
     pub allowed_profiles: Option<PatternSet>,
     pub denied_profiles: Option<PatternSet>,
     pub approval_profiles: Option<PatternSet>,
+    /// `approval_ttl`, read.
+    pub approval_ttl: Option<std::time::Duration>,
 }
+
+/// The longest `approval_ttl`.
+pub const MAX_APPROVAL_TTL: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
 
 fn non_empty<T>(path: &Path, field: &'static str, v: &Option<Vec<T>>) -> Result<(), PolicyError> {
     match v {
@@ -203,7 +225,36 @@ impl Policy {
         )?;
         non_empty(path, "approval_profiles", &envelope.approval_profiles)?;
         non_empty(path, "approver_groups", &envelope.approver_groups)?;
+        non_empty(path, "admin_groups", &envelope.admin_groups)?;
+        non_empty(path, "admin_subjects", &envelope.admin_subjects)?;
+        for (field, list) in [
+            ("allowed_operator_groups", &envelope.allowed_operator_groups),
+            (
+                "allowed_operator_subjects",
+                &envelope.allowed_operator_subjects,
+            ),
+            ("approver_groups", &envelope.approver_groups),
+            ("admin_groups", &envelope.admin_groups),
+            ("admin_subjects", &envelope.admin_subjects),
+        ] {
+            if list.iter().flatten().any(|v| v.trim().is_empty()) {
+                return Err(PolicyError::EmptyString {
+                    path: path.to_path_buf(),
+                    field,
+                });
+            }
+        }
+        let approval_ttl = envelope
+            .approval_ttl
+            .as_deref()
+            .map(|t| crate::duration::parse_nonzero(t, MAX_APPROVAL_TTL))
+            .transpose()
+            .map_err(|source| PolicyError::Ttl {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(Policy {
+            approval_ttl,
             source: path.to_path_buf(),
             allowed_profiles: compile(
                 path,
@@ -267,7 +318,7 @@ mod tests {
         Policy::parse(json.as_bytes(), Path::new(FILE))
     }
 
-    const LIST_FIELDS: [&str; 7] = [
+    const LIST_FIELDS: [&str; 9] = [
         "allowed_operator_groups",
         "allowed_operator_subjects",
         "allowed_credential_kinds",
@@ -275,6 +326,8 @@ mod tests {
         "denied_credential_profiles",
         "approval_profiles",
         "approver_groups",
+        "admin_groups",
+        "admin_subjects",
     ];
 
     const PATTERN_FIELDS: [&str; 3] = [
@@ -511,7 +564,10 @@ mod tests {
             "require_approval": "first_use",
             "approval_profiles": ["**"],
             "approver_groups": ["leads"],
-            "separate_approver": true
+            "separate_approver": true,
+            "approval_ttl": "12h",
+            "admin_groups": ["security"],
+            "admin_subjects": ["root"]
         }"#;
         let p = parse(json).unwrap();
         let e = &p.envelope;
@@ -529,6 +585,10 @@ mod tests {
                 .is_match("openai:personal-x")
         );
         assert!(p.approval_profiles.as_ref().unwrap().is_match("gemini:x"));
+        assert_eq!(
+            p.approval_ttl,
+            Some(std::time::Duration::from_secs(12 * 3600))
+        );
         let again = parse(&serde_json::to_string(e).unwrap()).unwrap();
         assert_eq!(&again.envelope, e);
         let mut fields: Vec<String> = serde_json::to_value(e)
@@ -546,6 +606,7 @@ mod tests {
             "required_operator_issuer",
             "require_approval",
             "separate_approver",
+            "approval_ttl",
         ]);
         want.sort();
         assert_eq!(fields, want, "every field of the schema is set here");

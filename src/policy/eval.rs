@@ -32,6 +32,38 @@ pub struct ApprovalRule {
     pub separate_approver: bool,
     /// Whether any envelope requires a logged-in operator.
     pub required_operator: bool,
+    /// How long an approval holds, in seconds: the shortest
+    /// `approval_ttl` of the envelopes asking, else 8 hours for
+    /// `each_run`; `None`, no limit (`first_use` by default).
+    pub ttl_secs: Option<u64>,
+}
+
+/// The default life of an `each_run` approval.
+pub const EACH_RUN_TTL_SECS: u64 = 8 * 3600;
+
+/// Whether `op` may grant, revoke and open profiles as a policy's admin:
+/// `None` when no envelope names admins, else whether `op` is in
+/// `admin_groups` or `admin_subjects` of every envelope that names any.
+pub fn is_admin(policies: &[Policy], op: &Operator) -> Option<bool> {
+    let mut named = false;
+    let mut ok = true;
+    for p in policies {
+        let e = &p.envelope;
+        if e.admin_groups.is_none() && e.admin_subjects.is_none() {
+            continue;
+        }
+        named = true;
+        let by_group = e
+            .admin_groups
+            .as_ref()
+            .is_some_and(|g| op.groups.iter().any(|x| g.contains(x)));
+        let by_subject = e
+            .admin_subjects
+            .as_ref()
+            .is_some_and(|s| s.contains(&op.subject));
+        ok &= by_group || by_subject;
+    }
+    named.then_some(ok)
 }
 
 /// The full outcome.
@@ -169,6 +201,10 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
         let applies = p.approval_profiles.as_ref().is_none_or(|s| s.is_match(&id));
         if applies {
             approval.mode = approval.mode.max(mode);
+            if let Some(t) = p.approval_ttl {
+                let t = t.as_secs();
+                approval.ttl_secs = Some(approval.ttl_secs.map_or(t, |x| x.min(t)));
+            }
             // Who may approve is every envelope's say, whether or not it
             // is the one asking for approval: an envelope that only names
             // approvers (or forbids approving one's own request) still
@@ -182,11 +218,8 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
         }
     }
     let grants = &profile.grants;
-    if !grants.is_empty() {
-        let ok = op.is_some_and(|o| {
-            grants.subjects.contains(&o.subject)
-                || o.groups.iter().any(|g| grants.groups.contains(g))
-        });
+    if grants.restricts() {
+        let ok = op.is_some_and(|o| grants.admit(o));
         let mut required = Vec::new();
         if !grants.groups.is_empty() {
             required.push(format!("groups {}", list(&grants.groups)));
@@ -198,21 +231,28 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
             field: "profile_grants".into(),
             source: format!("profile {id}"),
             ok,
-            required: format!(
-                "an operator granted this profile: {}",
-                required.join(" or ")
-            ),
+            required: if required.is_empty() {
+                "an operator granted this profile (its grants were all revoked)".into()
+            } else {
+                format!(
+                    "an operator granted this profile: {}",
+                    required.join(" or ")
+                )
+            },
             seen: op
                 .map(|o| format!("{} in {}", o.subject, list(&o.groups)))
                 .unwrap_or_else(|| "no operator session".into()),
-            fix: (!ok).then(|| {
-                if op.is_none() {
-                    "this profile is granted to named operators; run craik login".to_string()
-                } else {
-                    format!("ask an owner to run: craik auth grant {id} --to-subject <you>")
-                }
+            fix: (!ok).then(|| match op {
+                None => "this profile is granted to named operators; run craik login".to_string(),
+                Some(o) => format!(
+                    "not granted to you; ask an operator who may grant it (a policy's admin, or one granted it) to run: craik auth grant {id} --to-subject {}",
+                    o.subject
+                ),
             }),
         });
+    }
+    if approval.mode == RequireApproval::EachRun && approval.ttl_secs.is_none() {
+        approval.ttl_secs = Some(EACH_RUN_TTL_SECS);
     }
     Evaluation {
         allowed: conditions.iter().all(|c| c.ok),
@@ -264,10 +304,7 @@ pub fn allows(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -> 
         }
     }
     let g = &profile.grants;
-    g.is_empty()
-        || op.is_some_and(|o| {
-            g.subjects.contains(&o.subject) || o.groups.iter().any(|x| g.groups.contains(x))
-        })
+    !g.restricts() || op.is_some_and(|o| g.admit(o))
 }
 
 impl Policy {
@@ -344,6 +381,7 @@ mod tests {
         p.grants = Grants {
             groups: groups.iter().map(|g| g.to_string()).collect(),
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            restricted: true,
         };
         p
     }
@@ -573,7 +611,7 @@ mod tests {
             row("granted group: operator not in it", &[], granted("openai:ci", &["ops"], &[]),
                 alice(), &["profile_grants"], &[("profile openai:ci", "profile_grants")])
                 .seen("alice in [eng, prod-deploy]")
-                .fix("craik auth grant openai:ci --to-subject <you>"),
+                .fix("craik auth grant openai:ci --to-subject alice"),
             row("granted group: operator in it", &[], granted("openai:ci", &["ops"], &[]),
                 dave_ops(), &["profile_grants"], &[]),
             row("granted subject: that operator", &[], granted("openai:ci", &[], &["bob"]),
@@ -842,6 +880,7 @@ mod tests {
                         .collect(),
                     separate_approver: r.separate_approver,
                     required_operator: r.required_operator,
+                    ttl_secs: (r.mode == RequireApproval::EachRun).then_some(EACH_RUN_TTL_SECS),
                 };
                 if got != want {
                     errors.push(format!(

@@ -7,7 +7,9 @@ mod eval;
 use std::path::PathBuf;
 
 pub use envelope::{Envelope, Policy, PolicyError, RequireApproval};
-pub use eval::{ApprovalRule, Condition, Evaluation, allows, evaluate};
+pub use eval::{
+    ApprovalRule, Condition, EACH_RUN_TTL_SECS, Evaluation, allows, evaluate, is_admin,
+};
 
 use crate::home::Home;
 
@@ -40,4 +42,24 @@ pub fn load_in_force(home: &Home, extra: &[PathBuf]) -> crate::Result<Vec<Policy
         out.push(Policy::load(p)?);
     }
     Ok(out)
+}
+
+/// The digest of the envelopes in force: an approval made under them
+/// holds only while the same envelopes are in force (`sha256:<hex>`).
+/// Only what they say counts, not where they were read from or in which
+/// order (evaluation depends on neither).
+pub fn digest(policies: &[Policy]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut bodies: Vec<Vec<u8>> = policies
+        .iter()
+        .map(|p| serde_json::to_vec(&p.envelope).expect("envelopes serialize"))
+        .collect();
+    bodies.sort();
+    bodies.dedup();
+    let mut h = Sha256::new();
+    for b in &bodies {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
 }

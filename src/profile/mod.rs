@@ -36,6 +36,9 @@ pub enum ProfileError {
     Invalid { id: String, detail: String },
     #[error(transparent)]
     BaseUrl(#[from] BaseUrlError),
+    /// `auth-profiles.json` was not written by craik with this home's key.
+    #[error("{path} refused: {why} (edited outside craik, or written by a craik before seals)")]
+    Unsealed { path: PathBuf, why: String },
 }
 
 impl ProfileError {
@@ -60,11 +63,17 @@ impl ProfileError {
             ProfileError::NotFound(_) => "list the profiles with: craik auth status".into(),
             ProfileError::Invalid { .. } => "see craik auth add --help".into(),
             ProfileError::BaseUrl(e) => return e.hint(),
+            ProfileError::Unsealed { .. } => {
+                "restore the file from a backup; if the change is yours, accept it with: craik auth reseal (a receipt records it)".into()
+            }
         })
     }
 }
 
-/// Which operators may use a profile; empty means no restriction.
+/// Which operators may use a profile. A profile nobody ever granted is
+/// open to everyone policy allows; once granted it stays `restricted`,
+/// even after its last grant is revoked, until it is opened again
+/// explicitly (`craik auth grant <id> --to-everyone`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
@@ -72,11 +81,27 @@ pub struct Grants {
     pub groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subjects: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restricted: bool,
 }
 
 impl Grants {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty() && self.subjects.is_empty()
+    }
+
+    /// Whether only granted operators may use the profile.
+    pub fn restricts(&self) -> bool {
+        self.restricted || !self.is_empty()
+    }
+
+    /// Whether `op` is granted the profile (by subject or a group).
+    pub fn admit(&self, op: &crate::audit::Operator) -> bool {
+        self.subjects.contains(&op.subject) || op.groups.iter().any(|g| self.groups.contains(g))
+    }
+
+    fn open(&self) -> bool {
+        !self.restricts()
     }
 }
 
@@ -99,7 +124,7 @@ pub struct Profile {
     pub last_validated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub last_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Grants::is_empty")]
+    #[serde(default, skip_serializing_if = "Grants::open")]
     pub grants: Grants,
 }
 

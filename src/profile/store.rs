@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Profile, ProfileError, ProfileId};
 use crate::home::Home;
+use crate::secret::Secrets;
+use crate::secret::seal::{Domain, SealKey};
 
 pub const PROFILES_FILE: &str = "auth-profiles.json";
 const VERSION: u32 = 1;
@@ -17,6 +19,10 @@ const VERSION: u32 = 1;
 pub struct ProfileFile {
     pub version: u32,
     pub profiles: Vec<Profile>,
+    /// The seal over the rest ([`crate::secret::seal`]), written by
+    /// [`ProfileStore`]: a file edited outside craik is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 impl Default for ProfileFile {
@@ -24,6 +30,7 @@ impl Default for ProfileFile {
         ProfileFile {
             version: VERSION,
             profiles: Vec::new(),
+            seal: None,
         }
     }
 }
@@ -57,6 +64,16 @@ impl ProfileFile {
             p.validate().map_err(|e| corrupt(e.to_string()))?;
         }
         Ok(file)
+    }
+
+    /// What the seal covers: everything but the seal, canonically.
+    fn sealed_bytes(&self) -> Vec<u8> {
+        let unsealed = ProfileFile {
+            version: self.version,
+            profiles: self.profiles.clone(),
+            seal: None,
+        };
+        serde_json::to_vec(&unsealed).expect("profiles serialize")
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -105,12 +122,63 @@ impl<'h> ProfileStore<'h> {
         ProfileStore { home }
     }
 
-    /// Loads the profiles (an absent file is an empty set).
+    /// Loads the profiles (an absent file is an empty set). A file whose
+    /// seal does not verify (edited by hand, or by a craik before seals)
+    /// is refused: its grants and handles are not trusted.
     pub fn load(&self) -> crate::Result<ProfileFile> {
+        let Some(bytes) = self.home.read(PROFILES_FILE)? else {
+            return Ok(ProfileFile::default());
+        };
+        let path = self.home.path(PROFILES_FILE);
+        let file = ProfileFile::parse(&bytes, &path)?;
+        let why = match &file.seal {
+            None => "it has no seal",
+            Some(seal)
+                if !self
+                    .key()?
+                    .verify(Domain::Profiles, &file.sealed_bytes(), seal) =>
+            {
+                "it does not match its seal"
+            }
+            Some(_) => return Ok(file),
+        };
+        Err(ProfileError::Unsealed {
+            path,
+            why: why.into(),
+        }
+        .into())
+    }
+
+    /// Loads the file without checking its seal (`craik auth reseal`, and
+    /// only after the user confirmed the change is theirs).
+    pub fn load_unchecked(&self) -> crate::Result<ProfileFile> {
         match self.home.read(PROFILES_FILE)? {
             None => Ok(ProfileFile::default()),
             Some(bytes) => Ok(ProfileFile::parse(&bytes, &self.home.path(PROFILES_FILE))?),
         }
+    }
+
+    fn key(&self) -> crate::Result<SealKey> {
+        Ok(SealKey::load(&Secrets::new(self.home))?)
+    }
+
+    /// Seals and writes `file`.
+    pub fn save(&self, file: &ProfileFile) -> crate::Result<()> {
+        let sealed = ProfileFile {
+            seal: Some(self.key()?.seal(Domain::Profiles, &file.sealed_bytes())),
+            ..file.clone()
+        };
+        self.home.write_atomic(PROFILES_FILE, &sealed.to_json())?;
+        Ok(())
+    }
+
+    /// Seals the file as it is now, whatever its seal says (`craik auth
+    /// reseal`): returns the profiles it holds.
+    pub fn reseal(&self) -> crate::Result<ProfileFile> {
+        let _lock = self.home.lock(PROFILES_FILE)?;
+        let file = self.load_unchecked()?;
+        self.save(&file)?;
+        Ok(file)
     }
 
     /// Read-modify-write under the profiles lock. The file is written only
@@ -124,7 +192,7 @@ impl<'h> ProfileStore<'h> {
         let mut file = before.clone();
         let out = f(&mut file)?;
         if file != before {
-            self.home.write_atomic(PROFILES_FILE, &file.to_json())?;
+            self.save(&file)?;
         }
         Ok(out)
     }

@@ -16,6 +16,7 @@ mod index;
 mod keyring_store;
 pub mod memory;
 pub mod reference;
+pub mod seal;
 mod select;
 
 use std::fmt;
@@ -249,6 +250,11 @@ impl Secrets {
             home: home.clone(),
             selection: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The home whose index this façade keeps.
+    pub fn home(&self) -> &Home {
+        &self.home
     }
 
     /// The backend new secrets go to, and why (probes on first call).

@@ -111,6 +111,13 @@ const USERS = {
   bob: { email: 'bob@example.com', name: 'Bob Builder', groups: ['devs'] },
   carol: { email: 'carol@example.com', name: 'Carol Approver', groups: ['approvers', 'devs'] },
   dave: { email: 'dave@example.com', name: 'Dave', groups: [] },
+  // Claims a hostile or careless IdP could send: terminal control
+  // characters, a forged second "issuer:" line.
+  mallory: {
+    email: 'm\u0007@x.example',
+    name: 'Mal\u001b[2J\nissuer:  https://trusted.example',
+    groups: ['a\rb', '\u009b31m'],
+  },
 };
 
 async function findAccount(_ctx, id) {

@@ -355,39 +355,45 @@ fn a_forged_session_cannot_send_a_key_anywhere() {
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     // 1. The session names the provider key's handle as its refresh token.
-    forge_session(&env, &format!("http://{addr}"), &handle);
-    let r = env.run(&["whoami", "--json"]);
-    assert!(
-        !r.stdout.contains(&key) && !r.stderr.contains(&key),
-        "{r:?}"
-    );
+    // 2. A plain-http issuer off loopback.
+    // Neither is read: a session craik did not seal is refused before
+    // anything in it is used (exit 6), and the refusal is a receipt.
+    for issuer in [
+        format!("http://{addr}"),
+        "http://issuer.invalid".to_string(),
+    ] {
+        forge_session(&env, &issuer, &handle);
+        let r = env.run(&["whoami", "--json"]);
+        r.code(6).error_with_hint("craik login");
+        assert!(r.stderr.contains("refused"), "{r:?}");
+        assert!(
+            !r.stdout.contains(&key) && !r.stderr.contains(&key),
+            "{r:?}"
+        );
+        // exec reads the operator for every call: refused the same way.
+        let e = env.run(&["exec", "--profile", "openai:work", "--", "true"]);
+        e.code(6);
+    }
     assert!(
         listener.accept().is_err(),
         "craik connected to the forged issuer with a provider key as refresh token"
     );
-    // 2. A plain-http issuer off loopback is never contacted, whatever the
-    // session says (the refresh is refused before any request).
-    forge_session(&env, "http://issuer.invalid", &handle);
-    let r = env.run(&["whoami", "--json"]);
+    assert!(crate::common::receipts(&env, "refresh").is_empty());
+    let refused = crate::common::receipts(&env, "denial");
     assert!(
-        !r.stdout.contains(&key) && !r.stderr.contains(&key),
-        "{r:?}"
+        refused
+            .iter()
+            .filter(|d| d["policy_condition"] == "operator_session")
+            .count()
+            >= 2,
+        "{refused:#?}"
     );
-    // Either way the session is not refreshed with the key: a refresh
-    // failure receipt, never a refresh.
-    let refreshed = crate::common::receipts(&env, "refresh");
-    assert!(
-        refreshed.iter().all(|r| r["status"] != "ok"),
-        "{refreshed:?}"
-    );
-    assert!(!refreshed.is_empty(), "no refresh attempt was recorded");
-    for r in &refreshed {
-        let reason = r["reason"].as_str().unwrap_or_default();
-        assert!(
-            reason.contains("not for") || reason.contains("https"),
-            "{reason}"
-        );
-    }
+    // logout removes it without trusting it: the key's handle survives.
+    let out = env.run(&["logout"]);
+    out.code(6).error_with_hint("craik login");
+    assert!(!env.file("operator-session.json").exists());
+    env.run(&["exec", "--profile", "openai:work", "--", "true"])
+        .ok();
 }
 
 /// `craik proxy --json` started for `profile`; killed when dropped.
@@ -532,6 +538,21 @@ fn a_handle_copied_under_another_profile_id_gives_nothing() {
         serde_json::to_vec(&file).unwrap(),
     )
     .unwrap();
+    // The edit breaks the file's seal: refused, nothing read.
+    let r = env.run(&["exec", "--profile", "openai:copy", "--", "env"]);
+    r.code(1).error_with_hint("craik auth reseal");
+    assert!(r.stderr.contains("does not match its seal"), "{r:?}");
+    assert!(
+        !r.stdout.contains(&key) && !r.stderr.contains(&key),
+        "{r:?}"
+    );
+    // Even if the user is talked into resealing it (a receipt records
+    // that), the handle was stored for another profile and reads nothing.
+    env.run(&["auth", "reseal", "--yes"]).ok();
+    assert_eq!(
+        crate::common::receipts(&env, "profiles_resealed")[0]["details"]["was_sealed"],
+        false
+    );
     let r = env.run(&["exec", "--profile", "openai:copy", "--", "env"]);
     r.code(7);
     assert!(
@@ -605,47 +626,6 @@ fn doctor_fails_a_home_others_can_read() {
         assert!(d.stdout.contains(f), "{f}: {d:?}");
     }
     assert!(d.stdout.contains("chmod 700"), "{d:?}");
-}
-
-#[test]
-fn control_characters_from_a_session_never_reach_the_terminal_raw() {
-    let env = Env::new();
-    env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
-    let now = chrono::Utc::now();
-    let s = serde_json::json!({
-        "version": 1, "subject": "mallory\u{1b}[2J\nissuer:  https://trusted.example",
-        "email": "m\u{7}@x", "name": "\u{9b}31m", "groups": ["a\rb"],
-        "issuer": "https://idp.example.com", "client_id": "craik",
-        "groups_claim": "groups", "scopes": ["openid"], "jti": "forged",
-        "expires_at": (now + chrono::Duration::hours(2)).to_rfc3339(),
-        "logged_in_at": now.to_rfc3339(), "refreshed_at": null,
-        "refresh_token_handle": null,
-    });
-    let path = env.file("operator-session.json");
-    std::fs::write(&path, serde_json::to_vec(&s).unwrap()).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let r = env.run(&["whoami"]);
-    r.ok();
-    for raw in ['\u{1b}', '\u{7}', '\u{9b}', '\r'] {
-        assert!(!r.stdout.contains(raw), "{raw:?} reached the output: {r:?}");
-    }
-    assert!(r.stdout.contains(r"mallory\u{1b}[2J\nissuer:"), "{r:?}");
-    // One issuer line: the session's own.
-    let issuers: Vec<&str> = r
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("issuer:"))
-        .collect();
-    assert_eq!(issuers, ["issuer:  https://idp.example.com"], "{r:?}");
-    // Receipts naming the operator show the same escapes.
-    env.run(&["auth", "add", "openai:e", "--kind=marker"]).ok();
-    let l = env.run(&["receipts", "list"]);
-    l.ok();
-    assert!(
-        !l.stdout.contains('\u{1b}') && !l.stdout.contains('\u{7}'),
-        "{l:?}"
-    );
 }
 
 #[test]

@@ -105,10 +105,10 @@ fn device_login_whoami_logout() {
         receipts(&env, "logout")[0]["details"]["revocation"],
         "revoked"
     );
-    // The refresh token was deleted from the store: only the audit key and
-    // the automatic checkpoint's signing key are left.
+    // The refresh token was deleted from the store: only the audit key,
+    // the automatic checkpoint's signing key and the seal key are left.
     let st = env.run(&["auth", "storage", "status", "--json"]).json();
-    assert_eq!(st["secrets"], 2);
+    assert_eq!(st["secrets"], 3);
 }
 
 #[test]
@@ -351,4 +351,85 @@ fn ctrl_c_during_login_leaves_no_session() {
         assert!(!name.starts_with(".tmp-"), "{name}");
     }
     env.run(&["whoami"]).code(6);
+}
+
+#[test]
+fn control_characters_from_the_idp_never_reach_the_terminal_raw() {
+    let idp = Idp::start(&[]);
+    let env = env_for(&idp);
+    login_as(&env, &idp, "mallory");
+    let r = env.run(&["whoami"]);
+    r.ok();
+    for raw in ['\u{1b}', '\u{7}', '\u{9b}', '\r'] {
+        assert!(!r.stdout.contains(raw), "{raw:?} reached the output: {r:?}");
+    }
+    assert!(r.stdout.contains(r"Mal\u{1b}[2J\nissuer:"), "{r:?}");
+    // One issuer line: the session's own.
+    let issuers: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("issuer:"))
+        .collect();
+    assert_eq!(issuers, [format!("issuer:  {}", idp.issuer)], "{r:?}");
+    // Receipts naming the operator show the same escapes.
+    env.run(&["auth", "add", "openai:e", "--kind=marker"]).ok();
+    let l = env.run(&["receipts", "list"]);
+    l.ok();
+    assert!(
+        !l.stdout.contains('\u{1b}') && !l.stdout.contains('\u{7}'),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_session_edited_or_copied_is_refused_and_receipted() {
+    let idp = Idp::start(&[]);
+    let env = env_for(&idp);
+    login_as(&env, &idp, "bob");
+    env.run(&["auth", "add", "openai:x", "--kind=marker"]).ok();
+    let path = env.file("operator-session.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&good).unwrap();
+    assert!(s["seal"].as_str().unwrap().starts_with("hmac-sha256:"));
+    // Each edit an operator without the right would try (a field and its
+    // new value; none removes it).
+    let zero_seal = format!("hmac-sha256:{}", "0".repeat(64));
+    let edits: Vec<(&str, &str, Option<serde_json::Value>)> = vec![
+        ("subject", "subject", Some("carol".into())),
+        ("groups", "groups", Some(serde_json::json!(["prod-deploy"]))),
+        ("expiry", "expires_at", Some("2099-01-01T00:00:00Z".into())),
+        ("issuer", "issuer", Some("https://idp.example.com".into())),
+        ("no seal", "seal", None),
+        ("another seal", "seal", Some(zero_seal.into())),
+    ];
+    for (name, field, value) in &edits {
+        let mut forged = s.clone();
+        match value {
+            Some(v) => forged[*field] = v.clone(),
+            None => {
+                forged.as_object_mut().unwrap().remove(*field);
+            }
+        }
+        std::fs::write(&path, serde_json::to_vec(&forged).unwrap()).unwrap();
+        let r = env.run(&["whoami", "--json"]);
+        r.code(6).error_with_hint("craik login");
+        assert!(r.stderr.contains("refused"), "{name}: {r:?}");
+        let c = env.run(&["auth", "check", "openai:x"]);
+        assert_eq!(c.code, 6, "{name}: {c:?}");
+    }
+    let refusals: Vec<_> = receipts(&env, "denial")
+        .into_iter()
+        .filter(|d| d["policy_condition"] == "operator_session")
+        .collect();
+    assert!(refusals.len() >= edits.len(), "{refusals:#?}");
+    // A session sealed in another home does not verify here.
+    let other = env_for(&idp);
+    login_as(&other, &idp, "carol");
+    std::fs::copy(other.file("operator-session.json"), &path).unwrap();
+    env.run(&["whoami"]).code(6);
+    // The genuine one, put back, works again.
+    std::fs::write(&path, &good).unwrap();
+    let w = env.run(&["whoami", "--json"]);
+    w.ok();
+    assert_eq!(w.json()["subject"], "bob");
 }

@@ -59,9 +59,10 @@ fn regulated_team_policy_decisions() {
     let reg = example("regulated-team.json");
     let check = |id: &str| env.run(&["auth", "check", id, "--policy", &reg, "--json"]);
 
-    // No operator: denied, told to log in.
+    // No operator: denied, told to log in (exit 6: the fix is a login).
     let r = check("anthropic:dev");
-    r.code(3);
+    r.code(6);
+    assert_eq!(r.json()["conditions"][0], "required_operator", "{r:?}");
     assert!(
         r.stderr
             .contains("operator identity required by policy; run craik login"),
@@ -148,35 +149,241 @@ fn grants_restrict_a_profile() {
     env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "carol"])
         .code(6)
         .error_with_hint("run craik login");
+    // Nobody grants themselves, not even on an open profile.
     login_as(&env, &idp, "carol");
     env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "carol"])
+        .code(3)
+        .error_with_hint("self_grant");
+    env.run(&["auth", "grant", "anthropic:dev", "--to-group", "devs"])
+        .code(3);
+    let d = &receipts(&env, "denial")[0];
+    assert_eq!(d["policy_condition"], "self_grant");
+    assert_eq!(d["capability"], "grant");
+    assert_eq!(d["operator_subject"], "carol");
+    // carol may use it, so she may grant it to alice (and loses it).
+    env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "alice"])
         .ok();
     let g = &receipts(&env, "grant")[0];
     assert_eq!(g["operator_subject"], "carol");
     let file = env.read_json("auth-profiles.json");
     assert_schema("auth-profiles.schema.json", &file);
-    env.run(&["auth", "check", "anthropic:dev"]).ok();
-    login_as(&env, &idp, "alice");
-    let r = env.run(&["auth", "check", "anthropic:dev"]);
-    r.code(3);
+    env.run(&["auth", "check", "anthropic:dev"]).code(3);
     assert_eq!(
         receipts(&env, "denial")[0]["policy_condition"],
         "profile_grants"
     );
-    // A group grant lets alice in; revoking takes it back.
+    // Now carol may not grant it at all (she may not use it).
+    env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "bob"])
+        .code(3)
+        .error_with_hint("grant_authority");
+    login_as(&env, &idp, "alice");
+    env.run(&["auth", "check", "anthropic:dev"]).ok();
+    // alice grants bob; revoking a grant that is not there is an error.
+    env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "bob"])
+        .ok();
+    env.run(&["auth", "revoke", "anthropic:dev", "--group", "prod-deploy"])
+        .code(1)
+        .error_with_hint("has no grant to group prod-deploy");
+    env.run(&["auth", "revoke", "anthropic:dev", "--subject", "bob"])
+        .ok();
+    env.run(&["auth", "revoke", "anthropic:dev", "--subject", "alice"])
+        .ok();
+    assert_eq!(receipts(&env, "grant_revoked").len(), 2);
+    // The last grant revoked: restricted to nobody, not open to all.
+    let file = env.read_json("auth-profiles.json");
+    let dev = file["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "anthropic:dev")
+        .unwrap();
+    assert_eq!(
+        dev["grants"],
+        serde_json::json!({"restricted": true}),
+        "{file}"
+    );
+    env.run(&["auth", "check", "anthropic:dev"]).code(3);
+    env.run(&["auth", "grant", "anthropic:dev", "--to-everyone"])
+        .code(3);
+    // A policy naming admins: only they change access, themselves included.
+    let admin = write_policy(
+        &env,
+        "admin.json",
+        r#"{"version":1,"admin_groups":["approvers"]}"#,
+    );
     env.run(&[
         "auth",
         "grant",
         "anthropic:dev",
-        "--to-group",
-        "prod-deploy",
+        "--to-everyone",
+        "--policy",
+        &admin,
+    ])
+    .code(3)
+    .error_with_hint("admin");
+    login_as(&env, &idp, "carol");
+    env.run(&[
+        "auth",
+        "grant",
+        "anthropic:dev",
+        "--to-everyone",
+        "--policy",
+        &admin,
     ])
     .ok();
+    let opened = &receipts(&env, "grant")[0];
+    assert_eq!(opened["details"]["everyone"], true);
+    login_as(&env, &idp, "alice");
     env.run(&["auth", "check", "anthropic:dev"]).ok();
-    env.run(&["auth", "revoke", "anthropic:dev", "--group", "prod-deploy"])
-        .ok();
-    assert_eq!(receipts(&env, "grant_revoked").len(), 1);
-    env.run(&["auth", "check", "anthropic:dev"]).code(3);
+}
+
+#[test]
+fn approvals_bind_to_their_policy_run_requester_credential_seal_and_time() {
+    let idp = Idp::start(&[]);
+    let env = setup(&idp);
+    let p = write_policy(
+        &env,
+        "gate.json",
+        r#"{"version":1,"require_approval":"each_run","approver_groups":["approvers"],"separate_approver":true,"approval_ttl":"6s"}"#,
+    );
+    let other = write_policy(
+        &env,
+        "other.json",
+        r#"{"version":1,"require_approval":"each_run"}"#,
+    );
+    let check = |run: &str| {
+        env.run(&[
+            "auth",
+            "check",
+            "anthropic:dev",
+            "--run",
+            run,
+            "--policy",
+            &p,
+        ])
+    };
+    let approve = |run: &str, policy: Option<&str>| {
+        let mut a = vec!["auth", "approve", "anthropic:dev", "--run", run];
+        if let Some(f) = policy {
+            a.extend(["--policy", f]);
+        }
+        env.run(&a)
+    };
+    // Under separate_approver a request needs someone to ask: none is
+    // written while nobody is logged in (exit 6, a denial receipt).
+    let r = check("r0");
+    r.code(6);
+    assert!(r.stderr.contains("needs an identified requester"), "{r:?}");
+    assert!(r.stderr.contains("hint: run craik login"), "{r:?}");
+    assert_eq!(
+        receipts(&env, "denial")[0]["policy_condition"],
+        "separate_approver"
+    );
+    assert!(receipts(&env, "approval_requested").is_empty());
+
+    login_as(&env, &idp, "alice");
+    let r = check("r1");
+    r.code(4);
+    assert!(
+        r.stderr.contains("--run=r1"),
+        "the retry names the run: {r:?}"
+    );
+    login_as(&env, &idp, "carol");
+    // Without the policy that asked, or under another: refused, and the
+    // hint names the files the request was made with.
+    approve("r1", None)
+        .code(1)
+        .error_with_hint(&format!("--policy {p}"));
+    approve("r1", Some(&other)).code(1);
+    assert!(receipts(&env, "approval").is_empty());
+    let a = approve("r1", Some(&p));
+    a.ok();
+    assert!(a.stdout.contains("until "), "{a:?}");
+    let ap = &receipts(&env, "approval")[0];
+    assert!(
+        ap["details"]["seal"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+    assert_eq!(ap["details"]["requested_by"], "alice");
+    login_as(&env, &idp, "alice");
+    check("r1").ok();
+    // The same approval without the policy it was made under: a policy
+    // in force changed, so it does not hold.
+    env.run(&[
+        "auth",
+        "check",
+        "anthropic:dev",
+        "--run",
+        "r1",
+        "--policy",
+        &p,
+        "--policy",
+        &other,
+    ])
+    .code(4);
+
+    // Another operator reusing alice's run id gets nothing from it.
+    login_as(&env, &idp, "bob");
+    check("r1").code(4);
+    // A correctly chained approval appended by hand (no seal it could
+    // make) does not unlock it either.
+    let bobs = receipts(&env, "approval_requested")
+        .into_iter()
+        .find(|r| r["operator_subject"] == "bob")
+        .unwrap();
+    {
+        use craik::audit::{NewReceipt, ReceiptKind, Status};
+        let mut log = craik::audit::AuditLog::open_path(&env.file("audit.db")).unwrap();
+        let mut r = NewReceipt::new(ReceiptKind::Approval, Status::Ok)
+            .profile("anthropic:dev", "keyring-ref", "anthropic")
+            .run("r1");
+        for k in ["policy_digest", "credential"] {
+            r = r.detail(k, bobs["details"][k].clone());
+        }
+        r = r
+            .detail("request", bobs["id"].clone())
+            .detail("mode", "each_run")
+            .detail("requester", bobs["operator_identity_hash"].clone())
+            .detail("seal", format!("hmac-sha256:{}", "0".repeat(64)));
+        log.append(r).unwrap();
+    }
+    env.run(&["receipts", "verify"]).ok();
+    check("r1").code(4);
+    let list = env.run(&["auth", "approvals", "--json"]).json();
+    let states: Vec<&str> = list["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["state"].as_str().unwrap())
+        .collect();
+    assert!(states.contains(&"refused"), "{list}");
+
+    // A new key under the same profile needs a new approval.
+    login_as(&env, &idp, "alice");
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "anthropic:dev",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--force",
+        ],
+        Some("k-2"),
+    )
+    .ok();
+    check("r1").code(4);
+    login_as(&env, &idp, "carol");
+    approve("r1", Some(&p)).ok();
+    login_as(&env, &idp, "alice");
+    check("r1").ok();
+    // And an approval expires (approval_ttl 6s).
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    check("r1").code(4);
+    let list = env.run(&["auth", "approvals", "--json"]).json();
+    assert!(list.to_string().contains("\"expired\""), "{list}");
 }
 
 #[test]
@@ -217,9 +424,10 @@ fn first_use_approval_by_a_separate_approver() {
     j.code(4);
     let j = j.json();
     assert_eq!(j["approval_mode"], "first_use");
+    // The approver's command names the policy the request was made under.
     assert_eq!(
         j["approve"],
-        "craik auth approve anthropic:prod-eu --run=run_one"
+        format!("craik auth approve anthropic:prod-eu --run=run_one --policy {reg}")
     );
     assert_eq!(receipts(&env, "approval_requested").len(), 1);
     let req = &receipts(&env, "approval_requested")[0];

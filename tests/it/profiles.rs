@@ -101,8 +101,9 @@ fn add_status_remove_round_trip() {
     env.run(&["auth", "remove", "openai:ci"]).ok();
     let storage = env.run(&["auth", "storage", "status", "--json"]);
     storage.ok();
-    // Only the audit key and the checkpoint signing key are left.
-    assert_eq!(storage.json()["secrets"], 2);
+    // Only the audit key, the checkpoint signing key and the seal key are
+    // left.
+    assert_eq!(storage.json()["secrets"], 3);
     env.run(&["auth", "remove", "openai:ci"])
         .code(1)
         .error_with_hint("no profile openai:ci");
@@ -156,10 +157,10 @@ fn existing_id_needs_force() {
         Some("k2"),
     )
     .ok();
-    // The old secret was deleted: one profile secret plus the audit key and
-    // the checkpoint signing key.
+    // The old secret was deleted: one profile secret plus the audit key,
+    // the checkpoint signing key and the seal key.
     let s = env.run(&["auth", "storage", "status", "--json"]);
-    assert_eq!(s.json()["secrets"], 3);
+    assert_eq!(s.json()["secrets"], 4);
 }
 
 #[test]

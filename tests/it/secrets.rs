@@ -27,9 +27,11 @@ fn wrong_password_says_so_and_changes_nothing() {
     keyring_ref(&env, "openai:b", "s2")
         .code(5)
         .error_with_hint("wrong password");
-    let st = env.run(&["auth", "status", "--json"]);
-    st.ok();
-    assert!(st.stdout.contains("wrong password"));
+    // The profiles file's seal needs the store's key: a wrong password
+    // shows nothing rather than profiles whose file could not be checked.
+    env.run(&["auth", "status", "--json"])
+        .code(1)
+        .error_with_hint("wrong password");
     assert_eq!(before, std::fs::read(&enc).unwrap());
     assert_eq!(
         profiles_before,
@@ -109,8 +111,8 @@ fn eight_processes_fifty_secrets_each_lose_none() {
     st.ok();
     assert_eq!(
         st.json()["secrets"],
-        8 * 50 + 3,
-        "every secret plus seed, audit key and checkpoint signing key"
+        8 * 50 + 4,
+        "every secret plus seed, audit key, checkpoint signing key and seal key"
     );
     let status = env.run(&["auth", "status", "--json"]).json();
     let profiles = status["profiles"].as_array().unwrap();
@@ -163,8 +165,8 @@ echo '---'
     let storage: serde_json::Value = serde_json::from_str(first).unwrap();
     assert_eq!(storage["backend"], "keyutils");
     assert_eq!(storage["volatile"], true);
-    // The profile's, the audit key, the checkpoint signing key.
-    assert_eq!(storage["secrets"], 3);
+    // The profile's, the audit key, the checkpoint signing key, the seal key.
+    assert_eq!(storage["secrets"], 4);
     assert!(
         storage["notes"][0]
             .as_str()
@@ -176,7 +178,7 @@ echo '---'
     assert_eq!(status["profiles"][0]["health"]["message"], "secret present");
     let after = parts[2].split_once('\n').unwrap().1;
     let after: serde_json::Value = serde_json::from_str(after).unwrap();
-    assert_eq!(after["secrets"], 2, "the profile's secret was deleted");
+    assert_eq!(after["secrets"], 3, "the profile's secret was deleted");
     assert!(
         !std::fs::read(env.file("auth-profiles.json"))
             .is_ok_and(|b| String::from_utf8_lossy(&b).contains("kk-secret"))
@@ -216,18 +218,18 @@ CRAIK_KEYRING_BACKEND=file "$CRAIK" auth status --json"#
     let parts: Vec<&str> = r.stdout.split("---\n").collect();
     let storage: serde_json::Value = serde_json::from_str(parts[0]).unwrap();
     assert_eq!(storage["backend"], "secret-service", "{}", parts[0]);
-    // Two profiles', the audit key, the checkpoint signing key.
-    assert_eq!(storage["secrets"], 4);
+    // Two profiles', the audit key, the checkpoint signing key, the seal key.
+    assert_eq!(storage["secrets"], 5);
     assert_eq!(
         parts[1].trim(),
         "2",
         "both secrets are in the real Secret Service"
     );
     let m1: serde_json::Value = serde_json::from_str(parts[2]).unwrap();
-    assert_eq!(m1["moved"].as_array().unwrap().len(), 4);
+    assert_eq!(m1["moved"].as_array().unwrap().len(), 5);
     let m2: serde_json::Value = serde_json::from_str(parts[3]).unwrap();
     assert_eq!(m2["moved"].as_array().unwrap().len(), 0, "idempotent");
-    assert_eq!(m2["already"].as_array().unwrap().len(), 4);
+    assert_eq!(m2["already"].as_array().unwrap().len(), 5);
     assert_eq!(
         parts[4].trim(),
         "0",

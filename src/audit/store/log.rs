@@ -808,6 +808,57 @@ impl AuditLog {
         }
     }
 
+    /// Appends an `approval` of the request `request` unless one exists,
+    /// atomically: of two approvers at once, one appends and the other
+    /// gets the existing receipt. Returns the receipt and whether it is
+    /// new.
+    pub fn append_approval(&mut self, r: NewReceipt, request: &str) -> Result<(Receipt, bool)> {
+        let profile = r.auth_profile_id.clone();
+        let run = r.run_id.clone();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id IS ?1 AND kind = 'approval' AND run_id IS ?2 AND status = 'ok'{} AND json_extract(details, '$.request') = ?3 ORDER BY seq LIMIT 1",
+            approval_term(ReceiptKind::Approval)
+        );
+        match self.append_checked(vec![r], |tx| {
+            tx.query_row(&sql, params![profile, run, request], row_to_receipt)
+                .optional()
+        })? {
+            Ok(mut v) => Ok((v.remove(0), true)),
+            Err(existing) => Ok((existing, false)),
+        }
+    }
+
+    /// Receipts of `kind` (status ok) for a profile, and for a run when
+    /// given, newest first, at most `limit`.
+    pub fn find_recent(
+        &self,
+        profile: &str,
+        kind: ReceiptKind,
+        run: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Receipt>> {
+        let run_term = if run.is_some() {
+            " AND run_id = ?4"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2{run_term} AND status = 'ok'{} ORDER BY seq DESC LIMIT ?3",
+            approval_term(kind)
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.unavailable(e))?;
+        let limit = limit as i64;
+        let rows = match run {
+            Some(run) => {
+                stmt.query_map(params![profile, kind.as_str(), limit, run], row_to_receipt)
+            }
+            None => stmt.query_map(params![profile, kind.as_str(), limit], row_to_receipt),
+        }
+        .map_err(|e| self.unavailable(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.unavailable(e))
+    }
+
     /// The first receipt of `kind` (status ok) for a profile, and for a run
     /// when given.
     pub fn find(
