@@ -1,6 +1,8 @@
 //! Profile patterns: `*` matches any characters except `:`, `**` any
-//! characters, `?` exactly one character; everything else is literal and
-//! case-sensitive. Patterns are compiled once into one `RegexSet`.
+//! characters, `?` exactly one character; everything else is literal.
+//! Matching ignores ASCII case, so `**:*prod*` catches `openai:PROD-eu`
+//! (new profile ids are lower-case; ids stored before may not be).
+//! Patterns are compiled once into one `RegexSet`.
 
 use regex::RegexSet;
 
@@ -88,6 +90,7 @@ impl PatternSet {
             .map(|p| to_regex(p))
             .collect::<Result<Vec<_>, _>>()?;
         let set = regex::RegexSetBuilder::new(&regexes)
+            .case_insensitive(true)
             .size_limit(512 * 1024 * 1024)
             .dfa_size_limit(64 * 1024 * 1024)
             .build()
@@ -129,6 +132,23 @@ pub fn matches(pattern: &str, id: &str) -> Result<bool, PatternError> {
     Ok(PatternSet::new(&[pattern.to_string()])?.is_match(id))
 }
 
+/// Whether `pattern` can match some profile id of one of `families`
+/// (`openai`, ...): a pattern whose family part names no family, or with no
+/// `:` and no `**`, matches nothing, which in a policy is almost always a
+/// typo.
+pub fn can_match_a_family(pattern: &str, families: &[&str]) -> bool {
+    let Some((family, _)) = pattern.split_once(':') else {
+        return pattern.contains("**");
+    };
+    if family.contains("**") {
+        return true;
+    }
+    match PatternSet::new(&[family.to_string()]) {
+        Ok(set) => families.iter().any(|f| set.is_match(f)),
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,7 +180,8 @@ mod tests {
         ("openai:ci-?", "openai:ci-1", true),
         ("openai:ci-?", "openai:ci-12", false),
         ("openai:ci-?", "openai:ci-", false),
-        ("OpenAI:*", "openai:x", false),
+        ("OpenAI:*", "openai:x", true),
+        ("**:*prod*", "openai:PROD-eu", true),
         ("openai:x.y", "openai:xzy", false),
         ("openai:x.y", "openai:x.y", true),
         ("open*", "openai:x", false),
@@ -182,5 +203,24 @@ mod tests {
         assert!(matches("openai:[abc]", "x").is_err());
         assert!(matches("openai:(x|y)", "x").is_err());
         assert!(matches("a b", "x").is_err());
+    }
+
+    #[test]
+    fn patterns_that_can_match_no_family() {
+        let fams = ["openai", "anthropic", "gemini", "chat_completions", "local"];
+        for (p, ok) in [
+            ("openai:*", true),
+            ("*:prod", true),
+            ("**", true),
+            ("**prod**", true),
+            ("open?i:x", true),
+            ("OPENAI:x", true),
+            ("opneai:*", false),
+            ("prod", false),
+            ("*prod*", false),
+            ("chat_completion:*", false),
+        ] {
+            assert_eq!(can_match_a_family(p, &fams), ok, "{p}");
+        }
     }
 }

@@ -40,6 +40,8 @@ fn session_json(s: &Session) -> serde_json::Value {
         "email": s.email,
         "name": s.name,
         "groups": s.groups,
+        "groups_claim_present": s.groups_claim_present,
+        "scopes": s.scopes,
         "issuer": s.issuer,
         "expires_at": s.expires_at.to_rfc3339(),
     })
@@ -115,7 +117,7 @@ fn login_inner(args: LoginArgs) -> craik::Result<i32> {
             return Err(e.into());
         }
     };
-    let s = session::establish(&mut ctx, &config, tokens, flow)?;
+    let s = session::establish(&mut ctx, issuer.config(), tokens, flow)?;
     if json {
         let mut v = session_json(&s);
         v["event"] = "logged_in".into();
@@ -147,7 +149,12 @@ pub fn whoami(json: bool) -> craik::Result<i32> {
         outln!("name:    {}", printable(s.name.as_deref().unwrap_or("-")));
         outln!(
             "groups:  {}",
-            if s.groups.is_empty() {
+            if !s.groups_claim_present {
+                format!(
+                    "- (the ID token had no {:?} claim: log in with the groups scope, craik login --scope openid --scope groups, or name the claim your issuer uses with --groups-claim)",
+                    s.groups_claim
+                )
+            } else if s.groups.is_empty() {
                 "-".to_string()
             } else {
                 printable(&s.groups.join(", ")).into_owned()

@@ -8,7 +8,7 @@ use craik::exit;
 use craik::policy::Policy;
 use craik::profile::ProfileId;
 
-use super::output::{self, outln};
+use super::output::{self, errln, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -36,7 +36,15 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
             let mut out = Vec::new();
             for f in &files {
                 let p = Policy::load(f)?;
-                out.push(serde_json::json!({"file": f, "envelope": p.envelope}));
+                let warnings = p.warnings();
+                if !json {
+                    for w in &warnings {
+                        errln!("warning: {}: {w}", f.display());
+                    }
+                }
+                out.push(
+                    serde_json::json!({"file": f, "envelope": p.envelope, "warnings": warnings}),
+                );
             }
             if json {
                 output::json(&serde_json::json!({ "valid": true, "policies": out }));

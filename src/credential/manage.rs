@@ -42,6 +42,16 @@ fn flag_misuse(flag: &str, kind: Kind) -> Error {
 
 /// Checks an add request before anything is stored.
 pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
+    let id = req.id.to_string();
+    if id.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(Error::input(
+            format!("profile id {id} has upper-case letters"),
+            format!(
+                "profile ids are lower-case, so policy patterns read the same: use {}",
+                id.to_ascii_lowercase()
+            ),
+        ));
+    }
     match req.kind {
         Kind::OAuth => {
             return Err(Error::input(

@@ -451,6 +451,7 @@ pub fn login(
                     .client_id
                     .clone()
                     .unwrap_or_else(|| OPENAI_CLIENT_ID.to_string()),
+                scopes_chosen: true,
                 scopes: ["openid", "profile", "email", "offline_access"]
                     .map(String::from)
                     .to_vec(),

@@ -117,9 +117,32 @@ impl Issuer {
                 metadata,
                 jwks,
                 home: home.clone(),
-            });
+            }
+            .with_advertised_groups());
         }
-        Issuer::discover(home, config, http)
+        Ok(Issuer::discover(home, config, http)?.with_advertised_groups())
+    }
+
+    /// Adds the `groups` scope when the user chose no scopes and the
+    /// issuer lists it in `scopes_supported`: without it most issuers send
+    /// no groups, and a policy on groups denies with "you have []".
+    fn with_advertised_groups(mut self) -> Issuer {
+        let advertised = self
+            .metadata
+            .scopes_supported()
+            .is_some_and(|s| s.iter().any(|x| x.as_str() == "groups"));
+        if !self.config.scopes_chosen
+            && advertised
+            && !self.config.scopes.iter().any(|s| s == "groups")
+        {
+            self.config.scopes.push("groups".into());
+        }
+        self
+    }
+
+    /// The configuration in use (with the scopes actually requested).
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
     }
 
     fn discover(

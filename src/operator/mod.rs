@@ -146,6 +146,9 @@ pub struct OidcConfig {
     pub issuer: String,
     pub client_id: String,
     pub scopes: Vec<String>,
+    /// Whether the scopes were chosen (a flag or CRAIK_OIDC_SCOPES): when
+    /// not, `groups` is added if the issuer advertises it.
+    pub scopes_chosen: bool,
     pub groups_claim: String,
     pub ca_file: Option<PathBuf>,
 }
@@ -166,6 +169,7 @@ impl OidcConfig {
         let client_id = client_id
             .or_else(|| env("CRAIK_OIDC_CLIENT_ID"))
             .ok_or(OperatorError::NoClientId)?;
+        let scopes_chosen = !scopes.is_empty() || env("CRAIK_OIDC_SCOPES").is_some();
         let mut scopes: Vec<String> = if scopes.is_empty() {
             env("CRAIK_OIDC_SCOPES")
                 .unwrap_or_else(|| DEFAULT_SCOPES.to_string())
@@ -183,6 +187,7 @@ impl OidcConfig {
             issuer,
             client_id,
             scopes,
+            scopes_chosen,
             groups_claim: groups_claim.unwrap_or_else(|| DEFAULT_GROUPS_CLAIM.to_string()),
             ca_file: env("CRAIK_OIDC_CA_FILE").map(PathBuf::from),
         })

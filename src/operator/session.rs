@@ -26,6 +26,10 @@ pub struct Session {
     pub email: Option<String>,
     pub name: Option<String>,
     pub groups: Vec<String>,
+    /// Whether the ID token carried the groups claim (a policy on groups
+    /// cannot pass without it, and `whoami` says so).
+    #[serde(default = "yes")]
+    pub groups_claim_present: bool,
     pub issuer: String,
     pub client_id: String,
     pub groups_claim: String,
@@ -44,6 +48,10 @@ pub struct Session {
     /// key, is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn jti(claims: &super::token::Claims) -> String {
@@ -65,6 +73,7 @@ impl Session {
             email: c.email.clone(),
             name: c.name.clone(),
             groups: c.groups.clone(),
+            groups_claim_present: c.groups_present,
             issuer: c.issuer.clone(),
             client_id: config.client_id.clone(),
             groups_claim: config.groups_claim.clone(),
@@ -88,6 +97,7 @@ impl Session {
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
             scopes: self.scopes.clone(),
+            scopes_chosen: true,
             groups_claim: self.groups_claim.clone(),
             ca_file: self
                 .ca_file

@@ -95,6 +95,8 @@ pub struct Claims {
     pub email: Option<String>,
     pub name: Option<String>,
     pub groups: Vec<String>,
+    /// Whether the token had the groups claim at all.
+    pub groups_present: bool,
     pub jti: Option<String>,
     pub issued_at: i64,
     pub expires_at: i64,
@@ -333,6 +335,7 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
             _ => return Err(TokenError::Nonce),
         }
     }
+    let groups_present = !matches!(c.get(expected.groups_claim), None | Some(Value::Null));
     let groups = match c.get(expected.groups_claim) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a
@@ -348,6 +351,7 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
         email: str_claim(&c, "email")?,
         name: str_claim(&c, "name")?,
         groups,
+        groups_present,
         jti: str_claim(&c, "jti")?,
         issued_at: iat,
         expires_at: exp,

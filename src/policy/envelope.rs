@@ -271,6 +271,38 @@ impl Policy {
         })
     }
 
+    /// What is valid but almost certainly not meant: patterns that can
+    /// match no profile id (`opneai:*`, `prod` without `:`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut families: Vec<&str> = crate::profile::Family::ALL
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        families.push("local");
+        let mut out = Vec::new();
+        for (field, list) in [
+            (
+                "allowed_credential_profiles",
+                &self.envelope.allowed_credential_profiles,
+            ),
+            (
+                "denied_credential_profiles",
+                &self.envelope.denied_credential_profiles,
+            ),
+            ("approval_profiles", &self.envelope.approval_profiles),
+        ] {
+            for p in list.iter().flatten() {
+                if !crate::pattern::can_match_a_family(p, &families) {
+                    out.push(format!(
+                        "{field}: {p:?} can match no profile id (ids are <family>:<name>, family one of {})",
+                        families.join(", ")
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         // The same rules as the home's files: a policy another user, a
         // group or a link could change is not one to decide by.

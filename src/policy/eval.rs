@@ -141,9 +141,14 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
                 format!("one of {}", list(allowed)),
                 seen_groups.clone(),
                 format!(
-                    "operator group not allowed: needs one of {}, you have {}",
+                    "operator group not allowed: needs one of {}, you have {}{}",
                     list(allowed),
-                    list(groups)
+                    list(groups),
+                    if op.is_some() && groups.is_empty() {
+                        " (your login carried no groups: craik whoami says whether the ID token had a groups claim)"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
@@ -404,6 +409,7 @@ mod tests {
     const ANY_CI: &str = r#"{"version": 1, "allowed_credential_profiles": ["*:ci"]}"#;
     const CI_ONE: &str = r#"{"version": 1, "allowed_credential_profiles": ["openai:ci-?"]}"#;
     const UPPER: &str = r#"{"version": 1, "allowed_credential_profiles": ["openai:Prod"]}"#;
+    const PROD_ANY: &str = r#"{"version": 1, "denied_credential_profiles": ["**:*prod*"]}"#;
     const DOT: &str = r#"{"version": 1, "allowed_credential_profiles": ["openai:x.y"]}"#;
     const CHAT: &str = r#"{"version": 1, "allowed_credential_profiles": ["chat_completions:*"]}"#;
     const DENIED: &str =
@@ -577,8 +583,10 @@ mod tests {
                 &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
             row("? is not none", &[CI_ONE], p("openai:ci-", ApiKey), None,
                 &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
-            row("patterns are case-sensitive", &[UPPER], p("openai:prod", ApiKey), None,
-                &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
+            row("patterns ignore case", &[UPPER], p("openai:prod", ApiKey), None,
+                &["allowed_credential_profiles"], &[]),
+            row("a deny pattern catches an upper-case id", &[PROD_ANY], p("openai:PROD-eu", ApiKey), None,
+                &["denied_credential_profiles"], &[("e0.json", "denied_credential_profiles")]),
             row("'.' is literal", &[DOT], p("openai:xzy", ApiKey), None,
                 &["allowed_credential_profiles"], &[("e0.json", "allowed_credential_profiles")]),
             row("'.' matches itself", &[DOT], p("openai:x.y", ApiKey), None,

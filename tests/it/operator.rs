@@ -433,3 +433,38 @@ fn a_session_edited_or_copied_is_refused_and_receipted() {
     w.ok();
     assert_eq!(w.json()["subject"], "bob");
 }
+
+#[test]
+fn groups_are_requested_when_the_issuer_advertises_them() {
+    let idp = Idp::start(&[]);
+    let mut env = env_for(&idp);
+    // No scopes chosen: craik adds groups, which the IdP advertises.
+    env.unset("CRAIK_OIDC_SCOPES");
+    login_as(&env, &idp, "alice");
+    let w = env.run(&["whoami", "--json"]).json();
+    assert!(
+        w["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "groups"),
+        "{w}"
+    );
+    assert_eq!(w["groups"], serde_json::json!(["prod-deploy", "devs"]));
+    assert_eq!(w["groups_claim_present"], true);
+    // Scopes chosen without groups: none are added, and whoami and a
+    // denial on groups say why the operator has none.
+    env.set("CRAIK_OIDC_SCOPES", "openid email");
+    login_as(&env, &idp, "alice");
+    let w = env.run(&["whoami", "--json"]).json();
+    assert_eq!(w["groups_claim_present"], false, "{w}");
+    let text = env.run(&["whoami"]);
+    text.ok();
+    assert!(text.stdout.contains("no \"groups\" claim"), "{text:?}");
+    env.run(&["auth", "add", "openai:g", "--kind=marker"]).ok();
+    let p = env.dir.path().join("groups.json");
+    std::fs::write(&p, r#"{"version":1,"allowed_operator_groups":["devs"]}"#).unwrap();
+    let r = env.run(&["auth", "check", "openai:g", "--policy", p.to_str().unwrap()]);
+    r.code(3);
+    assert!(r.stderr.contains("your login carried no groups"), "{r:?}");
+}

@@ -839,3 +839,36 @@ fn bad_policies_stop_everything() {
     env.run(&["auth", "check", "openai:work"]).code(1);
     assert_eq!(receipts(&env, "authorization").len(), 0, "never fail open");
 }
+
+#[test]
+fn case_and_typos_never_slip_past_a_pattern() {
+    let env = Env::new();
+    // New ids are lower-case.
+    env.run(&["auth", "add", "openai:PROD-eu", "--kind=marker"])
+        .code(1)
+        .error_with_hint("use openai:prod-eu");
+    env.run(&["auth", "add", "openai:prod-eu", "--kind=marker"])
+        .ok();
+    // A pattern that can match no id is valid, with a warning.
+    let typo = write_policy(
+        &env,
+        "typo.json",
+        r#"{"version":1,"denied_credential_profiles":["opneai:*","**:*PROD*"]}"#,
+    );
+    let r = env.run(&["policy", "check", &typo]);
+    r.ok();
+    assert!(
+        r.stderr.contains("warning:") && r.stderr.contains("\"opneai:*\""),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("**:*PROD*"), "{r:?}");
+    let j = env.run(&["policy", "check", &typo, "--json"]).json();
+    assert_eq!(
+        j["policies"][0]["warnings"].as_array().unwrap().len(),
+        1,
+        "{j}"
+    );
+    // And the upper-case pattern still denies the lower-case id.
+    env.run(&["auth", "check", "openai:prod-eu", "--policy", &typo])
+        .code(3);
+}

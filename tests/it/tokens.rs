@@ -911,6 +911,7 @@ fn valid_rs256_returns_the_claims() {
             email: Some("alice@example.test".into()),
             name: Some("Alice Liddell".into()),
             groups: vec!["admins".into(), "devs".into()],
+            groups_present: true,
             jti: Some("jti-0001".into()),
             issued_at: NOW - 10,
             expires_at: NOW + 3600,

@@ -21,7 +21,8 @@ pub struct Filter {
     pub operator: Option<String>,
     pub operator_hash: Option<String>,
     /// A profile id, or a pattern as in policies: `*` any characters but
-    /// `:`, `**` any characters, `?` one character; case-sensitive.
+    /// `:`, `**` any characters, `?` one character; case-sensitive here
+    /// (policies ignore case).
     pub profile: Option<String>,
     pub identity_hash: Option<String>,
     pub kind: Option<String>,
