@@ -5,19 +5,34 @@
 # then the receipts and their verification.
 #
 # Needs: python3 and curl. Run from the repository: examples/demo.sh
+# [--keep]: with --keep the home is left in place afterwards (its path is
+# printed), to look at the receipts with craik yourself.
 set -euo pipefail
+keep=0
+for a in "$@"; do
+    case "$a" in
+        --keep) keep=1 ;;
+        *) echo "usage: examples/demo.sh [--keep]" >&2; exit 2 ;;
+    esac
+done
 cd "$(dirname "$0")/.."
 command -v python3 >/dev/null || { echo "demo needs python3" >&2; exit 1; }
 command -v curl >/dev/null || { echo "demo needs curl (apt-get install -y curl)" >&2; exit 1; }
 
 CRAIK=${CRAIK:-}
 if [ -z "$CRAIK" ]; then
-    cargo build --quiet --release
+    echo "== building craik (cargo build --release; the first build takes a few minutes)"
+    cargo build --release --locked
     CRAIK=$PWD/target/release/craik
 fi
 work=$(mktemp -d)
 export CRAIK_HOME=$work/home CRAIK_KEYRING_BACKEND=file CRAIK_KEYRING_PASSWORD=demo-password
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+if [ "$keep" = 1 ]; then
+    trap 'kill $(jobs -p) 2>/dev/null; echo; echo "the home is kept: CRAIK_HOME=$CRAIK_HOME CRAIK_KEYRING_BACKEND=file CRAIK_KEYRING_PASSWORD=demo-password $CRAIK receipts list"' EXIT
+else
+    trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+fi
+echo "== the demo's home: $CRAIK_HOME (deleted at the end; pass --keep to keep it)"
 
 python3 examples/fake_upstream.py > "$work/port" &
 for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done

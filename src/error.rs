@@ -47,6 +47,15 @@ pub enum Error {
         mode: String,
         approve: String,
     },
+    /// The command `exec` was to run could not be started: exit 127 when
+    /// it was not found, 126 when it could not be executed (as shells
+    /// do), so a caller cannot mistake it for the command's own failure.
+    #[error("cannot run {command}: {why}")]
+    Spawn {
+        command: String,
+        why: String,
+        code: i32,
+    },
     /// Invalid input given on the command line or standard input.
     #[error("{message}")]
     Input { message: String, hint: String },
@@ -75,6 +84,11 @@ impl Error {
             Error::Audit(e) => e.hint(),
             Error::Operator(e) => e.hint(),
             Error::Input { hint, .. } => Some(hint.clone()),
+            Error::Spawn { code, .. } => Some(if *code == 127 {
+                "check the command name and PATH".into()
+            } else {
+                "check that the file is executable (chmod +x) and is a program".into()
+            }),
             Error::Policy(e) => Some(e.hint()),
             Error::Denied { hint, .. } | Error::ApprovalRequired { hint, .. } => Some(hint.clone()),
         }
@@ -112,6 +126,7 @@ impl Error {
                 ..
             } => exit::LOGIN_REQUIRED,
             Error::Denied { .. } => exit::DENIED,
+            Error::Spawn { code, .. } => *code,
             Error::ApprovalRequired { .. } => exit::APPROVAL_REQUIRED,
             Error::Source(_) | Error::SecretRef(_) | Error::Pool(_) => exit::CREDENTIAL_UNAVAILABLE,
             _ => exit::ERROR,

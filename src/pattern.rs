@@ -31,9 +31,12 @@ const ALIAS: (&str, &str) = ("local:", "chat_completions:");
 
 /// `p` with a leading `local:` written as the family it stands for.
 pub fn normalize_alias(p: &str) -> std::borrow::Cow<'_, str> {
-    match p.strip_prefix(ALIAS.0) {
-        Some(rest) => std::borrow::Cow::Owned(format!("{}{rest}", ALIAS.1)),
-        None => std::borrow::Cow::Borrowed(p),
+    // Case is ignored here as in matching: `Local:*` is `local:*`.
+    match p.get(..ALIAS.0.len()) {
+        Some(head) if head.eq_ignore_ascii_case(ALIAS.0) => {
+            std::borrow::Cow::Owned(format!("{}{}", ALIAS.1, &p[ALIAS.0.len()..]))
+        }
+        _ => std::borrow::Cow::Borrowed(p),
     }
 }
 
@@ -181,6 +184,7 @@ mod tests {
         ("openai:ci-?", "openai:ci-12", false),
         ("openai:ci-?", "openai:ci-", false),
         ("OpenAI:*", "openai:x", true),
+        ("Local:*", "chat_completions:x", true),
         ("**:*prod*", "openai:PROD-eu", true),
         ("openai:x.y", "openai:xzy", false),
         ("openai:x.y", "openai:x.y", true),

@@ -113,6 +113,19 @@ pub fn confirm(question: &str) -> Option<bool> {
     Some(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
+/// The candidate closest to a mistyped `word`, when one is close enough
+/// to be what was meant: at most one edit (a transposition counts as one)
+/// per four characters, and at least one.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let most = (word.chars().count() / 4).max(1);
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, _)| *d <= most)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +137,20 @@ mod tests {
         assert_eq!(printable("a\nissuer: evil"), "a\\nissuer: evil");
         assert_eq!(printable("\u{9b}x\u{7f}"), "\\u{9b}x\\u{7f}");
         assert_eq!(printable_lines("a\n\tb\x07"), "a\n\tb\\u{7}");
+    }
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        let fams = ["openai", "anthropic", "gemini", "local"];
+        assert_eq!(did_you_mean("opneai", &fams), Some("openai"));
+        assert_eq!(did_you_mean("antropic", &fams), Some("anthropic"));
+        assert_eq!(did_you_mean("mistral", &fams), None);
+        let ids = ["openai:work", "openai:ci", "anthropic:prod-eu"];
+        assert_eq!(did_you_mean("openai:wrok", &ids), Some("openai:work"));
+        assert_eq!(
+            did_you_mean("anthropic:prod-us", &ids),
+            Some("anthropic:prod-eu")
+        );
+        assert_eq!(did_you_mean("gemini:x", &ids), None);
     }
 }

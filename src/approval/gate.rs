@@ -87,9 +87,17 @@ fn requested(ctx: &mut Context, want: &Binding) -> crate::Result<bool> {
         Some(&want.run),
         CANDIDATES,
     )?;
+    let key = SealKey::load(&ctx.secrets)?;
     Ok(found.iter().any(|r| {
         let d = details(r);
-        text(&d, "policy_digest") == Some(want.digest.as_str())
+        let sealed = super::request_seal(
+            &want.profile,
+            &want.run,
+            &d,
+            r.operator_identity_hash.as_deref(),
+        );
+        text(&d, "seal").is_some_and(|s| key.verify(Domain::Request, &sealed, s))
+            && text(&d, "policy_digest") == Some(want.digest.as_str())
             && text(&d, "credential") == Some(want.credential.as_str())
             && r.operator_identity_hash.as_deref() == want.requester.as_deref()
     }))
@@ -133,7 +141,8 @@ pub fn gate(
         return Ok(Some(a));
     }
     if !requested(ctx, want)? {
-        ctx.record(want.request_details(request.clone()))?;
+        let key = SealKey::load(&ctx.secrets)?;
+        ctx.record(want.request_details(request.clone(), &key))?;
     }
     let id = &want.profile;
     let run = &want.run;

@@ -55,11 +55,8 @@ pub fn parse_wait(s: &str) -> crate::Result<Duration> {
 }
 
 fn load_profile(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {
-    ProfileStore::new(&ctx.home)
-        .load()?
-        .get(id)
-        .cloned()
-        .ok_or_else(|| ProfileError::NotFound(id.to_string()).into())
+    let file = ProfileStore::new(&ctx.home).load()?;
+    file.get(id).cloned().ok_or_else(|| file.missing(id).into())
 }
 
 /// Evaluates without writing anything (`policy explain`).
@@ -123,16 +120,27 @@ impl Binding {
         })
     }
 
-    fn request_details(&self, r: NewReceipt) -> NewReceipt {
+    /// The `approval_requested` receipt: what the request binds to, and a
+    /// seal over it, so a row appended by hand (naming another requester,
+    /// to approve one's own request) is not approvable.
+    fn request_details(&self, r: NewReceipt, key: &SealKey) -> NewReceipt {
         let files: Vec<String> = self
             .policy_files
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        r.detail("mode", self.mode.as_str())
+        let r = r
+            .detail("mode", self.mode.as_str())
             .detail("policy_digest", self.digest.as_str())
             .detail("credential", self.credential.as_str())
-            .detail("policies", files)
+            .detail("policies", files);
+        let sealed = request_seal(
+            &self.profile,
+            &self.run,
+            &Value::Object(r.details.clone()),
+            self.requester.as_deref(),
+        );
+        r.detail("seal", key.seal(Domain::Request, &sealed))
     }
 
     fn policy_args(&self) -> String {
@@ -158,6 +166,21 @@ fn approval_seal(profile: &str, run: &str, d: &Value, approver: Option<&str>) ->
         f("requester"),
         f("expires_at"),
         approver,
+    ]))
+    .expect("json serializes")
+}
+
+/// The bytes an approval request's seal covers.
+fn request_seal(profile: &str, run: &str, d: &Value, requester: Option<&str>) -> Vec<u8> {
+    let f = |k: &str| d.get(k).cloned().unwrap_or(Value::Null);
+    serde_json::to_vec(&serde_json::json!([
+        profile,
+        run,
+        f("mode"),
+        f("policy_digest"),
+        f("credential"),
+        f("policies"),
+        requester,
     ]))
     .expect("json serializes")
 }
@@ -207,6 +230,22 @@ pub fn approve(
             )
         })?;
     let rd = details_of(&request);
+    let seal_key = SealKey::load(&ctx.secrets)?;
+    let request_ok = rd.get("seal").and_then(Value::as_str).is_some_and(|s| {
+        seal_key.verify(
+            Domain::Request,
+            &request_seal(&key, run, &rd, request.operator_identity_hash.as_deref()),
+            s,
+        )
+    });
+    if !request_ok {
+        return Err(Error::input(
+            format!(
+                "the newest approval request for {key} in run {run} was not made by craik here (its seal does not verify)"
+            ),
+            "nothing was approved; run the request again (craik auth check ... --run) and check the audit log: craik receipts verify",
+        ));
+    }
     let asked_with = policy_args(
         rd.get("policies")
             .and_then(Value::as_array)
@@ -257,6 +296,16 @@ pub fn approve(
         })
     };
     if let Some(a) = &approver {
+        if let Some(iss) = rule.issuers.iter().find(|i| **i != a.issuer) {
+            return deny(
+                ctx,
+                "required_operator_issuer",
+                format!(
+                    "approver not allowed: the policy trusts operators of {iss}, you logged in at {}",
+                    a.issuer
+                ),
+            );
+        }
         for groups in &rule.approver_groups {
             if !a.groups.iter().any(|g| groups.contains(g)) {
                 return deny(
@@ -317,9 +366,7 @@ pub fn approve(
     );
     d.insert(
         "seal".into(),
-        SealKey::load(&ctx.secrets)?
-            .seal(Domain::Approval, &sealed)
-            .into(),
+        seal_key.seal(Domain::Approval, &sealed).into(),
     );
     let mut r = profile
         .receipt(ReceiptKind::Approval, Status::Ok)
@@ -484,7 +531,29 @@ pub fn change_grants(
     }
     ctx.audit()?;
     let op = crate::operator::current(ctx)?.ok_or(OperatorError::NotLoggedIn)?;
-    let refusal: Option<(&str, String)> = match policy::is_admin(&policies, &op) {
+    // The admins named now, and those named when the grants were last
+    // changed (leaving a --policy out does not lift them).
+    let mut admins = policy::admins(&policies);
+    for a in &profile.grants.admins {
+        if !admins.contains(a) {
+            admins.push(a.clone());
+        }
+    }
+    let pinned = policies
+        .iter()
+        .filter_map(|p| p.envelope.required_operator_issuer.as_deref())
+        .chain(profile.grants.issuer.as_deref())
+        .find(|iss| *iss != op.issuer);
+    let is_admin = (!admins.is_empty()).then(|| admins.iter().all(|a| a.admit(&op)));
+    let refusal: Option<(&str, String)> = match is_admin {
+        _ if pinned.is_some() => Some((
+            "required_operator_issuer",
+            format!(
+                "only operators of {} may change who uses {id}; you logged in at {}",
+                pinned.unwrap_or_default(),
+                op.issuer
+            ),
+        )),
         Some(true) => None,
         Some(false) => Some((
             "admin",
@@ -530,10 +599,17 @@ pub fn change_grants(
         let p = file
             .get_mut(id)
             .ok_or_else(|| ProfileError::NotFound(id.to_string()))?;
+        p.grants.admins = admins.clone();
         match change {
-            GrantChange::Open => p.grants = Grants::default(),
+            GrantChange::Open => {
+                p.grants.groups.clear();
+                p.grants.subjects.clear();
+                p.grants.restricted = false;
+                p.grants.issuer = None;
+            }
             GrantChange::Grant | GrantChange::Revoke => {
                 p.grants.restricted = true;
+                p.grants.issuer = Some(op.issuer.clone());
                 for (list, add) in [
                     (&mut p.grants.groups, groups),
                     (&mut p.grants.subjects, subjects),

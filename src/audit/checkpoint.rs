@@ -49,10 +49,15 @@ pub fn signed_message(seq: i64, hash: &str, created_at: &str) -> Vec<u8> {
 
 fn signing_key(secrets: &Secrets) -> Result<SigningKey> {
     let bytes = secrets
-        .get_or_create(SIGNING_PURPOSE, || {
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            Zeroizing::new(key.to_bytes().to_vec())
-        })
+        .internal(
+            SIGNING_PURPOSE,
+            true,
+            || Ok(()),
+            || {
+                let key = SigningKey::generate(&mut rand::rngs::OsRng);
+                Zeroizing::new(key.to_bytes().to_vec())
+            },
+        )
         .map_err(|e| AuditError::SigningKey {
             why: e.to_string(),
             hint: e.hint(),

@@ -57,11 +57,16 @@ impl AuditKey {
             return Ok(AuditKey { key });
         }
         let key = secrets
-            .get_or_create(AUDIT_KEY_PURPOSE, || {
-                let mut k = Zeroizing::new(vec![0u8; 32]);
-                rand::rngs::OsRng.fill_bytes(&mut k);
-                k
-            })
+            .internal(
+                AUDIT_KEY_PURPOSE,
+                true,
+                || Ok(()),
+                || {
+                    let mut k = Zeroizing::new(vec![0u8; 32]);
+                    rand::rngs::OsRng.fill_bytes(&mut k);
+                    k
+                },
+            )
             .map_err(|e| AuditError::key_from_store(&e))?;
         if key.len() != 32 {
             return Err(AuditError::key("the stored audit key is not 32 bytes"));
@@ -144,5 +149,16 @@ mod tests {
         assert_ne!(a, other.credential_material("openai", "sk-1"));
         assert_eq!(decode_key(&"ab".repeat(32)).unwrap().len(), 32);
         assert!(decode_key("short").is_none());
+    }
+
+    #[test]
+    fn internal_keys_are_the_ones_the_store_keeps_apart() {
+        for p in [
+            AUDIT_KEY_PURPOSE,
+            crate::audit::checkpoint::SIGNING_PURPOSE,
+            crate::secret::seal::SEAL_KEY_PURPOSE,
+        ] {
+            assert!(crate::secret::purpose::INTERNAL.contains(&p), "{p}");
+        }
     }
 }

@@ -198,10 +198,15 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
         Err(e) => {
             details.insert("error".into(), e.to_string().into());
             call.finish(ctx, Status::SpawnFailed, None, None, details)?;
-            Err(Error::input(
-                format!("cannot run {}: {e}", spec.argv[0]),
-                "check the command name and PATH",
-            ))
+            Err(Error::Spawn {
+                command: spec.argv[0].clone(),
+                code: if e.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                },
+                why: e.to_string(),
+            })
         }
     }
 }

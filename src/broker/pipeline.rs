@@ -70,7 +70,7 @@ pub enum Target {
     Pool(ProfileId),
     /// A profile not in the store (`--provider anthropic` resolving to an
     /// environment variable).
-    Implicit(Profile),
+    Implicit(Box<Profile>),
 }
 
 impl Target {
@@ -153,11 +153,8 @@ impl CallSpec {
 }
 
 fn load_profile(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {
-    ProfileStore::new(&ctx.home)
-        .load()?
-        .get(id)
-        .cloned()
-        .ok_or_else(|| ProfileError::NotFound(id.to_string()).into())
+    let file = ProfileStore::new(&ctx.home).load()?;
+    file.get(id).cloned().ok_or_else(|| file.missing(id).into())
 }
 
 impl Resolved {
@@ -174,7 +171,7 @@ impl Resolved {
         check_run_id(&spec.run)?;
         let policies: Vec<Policy> = policy::load_in_force(&ctx.home, &spec.policy_files)?;
         let profile = match &spec.target {
-            Target::Implicit(p) => p.clone(),
+            Target::Implicit(p) => (**p).clone(),
             _ => load_profile(ctx, &self.id)?,
         };
         // Fail closed before deciding anything: every outcome leaves a
@@ -281,10 +278,11 @@ impl Authorized {
         }
         // Logged out, and the policy decides by who the operator is: the
         // fix is to log in (exit 6), with the issuer a policy names.
+        // Only when logging in could fix every failing condition.
         let login_required = self.operator.is_none()
             && failing
                 .iter()
-                .any(|c| IDENTITY_CONDITIONS.contains(&c.field.as_str()));
+                .all(|c| IDENTITY_CONDITIONS.contains(&c.field.as_str()));
         let hint = if login_required {
             failing
                 .iter()

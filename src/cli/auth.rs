@@ -59,9 +59,18 @@ pub enum AuthCommand {
     },
     /// Remove one profile, or every profile of a provider family, and their
     /// stored secrets.
+    /// (Not `craik logout`, which ends the operator's login.) A family
+    /// asks on a terminal first, and needs --yes without one.
     Logout {
         /// A profile id (openai:ci) or a family (openai).
         target: String,
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove a whole family without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -117,6 +126,7 @@ pub enum AuthCommand {
     /// Sign in to a provider with the strongest flow it supports.
     Login {
         /// openai, anthropic, gemini or local.
+        #[arg(value_parser = super::provider_value)]
         provider: String,
         /// Which flow (default: the strongest the provider supports).
         #[arg(long, value_parser = super::choice(&Mode::ALL, Mode::as_str))]
@@ -158,6 +168,7 @@ pub enum AuthCommand {
     /// provider, then a redacted health report.
     Setup {
         /// openai, anthropic, gemini or local.
+        #[arg(value_parser = super::provider_value)]
         provider: String,
         /// The profile name (default: default).
         #[arg(long, value_name = "N", default_value = "default")]
@@ -173,6 +184,10 @@ pub enum AuthCommand {
         /// Validate the shape; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Replace a profile (and its pool) of the same id.
+        #[arg(long)]
+        force: bool,
+        /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +195,7 @@ pub enum AuthCommand {
     /// to those granted, even after the last grant is revoked). Needs a
     /// login: a policy's admin, or (with none named) an operator allowed to
     /// use the profile, never granting themselves.
+    #[command(group(clap::ArgGroup::new("whom").required(true).multiple(true).args(["groups", "subjects", "to_everyone"])))]
     Grant {
         id: String,
         /// Grant to everyone in this group (repeatable).
@@ -201,6 +217,7 @@ pub enum AuthCommand {
     },
     /// Take a grant back (the profile stays restricted). Needs a login,
     /// with the same rights as grant.
+    #[command(group(clap::ArgGroup::new("whom").required(true).multiple(true).args(["groups", "subjects"])))]
     Revoke {
         id: String,
         /// Revoke this group's grant (repeatable).
@@ -257,16 +274,21 @@ pub enum AuthCommand {
 #[derive(Debug, clap::Args)]
 pub struct WaitArg {
     /// Wait for an approval (default 10m) instead of exiting 4.
-    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", require_equals = true)]
-    pub wait: Option<String>,
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", require_equals = true, value_parser = wait_value)]
+    pub wait: Option<std::time::Duration>,
+}
+
+/// `--wait`'s value: a bad one is a usage error (exit 2), with the hint.
+fn wait_value(s: &str) -> Result<std::time::Duration, String> {
+    craik::approval::parse_wait(s).map_err(|e| {
+        let hint = e.hint().unwrap_or_default();
+        format!("{e} (hint: {hint})")
+    })
 }
 
 impl WaitArg {
     pub fn duration(&self) -> craik::Result<Option<std::time::Duration>> {
-        self.wait
-            .as_deref()
-            .map(craik::approval::parse_wait)
-            .transpose()
+        Ok(self.wait)
     }
 }
 
@@ -625,6 +647,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             secret_ref,
             allow_local_base_url,
             dry_run,
+            force,
             json,
         } => {
             let r = craik::credential::onboard::setup(
@@ -637,6 +660,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     secret_ref,
                     allow_local_base_url,
                     dry_run,
+                    force,
                 },
             )?;
             if json {
@@ -721,6 +745,15 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
         ),
         AuthCommand::Reseal { yes, json } => {
             if !yes {
+                let file = craik::profile::ProfileStore::new(&ctx.home).load_unchecked()?;
+                errln!("auth-profiles.json holds:");
+                for p in manage::reseal_summary(&file)
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    errln!("  {}", craik::term::printable(&p.to_string()));
+                }
                 match term::confirm(
                     "seal auth-profiles.json as it is now, trusting every change made to it outside craik?",
                 ) {
@@ -737,7 +770,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                     Some(true) => {}
                 }
             }
-            let n = manage::reseal(&mut ctx)?;
+            let n = manage::reseal(&mut ctx)?.len();
             if json {
                 output::json(&serde_json::json!({"resealed": true, "profiles": n}));
             } else {
@@ -848,7 +881,46 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             }
             Ok(exit::OK)
         }
-        AuthCommand::Logout { target, json } => {
+        AuthCommand::Logout {
+            target,
+            dry_run,
+            yes,
+            json,
+        } => {
+            let plan = manage::logout_plan(&ctx, &target)?;
+            let names: Vec<String> = plan.iter().map(|p| p.to_string()).collect();
+            if dry_run {
+                if json {
+                    output::json(&serde_json::json!({ "would_remove": names, "dry_run": true }));
+                } else {
+                    for id in &names {
+                        outln!("would remove {id}");
+                    }
+                }
+                return Ok(exit::OK);
+            }
+            if !target.contains(':') && !yes {
+                match term::confirm(&format!(
+                    "remove {} profile(s) and their stored secrets ({})? (craik logout ends your operator login instead)",
+                    names.len(),
+                    names.join(", ")
+                )) {
+                    None => {
+                        return Err(Error::input(
+                            format!(
+                                "auth logout {target} removes every {target} profile ({})",
+                                names.join(", ")
+                            ),
+                            "pass --yes to remove them, or --dry-run to list them; to end your operator login run craik logout",
+                        ));
+                    }
+                    Some(false) => {
+                        errln!("nothing removed");
+                        return Ok(exit::ERROR);
+                    }
+                    Some(true) => {}
+                }
+            }
             let removed = manage::logout(&mut ctx, &target)?;
             let ids: Vec<String> = removed.iter().map(|p| p.id.to_string()).collect();
             if json {

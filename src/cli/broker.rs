@@ -27,7 +27,7 @@ pub struct TargetArgs {
     /// A provider family, resolved to its first working source (anthropic:
     /// the Claude CLI marker, then CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_TOKEN,
     /// ANTHROPIC_API_KEY).
-    #[arg(long, value_name = "FAMILY")]
+    #[arg(long, value_name = "FAMILY", value_parser = super::provider_value)]
     provider: Option<String>,
 }
 
@@ -43,7 +43,7 @@ impl TargetArgs {
                         if ProfileStore::new(&ctx.home).load()?.get(&p.id).is_some() {
                             Ok(Target::Profile(p.id))
                         } else {
-                            Ok(Target::Implicit(p))
+                            Ok(Target::Implicit(Box::new(p)))
                         }
                     }
                     _ => Err(Error::input(
@@ -139,10 +139,16 @@ pub fn exec(args: ExecArgs) -> craik::Result<i32> {
 }
 
 pub fn proxy(args: ProxyArgs) -> craik::Result<i32> {
-    let addr: SocketAddr = args.listen.parse().map_err(|_| {
+    // `localhost:PORT` means the IPv4 loopback address (resolved here,
+    // never through a resolver that could point it elsewhere).
+    let listen = match args.listen.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => args.listen.clone(),
+    };
+    let addr: SocketAddr = listen.parse().map_err(|_| {
         Error::input(
             format!("cannot read the listen address {:?}", args.listen),
-            "write 127.0.0.1:8080 or [::1]:8080",
+            "write 127.0.0.1:8080, localhost:8080 or [::1]:8080",
         )
     })?;
     Proxy::check_listen(addr, args.allow_remote)?;

@@ -84,6 +84,14 @@ pub fn choice<T: Copy + Send + Sync + 'static>(
     })
 }
 
+/// A provider name on the command line: a bad one is a usage error (exit
+/// 2), with a suggestion.
+pub(crate) fn provider_value(s: &str) -> Result<String, String> {
+    craik::credential::onboard::parse_provider(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("{e} (hint: {})", e.hint().unwrap_or_default()))
+}
+
 /// Runs the command line and returns the exit code.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {

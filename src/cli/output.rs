@@ -135,7 +135,11 @@ pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     if io::stdout().is_terminal() {
         t.load_preset(presets::UTF8_FULL_CONDENSED);
-        t.set_content_arrangement(ContentArrangement::Dynamic);
+        // A terminal that reports no usable width (0, as some do) would
+        // squeeze every column to one character: lay it out unwrapped.
+        if t.width().is_some_and(|w| w >= 20) {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+        }
     } else {
         t.load_preset(presets::NOTHING);
     }

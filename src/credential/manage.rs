@@ -123,7 +123,7 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
             let var = req
                 .env_var
                 .clone()
-                .unwrap_or_else(|| provider::info(req.id.family()).env_api_key.to_string());
+                .unwrap_or_else(|| provider::info(req.id.family()).source_var.to_string());
             profile.metadata.insert(META_ENV_VAR.into(), var);
         }
         Kind::SecretRef => {
@@ -200,19 +200,31 @@ fn remove_where(ctx: &mut Context, pred: impl Fn(&Profile) -> bool) -> crate::Re
     let operator = crate::operator::current(ctx)?;
     let home = ctx.home.clone();
     let store = ProfileStore::new(&home);
+    let pools = crate::pool::PoolStore::new(&home).load()?;
     let removed = store.update(|file| {
         let doomed: Vec<Profile> = file.profiles.iter().filter(|p| pred(p)).cloned().collect();
         for p in &doomed {
             let identity = super::identity_hash(ctx, p, None).unwrap_or(None);
+            // It leaves every pool too (the receipt names them): a pool
+            // must never pick a profile that is gone.
+            let in_pools: Vec<String> = pools
+                .pools
+                .iter()
+                .filter(|pool| pool.members.iter().any(|m| m.profile == p.id))
+                .map(|pool| pool.id.to_string())
+                .collect();
             ctx.record(
                 profile_receipt(ReceiptKind::ProfileRemoved, p)
                     .identity(identity)
-                    .operator(operator.clone()),
+                    .operator(operator.clone())
+                    .detail("pools", in_pools),
             )?;
             file.remove(&p.id);
         }
         Ok(doomed)
     })?;
+    let ids: Vec<ProfileId> = removed.iter().map(|p| p.id.clone()).collect();
+    crate::pool::drop_members(&home, &ids)?;
     for p in &removed {
         if let Some(h) = p.meta(META_HANDLE) {
             ctx.secrets.delete(h)?;
@@ -221,29 +233,50 @@ fn remove_where(ctx: &mut Context, pred: impl Fn(&Profile) -> bool) -> crate::Re
     Ok(removed)
 }
 
-/// `craik auth remove <id>`.
 /// `craik auth reseal`: accepts `auth-profiles.json` as it is now (after
 /// a change made outside craik, which the user vouched for), writing a
-/// `profiles_resealed` receipt first. Returns how many profiles it holds.
-pub fn reseal(ctx: &mut Context) -> crate::Result<usize> {
+/// `profiles_resealed` receipt (naming each profile's kind, base URL,
+/// grants and source) first. A seal key lost from the store (the kernel
+/// keyring after a reboot) is made anew here, and only here. Returns the
+/// profiles sealed.
+pub fn reseal(ctx: &mut Context) -> crate::Result<Vec<Profile>> {
+    crate::secret::seal::SealKey::load_or(&ctx.secrets, true)?;
     let home = ctx.home.clone();
     let store = ProfileStore::new(&home);
-    let file = store.load_unchecked()?;
     let was_sealed = store.load().is_ok();
-    let ids: Vec<String> = file.profiles.iter().map(|p| p.id.to_string()).collect();
     let operator = crate::operator::current(ctx).ok().flatten();
-    let r = NewReceipt::new(ReceiptKind::ProfilesResealed, Status::Ok)
-        .operator(operator)
-        .detail("profiles", ids)
-        .detail("was_sealed", was_sealed);
-    ctx.record(r)?;
-    Ok(store.reseal()?.profiles.len())
+    let file = store.reseal(|file| {
+        let r = NewReceipt::new(ReceiptKind::ProfilesResealed, Status::Ok)
+            .operator(operator)
+            .detail("profiles", reseal_summary(file))
+            .detail("was_sealed", was_sealed);
+        ctx.record(r).map(|_| ())
+    })?;
+    Ok(file.profiles)
 }
 
+/// What `auth reseal` shows and records of each profile: what a hand edit
+/// could have changed (never a secret).
+pub fn reseal_summary(file: &crate::profile::ProfileFile) -> serde_json::Value {
+    file.profiles
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id.to_string(),
+                "kind": p.kind.as_str(),
+                "base_url": p.base_url,
+                "grants": p.grants,
+                "source": p.metadata,
+            })
+        })
+        .collect()
+}
+
+/// `craik auth remove <id>`.
 pub fn remove_profile(ctx: &mut Context, id: &ProfileId) -> crate::Result<Profile> {
     let file = ProfileStore::new(&ctx.home).load()?;
     if file.get(id).is_none() {
-        return Err(ProfileError::NotFound(id.to_string()).into());
+        return Err(file.missing(id).into());
     }
     let mut removed = remove_where(ctx, |p| &p.id == id)?;
     removed
@@ -251,9 +284,36 @@ pub fn remove_profile(ctx: &mut Context, id: &ProfileId) -> crate::Result<Profil
         .ok_or_else(|| ProfileError::NotFound(id.to_string()).into())
 }
 
+/// The profiles `craik auth logout <target>` would remove (`--dry-run`);
+/// none is an error.
+pub fn logout_plan(ctx: &Context, target: &str) -> crate::Result<Vec<ProfileId>> {
+    let file = ProfileStore::new(&ctx.home).load()?;
+    let ids: Vec<ProfileId> = if target.contains(':') {
+        let id: ProfileId = target.parse()?;
+        file.get(&id).map(|p| p.id.clone()).into_iter().collect()
+    } else {
+        let family: Family = target.parse()?;
+        file.profiles
+            .iter()
+            .filter(|p| p.provider_family == family)
+            .map(|p| p.id.clone())
+            .collect()
+    };
+    if ids.is_empty() {
+        let what = if target.contains(':') {
+            target.to_string()
+        } else {
+            format!("{target}:*")
+        };
+        return Err(ProfileError::NotFound(what).into());
+    }
+    Ok(ids)
+}
+
 /// `craik auth logout <provider-or-id>`: one profile, or every profile of a
 /// provider family.
 pub fn logout(ctx: &mut Context, target: &str) -> crate::Result<Vec<Profile>> {
+    logout_plan(ctx, target)?;
     if target.contains(':') {
         let id: ProfileId = target.parse()?;
         return Ok(vec![remove_profile(ctx, &id)?]);
@@ -411,14 +471,16 @@ pub fn migrate_secrets(
     if dry_run {
         return Ok(ctx.secrets.migrate(to, true)?);
     }
-    // Make sure receipts can be written (and the audit key is loaded from
-    // wherever it is now) before moving anything.
-    ctx.audit()?;
     let plan = ctx.secrets.migrate(to, true)?;
+    let index = ctx.secrets.index()?;
+    // craik's own keys go first, so that the audit key is read where it
+    // will be; then make sure receipts can be written before moving the
+    // rest.
+    ctx.secrets.migrate_internal(to)?;
+    ctx.audit()?;
     if plan.moved.is_empty() {
         return Ok(ctx.secrets.migrate(to, false)?);
     }
-    let index = ctx.secrets.index()?;
     let operator = crate::operator::current(ctx)?;
     let mut r = NewReceipt::new(ReceiptKind::SecretMigrated, Status::Ok)
         .operator(operator)
@@ -436,7 +498,11 @@ pub fn migrate_secrets(
         .collect();
     r = r.detail("secrets", purposes);
     ctx.record(r)?;
-    Ok(ctx.secrets.migrate(to, false)?)
+    let mut done = ctx.secrets.migrate(to, false)?;
+    // Report what moved in this command, the internal keys included.
+    done.already.retain(|h| !plan.moved.contains(h));
+    done.moved = plan.moved;
+    Ok(done)
 }
 
 /// `craik auth storage status`.

@@ -103,7 +103,11 @@ pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<Str
     if !matches!(profile.kind, Kind::OAuth | Kind::Marker)
         && let Some(h) = identity_hash(ctx, profile, None)?
     {
-        return Ok(h);
+        // The same key sent elsewhere is not what was approved either.
+        let endpoint = crate::provider::base_url(profile).unwrap_or_default();
+        return Ok(ctx
+            .audit_key()?
+            .credential_profile(family, &format!("{h} {endpoint}")));
     }
     let meta: std::collections::BTreeMap<&str, &str> = profile
         .metadata

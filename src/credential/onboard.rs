@@ -20,7 +20,12 @@ pub fn parse_provider(s: &str) -> crate::Result<Family> {
         "local" | "chat_completions" => Ok(Family::ChatCompletions),
         other => Err(Error::input(
             format!("unknown provider {other:?}"),
-            "use openai, anthropic, gemini or local",
+            match crate::term::did_you_mean(other, &["openai", "anthropic", "gemini", "local"]) {
+                Some(m) => format!(
+                    "did you mean {m}? The providers are openai, anthropic, gemini and local"
+                ),
+                None => "the providers are openai, anthropic, gemini and local".into(),
+            },
         )),
     }
 }
@@ -69,6 +74,8 @@ pub struct SetupRequest {
     pub secret_ref: Option<String>,
     pub allow_local_base_url: bool,
     pub dry_run: bool,
+    /// Replace an existing profile (and its pool) of that id.
+    pub force: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,7 +115,7 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
     let env_var = (kind == Kind::ApiKey).then(|| {
         req.env_var
             .clone()
-            .unwrap_or_else(|| provider::info(req.family).env_api_key.to_string())
+            .unwrap_or_else(|| provider::info(req.family).source_var.to_string())
     });
     let add = AddRequest {
         id: id.clone(),
@@ -118,11 +125,11 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
         secret: None,
         base_url: req.base_url.clone(),
         allow_local_base_url: req.allow_local_base_url,
-        force: false,
+        force: req.force,
     };
     manage::validate_add(&add)?;
     let existing = ProfileStore::new(&ctx.home).load()?.get(&id).cloned();
-    if existing.is_some() && !req.dry_run {
+    if existing.is_some() && !req.dry_run && !req.force {
         return Err(crate::profile::ProfileError::Exists(id).into());
     }
     let profile = if req.dry_run {
@@ -376,6 +383,8 @@ pub fn login(
                     secret_ref: req.secret_ref.clone(),
                     allow_local_base_url: family == Family::ChatCompletions,
                     dry_run: req.dry_run,
+                    // A login replaces the profile, as its other flows do.
+                    force: true,
                 },
             )?;
             Ok(LoginResult {

@@ -32,6 +32,9 @@ pub struct ApprovalRule {
     pub separate_approver: bool,
     /// Whether any envelope requires a logged-in operator.
     pub required_operator: bool,
+    /// Every envelope's `required_operator_issuer`: an approver (and
+    /// anyone changing grants) must come from each.
+    pub issuers: Vec<String>,
     /// How long an approval holds, in seconds: the shortest
     /// `approval_ttl` of the envelopes asking, else 8 hours for
     /// `each_run`; `None`, no limit (`first_use` by default).
@@ -41,29 +44,26 @@ pub struct ApprovalRule {
 /// The default life of an `each_run` approval.
 pub const EACH_RUN_TTL_SECS: u64 = 8 * 3600;
 
+/// Every envelope's admins (`admin_groups`, `admin_subjects`), one entry
+/// per envelope that names any.
+pub fn admins(policies: &[Policy]) -> Vec<crate::profile::Admins> {
+    policies
+        .iter()
+        .map(|p| &p.envelope)
+        .filter(|e| e.admin_groups.is_some() || e.admin_subjects.is_some())
+        .map(|e| crate::profile::Admins {
+            groups: e.admin_groups.clone().unwrap_or_default(),
+            subjects: e.admin_subjects.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// Whether `op` may grant, revoke and open profiles as a policy's admin:
 /// `None` when no envelope names admins, else whether `op` is in
 /// `admin_groups` or `admin_subjects` of every envelope that names any.
 pub fn is_admin(policies: &[Policy], op: &Operator) -> Option<bool> {
-    let mut named = false;
-    let mut ok = true;
-    for p in policies {
-        let e = &p.envelope;
-        if e.admin_groups.is_none() && e.admin_subjects.is_none() {
-            continue;
-        }
-        named = true;
-        let by_group = e
-            .admin_groups
-            .as_ref()
-            .is_some_and(|g| op.groups.iter().any(|x| g.contains(x)));
-        let by_subject = e
-            .admin_subjects
-            .as_ref()
-            .is_some_and(|s| s.contains(&op.subject));
-        ok &= by_group || by_subject;
-    }
-    named.then_some(ok)
+    let all = admins(policies);
+    (!all.is_empty()).then(|| all.iter().all(|a| a.admit(op)))
 }
 
 /// The full outcome.
@@ -124,6 +124,9 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
             );
         }
         if let Some(iss) = &e.required_operator_issuer {
+            if !approval.issuers.contains(iss) {
+                approval.issuers.push(iss.clone());
+            }
             let got = op.map(|o| o.issuer.clone());
             push(
                 "required_operator_issuer",
@@ -387,6 +390,7 @@ mod tests {
             groups: groups.iter().map(|g| g.to_string()).collect(),
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
             restricted: true,
+            ..Default::default()
         };
         p
     }
@@ -889,6 +893,7 @@ mod tests {
                     separate_approver: r.separate_approver,
                     required_operator: r.required_operator,
                     ttl_secs: (r.mode == RequireApproval::EachRun).then_some(EACH_RUN_TTL_SECS),
+                    issuers: got.issuers.clone(),
                 };
                 if got != want {
                     errors.push(format!(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 pub use envelope::{Envelope, Policy, PolicyError, RequireApproval};
 pub use eval::{
-    ApprovalRule, Condition, EACH_RUN_TTL_SECS, Evaluation, allows, evaluate, is_admin,
+    ApprovalRule, Condition, EACH_RUN_TTL_SECS, Evaluation, admins, allows, evaluate, is_admin,
 };
 
 use crate::home::Home;

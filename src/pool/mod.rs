@@ -404,6 +404,27 @@ pub fn create(
     Ok(pool)
 }
 
+/// Takes `profiles` out of every pool (a profile removed); a pool left with
+/// no member goes too. Returns the pools changed.
+pub fn drop_members(home: &Home, profiles: &[ProfileId]) -> crate::Result<Vec<ProfileId>> {
+    if profiles.is_empty() {
+        return Ok(Vec::new());
+    }
+    PoolStore::new(home).update(|f| {
+        let mut changed = Vec::new();
+        for p in &mut f.pools {
+            let before = p.members.len();
+            p.members.retain(|m| !profiles.contains(&m.profile));
+            if p.members.len() != before {
+                changed.push(p.id.clone());
+                p.cursor = 0;
+            }
+        }
+        f.pools.retain(|p| !p.members.is_empty());
+        Ok(changed)
+    })
+}
+
 pub fn remove(home: &Home, id: &ProfileId) -> crate::Result<Pool> {
     PoolStore::new(home).update(|f| {
         let i = f

@@ -32,6 +32,9 @@ pub enum ProfileError {
     Exists(ProfileId),
     #[error("no profile {0}")]
     NotFound(String),
+    /// No such profile, but one with a close id exists.
+    #[error("no profile {id}")]
+    NotFoundNear { id: String, near: String },
     #[error("profile {id}: {detail}")]
     Invalid { id: String, detail: String },
     #[error(transparent)]
@@ -61,6 +64,9 @@ impl ProfileError {
                 format!("pass --force to replace it, or remove it first: craik auth remove {id}")
             }
             ProfileError::NotFound(_) => "list the profiles with: craik auth status".into(),
+            ProfileError::NotFoundNear { near, .. } => {
+                format!("did you mean {near}? (list the profiles with: craik auth status)")
+            }
             ProfileError::Invalid { .. } => "see craik auth add --help".into(),
             ProfileError::BaseUrl(e) => return e.hint(),
             ProfileError::Unsealed { .. } => {
@@ -83,6 +89,31 @@ pub struct Grants {
     pub subjects: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restricted: bool,
+    /// The issuer the granted subjects and groups are of (the granting
+    /// operator's): the same names from another identity provider are
+    /// other people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The admins policies named when the grants were last changed: later
+    /// changes need them too, whichever policies are passed then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<Admins>,
+}
+
+/// One envelope's `admin_groups` and `admin_subjects`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admins {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+}
+
+impl Admins {
+    pub fn admit(&self, op: &crate::audit::Operator) -> bool {
+        self.subjects.contains(&op.subject) || op.groups.iter().any(|g| self.groups.contains(g))
+    }
 }
 
 impl Grants {
@@ -97,11 +128,13 @@ impl Grants {
 
     /// Whether `op` is granted the profile (by subject or a group).
     pub fn admit(&self, op: &crate::audit::Operator) -> bool {
-        self.subjects.contains(&op.subject) || op.groups.iter().any(|g| self.groups.contains(g))
+        self.issuer.as_ref().is_none_or(|i| *i == op.issuer)
+            && (self.subjects.contains(&op.subject)
+                || op.groups.iter().any(|g| self.groups.contains(g)))
     }
 
     fn open(&self) -> bool {
-        !self.restricts()
+        !self.restricts() && self.admins.is_empty() && self.issuer.is_none()
     }
 }
 

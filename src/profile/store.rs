@@ -86,6 +86,20 @@ impl ProfileFile {
         self.profiles.iter().find(|p| &p.id == id)
     }
 
+    /// The error for an id the file does not hold, suggesting a close one.
+    pub fn missing(&self, id: &ProfileId) -> ProfileError {
+        let want = id.to_string();
+        let ids: Vec<String> = self.profiles.iter().map(|p| p.id.to_string()).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        match crate::term::did_you_mean(&want, &refs) {
+            Some(near) => ProfileError::NotFoundNear {
+                id: want,
+                near: near.to_string(),
+            },
+            None => ProfileError::NotFound(want),
+        }
+    }
+
     pub fn get_mut(&mut self, id: &ProfileId) -> Option<&mut Profile> {
         self.profiles.iter_mut().find(|p| &p.id == id)
     }
@@ -173,10 +187,15 @@ impl<'h> ProfileStore<'h> {
     }
 
     /// Seals the file as it is now, whatever its seal says (`craik auth
-    /// reseal`): returns the profiles it holds.
-    pub fn reseal(&self) -> crate::Result<ProfileFile> {
+    /// reseal`), under the lock: `before` sees exactly what will be
+    /// sealed (and writes its receipt) first. Returns it.
+    pub fn reseal(
+        &self,
+        before: impl FnOnce(&ProfileFile) -> crate::Result<()>,
+    ) -> crate::Result<ProfileFile> {
         let _lock = self.home.lock(PROFILES_FILE)?;
         let file = self.load_unchecked()?;
+        before(&file)?;
         self.save(&file)?;
         Ok(file)
     }

@@ -10,6 +10,10 @@ pub struct FamilyInfo {
     pub default_base_url: Option<&'static str>,
     /// The environment variable clients read their API key from.
     pub env_api_key: &'static str,
+    /// The variable an `api-key` profile reads by default: the clients'
+    /// own, except for local endpoints, which must never pick up a real
+    /// OpenAI key from `OPENAI_API_KEY`.
+    pub source_var: &'static str,
     /// The environment variable clients read the base URL from.
     pub env_base_url: &'static str,
     /// The path of the family's cheap test call (GET).
@@ -21,6 +25,7 @@ pub const FAMILIES: [FamilyInfo; 4] = [
         family: Family::OpenAi,
         default_base_url: Some("https://api.openai.com/v1"),
         env_api_key: "OPENAI_API_KEY",
+        source_var: "OPENAI_API_KEY",
         env_base_url: "OPENAI_BASE_URL",
         test_path: "/models",
     },
@@ -28,6 +33,7 @@ pub const FAMILIES: [FamilyInfo; 4] = [
         family: Family::Anthropic,
         default_base_url: Some("https://api.anthropic.com"),
         env_api_key: "ANTHROPIC_API_KEY",
+        source_var: "ANTHROPIC_API_KEY",
         env_base_url: "ANTHROPIC_BASE_URL",
         test_path: "/v1/models",
     },
@@ -35,6 +41,7 @@ pub const FAMILIES: [FamilyInfo; 4] = [
         family: Family::Gemini,
         default_base_url: Some("https://generativelanguage.googleapis.com"),
         env_api_key: "GEMINI_API_KEY",
+        source_var: "GEMINI_API_KEY",
         env_base_url: "GOOGLE_GEMINI_BASE_URL",
         test_path: "/v1beta/models",
     },
@@ -42,6 +49,7 @@ pub const FAMILIES: [FamilyInfo; 4] = [
         family: Family::ChatCompletions,
         default_base_url: None,
         env_api_key: "OPENAI_API_KEY",
+        source_var: "LOCAL_API_KEY",
         env_base_url: "OPENAI_BASE_URL",
         test_path: "/models",
     },

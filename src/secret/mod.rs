@@ -119,6 +119,14 @@ pub enum SecretError {
     NoPassword,
     #[error("the passwords did not match")]
     PasswordMismatch,
+    /// An internal key is not in the backend in use, and making a new one
+    /// would lose what the old one protects.
+    #[error("the {purpose} is not in the secret store in use ({backend}): {why}")]
+    InternalKeyMissing {
+        purpose: String,
+        backend: Backend,
+        why: String,
+    },
     #[error("secret {handle} is not in the {backend} secret store")]
     Missing { handle: String, backend: Backend },
     /// A handle asked for one purpose holds a secret kept for another (a
@@ -160,6 +168,9 @@ impl SecretError {
                 "set CRAIK_KEYRING_PASSWORD, or run craik on a terminal to be prompted".into()
             }
             SecretError::PasswordMismatch => "try again".into(),
+            SecretError::InternalKeyMissing { .. } => {
+                "select the store that holds it (CRAIK_KEYRING_BACKEND) or restore it; if it is lost (the kernel keyring after a reboot), make a new one with: craik auth reseal (then log in again)".into()
+            }
             SecretError::WrongPurpose { .. } => {
                 "a file under CRAIK_HOME names the wrong secret: check operator-session.json and auth-profiles.json (craik doctor), and log in or add the profile again".into()
             }
@@ -178,6 +189,11 @@ pub type Result<T, E = SecretError> = std::result::Result<T, E>;
 pub mod purpose {
     /// An operator's OIDC refresh token.
     pub const OPERATOR_REFRESH: &str = "operator refresh token";
+
+    /// craik's own keys, kept under fixed handles
+    /// ([`super::Secrets::internal`]): the seal key, the audit key and the
+    /// checkpoint signing key.
+    pub const INTERNAL: [&str; 3] = ["seal-key", "audit-key", "audit-signing-key"];
 
     /// A profile's stored credential (`keyring-ref`).
     pub fn profile(id: &str) -> String {
@@ -351,6 +367,24 @@ impl Secrets {
     /// Moves every recorded secret to `to`. A secret is deleted from its old
     /// backend only after the new one returns it intact. Idempotent.
     pub fn migrate(&self, to: Backend, dry_run: bool) -> Result<Migration> {
+        self.migrate_where(to, dry_run, |_| true)
+    }
+
+    /// Moves craik's internal keys (seal, audit, signing) to `to` first, so
+    /// a migration can read them there and write its receipt: the one
+    /// time they are read from where the index says (an explicit command).
+    pub fn migrate_internal(&self, to: Backend) -> Result<Migration> {
+        self.migrate_where(to, false, |e| {
+            purpose::INTERNAL.contains(&e.purpose.as_str())
+        })
+    }
+
+    fn migrate_where(
+        &self,
+        to: Backend,
+        dry_run: bool,
+        only: impl Fn(&IndexEntry) -> bool,
+    ) -> Result<Migration> {
         let target = open_backend(&self.home, to)?;
         let mut report = Migration {
             to: to.to_string(),
@@ -358,7 +392,7 @@ impl Secrets {
             ..Default::default()
         };
         let index = self.index()?;
-        for (handle, entry) in &index.secrets {
+        for (handle, entry) in index.secrets.iter().filter(|(_, e)| only(e)) {
             if entry.backend == to {
                 report.already.push(handle.clone());
                 continue;
@@ -408,33 +442,103 @@ impl Secrets {
 }
 
 impl Secrets {
-    /// The handle recorded for an internal `purpose` (audit key, signing
-    /// key, ...), if any.
-    pub fn find_purpose(&self, purpose: &str) -> Result<Option<String>> {
-        Ok(self
+    /// The handle an internal key (`purpose`) is kept under: fixed, so
+    /// that finding it never goes through `secret-index.json`, which any
+    /// process of the user can edit.
+    pub fn internal_handle(purpose: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(format!("craik-internal-key:{purpose}"));
+        format!("craik-{}", &hex::encode(d)[..32])
+    }
+
+    /// An internal key (the seal key, the audit key, the checkpoint
+    /// signing key), read from the backend in use under its fixed handle
+    /// ([`Secrets::internal_handle`]), never where the index says: an
+    /// edited index can neither point craik at a key someone else planted
+    /// in another backend nor relabel a secret it knows as the key.
+    ///
+    /// When it is not there: with `legacy`, a key an earlier craik kept
+    /// under a random handle *in the backend in use* is adopted (copied
+    /// under the fixed handle); else `make` makes one, if `may_create`
+    /// says a new key loses nothing (no state sealed with an old one).
+    /// Creation is serialized across processes.
+    pub fn internal(
+        &self,
+        purpose: &str,
+        legacy: bool,
+        may_create: impl Fn() -> std::result::Result<(), String>,
+        make: impl FnOnce() -> Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let handle = Secrets::internal_handle(purpose);
+        let backend = self.selection()?.backend;
+        let store = open_backend(&self.home, backend)?;
+        // The index only counts and migrates it; it is written only when
+        // it does not say so already (a read-only home stays readable).
+        let record = |home: &Home| {
+            let ok = |idx: &SecretIndex| {
+                idx.secrets
+                    .get(&handle)
+                    .is_some_and(|e| e.backend == backend && e.purpose == purpose)
+            };
+            if ok(&SecretIndex::load(home)?) {
+                return Ok(());
+            }
+            SecretIndex::update(home, |idx| {
+                if !ok(idx) {
+                    idx.record(&handle, backend, purpose);
+                }
+                Ok(())
+            })
+        };
+        if let Some(v) = store.get(&handle)? {
+            record(&self.home)?;
+            return Ok(v);
+        }
+        let _lock = self.home.lock(&format!("secret-{purpose}"))?;
+        if let Some(v) = store.get(&handle)? {
+            record(&self.home)?;
+            return Ok(v);
+        }
+        if legacy
+            && let Some(old) = self.index()?.secrets.iter().find_map(|(h, e)| {
+                (e.purpose == purpose && e.backend == backend && *h != handle).then(|| h.clone())
+            })
+            && let Some(v) = store.get(&old)?
+        {
+            store.set(&handle, &v)?;
+            SecretIndex::update(&self.home, |idx| {
+                idx.secrets.remove(&old);
+                idx.record(&handle, backend, purpose);
+                Ok(())
+            })?;
+            let _ = store.delete(&old);
+            return Ok(v);
+        }
+        // Recorded in another backend: never read from there (an edited
+        // index could name any), and never replaced by a new key.
+        if let Some(elsewhere) = self
             .index()?
             .secrets
             .iter()
-            .find(|(_, e)| e.purpose == purpose)
-            .map(|(h, _)| h.clone()))
-    }
-
-    /// The secret for an internal `purpose`, created by `make` on first use.
-    /// Creation is serialized across processes so everyone gets one value.
-    pub fn get_or_create(
-        &self,
-        purpose: &str,
-        make: impl FnOnce() -> Zeroizing<Vec<u8>>,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        if let Some(h) = self.find_purpose(purpose)? {
-            return self.get(&h);
+            .find(|(h, e)| (e.purpose == purpose || **h == handle) && e.backend != backend)
+            .map(|(_, e)| e.backend)
+        {
+            return Err(SecretError::InternalKeyMissing {
+                purpose: purpose.to_string(),
+                backend,
+                why: format!(
+                    "secret-index.json records it in {elsewhere}; move it here with: craik auth migrate-secrets --to {backend} (or select {elsewhere} with CRAIK_KEYRING_BACKEND={elsewhere})"
+                ),
+            });
         }
-        let _lock = self.home.lock(&format!("secret-{purpose}"))?;
-        if let Some(h) = self.find_purpose(purpose)? {
-            return self.get(&h);
-        }
+        may_create().map_err(|why| SecretError::InternalKeyMissing {
+            purpose: purpose.to_string(),
+            backend,
+            why,
+        })?;
         let value = make();
-        self.put(purpose, &value)?;
+        store.set(&handle, &value)?;
+        record(&self.home)?;
         Ok(value)
     }
 }

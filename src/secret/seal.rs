@@ -31,6 +31,7 @@ pub enum Domain {
     Session,
     Profiles,
     Approval,
+    Request,
 }
 
 impl Domain {
@@ -39,6 +40,7 @@ impl Domain {
             Domain::Session => b"craik-seal-session-v1",
             Domain::Profiles => b"craik-seal-profiles-v1",
             Domain::Approval => b"craik-seal-approval-v1",
+            Domain::Request => b"craik-seal-approval-request-v1",
         }
     }
 }
@@ -53,8 +55,15 @@ pub struct SealKey {
 static CACHE: Mutex<Option<HashMap<PathBuf, SealKey>>> = Mutex::new(None);
 
 impl SealKey {
-    /// The home's seal key, made on first use.
+    /// The home's seal key, made on first use (while nothing is sealed).
     pub fn load(secrets: &Secrets) -> Result<SealKey> {
+        SealKey::load_or(secrets, false)
+    }
+
+    /// [`SealKey::load`]; with `renew`, a missing key is made anew even
+    /// though sealed files exist (`craik auth reseal`, which seals the
+    /// profiles again; a session must log in again).
+    pub fn load_or(secrets: &Secrets, renew: bool) -> Result<SealKey> {
         let home = secrets.home().root().to_path_buf();
         if let Some(k) = CACHE
             .lock()
@@ -64,7 +73,29 @@ impl SealKey {
         {
             return Ok(k.clone());
         }
-        let key = secrets.get_or_create(SEAL_KEY_PURPOSE, || {
+        let home_dir = secrets.home().clone();
+        let may_create = move || -> std::result::Result<(), String> {
+            if renew {
+                return Ok(());
+            }
+            // A sealed file without its key: a new key would make it (and
+            // whatever an edit put in it) sealed anew, so never silently.
+            let sealed = |name: &str| {
+                home_dir
+                    .read(name)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|b| String::from_utf8_lossy(&b).contains("\"seal\""))
+            };
+            match ["auth-profiles.json", "operator-session.json"]
+                .into_iter()
+                .find(|n| sealed(n))
+            {
+                Some(n) => Err(format!("{n} was sealed with it")),
+                None => Ok(()),
+            }
+        };
+        let key = secrets.internal(SEAL_KEY_PURPOSE, false, may_create, || {
             let mut k = Zeroizing::new(vec![0u8; 32]);
             rand::rngs::OsRng.fill_bytes(&mut k);
             k

@@ -795,3 +795,79 @@ fn a_rewritten_log_is_caught_by_the_automatic_checkpoint() {
         "{r:?}"
     );
 }
+
+#[test]
+fn an_edited_secret_index_cannot_choose_the_seal_key() {
+    // The agent knows one secret in the store (a key it was handed by
+    // plain exec): 32 bytes, as a seal key is.
+    let env = Env::new();
+    let known = "k".repeat(32);
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:known",
+            "--kind=keyring-ref",
+            "--stdin",
+        ],
+        Some(&known),
+    )
+    .ok();
+    let handle = env.read_json("auth-profiles.json")["profiles"][0]["metadata"]["handle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // It relabels that secret as the seal key in secret-index.json (and
+    // points every other seal-key entry at another backend) ...
+    let mut index = env.read_json("secret-index.json");
+    for (_, e) in index["secrets"].as_object_mut().unwrap().iter_mut() {
+        if e["purpose"] == "seal-key" {
+            e["backend"] = "keyutils".into();
+        }
+    }
+    index["secrets"][&handle]["purpose"] = "seal-key".into();
+    std::fs::write(
+        env.file("secret-index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    // ... and writes a session sealed with the key it knows.
+    let now = chrono::Utc::now();
+    let mut s = craik::operator::Session {
+        version: 1,
+        subject: "root-admin".into(),
+        email: None,
+        name: None,
+        groups: vec!["admins".into()],
+        groups_claim_present: true,
+        issuer: "https://idp.example.com".into(),
+        client_id: "craik".into(),
+        groups_claim: "groups".into(),
+        scopes: vec!["openid".into()],
+        ca_file: None,
+        jti: "forged".into(),
+        expires_at: now + chrono::Duration::hours(2),
+        logged_in_at: now,
+        refreshed_at: None,
+        refresh_token_handle: None,
+        seal: None,
+    };
+    let mut key = [0u8; 32];
+    key.copy_from_slice(known.as_bytes());
+    let sealed = craik::secret::seal::SealKey::from_bytes(key).seal(
+        craik::secret::seal::Domain::Session,
+        &serde_json::to_vec(&s).unwrap(),
+    );
+    s.seal = Some(sealed);
+    let path = env.file("operator-session.json");
+    std::fs::write(&path, serde_json::to_vec(&s).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // craik reads its seal key from the store in use under its own fixed
+    // handle, never where the index says: the session is refused, and the
+    // profiles file still verifies.
+    let r = env.run(&["whoami", "--json"]);
+    r.code(6);
+    assert!(r.stderr.contains("does not match its seal"), "{r:?}");
+    env.run(&["auth", "status", "--json"]).ok();
+}

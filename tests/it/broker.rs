@@ -315,6 +315,10 @@ fn wrong_token_is_refused_and_nothing_goes_upstream() {
     env.run(&["proxy", "--profile", "openai:k", "--listen", "0.0.0.0:0"])
         .code(1)
         .error_with_hint("--allow-remote");
+    // localhost:PORT is the IPv4 loopback address.
+    let p = Proxy::start(&env, &["--profile", "openai:k", "--listen", "localhost:0"]);
+    assert!(p.url.starts_with("http://127.0.0.1:"), "{}", p.url);
+    p.stop().ok();
 }
 
 #[test]
@@ -406,10 +410,21 @@ fn exec_injects_env_and_returns_the_childs_status() {
     assert_eq!(fin["details"]["exit_code"], 3);
     assert_eq!(fin["status"], "error");
     assert!(receipts(&env, "call.started")[0]["seq"].as_i64() < fin["seq"].as_i64());
-    // A missing command.
+    // A missing command: 127, as a shell says; one that cannot be run: 126.
     env.run(&["exec", "--profile", "openai:k", "--", "/nonexistent/cmd"])
-        .code(1)
+        .code(127)
         .error_with_hint("PATH");
+    let not_exec = env.dir.path().join("not-executable");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    env.run(&[
+        "exec",
+        "--profile",
+        "openai:k",
+        "--",
+        not_exec.to_str().unwrap(),
+    ])
+    .code(126)
+    .error_with_hint("chmod +x");
 }
 
 #[test]
@@ -729,6 +744,7 @@ fn exec_forwards_signals_and_proxy_limits() {
 
 #[test]
 fn proxy_fails_closed_at_runtime_and_waits_for_approval() {
+    crate::common::require_root("makes audit.db immutable under a running proxy (chattr +i)");
     let up = Upstream::start(Behavior::Normal);
     let env = Env::new();
     add_key(&env, "openai:k", "sk-1", &up.url());

@@ -163,8 +163,8 @@ fn canary_never_leaks() {
     go(&["doctor", "--json"], None);
     go(&["auth", "pool", "status", "--json"], None);
     go(&["auth", "remove", "openai:kr"], None);
-    go(&["auth", "logout", "openai"], None);
-    go(&["auth", "logout", "anthropic"], None);
+    go(&["auth", "logout", "openai", "--yes"], None);
+    go(&["auth", "logout", "anthropic", "--yes"], None);
     go(&["auth", "status", "--json"], None);
 
     assert!(runs.len() >= 30);

@@ -194,6 +194,15 @@ pub fn require_tool(tool: &str, install: &str) {
     assert!(found, "{tool} is not installed; install it with: {install}");
 }
 
+/// Fails, saying why, unless the tests run as root: `what` says what the
+/// test does that needs it (mounts, `chattr +i`).
+pub fn require_root(what: &str) {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test {what}, which needs root: run the suite as root, or with sudo (scripts/test does)"
+    );
+}
+
 /// A random canary secret.
 pub fn canary() -> String {
     use rand::RngCore;

@@ -79,9 +79,12 @@ fn setup_writes_a_profile_and_a_pool() {
         profile(&env, "gemini:default")["metadata"]["env_var"],
         "MY_GEM"
     );
-    env.run(&["auth", "setup", "mistral"])
-        .code(1)
-        .error_with_hint("openai, anthropic, gemini or local");
+    let r = env.run(&["auth", "setup", "mistral"]);
+    assert_eq!(r.code, 2, "a usage error: {r:?}");
+    assert!(
+        r.stderr.contains("openai, anthropic, gemini and local"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -610,5 +613,77 @@ fn provider_anthropic_resolves_sources_in_order() {
         doc.stdout.contains("anthropic:claude-cli is active"),
         "{}",
         doc.stdout
+    );
+}
+
+#[test]
+fn setup_again_with_force_and_removals_leave_no_pool_behind() {
+    let env = Env::new();
+    env.run(&["auth", "setup", "openai"]).ok();
+    // The hint says --force, and --force exists.
+    env.run(&["auth", "setup", "openai"])
+        .code(1)
+        .error_with_hint("pass --force");
+    env.run(&[
+        "auth",
+        "setup",
+        "openai",
+        "--env-var",
+        "MY_OPENAI",
+        "--force",
+    ])
+    .ok();
+    assert_eq!(
+        profile(&env, "openai:default")["metadata"]["env_var"],
+        "MY_OPENAI"
+    );
+    // A local endpoint never reads the real OpenAI key by default.
+    env.run(&[
+        "auth",
+        "setup",
+        "local",
+        "--base-url",
+        "http://127.0.0.1:8080/v1",
+    ])
+    .ok();
+    assert_eq!(
+        profile(&env, "chat_completions:default")["metadata"]["env_var"],
+        "LOCAL_API_KEY"
+    );
+    // A profile removed leaves every pool; an emptied pool goes.
+    env.run(&["auth", "add", "openai:b", "--kind=marker"]).ok();
+    env.run(&[
+        "auth",
+        "pool",
+        "create",
+        "openai:team",
+        "--strategy",
+        "round_robin",
+        "--member",
+        "openai:default",
+        "--member",
+        "openai:b",
+    ])
+    .ok();
+    env.run(&["auth", "remove", "openai:b"]).ok();
+    let removed = &receipts(&env, "profile_removed")[0];
+    assert_eq!(
+        removed["details"]["pools"],
+        serde_json::json!(["openai:team"])
+    );
+    let pools = env.run(&["auth", "pool", "status", "--json"]).json();
+    let team = pools["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "openai:team")
+        .unwrap()
+        .clone();
+    assert_eq!(team["members"].as_array().unwrap().len(), 1, "{team}");
+    env.run(&["auth", "logout", "openai", "--yes"]).ok();
+    let pools = env.run(&["auth", "pool", "status", "--json"]).json();
+    assert!(
+        !pools.to_string().contains("openai:"),
+        "no pool names a removed profile: {pools}"
     );
 }

@@ -199,7 +199,7 @@ fn grants_restrict_a_profile() {
         .unwrap();
     assert_eq!(
         dev["grants"],
-        serde_json::json!({"restricted": true}),
+        serde_json::json!({"restricted": true, "issuer": idp.issuer}),
         "{file}"
     );
     env.run(&["auth", "check", "anthropic:dev"]).code(3);
@@ -235,6 +235,11 @@ fn grants_restrict_a_profile() {
     assert_eq!(opened["details"]["everyone"], true);
     login_as(&env, &idp, "alice");
     env.run(&["auth", "check", "anthropic:dev"]).ok();
+    // The admins named then still bind when the policy naming them is
+    // left out: alice, allowed but no admin, may not restrict it now.
+    env.run(&["auth", "grant", "anthropic:dev", "--to-subject", "bob"])
+        .code(3)
+        .error_with_hint("admin");
 }
 
 #[test]
@@ -359,6 +364,36 @@ fn approvals_bind_to_their_policy_run_requester_credential_seal_and_time() {
         .map(|l| l["state"].as_str().unwrap())
         .collect();
     assert!(states.contains(&"refused"), "{list}");
+
+    // carol asks herself; a row naming someone else as the requester,
+    // appended by hand, does not let her approve her own request.
+    login_as(&env, &idp, "carol");
+    check("r5").code(4);
+    let hers = receipts(&env, "approval_requested")
+        .into_iter()
+        .find(|r| r["run_id"] == "r5")
+        .unwrap();
+    {
+        use craik::audit::{NewReceipt, Operator, ReceiptKind, Status};
+        let mut log = craik::audit::AuditLog::open_path(&env.file("audit.db")).unwrap();
+        let mut r = NewReceipt::new(ReceiptKind::ApprovalRequested, Status::Ok)
+            .profile("anthropic:dev", "keyring-ref", "anthropic")
+            .run("r5")
+            .operator(Some(Operator {
+                subject: "someone".into(),
+                issuer: idp.issuer.clone(),
+                email: None,
+                groups: vec![],
+                identity_hash: format!("hmac-sha256:{}", "1".repeat(64)),
+            }));
+        for k in ["mode", "policy_digest", "credential", "policies", "seal"] {
+            r = r.detail(k, hers["details"][k].clone());
+        }
+        log.append(r).unwrap();
+    }
+    let r = approve("r5", Some(&p));
+    r.code(1);
+    assert!(r.stderr.contains("was not made by craik here"), "{r:?}");
 
     // A new key under the same profile needs a new approval.
     login_as(&env, &idp, "alice");

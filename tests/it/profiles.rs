@@ -111,7 +111,25 @@ fn add_status_remove_round_trip() {
     // Logout by family removes every profile of it.
     env.run(&["auth", "add", "anthropic:two", "--kind=marker"])
         .ok();
-    let out = env.run(&["auth", "logout", "anthropic", "--json"]);
+    // A whole family: listed with --dry-run, refused without --yes when
+    // nobody can confirm, removed with it.
+    let dry = env.run(&["auth", "logout", "anthropic", "--dry-run", "--json"]);
+    dry.ok();
+    assert_eq!(
+        dry.json()["would_remove"],
+        serde_json::json!(["anthropic:work", "anthropic:two"])
+    );
+    env.run(&["auth", "logout", "anthropic"])
+        .code(1)
+        .error_with_hint("--yes");
+    assert_eq!(
+        env.read_json("auth-profiles.json")["profiles"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let out = env.run(&["auth", "logout", "anthropic", "--yes", "--json"]);
     out.ok();
     assert_eq!(
         out.json()["removed"],
@@ -121,7 +139,7 @@ fn add_status_remove_round_trip() {
     assert_schema("auth-profiles.schema.json", &file);
     assert_eq!(file["profiles"].as_array().unwrap().len(), 2);
     env.run(&["auth", "logout", "gemini:ref"]).ok();
-    env.run(&["auth", "logout", "openai"])
+    env.run(&["auth", "logout", "openai", "--yes"])
         .code(1)
         .error_with_hint("no profile");
 }
@@ -406,16 +424,44 @@ fn every_duration_flag_reads_the_same_units() {
     for wait in ["--wait=1d", "--wait=1h30m", "--wait=90", "--wait=1w"] {
         env.run(&["auth", "check", "openai:d", wait]).ok();
     }
-    env.run(&["auth", "check", "openai:d", "--wait=8d"])
-        .code(1)
-        .error_with_hint("use at most 1w");
-    env.run(&["auth", "check", "openai:d", "--wait=0s"])
-        .code(1)
-        .error_with_hint("write it as 30s");
+    // A bad --wait is a usage error (exit 2), with the hint.
+    for (bad, hint) in [
+        ("--wait=8d", "use at most 1w"),
+        ("--wait=0s", "write it as 30s"),
+    ] {
+        let r = env.run(&["auth", "check", "openai:d", bad]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(hint), "{r:?}");
+    }
     for since in ["1d", "1h30m", "2w", "90"] {
         env.run(&["receipts", "list", "--since", since]).ok();
     }
     env.run(&["receipts", "list", "--since", "99999999999d"])
         .code(1)
         .error_with_hint("RFC 3339");
+}
+
+#[test]
+fn usage_errors_exit_2_and_typos_get_a_suggestion() {
+    let env = Env::new();
+    env.run(&["auth", "add", "openai:work", "--kind=marker"])
+        .ok();
+    let r = env.run(&["auth", "setup", "opneai"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("did you mean openai?"), "{r:?}");
+    for args in [
+        vec!["auth", "grant", "openai:work"],
+        vec!["auth", "revoke", "openai:work"],
+        vec!["auth", "check", "openai:work", "--wait=abc"],
+        vec!["exec", "--provider", "mistral", "--", "true"],
+    ] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+    }
+    env.run(&["auth", "remove", "openai:wrok"])
+        .code(1)
+        .error_with_hint("did you mean openai:work?");
+    env.run(&["exec", "--profile", "openai:wrok", "--", "true"])
+        .code(1)
+        .error_with_hint("did you mean openai:work?");
 }

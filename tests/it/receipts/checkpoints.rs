@@ -213,6 +213,7 @@ fn base64_encode(b: &[u8]) -> String {
 /// nothing left behind.
 #[test]
 fn a_checkpoint_onto_a_full_disk() {
+    crate::common::require_root("mounts a tiny tmpfs");
     let env = home_with_profiles(2);
     let tiny = env.dir.path().join("tiny");
     fs::create_dir(&tiny).unwrap();

@@ -121,6 +121,7 @@ fn check_reads(env: &Env, receipts: i64) {
 /// is refused as for any log that cannot be written.
 #[test]
 fn a_read_only_copy_is_read() {
+    crate::common::require_root("bind-mounts a read-only copy of the home");
     let env = home_with_profiles(5);
     let cp = env.dir.path().join("cp.json");
     env.run(&["receipts", "checkpoint", "--out", cp.to_str().unwrap()])
@@ -221,6 +222,7 @@ fn a_file_that_is_no_database() {
 
 #[test]
 fn unwritable_audit_log_fails_closed() {
+    crate::common::require_root("makes audit.db immutable (chattr +i) and mounts over it");
     let mut used: Vec<&str> = Vec::new();
     let mut unavailable: Vec<String> = Vec::new();
     let mut note = |name: &'static str, r: Result<(), String>| match r {
