@@ -203,6 +203,23 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
             ));
             for p in &file.profiles {
                 let name = format!("profile {}", p.id);
+                // The provider's own answer, when `auth test` last asked.
+                if let Some(s) = p.last_status.as_deref().filter(|s| *s != "ok") {
+                    out.push(check(
+                        format!("{name} last test"),
+                        Level::Fail,
+                        format!(
+                            "the last auth test ended {s}{}",
+                            p.last_validated_at
+                                .map(|t| format!(" at {}", t.to_rfc3339()))
+                                .unwrap_or_default()
+                        ),
+                        Some(format!(
+                            "replace the credential (craik auth add {} --force), then: craik auth test {}",
+                            p.id, p.id
+                        )),
+                    ));
+                }
                 match p.kind {
                     Kind::ApiKey => {
                         let var = p.meta(META_ENV_VAR).unwrap_or("?");
@@ -414,7 +431,11 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
         Ok(p) => out.push(check(
             "policies",
             Level::Ok,
-            format!("{} polic(ies) in force parse", p.len()),
+            match p.len() {
+                0 => "no policy in force".to_string(),
+                1 => "1 policy in force parses".to_string(),
+                n => format!("{n} policies in force parse"),
+            },
             None,
         )),
         Err(e) => out.push(check("policies", Level::Fail, e.to_string(), e.hint())),

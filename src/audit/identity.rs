@@ -67,7 +67,7 @@ impl AuditKey {
                     k
                 },
             )
-            .map_err(|e| AuditError::key_from_store(&e))?;
+            .map_err(AuditError::key_from_store)?;
         if key.len() != 32 {
             return Err(AuditError::key("the stored audit key is not 32 bytes"));
         }

@@ -36,6 +36,10 @@ use crate::exit;
 pub enum AuditError {
     #[error("audit log unavailable ({path}): {why}")]
     Unavailable { path: PathBuf, why: String },
+    /// The secret store holding the audit key would not open for want of
+    /// the right password: a store error (exit 1), not an audit one.
+    #[error("{0}")]
+    StorePassword(crate::secret::SecretError),
     /// The log is missing or empty where the home shows it held receipts.
     #[error(
         "{path} is missing or empty, but {why}: it was deleted or emptied, and craik will not start a new chain in its place"
@@ -100,6 +104,7 @@ pub enum AuditError {
 impl AuditError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
+            AuditError::StorePassword(e) => return e.hint(),
             AuditError::Unavailable { .. } => {
                 "the action was refused because its receipt could not be written; check that audit.db and its directory are writable and the disk is not full, and if audit.db is damaged (craik receipts verify), restore it from a backup".into()
             }
@@ -169,10 +174,16 @@ impl AuditError {
     }
 
     /// The secret store could not give the audit key.
-    fn key_from_store(e: &crate::secret::SecretError) -> AuditError {
-        AuditError::Key {
-            why: e.to_string(),
-            hint: e.hint(),
+    fn key_from_store(e: crate::secret::SecretError) -> AuditError {
+        use crate::secret::SecretError as S;
+        match e {
+            S::WrongPassword { .. } | S::NoPassword | S::PasswordMismatch => {
+                AuditError::StorePassword(e)
+            }
+            e => AuditError::Key {
+                why: e.to_string(),
+                hint: e.hint(),
+            },
         }
     }
 }

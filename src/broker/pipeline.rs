@@ -362,25 +362,33 @@ impl Authorized {
     /// Makes `start` durable, then (for all but marker profiles) reads the
     /// material. When it cannot be read, `call.finished` with status
     /// `credential_unavailable` ends what was started (exit 7).
+    /// The material is read first, inside craik, so that the starting
+    /// receipt can name the credential's identity hash; it leaves craik
+    /// only through [`Started`], after that receipt is durable.
     fn begin(self, ctx: &mut Context, start: NewReceipt) -> crate::Result<Started> {
-        let receipt = ctx.record(start)?;
+        let material = (self.profile.kind != Kind::Marker)
+            .then(|| crate::credential::material(ctx, &self.profile));
+        let identity_hash = match &material {
+            Some(Ok(m)) => Some(
+                ctx.audit_key()?
+                    .credential_material(self.profile.provider_family.as_str(), m),
+            ),
+            _ => None,
+        };
+        let receipt = ctx.record(start.identity(identity_hash.clone()))?;
         let mut started = Started {
             authorized: self,
             receipt,
             material: None,
-            identity_hash: None,
+            identity_hash,
         };
-        if started.authorized.profile.kind == Kind::Marker {
-            return Ok(started);
-        }
-        match crate::credential::material(ctx, &started.authorized.profile) {
-            Ok(m) => {
-                let family = started.authorized.profile.provider_family.as_str();
-                started.identity_hash = Some(ctx.audit_key()?.credential_material(family, &m));
+        match material {
+            None => Ok(started),
+            Some(Ok(m)) => {
                 started.material = Some(m);
                 Ok(started)
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let r = started
                     .receipt(ReceiptKind::CallFinished, Status::CredentialUnavailable)
                     .identity(None)

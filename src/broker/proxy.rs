@@ -1091,22 +1091,42 @@ async fn answer_busy(mut stream: tokio::net::TcpStream, cap: usize, _permit: Own
     .await;
 }
 
-/// Resolves on SIGTERM, SIGINT or SIGHUP (never, if the handlers cannot
-/// be installed).
-pub async fn termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = hup.recv() => {}
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment this is made (in a
+/// runtime's context): a signal that arrives before the proxy serves
+/// still drains it rather than kill it.
+pub struct Termination(
+    Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+);
+
+impl Termination {
+    /// Installs the handlers (none, if they cannot be installed).
+    pub fn install() -> Termination {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(i), Ok(h)) => Termination(Some((t, i, h))),
+            _ => Termination(None),
+        }
+    }
+
+    /// Resolves on the first of the signals (never, without handlers).
+    pub async fn wait(self) {
+        let Some((mut term, mut int, mut hup)) = self.0 else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => {}
+        }
     }
 }
 
@@ -1116,6 +1136,7 @@ pub struct Proxy {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     state: Arc<ProxyState>,
+    termination: Termination,
 }
 
 impl Proxy {
@@ -1154,6 +1175,11 @@ impl Proxy {
             committer,
         )?);
         let rt = runtime(None)?;
+        // Before the address is known to anyone who could signal it.
+        let termination = {
+            let _in_rt = rt.enter();
+            Termination::install()
+        };
         let listener = rt
             .block_on(tokio::net::TcpListener::bind(listen))
             .map_err(|e| {
@@ -1173,6 +1199,7 @@ impl Proxy {
             listener,
             addr,
             state,
+            termination,
         })
     }
 
@@ -1195,7 +1222,7 @@ impl Proxy {
     /// flight finish and their receipts land.
     pub fn serve(self) -> crate::Result<()> {
         self.rt
-            .block_on(serve(self.listener, self.state, termination()))
+            .block_on(serve(self.listener, self.state, self.termination.wait()))
             .map_err(|e| crate::Error::input(format!("the proxy failed: {e}"), "see the receipts"))
     }
 }

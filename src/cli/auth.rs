@@ -28,8 +28,9 @@ pub enum AuthCommand {
         /// family's, e.g. OPENAI_API_KEY).
         #[arg(long, value_name = "NAME")]
         env_var: Option<String>,
-        /// secret-ref: env:NAME or file:/absolute/path (0600, yours).
-        #[arg(long, value_name = "REF")]
+        /// secret-ref: env:NAME (or just NAME) or file:/absolute/path
+        /// (0600, yours).
+        #[arg(long, value_name = "REF", value_parser = super::secret_ref_value)]
         secret_ref: Option<String>,
         /// keyring-ref: read the secret from standard input.
         #[arg(long)]
@@ -134,9 +135,12 @@ pub enum AuthCommand {
         /// Capture an API key instead of a browser flow.
         #[arg(long)]
         no_browser: bool,
+        /// The environment variable an api-key profile reads.
         #[arg(long, value_name = "NAME", conflicts_with = "secret_ref")]
         env_var: Option<String>,
-        #[arg(long, value_name = "REF")]
+        /// Read the key at use time from env:NAME (or just NAME) or
+        /// file:/absolute/path (0600, yours).
+        #[arg(long, value_name = "REF", value_parser = super::secret_ref_value)]
         secret_ref: Option<String>,
         /// Read the API key from standard input.
         #[arg(long)]
@@ -175,9 +179,12 @@ pub enum AuthCommand {
         name: String,
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
+        /// The environment variable an api-key profile reads.
         #[arg(long, value_name = "NAME", conflicts_with = "secret_ref")]
         env_var: Option<String>,
-        #[arg(long, value_name = "REF")]
+        /// Read the key at use time from env:NAME (or just NAME) or
+        /// file:/absolute/path (0600, yours).
+        #[arg(long, value_name = "REF", value_parser = super::secret_ref_value)]
         secret_ref: Option<String>,
         #[arg(long)]
         allow_local_base_url: bool,
@@ -825,6 +832,9 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
         AuthCommand::Status { json } => {
             let rows = manage::status(&ctx)?;
             let (sources, _) = craik::credential::onboard::anthropic_sources(&ctx)?;
+            // The Anthropic sources matter only where Anthropic is used.
+            let show_sources = rows.iter().any(|r| r.provider_family == "anthropic")
+                || sources.iter().any(|s| s.active);
             if json {
                 output::json(
                     &serde_json::json!({ "profiles": rows, "anthropic_sources": sources }),
@@ -832,31 +842,35 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             } else if rows.is_empty() {
                 outln!("no profiles; add one with: craik auth add <family>:<name> --kind=...");
             } else {
-                let mut t = output::table(&[
-                    "ID",
-                    "FAMILY",
-                    "KIND",
-                    "BACKEND",
-                    "LAST VALIDATED",
-                    "HEALTH",
-                ]);
+                let mut t =
+                    output::table(&["ID", "FAMILY", "KIND", "BACKEND", "LAST TEST", "HEALTH"]);
                 for r in rows {
+                    // A failed `auth test` (a 401) outweighs "secret present".
+                    let failed_test = r.last_status.as_deref().filter(|s| *s != "ok");
                     t.add_row(vec![
                         r.id,
                         r.provider_family,
                         r.kind,
                         r.backend,
-                        r.last_validated_at.unwrap_or_else(|| "never".into()),
-                        format!(
-                            "{}{}",
-                            if r.health.ok { "ok: " } else { "FAIL: " },
-                            r.health.message
-                        ),
+                        match (&r.last_status, &r.last_validated_at) {
+                            (Some(s), Some(t)) => format!("{s} at {t}"),
+                            _ => "never".into(),
+                        },
+                        match failed_test {
+                            Some(s) => {
+                                format!("FAIL: the last auth test ended {s}; {}", r.health.message)
+                            }
+                            None => format!(
+                                "{}{}",
+                                if r.health.ok { "ok: " } else { "FAIL: " },
+                                r.health.message
+                            ),
+                        },
                     ]);
                 }
                 output::print_table(&t);
             }
-            if !json {
+            if !json && show_sources {
                 match sources.iter().find(|s| s.active) {
                     Some(a) => outln!("anthropic source (--provider anthropic): {}", a.source),
                     None => outln!("anthropic source (--provider anthropic): none resolves"),

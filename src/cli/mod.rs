@@ -92,6 +92,20 @@ pub(crate) fn provider_value(s: &str) -> Result<String, String> {
         .map_err(|e| format!("{e} (hint: {})", e.hint().unwrap_or_default()))
 }
 
+/// A `--secret-ref` on the command line: `env:NAME`, `file:/path`, or a
+/// bare variable name meaning `env:NAME` (as the docs' examples write it).
+/// Stored normalized; a bad one is a usage error (exit 2).
+pub(crate) fn secret_ref_value(s: &str) -> Result<String, String> {
+    let s = if craik::profile::valid_env_name(s) {
+        format!("env:{s}")
+    } else {
+        s.to_string()
+    };
+    craik::secret::reference::SecretRef::parse(&s)
+        .map(|_| s)
+        .map_err(|e| format!("{e} (hint: {})", e.hint().unwrap_or_default()))
+}
+
 /// Runs the command line and returns the exit code.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {

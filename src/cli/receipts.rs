@@ -284,7 +284,7 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 w.flush().map_err(io_err)?;
             } else {
                 let mut t = output::table(&[
-                    "SEQ", "TIME", "KIND", "STATUS", "PROFILE", "OPERATOR", "RUN",
+                    "SEQ", "TIME", "KIND", "STATUS", "VIA", "PROFILE", "OPERATOR", "RUN",
                 ]);
                 for r in &rows {
                     t.add_row(vec![
@@ -292,6 +292,8 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                         r.created_at.clone(),
                         r.kind.clone(),
                         r.status.clone(),
+                        // exec, proxy, check, test, approve, grant.
+                        r.capability.clone().unwrap_or_default(),
                         r.auth_profile_id.clone().unwrap_or_default(),
                         r.operator_email
                             .clone()

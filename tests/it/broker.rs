@@ -409,7 +409,24 @@ fn exec_injects_env_and_returns_the_childs_status() {
     let fin = &receipts(&env, "call.finished")[0];
     assert_eq!(fin["details"]["exit_code"], 3);
     assert_eq!(fin["status"], "error");
-    assert!(receipts(&env, "call.started")[0]["seq"].as_i64() < fin["seq"].as_i64());
+    let started = &receipts(&env, "call.started")[0];
+    assert!(started["seq"].as_i64() < fin["seq"].as_i64());
+    // The start names the credential too, as the finish does.
+    assert_eq!(started["auth_identity_hash"], fin["auth_identity_hash"]);
+    assert!(
+        started["auth_identity_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+    let list = env.run(&["receipts", "list"]);
+    assert!(list.stdout.contains("VIA"), "{list:?}");
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.contains("call.started") && l.split_whitespace().any(|w| w == "exec")),
+        "{list:?}"
+    );
     // A missing command: 127, as a shell says; one that cannot be run: 126.
     env.run(&["exec", "--profile", "openai:k", "--", "/nonexistent/cmd"])
         .code(127)
@@ -528,6 +545,24 @@ fn auth_test_records_status() {
             .clone();
         assert_eq!(p["last_status"], status);
         assert!(p["last_validated_at"].is_string());
+        // The table and doctor show the provider's answer, not just
+        // "secret present".
+        let table = env.run(&["auth", "status"]);
+        assert!(
+            table
+                .stdout
+                .contains(&format!("the last auth test ended {status}")),
+            "{table:?}"
+        );
+        let doctor = env.run(&["doctor", "--json"]).json();
+        assert!(
+            doctor["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "profile openai:k last test" && c["level"] == "fail"),
+            "{doctor}"
+        );
     }
     let r = env.run(&["auth", "test", "openai:dead", "--json"]);
     assert_eq!(r.json()["status"], "unreachable");

@@ -217,28 +217,6 @@ fn bad_input_is_refused_with_hints() {
             "needs --secret-ref",
         ),
         (
-            vec![
-                "auth",
-                "add",
-                "openai:x",
-                "--kind=secret-ref",
-                "--secret-ref",
-                "vault:x",
-            ],
-            "invalid secret reference",
-        ),
-        (
-            vec![
-                "auth",
-                "add",
-                "openai:x",
-                "--kind=secret-ref",
-                "--secret-ref",
-                "file:relative",
-            ],
-            "invalid secret reference",
-        ),
-        (
             vec!["auth", "add", "openai:x", "--kind=marker", "--env-var", "X"],
             "does not apply",
         ),
@@ -454,10 +432,31 @@ fn usage_errors_exit_2_and_typos_get_a_suggestion() {
         vec!["auth", "revoke", "openai:work"],
         vec!["auth", "check", "openai:work", "--wait=abc"],
         vec!["exec", "--provider", "mistral", "--", "true"],
+        vec![
+            "auth",
+            "add",
+            "openai:x",
+            "--kind=secret-ref",
+            "--secret-ref",
+            "vault:x",
+        ],
+        vec![
+            "auth",
+            "add",
+            "openai:x",
+            "--kind=secret-ref",
+            "--secret-ref",
+            "file:relative",
+        ],
     ] {
         let r = env.run(&args);
         assert_eq!(r.code, 2, "{args:?}: {r:?}");
     }
+    // A bare variable name is env:NAME, as the docs write it.
+    env.run(&["auth", "setup", "anthropic", "--secret-ref", "ANT_KEY"])
+        .ok();
+    let f = env.read_json("auth-profiles.json");
+    assert!(f.to_string().contains("\"env:ANT_KEY\""), "{f}");
     env.run(&["auth", "remove", "openai:wrok"])
         .code(1)
         .error_with_hint("did you mean openai:work?");

@@ -124,6 +124,12 @@ fn approval_term(kind: ReceiptKind) -> &'static str {
     }
 }
 
+/// Whether receipts name operators by their keyed identity hash only
+/// (`CRAIK_RECEIPT_OPERATOR=hash`): no subject, email or groups in clear.
+pub fn operator_names_hidden() -> bool {
+    std::env::var("CRAIK_RECEIPT_OPERATOR").is_ok_and(|v| v == "hash")
+}
+
 /// [`AuditLog::find`]'s query: ?1 profile, ?2 kind, ?3 run when given.
 fn find_sql(kind: ReceiptKind, with_run: bool) -> String {
     let run = if with_run { " AND run_id = ?3" } else { "" };
@@ -637,6 +643,7 @@ impl AuditLog {
         batch: Vec<NewReceipt>,
         check: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<Option<Receipt>>,
     ) -> Result<std::result::Result<Vec<Receipt>, Receipt>> {
+        let hash_only = operator_names_hidden();
         if self.read_only {
             return Err(self.unavailable("opened read-only"));
         }
@@ -679,7 +686,14 @@ impl AuditLog {
                     created_at = last_time.clone();
                 }
                 last_time = created_at.clone();
-                let op = n.operator;
+                let mut op = n.operator;
+                if let Some(o) = op.as_mut().filter(|_| hash_only) {
+                    // Only the keyed identity hash (and the issuer it is
+                    // of) names the operator.
+                    o.subject.clear();
+                    o.email = None;
+                    o.groups.clear();
+                }
                 let mut r = Receipt {
                     seq,
                     id: new_receipt_id(seq),
@@ -695,11 +709,15 @@ impl AuditLog {
                     auth_identity_hash: n.auth_identity_hash,
                     provider_family: n.provider_family,
                     pool_id: n.pool_id,
-                    operator_subject: op.as_ref().map(|o| o.subject.clone()),
+                    operator_subject: op
+                        .as_ref()
+                        .filter(|_| !hash_only)
+                        .map(|o| o.subject.clone()),
                     operator_issuer: op.as_ref().map(|o| o.issuer.clone()),
                     operator_email: op.as_ref().and_then(|o| o.email.clone()),
                     operator_groups: op
                         .as_ref()
+                        .filter(|_| !hash_only)
                         .map(|o| serde_json::to_string(&o.groups).expect("groups serialize")),
                     operator_identity_hash: op.as_ref().map(|o| o.identity_hash.clone()),
                     details: serde_json::to_string(&n.details).expect("details serialize"),

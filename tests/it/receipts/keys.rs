@@ -127,8 +127,10 @@ fn keys_behind_a_wrong_password() {
         "{}",
         r.stderr
     );
+    // A wrong store password is a store error (exit 1), not "audit log
+    // unavailable" (5).
     let r = env.run_stdin(&["receipts", "hash", "--family", "openai"], Some("sk-x"));
-    r.code(5).error_with_hint("audit key unavailable");
+    r.code(1).error_with_hint("wrong password");
     assert!(
         r.stderr.contains("check CRAIK_KEYRING_PASSWORD"),
         "{}",
