@@ -433,7 +433,7 @@ impl AuditLog {
                             cp.seq,
                             "modified",
                             format!(
-                                "receipt {} no longer has the hash that checkpoint {} recorded",
+                                "receipt {} no longer has the hash that checkpoint {} recorded (the log was rewritten, or the checkpoint is of another log)",
                                 cp.seq, cp.source
                             ),
                         );

@@ -124,7 +124,14 @@ pub struct ProxyState {
     pub client: reqwest::Client,
     inflight: AtomicUsize,
     drained: Notify,
+    /// Requests refused for a missing or wrong token since the last
+    /// receipt saying so, and when that receipt was written.
+    bad_tokens: std::sync::Mutex<(u64, Option<Instant>)>,
 }
+
+/// At most one receipt per this long for requests with a wrong token: a
+/// trace of someone probing the proxy, without letting them flood the log.
+const BAD_TOKEN_RECEIPT_EVERY: Duration = Duration::from_secs(60);
 
 /// Tells the proxy's operator (on stderr) what no client can be told: a
 /// `call.finished` receipt that could not be made durable after the
@@ -173,6 +180,7 @@ impl ProxyState {
             client,
             inflight: AtomicUsize::new(0),
             drained: Notify::new(),
+            bad_tokens: std::sync::Mutex::new((0, None)),
         })
     }
 
@@ -370,6 +378,34 @@ fn receipt(up: &Upstream, kind: ReceiptKind, status: Status) -> NewReceipt {
     up.session.receipt_about(kind, status)
 }
 
+/// Counts a request refused for its token, and leaves a `denial` receipt
+/// (condition `proxy_token`, with the count) at most once a minute.
+fn note_bad_token(st: &Arc<ProxyState>, uri: &axum::http::Uri) {
+    let due = {
+        let mut b = st.bad_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        b.0 += 1;
+        if b.1.is_none_or(|t| t.elapsed() >= BAD_TOKEN_RECEIPT_EVERY) {
+            let n = b.0;
+            *b = (0, Some(Instant::now()));
+            Some(n)
+        } else {
+            None
+        }
+    };
+    let (Some(n), Some(up)) = (due, st.upstreams.first()) else {
+        return;
+    };
+    let mut r = receipt(up, ReceiptKind::Denial, Status::Denied)
+        .reason(format!(
+            "{n} request(s) with a missing or wrong proxy token (receipts for them are written at most once a minute)"
+        ))
+        .detail("refused_requests", n)
+        .detail("path", uri.path());
+    r.policy_condition = Some("proxy_token".into());
+    // Best effort, never waited for: the request is refused either way.
+    let _ = st.committer.submit_deferred(r);
+}
+
 /// Appends a receipt durably from async code.
 async fn append(st: &Arc<ProxyState>, r: NewReceipt) -> crate::Result<crate::audit::Receipt> {
     Ok(st.committer.submit(r).wait().await?)
@@ -455,6 +491,7 @@ async fn handle_call(st: Arc<ProxyState>, req: Request) -> Response<Body> {
     let t0 = Instant::now();
     let (parts, body) = req.into_parts();
     if !token_ok(&st, presented_tokens(&parts.headers, parts.uri.query())) {
+        note_bad_token(&st, &parts.uri);
         return json_error(
             StatusCode::UNAUTHORIZED,
             "craik_unauthorized",

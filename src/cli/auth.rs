@@ -44,17 +44,20 @@ pub enum AuthCommand {
         /// Replace an existing profile with the same id.
         #[arg(long)]
         force: bool,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show every profile with redacted health.
     Status {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Remove a profile and its stored secret.
     Remove {
         id: String,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -91,16 +94,20 @@ pub enum AuthCommand {
         policies: Vec<std::path::PathBuf>,
         #[command(flatten)]
         wait: WaitArg,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Approve a pending request: the first use of a profile, or a run.
     Approve {
         id: String,
+        /// The run id (default: a fresh run_<hex>).
         #[arg(long, value_name = "RUN", require_equals = false)]
         run: String,
+        /// An extra policy file in force (repeatable).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<std::path::PathBuf>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -109,6 +116,7 @@ pub enum AuthCommand {
         /// Only requests nobody has approved yet.
         #[arg(long)]
         pending: bool,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -116,8 +124,10 @@ pub enum AuthCommand {
     Test {
         /// A profile or pool id.
         id: String,
+        /// The run id (default: a fresh run_<hex>).
         #[arg(long, value_name = "R")]
         run: Option<String>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -151,8 +161,12 @@ pub enum AuthCommand {
         /// The profile name (default: default).
         #[arg(long, value_name = "N")]
         name: Option<String>,
+        /// The provider endpoint, when not the family's default.
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
+        /// Allow a loopback or private base URL (implied for local).
+        #[arg(long)]
+        allow_local_base_url: bool,
         /// openai: the OAuth issuer (default https://auth.openai.com).
         #[arg(long, value_name = "URL")]
         issuer: Option<String>,
@@ -165,6 +179,7 @@ pub enum AuthCommand {
         /// gemini: a service-account key file (JWT bearer grant).
         #[arg(long, value_name = "FILE")]
         service_account: Option<std::path::PathBuf>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -177,6 +192,7 @@ pub enum AuthCommand {
         /// The profile name (default: default).
         #[arg(long, value_name = "N", default_value = "default")]
         name: String,
+        /// The provider endpoint, when not the family's default.
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
         /// The environment variable an api-key profile reads.
@@ -186,6 +202,7 @@ pub enum AuthCommand {
         /// file:/absolute/path (0600, yours).
         #[arg(long, value_name = "REF", value_parser = super::secret_ref_value)]
         secret_ref: Option<String>,
+        /// Allow a loopback or private base URL.
         #[arg(long)]
         allow_local_base_url: bool,
         /// Validate the shape; write nothing.
@@ -253,12 +270,14 @@ pub enum AuthCommand {
     },
     /// Move every stored secret to another backend.
     MigrateSecrets {
+        /// Show what would be done; change nothing.
         #[arg(long)]
         dry_run: bool,
         /// keychain, secret-service, keyutils, wincred or file (default: the
         /// backend craik would choose now).
         #[arg(long, value_name = "BACKEND")]
         to: Option<String>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -270,8 +289,10 @@ pub enum AuthCommand {
         /// Migrate (needs --yes, or a confirmation on a terminal).
         #[arg(long)]
         apply: bool,
+        /// Do it without asking.
         #[arg(long, requires = "apply")]
         yes: bool,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -317,6 +338,7 @@ pub enum PoolCommand {
     },
     /// Every pool with its members' health.
     Status {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -328,6 +350,7 @@ pub enum PoolCommand {
 pub enum StorageCommand {
     /// Which backend is in use, why, and how many secrets it holds.
     Status {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -569,6 +592,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             dry_run,
             name,
             base_url,
+            allow_local_base_url,
             issuer,
             client_id,
             project_id,
@@ -585,6 +609,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 dry_run,
                 name,
                 base_url,
+                allow_local_base_url,
                 issuer,
                 client_id,
                 project_id,
@@ -634,12 +659,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 output::json_line(&v);
             } else {
                 let verb = if r.written { "wrote" } else { "would write" };
-                outln!(
-                    "{verb} profile {} ({}, {:?} flow)",
-                    r.profile,
-                    r.kind,
-                    r.flow
-                );
+                outln!("{verb} profile {}: {}", r.profile, r.flow.describe());
                 if let Some(n) = &r.note {
                     outln!("{n}");
                 }

@@ -107,10 +107,12 @@ pub struct ProxyArgs {
     /// Allow a non-loopback listen address.
     #[arg(long)]
     allow_remote: bool,
+    /// The run id (default: a fresh run_<hex>).
     #[arg(long, value_name = "R")]
     run: Option<String>,
     #[command(flatten)]
     wait: WaitArg,
+    /// An extra policy file in force (repeatable).
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
     /// Also write the proxy token to this file (0600).

@@ -135,6 +135,27 @@ fn login_inner(args: LoginArgs) -> craik::Result<i32> {
 }
 
 pub fn whoami(json: bool) -> craik::Result<i32> {
+    let result = whoami_inner(json);
+    match &result {
+        // With --json, an error is JSON too (and still on stderr in words).
+        Err(e) if json => {
+            let mut v = serde_json::json!({
+                "logged_in": false,
+                "error": e.to_string(),
+                "hint": e.hint(),
+                "exit_code": e.exit_code(),
+            });
+            for (k, x) in e.json_fields() {
+                v[k] = x;
+            }
+            output::json(&v);
+            Ok(super::report(e))
+        }
+        _ => result,
+    }
+}
+
+fn whoami_inner(json: bool) -> craik::Result<i32> {
     let mut ctx = super::context()?;
     let s = operator::current_session(&mut ctx)?;
     if s.expired() {

@@ -49,16 +49,19 @@ enum Command {
     Login(login::LoginArgs),
     /// Show the logged-in operator.
     Whoami {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// End the operator session and revoke its refresh token.
     Logout {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Read-only checks of everything craik depends on; exit 1 if any fails.
     Doctor {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },

@@ -16,15 +16,19 @@ pub enum PolicyCommand {
     Check {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Every condition's outcome for the current operator; writes nothing.
     Explain {
+        /// The profile id to explain.
         #[arg(long, value_name = "ID")]
         profile: String,
+        /// An extra policy file in force (repeatable).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<PathBuf>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -83,6 +87,11 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
                         .unwrap_or("no operator"),
                     if eval.allowed { "allowed" } else { "DENIED" }
                 );
+                if eval.conditions.is_empty() {
+                    outln!(
+                        "no policy in force and no grants on {id}: every operator may use it (add --policy FILE, or put one in CRAIK_HOME/policy.json)"
+                    );
+                }
                 let mut t = output::table(&["CONDITION", "OUTCOME", "REQUIRED", "SEEN", "SOURCE"]);
                 for c in &eval.conditions {
                     t.add_row(vec![
@@ -97,7 +106,9 @@ pub fn run(cmd: PolicyCommand) -> craik::Result<i32> {
                         c.source.clone(),
                     ]);
                 }
-                output::print_table(&t);
+                if !eval.conditions.is_empty() {
+                    output::print_table(&t);
+                }
                 outln!("approval: {}", eval.approval.mode.as_str());
             }
             Ok(exit::OK)

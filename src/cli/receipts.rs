@@ -35,23 +35,30 @@ pub enum ReceiptsCommand {
         /// Credential identity hash (see craik receipts hash).
         #[arg(long, value_name = "H")]
         identity_hash: Option<String>,
+        /// Only receipts of this kind (call.started, denial, approval, ...).
         #[arg(long, value_name = "K")]
         kind: Option<String>,
+        /// Only receipts with this status (ok, denied, failed, ...).
         #[arg(long, value_name = "S")]
         status: Option<String>,
+        /// The run id (default: a fresh run_<hex>).
         #[arg(long, value_name = "R")]
         run: Option<String>,
         /// RFC 3339, or relative: 30m, 24h, 7d.
         #[arg(long, value_name = "T")]
         since: Option<String>,
+        /// Only receipts at or before this time (RFC 3339, or 30m, 24h, 7d ago).
         #[arg(long, value_name = "T")]
         until: Option<String>,
         #[arg(long, value_name = "N", default_value_t = 100)]
         limit: usize,
+        /// Print the result as JSON.
         #[arg(long, conflicts_with_all = ["jsonl", "csv"])]
         json: bool,
+        /// One JSON object per line.
         #[arg(long, conflicts_with = "csv")]
         jsonl: bool,
+        /// CSV with a header line.
         #[arg(long)]
         csv: bool,
     },
@@ -59,11 +66,13 @@ pub enum ReceiptsCommand {
     Show {
         /// A receipt id (rcpt_...) or seq.
         id: String,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Counts by kind, status, profile and operator.
     Stats {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -71,6 +80,7 @@ pub enum ReceiptsCommand {
     Export {
         #[arg(long, value_enum)]
         format: ExportFormat,
+        /// Only receipts at or after this time (RFC 3339, or 30m, 24h, 7d ago).
         #[arg(long, value_name = "T")]
         since: Option<String>,
     },
@@ -84,6 +94,7 @@ pub enum ReceiptsCommand {
         /// audit-signing.pub.
         #[arg(long, value_name = "KEY|FILE")]
         public_key: Option<String>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -92,6 +103,7 @@ pub enum ReceiptsCommand {
         /// Where to write it (default: standard output).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -99,6 +111,8 @@ pub enum ReceiptsCommand {
     /// standard input: a credential (--family) or an operator subject
     /// (--operator-issuer).
     Hash {
+        /// Hash a credential of this provider family (openai, anthropic,
+        /// gemini, chat_completions) read from standard input.
         #[arg(
             long,
             value_name = "F",
@@ -106,6 +120,8 @@ pub enum ReceiptsCommand {
             required_unless_present = "operator_issuer"
         )]
         family: Option<String>,
+        /// Hash an operator subject read from standard input, of this
+        /// issuer.
         #[arg(long, value_name = "ISS")]
         operator_issuer: Option<String>,
     },
@@ -339,6 +355,10 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                     ("by profile", &s.by_profile),
                     ("by operator", &s.by_operator),
                 ] {
+                    if map.is_empty() {
+                        outln!("{title}: none");
+                        continue;
+                    }
                     outln!("{title}:");
                     for (k, n) in map {
                         outln!("  {k}: {n}");
@@ -421,7 +441,10 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                     .collect();
                 output::json(&v);
             } else if let Some(d) = &report.damage {
-                outln!("verified {} receipts before damage", report.verified);
+                // The chain may link past a receipt a checkpoint says was
+                // other: what verifies is what comes before the damage.
+                let before = report.verified.min((d.seq - 1).max(0));
+                outln!("verified {before} receipts before damage");
                 outln!("DAMAGED at seq {}: {}: {}", d.seq, d.what, d.detail);
                 let before = if d.seq > 1 {
                     format!("receipts 1 to {} verify; ", d.seq - 1)

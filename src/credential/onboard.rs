@@ -8,7 +8,7 @@ use crate::context::Context;
 use crate::credential::manage::{self, AddRequest};
 use crate::credential::source::Health;
 use crate::pool::{self, Strategy};
-use crate::profile::{Family, Kind, Profile, ProfileId, ProfileStore};
+use crate::profile::{Family, Kind, Profile, ProfileError, ProfileId, ProfileStore};
 use crate::provider;
 
 /// The providers `auth setup` and `auth login` know.
@@ -54,7 +54,13 @@ pub fn check_key_shape(family: Family, key: &str) -> crate::Result<()> {
     } else {
         Err(Error::input(
             format!(
-                "that does not look like a {family} key: expected {expected} (the value was not stored{})",
+                "that does not look like {} key: expected {expected} (the value was not stored{})",
+                match family {
+                    Family::OpenAi => "an OpenAI",
+                    Family::Anthropic => "an Anthropic",
+                    Family::Gemini => "a Gemini",
+                    Family::ChatCompletions => "a local endpoint's",
+                },
                 if printable {
                     ""
                 } else {
@@ -191,6 +197,8 @@ pub struct LoginRequest {
     pub dry_run: bool,
     pub name: Option<String>,
     pub base_url: Option<String>,
+    /// Allow a loopback or private base URL (implied for local).
+    pub allow_local_base_url: bool,
     pub issuer: Option<String>,
     pub client_id: Option<String>,
     pub project_id: Option<String>,
@@ -210,6 +218,20 @@ pub enum Flow {
     ClaudeCli,
     Adc,
     ServiceAccount,
+}
+
+impl Flow {
+    /// How the profile gets its credential, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Flow::ApiKey => "an API key kept in the secret store",
+            Flow::Reference => "a key read at use time from the variable or file named",
+            Flow::OAuth => "an OAuth sign-in, refreshed by craik",
+            Flow::ClaudeCli => "the Claude CLI's own login",
+            Flow::Adc => "Google application default credentials",
+            Flow::ServiceAccount => "a Google service account",
+        }
+    }
 }
 
 /// How `auth login --mode` asks to sign in.
@@ -297,6 +319,7 @@ fn store_key(
     id: &ProfileId,
     key: &str,
     base_url: Option<String>,
+    allow_local: bool,
 ) -> crate::Result<()> {
     let existing = ProfileStore::new(&ctx.home).load()?.get(id).cloned();
     let base_url = base_url.or_else(|| existing.as_ref().and_then(|p| p.base_url.clone()));
@@ -309,7 +332,7 @@ fn store_key(
             secret_ref: None,
             secret: Some(zeroize::Zeroizing::new(key.to_string())),
             base_url,
-            allow_local_base_url: id.family() == Family::ChatCompletions,
+            allow_local_base_url: allow_local,
             force: true,
         },
     )?;
@@ -371,6 +394,12 @@ pub fn login(
 ) -> crate::Result<LoginResult> {
     let flow = pick_flow(family, req)?;
     let name = req.name.clone().unwrap_or_else(|| "default".to_string());
+    // One rule for every flow: a loopback or private endpoint needs
+    // --allow-local-base-url (local endpoints excepted).
+    let allow_local = req.allow_local_base_url || family == Family::ChatCompletions;
+    if let Some(url) = &req.base_url {
+        crate::profile::check_base_url(url, allow_local).map_err(ProfileError::from)?;
+    }
     match flow {
         Flow::Reference => {
             let r = setup(
@@ -381,7 +410,7 @@ pub fn login(
                     base_url: req.base_url.clone(),
                     env_var: req.env_var.clone(),
                     secret_ref: req.secret_ref.clone(),
-                    allow_local_base_url: family == Family::ChatCompletions,
+                    allow_local_base_url: allow_local,
                     dry_run: req.dry_run,
                     // A login replaces the profile, as its other flows do.
                     force: true,
@@ -420,7 +449,7 @@ pub fn login(
             };
             check_key_shape(family, key.trim())?;
             if !req.dry_run {
-                store_key(ctx, &id, key.trim(), req.base_url.clone())?;
+                store_key(ctx, &id, key.trim(), req.base_url.clone(), allow_local)?;
             }
             Ok(LoginResult {
                 profile: id.to_string(),
@@ -690,6 +719,25 @@ pub fn anthropic_sources(ctx: &Context) -> crate::Result<(Vec<SourceCheck>, Opti
     }
     out.push(SourceCheck {
         source: CLAUDE_MARKER.into(),
+        active: why.is_none(),
+        passed_over: why,
+    });
+    // The profile `auth login anthropic` / `auth setup anthropic` made.
+    let default: ProfileId = ProfileId::new(Family::Anthropic, "default")?;
+    let stored_default = ProfileStore::new(&ctx.home).load()?.get(&default).cloned();
+    let why = match &stored_default {
+        _ if chosen.is_some() => Some(format!("an earlier source ({CLAUDE_MARKER}) is active")),
+        None => Some("no anthropic:default profile".to_string()),
+        Some(p) => {
+            let h = super::health(p, &ctx.secrets);
+            (!h.ok).then_some(h.message)
+        }
+    };
+    if why.is_none() {
+        chosen = stored_default;
+    }
+    out.push(SourceCheck {
+        source: default.to_string(),
         active: why.is_none(),
         passed_over: why,
     });

@@ -311,6 +311,15 @@ fn wrong_token_is_refused_and_nothing_goes_upstream() {
     assert!(up.seen().is_empty());
     assert!(receipts(&env, "call.started").is_empty());
     p.stop().ok();
+    // The refusals leave a trace: one denial for the first, then at most
+    // one a minute (the two others are counted into the next).
+    let denials: Vec<_> = receipts(&env, "denial")
+        .into_iter()
+        .filter(|d| d["policy_condition"] == "proxy_token")
+        .collect();
+    assert_eq!(denials.len(), 1, "{denials:#?}");
+    assert_eq!(denials[0]["details"]["refused_requests"], 1);
+    assert_eq!(denials[0]["capability"], "proxy");
     // Only loopback unless --allow-remote.
     env.run(&["proxy", "--profile", "openai:k", "--listen", "0.0.0.0:0"])
         .code(1)

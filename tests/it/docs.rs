@@ -157,3 +157,61 @@ fn the_cli_reference_matches_clap() {
         problems.join("\n")
     );
 }
+
+/// Every option of every command says what it does in `--help`.
+#[test]
+fn every_option_has_help_text() {
+    let mut bare = Vec::new();
+    let mut stack: Vec<Vec<String>> = vec![vec![]];
+    while let Some(path) = stack.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = std::process::Command::new(crate::common::craik_bin())
+            .args(&args)
+            .output()
+            .expect("run craik --help");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut in_commands = false;
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let line = *line;
+            if line.starts_with("Commands:") {
+                in_commands = true;
+                continue;
+            }
+            if line.ends_with(':') && !line.starts_with(' ') {
+                in_commands = false;
+            }
+            let t = line.trim_start();
+            if in_commands {
+                if let Some(name) = t.split_whitespace().next()
+                    && name != "help"
+                    && line.starts_with("  ")
+                    && !line.starts_with("   ")
+                {
+                    let mut p = path.clone();
+                    p.push(name.to_string());
+                    stack.push(p);
+                }
+                continue;
+            }
+            // An option line whose description is missing: the flag (and
+            // its value) and nothing after it.
+            if t.starts_with('-') {
+                let rest: Vec<&str> = t.splitn(2, "  ").collect();
+                // Long help puts the description on the next line.
+                let below = lines
+                    .get(i + 1)
+                    .is_some_and(|n| n.starts_with("          ") && !n.trim().is_empty());
+                if (rest.len() == 1 || rest[1].trim().is_empty()) && !below {
+                    bare.push(format!("craik {}: {t}", path.join(" ")));
+                }
+            }
+        }
+    }
+    assert!(
+        bare.is_empty(),
+        "options without help text:\n{}",
+        bare.join("\n")
+    );
+}

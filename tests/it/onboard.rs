@@ -388,6 +388,7 @@ fn gemini_service_account_and_adc_mint_tokens_at_use_time() {
         &sa_arg,
         "--base-url",
         &base,
+        "--allow-local-base-url",
     ])
     .code(1)
     .error_with_hint("chmod 600");
@@ -404,12 +405,13 @@ fn gemini_service_account_and_adc_mint_tokens_at_use_time() {
         "sa",
         "--base-url",
         &base,
+        "--allow-local-base-url",
     ])
     .ok();
     let p = profile(&env, "gemini:sa");
     assert_eq!(p["metadata"]["oauth_source"], "service-account");
     assert_eq!(p["metadata"]["project_id"], "p1");
-    // --base-url to a loopback test server: allowed for this test profile.
+    // --base-url to a loopback test server: allowed with the flag.
     let t = env.run(&["auth", "test", "gemini:sa", "--json"]);
     t.ok();
     let seen = up.seen();
@@ -433,8 +435,19 @@ fn gemini_service_account_and_adc_mint_tokens_at_use_time() {
             "refresh_token": "adc-refresh-token", "token_uri": format!("{}/token", up.url())}).to_string(),
     );
     env.set("GOOGLE_APPLICATION_CREDENTIALS", &adc.display().to_string());
+    // A loopback base URL needs saying so, in every flow.
     env.run(&["auth", "login", "gemini", "--base-url", &base])
-        .ok();
+        .code(1)
+        .error_with_hint("--allow-local-base-url");
+    env.run(&[
+        "auth",
+        "login",
+        "gemini",
+        "--base-url",
+        &base,
+        "--allow-local-base-url",
+    ])
+    .ok();
     let p = profile(&env, "gemini:default");
     assert_eq!(p["metadata"]["oauth_source"], "adc");
     env.run(&["auth", "test", "gemini:default"]).ok();
@@ -583,10 +596,13 @@ fn provider_anthropic_resolves_sources_in_order() {
     );
     let st = env.run(&["auth", "status", "--json"]).json();
     let s = st["anthropic_sources"].as_array().unwrap();
+    assert_eq!(s[1]["source"], "anthropic:default");
+    assert_eq!(s[1]["passed_over"], "no anthropic:default profile");
+    let s = &s[1..];
     assert_eq!(s[1]["source"], "env:CLAUDE_CODE_OAUTH_TOKEN");
     assert_eq!(s[1]["active"], true);
     assert!(
-        s[0]["passed_over"]
+        st["anthropic_sources"][0]["passed_over"]
             .as_str()
             .unwrap()
             .contains("no anthropic:claude-cli profile")
@@ -596,6 +612,31 @@ fn provider_anthropic_resolves_sources_in_order() {
             .as_str()
             .unwrap()
             .contains("earlier source")
+    );
+    // A stored anthropic:default (what auth login --mode=api-key makes)
+    // comes before the environment.
+    env.run_stdin(
+        &[
+            "auth",
+            "login",
+            "anthropic",
+            "--mode=api-key",
+            "--no-browser",
+            "--stdin",
+        ],
+        Some(&format!("sk-ant-api03-stored{}", "x".repeat(40))),
+    )
+    .ok();
+    env.run(&["exec", "--provider", "anthropic", "--", "sh", "-c", &script])
+        .ok();
+    assert!(
+        std::fs::read_to_string(&dump)
+            .unwrap()
+            .contains("ANTHROPIC_API_KEY=sk-ant-api03-storedxxxx")
+    );
+    assert_eq!(
+        receipts(&env, "call.started")[0]["auth_profile_id"],
+        "anthropic:default"
     );
     // The Claude CLI marker wins when present.
     fake_claude(&mut env, 0);

@@ -414,6 +414,10 @@ fn a_session_edited_or_copied_is_refused_and_receipted() {
         let r = env.run(&["whoami", "--json"]);
         r.code(6).error_with_hint("craik login");
         assert!(r.stderr.contains("refused"), "{name}: {r:?}");
+        // --json errors are JSON on stdout too.
+        let j = r.json();
+        assert_eq!(j["logged_in"], false, "{name}: {j}");
+        assert_eq!(j["exit_code"], 6);
         let c = env.run(&["auth", "check", "openai:x"]);
         assert_eq!(c.code, 6, "{name}: {c:?}");
     }

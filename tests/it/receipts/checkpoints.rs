@@ -282,3 +282,41 @@ fn a_checkpoint_never_replaces_what_is_not_a_file() {
         .ok();
     assert!(fs::read_to_string(&f).unwrap().contains("\"signature\""));
 }
+
+/// Another log's checkpoint (its key passed as trusted): one clear
+/// verdict, not "verified 5 before damage" beside "damaged at seq 3".
+#[test]
+fn another_logs_checkpoint_gives_one_verdict() {
+    let ours = home_with_profiles(5);
+    let theirs = home_with_profiles(3);
+    let cp = theirs.dir.path().join("theirs.json");
+    theirs
+        .run(&["receipts", "checkpoint", "--out", cp.to_str().unwrap()])
+        .ok();
+    let key = theirs.file("audit-signing.pub");
+    let r = ours.run(&[
+        "receipts",
+        "verify",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+    ]);
+    r.code(1);
+    let seq: i64 =
+        serde_json::from_slice::<serde_json::Value>(&fs::read(&cp).unwrap()).unwrap()["seq"]
+            .as_i64()
+            .unwrap();
+    assert!(
+        r.stdout
+            .contains(&format!("verified {} receipts before damage", seq - 1)),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains(&format!("DAMAGED at seq {seq}")), "{r:?}");
+    assert!(r.stdout.contains("another log"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("receipts 1 to {} verify", seq - 1)),
+        "{r:?}"
+    );
+}
