@@ -61,8 +61,16 @@ pub(super) fn honours(key: &SealKey, a: &Receipt, want: &Binding) -> bool {
     true
 }
 
+/// An approval that let a request through: its receipt id, and when it
+/// stops holding (a running proxy re-checks then).
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub id: String,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The newest approval that lets `want` through, if any.
-fn approved(ctx: &mut Context, want: &Binding) -> crate::Result<Option<String>> {
+fn approved(ctx: &mut Context, want: &Binding) -> crate::Result<Option<Approval>> {
     let run = (want.mode == RequireApproval::EachRun).then_some(want.run.as_str());
     let found =
         ctx.audit()?
@@ -75,7 +83,12 @@ fn approved(ctx: &mut Context, want: &Binding) -> crate::Result<Option<String>> 
     Ok(found
         .into_iter()
         .find(|a| honours(&key, a, want))
-        .map(|a| a.id))
+        .map(|a| Approval {
+            expires_at: text(&details(&a), "expires_at")
+                .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+            id: a.id,
+        }))
 }
 
 /// Whether a request for `want` is already waiting (same run, envelopes,
@@ -114,7 +127,7 @@ pub fn gate(
     want: &Binding,
     wait: Option<Duration>,
     mut on_wait: impl FnMut(),
-) -> crate::Result<Option<String>> {
+) -> crate::Result<Option<Approval>> {
     if want.mode == RequireApproval::Never {
         return Ok(None);
     }

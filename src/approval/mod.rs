@@ -4,7 +4,7 @@
 
 mod gate;
 
-pub use gate::gate;
+pub use gate::{Approval, gate};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -220,7 +220,7 @@ pub struct Authorized {
     run: String,
     capability: Capability,
     operator: Option<Operator>,
-    approval: Option<String>,
+    approval: Option<approval::Approval>,
     evaluation: Evaluation,
 }
 
@@ -236,7 +236,12 @@ impl Authorized {
     }
     /// The id of the `approval` receipt that let the request through.
     pub fn approval(&self) -> Option<&str> {
-        self.approval.as_deref()
+        self.approval.as_ref().map(|a| a.id.as_str())
+    }
+
+    /// When the approval that let it through stops holding, if ever.
+    pub fn approval_expires(&self) -> Option<chrono::DateTime<Utc>> {
+        self.approval.as_ref().and_then(|a| a.expires_at)
     }
     pub fn evaluation(&self) -> &Evaluation {
         &self.evaluation
@@ -314,7 +319,7 @@ impl Authorized {
     pub fn record(self, ctx: &mut Context) -> crate::Result<Receipt> {
         let mut r = self.receipt(ReceiptKind::Authorization, Status::Allowed);
         if let Some(a) = &self.approval {
-            r = r.detail("approval", a.as_str());
+            r = r.detail("approval", a.id.as_str());
         }
         ctx.record(r)
     }
@@ -329,7 +334,7 @@ impl Authorized {
             r = r.detail("delegated", true);
         }
         if let Some(a) = &self.approval {
-            r = r.detail("approval", a.as_str());
+            r = r.detail("approval", a.id.as_str());
         }
         self.begin(ctx, r)
     }
@@ -354,7 +359,7 @@ impl Authorized {
             .receipt(ReceiptKind::Authorization, Status::Allowed)
             .detail("capability", self.capability.as_str());
         if let Some(a) = &self.approval {
-            r = r.detail("approval", a.as_str());
+            r = r.detail("approval", a.id.as_str());
         }
         self.begin(ctx, r)
     }
@@ -546,7 +551,8 @@ fn stamp(path: &std::path::Path) -> Stamp {
 /// What was true when a running session was last authorized.
 struct Seen {
     stamps: Vec<Stamp>,
-    /// When the operator's session (as it was then) needs a refresh.
+    /// When the decision must be made again whatever the files say: the
+    /// operator's session nearing its expiry, or the approval expiring.
     until: Option<chrono::DateTime<Utc>>,
 }
 
@@ -569,11 +575,23 @@ impl Recheck {
     /// For a session of `started`'s profile under `spec` (its run,
     /// policies and target).
     pub fn new(ctx: &Context, spec: &CallSpec, started: &Started) -> Recheck {
-        Recheck::for_profile(&ctx.home, spec, started.profile())
+        Recheck::for_profile(
+            &ctx.home,
+            spec,
+            started.profile(),
+            started.authorized.approval_expires(),
+        )
     }
 
-    /// [`Recheck::new`] from the profile as it was started.
-    pub fn for_profile(home: &crate::home::Home, spec: &CallSpec, started: &Profile) -> Recheck {
+    /// [`Recheck::new`] from the profile as it was started, and when the
+    /// approval that let it start expires (the session is authorized again
+    /// then: a new approval, or a 403).
+    pub fn for_profile(
+        home: &crate::home::Home,
+        spec: &CallSpec,
+        started: &Profile,
+        approval_expires: Option<chrono::DateTime<Utc>>,
+    ) -> Recheck {
         let mut watched = policy::paths_in_force(home, &spec.policy_files);
         watched.push(home.path(crate::profile::PROFILES_FILE));
         watched.push(home.path(crate::operator::session::SESSION_FILE));
@@ -594,7 +612,7 @@ impl Recheck {
         };
         // The decision just made counts as seen now.
         let stamps = recheck.stamps();
-        let until = recheck.session_until();
+        let until = earliest(recheck.session_until(), approval_expires);
         *recheck.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Seen { stamps, until });
         recheck
     }
@@ -650,9 +668,19 @@ impl Recheck {
                 login_required: false,
             });
         }
-        let until = self.session_until();
+        let until = earliest(self.session_until(), authorized.approval_expires());
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Seen { stamps, until });
         Ok(())
+    }
+}
+
+fn earliest(
+    a: Option<chrono::DateTime<Utc>>,
+    b: Option<chrono::DateTime<Utc>>,
+) -> Option<chrono::DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

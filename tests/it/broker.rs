@@ -1357,3 +1357,43 @@ fn streamed_events_are_not_held_back() {
     }
     panic!("events were held back in every try: {tries:#?}");
 }
+
+#[test]
+fn a_running_proxy_stops_when_its_approval_expires() {
+    let up = Upstream::start(Behavior::Normal);
+    let env = Env::new();
+    add_key(&env, "openai:k", "sk-1", &up.url());
+    let policy = env.dir.path().join("ttl.json");
+    std::fs::write(
+        &policy,
+        r#"{"version":1,"require_approval":"each_run","approval_ttl":"4s"}"#,
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    env.run(&["auth", "check", "openai:k", "--run", "r1", "--policy", p])
+        .code(4);
+    env.run(&["auth", "approve", "openai:k", "--run=r1", "--policy", p])
+        .ok();
+    let proxy = Proxy::start(
+        &env,
+        &["--profile", "openai:k", "--run", "r1", "--policy", p],
+    );
+    let send = || {
+        client()
+            .get(format!("{}/models", proxy.url))
+            .header("authorization", format!("Bearer {}", proxy.token))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(send().status(), 200);
+    // No file changed; the approval's expiry alone makes the proxy ask
+    // again, and nothing more goes upstream.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let seen = up.seen().len();
+    let resp = send();
+    assert_eq!(resp.status(), 403);
+    let v: serde_json::Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
+    assert_eq!(v["error"]["type"], "craik_approval_required");
+    assert_eq!(up.seen().len(), seen);
+    proxy.stop().ok();
+}
