@@ -153,7 +153,7 @@ fn reauthorization(c: &mut Criterion) {
         capability: Capability::Proxy,
         wait: None,
     };
-    let recheck = Recheck::for_profile(&home, &spec, &profile);
+    let recheck = Recheck::for_profile(&home, &spec, &profile, None);
     assert!(recheck.unchanged());
     c.bench_function("reauthorization: nothing changed (per request)", |b| {
         b.iter(|| black_box(recheck.unchanged()))
