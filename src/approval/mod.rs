@@ -397,8 +397,9 @@ pub struct ApprovalLine {
     pub approved_by: Option<String>,
     pub approved_at: Option<String>,
     pub expires_at: Option<String>,
-    /// `pending`, `approved`, `expired`, or `refused` (an approval whose
-    /// seal does not verify: not made by craik here).
+    /// `pending`, `approved` (not used yet), `used` (a call or proxy
+    /// session went through on it), `expired`, or `refused` (an approval
+    /// whose seal does not verify: not made by craik here).
     pub state: &'static str,
     pub pending: bool,
 }
@@ -441,6 +442,8 @@ pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<App
                     "refused"
                 } else if expired {
                     "expired"
+                } else if log.approval_used(&p, &a.id)? {
+                    "used"
                 } else {
                     "approved"
                 }

@@ -420,6 +420,20 @@ fn pool(ctx: &Context, cmd: PoolCommand) -> craik::Result<i32> {
     Ok(exit::OK)
 }
 
+/// Asks `question` on the terminal: true to go on; false (after saying
+/// nothing changed) when the answer is no; `refusal` when nobody can
+/// answer (no terminal, and no --yes).
+fn confirmed(question: &str, refusal: Error) -> craik::Result<bool> {
+    match term::confirm(question) {
+        None => Err(refusal),
+        Some(false) => {
+            errln!("nothing changed");
+            Ok(false)
+        }
+        Some(true) => Ok(true),
+    }
+}
+
 fn grants(
     ctx: &mut Context,
     id: &str,
@@ -781,20 +795,14 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 {
                     errln!("  {}", craik::term::printable(&p.to_string()));
                 }
-                match term::confirm(
+                if !confirmed(
                     "seal auth-profiles.json as it is now, trusting every change made to it outside craik?",
-                ) {
-                    None => {
-                        return Err(Error::input(
-                            "reseal needs confirmation",
-                            "pass --yes, or run on a terminal to confirm",
-                        ));
-                    }
-                    Some(false) => {
-                        errln!("nothing changed");
-                        return Ok(exit::ERROR);
-                    }
-                    Some(true) => {}
+                    Error::input(
+                        "reseal needs confirmation",
+                        "pass --yes, or run on a terminal to confirm",
+                    ),
+                )? {
+                    return Ok(exit::ERROR);
                 }
             }
             let n = manage::reseal(&mut ctx)?.len();
@@ -933,27 +941,24 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 }
                 return Ok(exit::OK);
             }
-            if !target.contains(':') && !yes {
-                match term::confirm(&format!(
-                    "remove {} profile(s) and their stored secrets ({})? (craik logout ends your operator login instead)",
-                    names.len(),
-                    names.join(", ")
-                )) {
-                    None => {
-                        return Err(Error::input(
-                            format!(
-                                "auth logout {target} removes every {target} profile ({})",
-                                names.join(", ")
-                            ),
-                            "pass --yes to remove them, or --dry-run to list them; to end your operator login run craik logout",
-                        ));
-                    }
-                    Some(false) => {
-                        errln!("nothing removed");
-                        return Ok(exit::ERROR);
-                    }
-                    Some(true) => {}
-                }
+            if !target.contains(':')
+                && !yes
+                && !confirmed(
+                    &format!(
+                        "remove {} profile(s) and their stored secrets ({})? (craik logout ends your operator login instead)",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                    Error::input(
+                        format!(
+                            "auth logout {target} removes every {target} profile ({})",
+                            names.join(", ")
+                        ),
+                        "pass --yes to remove them, or --dry-run to list them; to end your operator login run craik logout",
+                    ),
+                )?
+            {
+                return Ok(exit::ERROR);
             }
             let removed = manage::logout(&mut ctx, &target)?;
             let ids: Vec<String> = removed.iter().map(|p| p.id.to_string()).collect();
@@ -1010,22 +1015,17 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             yes,
             json,
         } => {
-            if apply && !yes {
-                match term::confirm(
+            if apply
+                && !yes
+                && !confirmed(
                     "store the values of these environment variables in the secret store?",
-                ) {
-                    None => {
-                        return Err(Error::input(
-                            "--apply needs confirmation",
-                            "pass --apply --yes, or run on a terminal to confirm",
-                        ));
-                    }
-                    Some(false) => {
-                        errln!("nothing changed");
-                        return Ok(exit::ERROR);
-                    }
-                    Some(true) => {}
-                }
+                    Error::input(
+                        "--apply needs confirmation",
+                        "pass --apply --yes, or run on a terminal to confirm",
+                    ),
+                )?
+            {
+                return Ok(exit::ERROR);
             }
             let report = manage::migrate_from_env(&mut ctx, apply)?;
             if json {

@@ -314,6 +314,8 @@ fn approvals_bind_to_their_policy_run_requester_credential_seal_and_time() {
     assert_eq!(ap["details"]["requested_by"], "alice");
     login_as(&env, &idp, "alice");
     check("r1").ok();
+    let list = env.run(&["auth", "approvals", "--json"]).json();
+    assert_eq!(list["approvals"][0]["state"], "used", "{list}");
     // The same approval without the policy it was made under: a policy
     // in force changed, so it does not hold.
     env.run(&[

@@ -846,6 +846,21 @@ impl AuditLog {
         }
     }
 
+    /// Whether a call or a proxy session went through on the approval
+    /// `approval` (a receipt id): `auth approvals` shows it as used. Reads
+    /// the profile's receipts (no index holds details).
+    pub fn approval_used(&self, profile: &str, approval: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM receipts WHERE auth_profile_id = ?1 AND kind IN ('call.started', 'authorization') AND json_extract(details, '$.approval') = ?2 LIMIT 1",
+                params![profile, approval],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.unavailable(e))
+    }
+
     /// Receipts of `kind` (status ok) for a profile, and for a run when
     /// given, newest first, at most `limit`.
     pub fn find_recent(
