@@ -152,37 +152,37 @@ fn policy_args(files: impl Iterator<Item = String>) -> String {
     files.map(|f| format!(" --policy {f}")).collect()
 }
 
-/// The bytes an approval's seal covers: every field the gate matches on,
-/// and who approved.
-fn approval_seal(profile: &str, run: &str, d: &Value, approver: Option<&str>) -> Vec<u8> {
-    let f = |k: &str| d.get(k).cloned().unwrap_or(Value::Null);
-    serde_json::to_vec(&serde_json::json!([
-        profile,
-        run,
-        f("mode"),
-        f("request"),
-        f("policy_digest"),
-        f("credential"),
-        f("requester"),
-        f("expires_at"),
-        approver,
-    ]))
-    .expect("json serializes")
+/// The bytes a seal covers: the profile, the run, the `fields` of the
+/// receipt's details (in that order) and who made it.
+fn sealed(profile: &str, run: &str, d: &Value, fields: &[&str], who: Option<&str>) -> Vec<u8> {
+    let mut v = vec![Value::from(profile), Value::from(run)];
+    v.extend(
+        fields
+            .iter()
+            .map(|k| d.get(*k).cloned().unwrap_or(Value::Null)),
+    );
+    v.push(who.into());
+    serde_json::to_vec(&v).expect("json serializes")
 }
 
-/// The bytes an approval request's seal covers.
+/// What an approval's seal covers: every field the gate matches on, and
+/// who approved.
+fn approval_seal(profile: &str, run: &str, d: &Value, approver: Option<&str>) -> Vec<u8> {
+    const FIELDS: [&str; 6] = [
+        "mode",
+        "request",
+        "policy_digest",
+        "credential",
+        "requester",
+        "expires_at",
+    ];
+    sealed(profile, run, d, &FIELDS, approver)
+}
+
+/// What an approval request's seal covers, and who asked.
 fn request_seal(profile: &str, run: &str, d: &Value, requester: Option<&str>) -> Vec<u8> {
-    let f = |k: &str| d.get(k).cloned().unwrap_or(Value::Null);
-    serde_json::to_vec(&serde_json::json!([
-        profile,
-        run,
-        f("mode"),
-        f("policy_digest"),
-        f("credential"),
-        f("policies"),
-        requester,
-    ]))
-    .expect("json serializes")
+    const FIELDS: [&str; 4] = ["mode", "policy_digest", "credential", "policies"];
+    sealed(profile, run, d, &FIELDS, requester)
 }
 
 fn details_of(r: &Receipt) -> Value {
