@@ -7,6 +7,8 @@ use crate::exit;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    #[error(transparent)]
     Home(#[from] crate::home::HomeError),
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
@@ -74,6 +76,7 @@ impl Error {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::Agent(e) => e.hint(),
             Error::Home(e) => e.hint(),
             Error::Profile(e) => e.hint(),
             Error::Secret(e) => e.hint(),

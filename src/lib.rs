@@ -15,6 +15,7 @@
 #[cfg(not(unix))]
 compile_error!("craik supports Unix only (Linux; macOS untested): see README.md");
 
+pub mod agent;
 pub mod approval;
 pub mod audit;
 pub mod broker;

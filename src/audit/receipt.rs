@@ -124,10 +124,14 @@ pub enum ReceiptKind {
     Authorization,
     CallStarted,
     CallFinished,
+    /// `craik agent run` started an agent (before its proxy's calls).
+    AgentStarted,
+    /// The agent of an `agent.started` ended.
+    AgentFinished,
 }
 
 impl ReceiptKind {
-    pub const ALL: [ReceiptKind; 16] = [
+    pub const ALL: [ReceiptKind; 18] = [
         ReceiptKind::ProfileAdded,
         ReceiptKind::ProfileRemoved,
         ReceiptKind::SecretMigrated,
@@ -144,6 +148,8 @@ impl ReceiptKind {
         ReceiptKind::Authorization,
         ReceiptKind::CallStarted,
         ReceiptKind::CallFinished,
+        ReceiptKind::AgentStarted,
+        ReceiptKind::AgentFinished,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -164,6 +170,8 @@ impl ReceiptKind {
             ReceiptKind::Authorization => "authorization",
             ReceiptKind::CallStarted => "call.started",
             ReceiptKind::CallFinished => "call.finished",
+            ReceiptKind::AgentStarted => "agent.started",
+            ReceiptKind::AgentFinished => "agent.finished",
         }
     }
 }

@@ -22,6 +22,28 @@ pub struct ExecSpec {
     /// Run the child under bubblewrap ([`super::sandbox`]).
     pub sandbox: bool,
     pub argv: Vec<String>,
+    /// More setup of the child once its proxy listens (an agent's
+    /// environment and files: [`crate::agent::run`]); needs `via_proxy`.
+    pub launch: Option<Box<dyn Launch>>,
+}
+
+/// The proxy a child of `exec --via-proxy` talks to.
+pub struct ProxyEndpoint<'a> {
+    pub addr: std::net::SocketAddr,
+    /// The proxy token (what the child presents; never the credential).
+    pub token: &'a str,
+}
+
+/// Setup of a child beyond the proxy's address and token, made after the
+/// scrubbed environment is in place.
+pub trait Launch {
+    fn configure(
+        &self,
+        cmd: &mut tokio::process::Command,
+        proxy: &ProxyEndpoint,
+    ) -> crate::Result<()>;
+    /// Directories the child must be able to write inside the sandbox.
+    fn writable(&self) -> Vec<std::path::PathBuf>;
 }
 
 /// Runs the child; returns its exit code (128 + signal when killed).
@@ -79,7 +101,18 @@ fn prepare_child(
             )
         })?;
         let user_home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        super::sandbox::command(&spec.argv, &ctx.home, &cwd, user_home.as_deref())?
+        let writable = spec
+            .launch
+            .as_ref()
+            .map(|l| l.writable())
+            .unwrap_or_default();
+        super::sandbox::command(
+            &spec.argv,
+            &ctx.home,
+            &cwd,
+            user_home.as_deref(),
+            &writable,
+        )?
     } else {
         let mut c = tokio::process::Command::new(&spec.argv[0]);
         c.args(&spec.argv[1..]);
@@ -101,6 +134,12 @@ fn prepare_child(
                     call.profile().id
                 ),
                 "drop --via-proxy",
+            ));
+        }
+        (_, false) if spec.launch.is_some() => {
+            return Err(Error::input(
+                "an agent runs only through craik's proxy",
+                "report this",
             ));
         }
         (None, false) => {}
@@ -136,6 +175,15 @@ fn prepare_child(
                 .map_err(|e| Error::input(e.to_string(), "report this"))?;
             for (k, v) in state.client_env(addr) {
                 cmd.env(k, v);
+            }
+            if let Some(launch) = &spec.launch {
+                launch.configure(
+                    &mut cmd,
+                    &ProxyEndpoint {
+                        addr,
+                        token: state.token(),
+                    },
+                )?;
             }
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             let server = rt.spawn(proxy::serve(listener, state, async {

@@ -184,6 +184,11 @@ impl ProxyState {
         })
     }
 
+    /// The token clients present.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// What a client should set: the family's API-key and base-URL
     /// variables pointing at the proxy.
     pub fn client_env(&self, addr: SocketAddr) -> Vec<(&'static str, String)> {

@@ -49,12 +49,14 @@ fn covers(a: &Path, b: &Path) -> bool {
 }
 
 /// The command that runs `argv` sandboxed, from `cwd`, for a user whose
-/// home directory is `user_home` and craik's home `home`.
+/// home directory is `user_home` and craik's home `home`; `writable` are
+/// more directories bound writable (an agent's private home).
 pub fn command(
     argv: &[String],
     home: &Home,
     cwd: &Path,
     user_home: Option<&Path>,
+    writable: &[PathBuf],
 ) -> crate::Result<tokio::process::Command> {
     let bwrap = which(BWRAP).ok_or_else(|| missing("bubblewrap (bwrap)", "bubblewrap"))?;
     which("keyctl").ok_or_else(|| missing("keyctl", "keyutils"))?;
@@ -63,7 +65,7 @@ pub fn command(
     // directory or craik's.
     let exposed = std::iter::once(craik_home.as_path()).chain(user_home);
     for p in exposed {
-        if covers(cwd, p) {
+        if covers(cwd, p) || writable.iter().any(|w| covers(w, p)) {
             return Err(Error::input(
                 format!(
                     "--sandbox makes the working directory writable, and {} is or holds {}",
@@ -107,6 +109,11 @@ pub fn command(
     args.push("--bind".into());
     args.push(cwd.into());
     args.push(cwd.into());
+    for w in writable {
+        args.push("--bind".into());
+        args.push(w.into());
+        args.push(w.into());
+    }
     // After the working directory, so a home inside it stays hidden.
     args.push("--tmpfs".into());
     args.push(craik_home.clone().into());

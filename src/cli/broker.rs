@@ -136,6 +136,7 @@ pub fn exec(args: ExecArgs) -> craik::Result<i32> {
         via_proxy: args.via_proxy,
         sandbox: args.sandbox,
         argv: args.argv,
+        launch: None,
     };
     craik::broker::exec::exec(&mut ctx, spec)
 }

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch. Each command group
 //! lives in its own file and is a thin layer over the library.
 
+mod agent;
 mod auth;
 mod broker;
 mod login;
@@ -43,6 +44,10 @@ enum Command {
     Receipts(receipts::ReceiptsCommand),
     /// Run a command with a credential injected into its environment.
     Exec(broker::ExecArgs),
+    /// Coding agents: detect and import their credentials, run them
+    /// through craik's proxy.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// A local reverse proxy that injects the credential.
     Proxy(broker::ProxyArgs),
     /// Sign in with OpenID Connect (device code, or --browser).
@@ -130,6 +135,7 @@ pub fn run() -> i32 {
         Command::Login(args) => login::login(args),
         Command::Doctor { json } => doctor(json),
         Command::Exec(args) => broker::exec(args),
+        Command::Agent(cmd) => agent::run(cmd),
         Command::Proxy(args) => broker::proxy(args),
         Command::Whoami { json } => login::whoami(json),
         Command::Logout { json } => login::logout(json),

@@ -103,6 +103,23 @@ pub(crate) fn access_token(
     ctx: &mut Context,
     profile: &Profile,
 ) -> crate::Result<Zeroizing<String>> {
+    if profile.meta(META_SOURCE) == Some(crate::agent::import::SOURCE_AGENT) {
+        // Imported from an agent: craik does not refresh it (the agent
+        // does, in `craik agent run`, and craik stores what it wrote).
+        return match expires(profile) {
+            Some(t) if t <= Utc::now() => {
+                let agent = profile.meta(crate::agent::import::META_AGENT).unwrap_or("the agent");
+                Err(fail(
+                    &profile.id,
+                    format!(
+                        "the {agent} login imported into it expired at {}; sign in with {agent} again and re-import it: craik agent import {agent}",
+                        t.to_rfc3339()
+                    ),
+                ))
+            }
+            _ => read(ctx, profile),
+        };
+    }
     let w = window(profile);
     if fresh(profile, w) {
         return read(ctx, profile);
@@ -364,6 +381,20 @@ pub fn health(p: &Profile) -> (bool, String) {
                 "access token expired and there is no refresh token".into(),
             ),
         },
+        Some("agent") => {
+            let agent = p.meta(crate::agent::import::META_AGENT).unwrap_or("agent");
+            match expires(p) {
+                Some(t) if t > Utc::now() => (
+                    true,
+                    format!("{agent} login valid until {}", t.to_rfc3339()),
+                ),
+                Some(t) => (
+                    false,
+                    format!("{agent} login expired at {}; re-import it", t.to_rfc3339()),
+                ),
+                None => (true, format!("{agent} login (no expiry recorded)")),
+            }
+        }
         Some(src) => {
             let path = p.meta(META_PATH).unwrap_or_default();
             match std::fs::metadata(path) {

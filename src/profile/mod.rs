@@ -261,6 +261,14 @@ impl Profile {
                         }
                     }
                 }
+                // A subscription login imported from an agent.
+                Some("agent") => {
+                    if self.meta(oauth_meta::META_ACCESS).is_none() {
+                        return Err(invalid(
+                            "an agent oauth profile needs metadata access_handle".into(),
+                        ));
+                    }
+                }
                 Some("adc") | Some("service-account") => {
                     if self.meta(oauth_meta::META_PATH).is_none() {
                         return Err(invalid("a Google oauth profile needs metadata path".into()));
@@ -268,7 +276,7 @@ impl Profile {
                 }
                 _ => {
                     return Err(invalid(
-                        "kind oauth needs metadata oauth_source: oidc, adc or service-account"
+                        "kind oauth needs metadata oauth_source: oidc, agent, adc or service-account"
                             .into(),
                     ));
                 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real craik binary, real files, real secret
 //! stores and a real SQLite log.
 
+mod agents;
 mod boundary;
 mod broker;
 mod canary;

@@ -29,7 +29,16 @@ pub enum Behavior {
     /// Send [`DRIP_EVENTS`] SSE events 5 ms apart, recording when each
     /// was handed to the connection (`Shared::sent`).
     Drip,
+    /// Speak the three agents' wire protocols, streamed as SSE when asked:
+    /// Anthropic's Messages API (`/v1/messages`), OpenAI's Responses API
+    /// (`/responses`) and Gemini's `generateContent` and
+    /// `streamGenerateContent`, each answering [`AGENT_ANSWER`] with
+    /// usage figures.
+    Agents,
 }
+
+/// What [`Behavior::Agents`] answers every prompt with.
+pub const AGENT_ANSWER: &str = "ANSWER-FROM-THE-LOCAL-UPSTREAM";
 
 /// How many events [`Behavior::Drip`] sends.
 pub const DRIP_EVENTS: usize = 12;
@@ -140,6 +149,100 @@ fn sse_event(data: &str) -> bytes::Bytes {
     bytes::Bytes::from(format!("data: {data}\n\n"))
 }
 
+/// An SSE response of named events.
+fn sse_named(events: Vec<(&str, serde_json::Value)>) -> Response<Body> {
+    let body: String = events
+        .into_iter()
+        .map(|(name, data)| {
+            if name.is_empty() {
+                format!("data: {data}\n\n")
+            } else {
+                format!("event: {name}\ndata: {data}\n\n")
+            }
+        })
+        .collect();
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// [`Behavior::Agents`]: one answer per protocol.
+fn agents(method: &axum::http::Method, path: &str, body: &[u8]) -> Response<Body> {
+    use serde_json::json;
+    let ok_json = |v: serde_json::Value| {
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string()))
+            .unwrap()
+    };
+    let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let stream = req.get("stream").and_then(|s| s.as_bool()) == Some(true);
+    if method == axum::http::Method::HEAD || method == axum::http::Method::GET {
+        return ok_json(json!({"data": [], "models": []}));
+    }
+    if path.contains("/messages") && !path.contains("count_tokens") {
+        let msg = json!({"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude-test", "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 11, "output_tokens": 1}});
+        if !stream {
+            let mut m = msg.clone();
+            m["content"] = json!([{"type": "text", "text": AGENT_ANSWER}]);
+            m["stop_reason"] = json!("end_turn");
+            m["usage"] = json!({"input_tokens": 11, "output_tokens": 22});
+            return ok_json(m);
+        }
+        return sse_named(vec![
+            ("message_start", json!({"type": "message_start", "message": msg})),
+            ("content_block_start", json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}})),
+            ("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": AGENT_ANSWER}})),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            ("message_delta", json!({"type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                "usage": {"output_tokens": 22}})),
+            ("message_stop", json!({"type": "message_stop"})),
+        ]);
+    }
+    if path.ends_with("/responses") {
+        let item = json!({"type": "message", "id": "msg_1", "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": AGENT_ANSWER, "annotations": []}]});
+        let usage = json!({"input_tokens": 11, "output_tokens": 22, "total_tokens": 33,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0}});
+        return sse_named(vec![
+            ("response.created", json!({"type": "response.created",
+                "response": {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}})),
+            ("response.output_text.delta", json!({"type": "response.output_text.delta",
+                "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": AGENT_ANSWER})),
+            ("response.output_item.done", json!({"type": "response.output_item.done",
+                "output_index": 0, "item": item})),
+            ("response.completed", json!({"type": "response.completed",
+                "response": {"id": "resp_1", "object": "response", "status": "completed",
+                    "model": "gpt-test", "output": [item], "usage": usage}})),
+        ]);
+    }
+    if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        let answer = json!({"candidates": [{"content": {"parts": [{"text": AGENT_ANSWER}],
+            "role": "model"}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 22, "totalTokenCount": 33},
+            "modelVersion": "gemini-test"});
+        if path.contains(":stream") {
+            return sse_named(vec![("", answer)]);
+        }
+        return ok_json(answer);
+    }
+    Response::builder()
+        .status(404)
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"error":{"message":"not found"}}"#))
+        .unwrap()
+}
+
 async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 1 << 24)
@@ -173,6 +276,7 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response<Body> {
             );
         }
         Behavior::Normal => {}
+        Behavior::Agents => return agents(&parts.method, parts.uri.path(), &body),
         Behavior::Echo => return echo(&parts),
         Behavior::Drip => {
             let sh2 = sh.clone();

@@ -1,0 +1,477 @@
+//! `craik agent detect / import / run`: the agents' own credential files
+//! in each format, refused sources, and the real agent CLIs (from npm, in
+//! tests/agents) run through craik's proxy against a local upstream that
+//! speaks their protocols.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::common::{Env, canary, contains, files_under, receipts};
+use crate::upstream::{AGENT_ANSWER, Behavior, Upstream};
+
+/// Writes an agent's file under the test's HOME, 0600 unless `mode`.
+fn put(env: &Env, rel: &str, body: &str, mode: u32) -> PathBuf {
+    let p = env.dir.path().join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, body).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+/// A JWT-shaped token (unsigned; craik reads only its `exp` for display).
+fn jwt(claims: serde_json::Value, tail: &str) -> String {
+    use base64::Engine;
+    let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.{tail}",
+        b(br#"{"alg":"RS256"}"#),
+        b(claims.to_string().as_bytes())
+    )
+}
+
+/// The profiles as `auth status --json` shows them (health, masked
+/// metadata), with the stored metadata in full from auth-profiles.json.
+fn status(env: &Env) -> Vec<serde_json::Value> {
+    let r = env.run(&["auth", "status", "--json"]);
+    r.ok();
+    let mut list = r.json()["profiles"].as_array().unwrap().clone();
+    if list.is_empty() {
+        return list;
+    }
+    let file = env.read_json("auth-profiles.json");
+    for p in &mut list {
+        let stored = file["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["id"] == p["id"])
+            .unwrap();
+        p["metadata"] = stored["metadata"].clone();
+    }
+    list
+}
+
+fn profile<'a>(list: &'a [serde_json::Value], id: &str) -> &'a serde_json::Value {
+    list.iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("no profile {id} in {list:?}"))
+}
+
+/// Nothing under CRAIK_HOME and nothing craik printed holds `secret`.
+#[track_caller]
+fn nowhere(env: &Env, secret: &str, printed: &[&crate::common::Run]) {
+    for (p, b) in files_under(&env.home) {
+        assert!(!contains(&b, secret), "{} holds the secret", p.display());
+    }
+    for r in printed {
+        assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret));
+    }
+}
+
+#[test]
+fn imports_each_agents_own_format() {
+    let env = Env::new();
+    let c = canary();
+    // Claude: milliseconds, a plan, a refresh token.
+    put(
+        &env,
+        ".claude/.credentials.json",
+        &serde_json::json!({"claudeAiOauth": {
+            "accessToken": format!("sk-ant-oat01-{c}-a"), "refreshToken": format!("sk-ant-ort01-{c}-r"),
+            "expiresAt": 1_900_000_000_000u64, "scopes": ["user:inference"], "subscriptionType": "max"}})
+        .to_string(),
+        0o600,
+    );
+    // Codex: a ChatGPT login, expiry in the access token's `exp` (seconds).
+    let access = jwt(serde_json::json!({"exp": 1_900_000_000u64}), &c);
+    let id_token = jwt(
+        serde_json::json!({"https://api.openai.com/auth": {"chatgpt_plan_type": "pro"}}),
+        "sig",
+    );
+    put(
+        &env,
+        "codexhome/auth.json",
+        &serde_json::json!({"OPENAI_API_KEY": null, "tokens": {"id_token": id_token,
+            "access_token": access, "refresh_token": format!("rt-{c}"), "account_id": "acct-1"},
+            "last_refresh": "2026-12-01T00:00:00Z"})
+        .to_string(),
+        0o600,
+    );
+    // Gemini: milliseconds, and the account beside it.
+    put(
+        &env,
+        ".gemini/oauth_creds.json",
+        &serde_json::json!({"access_token": format!("ya29.{c}"), "refresh_token": format!("1//{c}"),
+            "token_type": "Bearer", "expiry_date": 1_900_000_000_000u64})
+        .to_string(),
+        0o600,
+    );
+    put(
+        &env,
+        ".gemini/google_accounts.json",
+        r#"{"active":"dev@example.com","old":[]}"#,
+        0o600,
+    );
+    // OpenCode: one oauth, one api key, one provider craik has no family for;
+    // the expiry in RFC 3339.
+    put(
+        &env,
+        ".local/share/opencode/auth.json",
+        &serde_json::json!({
+            "anthropic": {"type": "oauth", "access": format!("sk-ant-oat01-{c}-o"),
+                "refresh": format!("sk-ant-ort01-{c}-o"), "expires": "2030-03-17T17:46:40Z"},
+            "openai": {"type": "api", "key": format!("sk-{c}-opencode")},
+            "openrouter": {"type": "api", "key": format!("sk-or-{c}")}})
+        .to_string(),
+        0o600,
+    );
+    let mut env = env;
+    env.set(
+        "CODEX_HOME",
+        &env.dir.path().join("codexhome").display().to_string(),
+    );
+    let mut runs = Vec::new();
+    for agent in ["claude", "codex", "gemini", "opencode"] {
+        let r = env.run(&["agent", "import", agent, "--json"]);
+        r.ok();
+        runs.push(r);
+    }
+    let j = runs[2].json();
+    assert_eq!(j["place"], format!("{}/.gemini/oauth_creds.json", env.dir.path().display()));
+    assert_eq!(j["profiles"][0]["account"], "dev@example.com");
+    let j = runs[3].json();
+    assert_eq!(j["skipped"], serde_json::json!(["openrouter"]));
+    let list = status(&env);
+    let expiry = "2030-03-17T17:46:40+00:00";
+    for (id, kind, agent, ctype) in [
+        ("anthropic:claude", "oauth", "claude", "subscription"),
+        ("openai:codex", "oauth", "codex", "subscription"),
+        ("gemini:gemini", "oauth", "gemini", "subscription"),
+        ("anthropic:opencode", "oauth", "opencode", "subscription"),
+        ("openai:opencode", "keyring-ref", "opencode", "api_key"),
+    ] {
+        let p = profile(&list, id);
+        assert_eq!(p["kind"], kind, "{id}");
+        assert_eq!(p["metadata"]["agent"], agent, "{id}");
+        assert_eq!(p["metadata"]["credential_type"], ctype, "{id}");
+        if kind == "oauth" {
+            assert_eq!(p["metadata"]["expires_at"], expiry, "{id}: {p}");
+            assert_eq!(p["health"]["ok"], true, "{id}: {p}");
+        }
+    }
+    assert_eq!(
+        profile(&list, "anthropic:claude")["metadata"]["plan"],
+        "max"
+    );
+    assert_eq!(profile(&list, "openai:codex")["metadata"]["plan"], "pro");
+    assert_eq!(
+        profile(&list, "openai:codex")["metadata"]["account"],
+        "acct-1"
+    );
+    // Each import has its receipt, naming the agent and the source.
+    let added = receipts(&env, "profile_added");
+    assert_eq!(added.len(), 5);
+    assert!(
+        added
+            .iter()
+            .all(|r| r["details"]["imported_from"].is_string() && r["auth_identity_hash"].is_string()),
+        "{added:?}"
+    );
+    let refs: Vec<&crate::common::Run> = runs.iter().collect();
+    nowhere(&env, &c, &refs);
+}
+
+#[test]
+fn api_keys_from_files_and_the_environment() {
+    let mut env = Env::new();
+    let c = canary();
+    put(
+        &env,
+        ".codex/auth.json",
+        &format!(r#"{{"OPENAI_API_KEY":"sk-{c}","tokens":null,"auth_mode":"apikey"}}"#),
+        0o600,
+    );
+    env.set("GEMINI_API_KEY", &format!("AIza{c}"));
+    env.set("CLAUDE_CODE_OAUTH_TOKEN", &format!("sk-ant-oat01-{c}"));
+    let a = env.run(&["agent", "import", "codex"]);
+    a.ok();
+    assert!(a.stdout.contains("as openai:codex (kind keyring-ref)"), "{}", a.stdout);
+    let b = env.run(&["agent", "import", "gemini", "--json"]);
+    b.ok();
+    assert_eq!(b.json()["place"], "$GEMINI_API_KEY");
+    let d = env.run(&["agent", "import", "claude", "--name", "setup-token", "--json"]);
+    d.ok();
+    assert_eq!(d.json()["place"], "$CLAUDE_CODE_OAUTH_TOKEN");
+    assert_eq!(d.json()["profiles"][0]["id"], "anthropic:setup-token");
+    let list = status(&env);
+    assert_eq!(profile(&list, "gemini:gemini")["kind"], "keyring-ref");
+    assert_eq!(profile(&list, "anthropic:setup-token")["kind"], "oauth");
+    nowhere(&env, &c, &[&a, &b, &d]);
+}
+
+#[test]
+fn refused_sources_store_nothing() {
+    let env = Env::new();
+    let c = canary();
+    let body = format!(r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-{c}"}}}}"#);
+    // Readable by others.
+    let loose = put(&env, ".claude/.credentials.json", &body, 0o644);
+    env.run(&["agent", "import", "claude"])
+        .code(1)
+        .error_with_hint(&format!("chmod 600 {}", loose.display()));
+    // A symbolic link.
+    let real = put(&env, "elsewhere.json", &body, 0o600);
+    std::fs::remove_file(&loose).unwrap();
+    std::os::unix::fs::symlink(&real, &loose).unwrap();
+    let r = env.run(&["agent", "import", "claude"]);
+    r.code(1).error_with_hint("symbolic link");
+    assert!(r.stderr.contains(&format!("--from {}", real.display())), "{}", r.stderr);
+    // Not a Claude token.
+    let wrong = put(
+        &env,
+        "wrong.json",
+        &format!(r#"{{"claudeAiOauth":{{"accessToken":"sk-{c}"}}}}"#),
+        0o600,
+    );
+    let w = env.run(&["agent", "import", "claude", "--from", wrong.to_str().unwrap()]);
+    w.code(1).error_with_hint("does not look like a Claude OAuth access token");
+    // Amp's key: craik has no family for it.
+    put(
+        &env,
+        ".local/share/amp/secrets.json",
+        &format!(r#"{{"apiKey@https://ampcode.com/":"sgamp_{c}"}}"#),
+        0o600,
+    );
+    env.run(&["agent", "import", "amp"])
+        .code(1)
+        .error_with_hint("ampcode.com");
+    // Nothing anywhere: every place is named.
+    let n = env.run(&["agent", "import", "codex"]);
+    n.code(1).error_with_hint("no codex credential found");
+    assert!(n.stderr.contains(".codex/auth.json (missing)"), "{}", n.stderr);
+    // Detect names the refusal and stores nothing either.
+    std::fs::remove_file(&loose).unwrap();
+    put(&env, ".claude/.credentials.json", &body, 0o640);
+    let d = env.run(&["agent", "detect", "--json"]);
+    d.ok();
+    let claude = &d.json()["agents"][0];
+    assert!(claude["error"].as_str().unwrap().contains("group or others"));
+    assert!(status(&env).is_empty());
+    assert!(receipts(&env, "profile_added").is_empty());
+    nowhere(&env, &c, &[&r, &w, &n, &d]);
+}
+
+#[test]
+fn dry_run_reimport_expiry_warning_and_a_profile_not_ours() {
+    let env = Env::new();
+    let c = canary();
+    let creds = |tag: &str, exp: u64| {
+        format!(
+            r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-{c}-{tag}","refreshToken":"sk-ant-ort01-{c}-{tag}","expiresAt":{exp}}}}}"#
+        )
+    };
+    put(&env, ".claude/.credentials.json", &creds("one", 1_900_000_000_000), 0o600);
+    let dry = env.run(&["agent", "import", "claude", "--dry-run", "--json"]);
+    dry.ok();
+    assert_eq!(dry.json()["dry_run"], true);
+    assert!(status(&env).is_empty(), "a dry run stores nothing");
+    env.run(&["agent", "import", "claude"]).ok();
+    let before = profile(&status(&env), "anthropic:claude").clone();
+    // Expired (seconds this time): imported again, in place, with a warning.
+    put(&env, ".claude/.credentials.json", &creds("two", 1_600_000_000), 0o600);
+    let again = env.run(&["agent", "import", "claude", "--json"]);
+    again.ok();
+    assert_eq!(again.json()["profiles"][0]["replaced"], true);
+    assert_eq!(again.json()["profiles"][0]["expired"], true);
+    assert!(again.stderr.contains("warning: anthropic:claude: the claude token expired"), "{}", again.stderr);
+    let after = profile(&status(&env), "anthropic:claude").clone();
+    assert_eq!(before["metadata"]["access_handle"], after["metadata"]["access_handle"]);
+    assert_eq!(before["created_at"], after["created_at"]);
+    assert_eq!(after["health"]["ok"], false);
+    // An expired imported login is not handed out.
+    let t = env.run(&["auth", "test", "anthropic:claude"]);
+    assert_ne!(t.code, 0);
+    // A profile made another way is never overwritten.
+    env.run_stdin(
+        &["auth", "add", "anthropic:mine", "--kind=keyring-ref", "--stdin"],
+        Some("sk-ant-api03-mine-0123456789"),
+    )
+    .ok();
+    env.run(&["agent", "import", "claude", "--name", "mine"])
+        .code(1)
+        .error_with_hint("--name NAME");
+    nowhere(&env, &c, &[&dry, &again, &t]);
+}
+
+/// The directory the test agents are installed in (tests/agents).
+fn agent_bin(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agents/node_modules/.bin");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: install the test agents with (cd tests/agents && npm ci) (scripts/test does)",
+        p.display()
+    );
+    crate::common::require_tool("node", "apt-get install nodejs");
+    p
+}
+
+/// A shim named like the agent, first on PATH: it records the
+/// environment and argv the agent got, then runs the real one.
+fn shim(env: &Env, name: &str) -> (PathBuf, PathBuf) {
+    let real = agent_bin(name);
+    let dir = env.dir.path().join("shims");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = env.dir.path().join(format!("{name}.seen"));
+    let script = format!(
+        "#!/bin/sh\n{{ env; echo \"ARGV $*\"; }} > '{}'\nexec '{}' \"$@\"\n",
+        record.display(),
+        real.display()
+    );
+    let p = dir.join(name);
+    std::fs::write(&p, script).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, record)
+}
+
+/// Runs `agent` through `craik agent run` with a key profile pointing at
+/// a local upstream; checks what the user, the upstream and the receipts
+/// see, and that the agent never held the key.
+fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &str) {
+    let up = Upstream::start(Behavior::Agents);
+    let mut env = Env::new();
+    let (shims, record) = shim(&env, agent);
+    env.set(
+        "PATH",
+        &format!("{}:/usr/local/bin:/usr/bin:/bin", shims.display()),
+    );
+    // What a user may have lying around must not reach the agent.
+    env.set("CODEX_HOME", &env.dir.path().join("user-codex").display().to_string());
+    env.set("CLAUDE_CONFIG_DIR", &env.dir.path().join("user-claude").display().to_string());
+    let id = format!("{family}:t");
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            &id,
+            "--kind=keyring-ref",
+            "--stdin",
+            "--base-url",
+            &format!("{}{base_path}", up.url()),
+            "--allow-local-base-url",
+        ],
+        Some(key),
+    )
+    .ok();
+    let work = env.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let kept = env.dir.path().join("agent-home");
+    let mut argv = vec!["agent", "run", agent, "--profile", &id, "--run", "run_agent"];
+    let kept_s = kept.display().to_string();
+    argv.extend(["--keep-home", &kept_s, "--"]);
+    argv.extend(args);
+    let mut cmd = env.command(&argv);
+    cmd.current_dir(&work).stdin(std::process::Stdio::null());
+    let out = crate::common::to_run(cmd.output().unwrap());
+    out.ok();
+    assert!(out.stdout.contains(AGENT_ANSWER), "{agent} printed:\n{}\n{}", out.stdout, out.stderr);
+    // The upstream saw the real key; the agent saw only the proxy token.
+    let seen = up.seen();
+    let calls: Vec<_> = seen.iter().filter(|s| !s.body.is_empty()).collect();
+    assert!(!calls.is_empty(), "no call reached the upstream");
+    for s in &calls {
+        let sent: Vec<String> = ["authorization", "x-api-key", "x-goog-api-key"]
+            .iter()
+            .filter_map(|h| s.headers.get(*h))
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert!(
+            sent.iter().any(|v| v.ends_with(key)),
+            "{agent}: the upstream got {sent:?} for {}",
+            s.path_and_query
+        );
+    }
+    let agent_env = std::fs::read_to_string(&record).unwrap();
+    assert!(!agent_env.contains(key), "{agent}'s environment or argv held the key");
+    assert!(agent_env.contains("craik-proxy-"), "{agent} got no proxy token");
+    for v in ["CRAIK_HOME=", "CRAIK_KEYRING_PASSWORD=", "CODEX_HOME=/", "CLAUDE_CONFIG_DIR="] {
+        let leaked = agent_env
+            .lines()
+            .any(|l| l.starts_with(v) && !l.contains(&kept_s));
+        assert!(!leaked, "{agent} inherited {v}");
+    }
+    for (p, b) in files_under(&kept) {
+        assert!(!contains(&b, key), "{agent}'s home file {} holds the key", p.display());
+    }
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    // Receipts: agent.started, the calls with model and usage, agent.finished.
+    let started = receipts(&env, "agent.started");
+    let finished = receipts(&env, "agent.finished");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["details"]["agent"], agent);
+    assert_eq!(started[0]["details"]["mode"], "api_key");
+    assert_eq!(finished[0]["details"]["exit_code"], 0);
+    assert_eq!(finished[0]["run_id"], "run_agent");
+    let call = receipts(&env, "call.finished");
+    let with_usage: Vec<_> = call
+        .iter()
+        .filter(|r| r["details"]["usage"].is_object())
+        .collect();
+    assert!(!with_usage.is_empty(), "no call receipt carries usage: {call:?}");
+    assert!(with_usage.iter().all(|r| r["run_id"] == "run_agent" && r["details"]["model"].is_string()));
+    let s = started[0]["seq"].as_u64().unwrap();
+    let f = finished[0]["seq"].as_u64().unwrap();
+    assert!(call.iter().all(|r| (s..f).contains(&r["seq"].as_u64().unwrap())));
+    nowhere(&env, key, &[&out]);
+}
+
+#[test]
+fn claude_code_runs_through_the_proxy() {
+    let key = format!("sk-ant-api03-{}", canary());
+    run_agent("claude", "anthropic", &key, &["-p", "say hi"], "");
+}
+
+#[test]
+fn codex_runs_through_the_proxy() {
+    let key = format!("sk-{}", canary());
+    run_agent(
+        "codex",
+        "openai",
+        &key,
+        &["exec", "--skip-git-repo-check", "say hi"],
+        "/v1",
+    );
+}
+
+#[test]
+fn gemini_cli_runs_through_the_proxy() {
+    let key = format!("AIza{}", canary());
+    run_agent("gemini", "gemini", &key, &["-m", "gemini-2.5-flash", "-p", "say hi"], "");
+}
+
+#[test]
+fn run_refuses_what_it_cannot_broker() {
+    let env = Env::new();
+    // No profile named and none imported.
+    env.run(&["agent", "run", "claude", "--", "-p", "hi"])
+        .code(1)
+        .error_with_hint("craik agent import claude");
+    // A profile of another family.
+    env.run_stdin(
+        &["auth", "add", "openai:k", "--kind=keyring-ref", "--stdin"],
+        Some("sk-0123456789abcdefghij"),
+    )
+    .ok();
+    env.run(&["agent", "run", "claude", "--profile", "openai:k"])
+        .code(1)
+        .error_with_hint("anthropic");
+    // Agents it does not start, and unknown ones (usage errors).
+    env.run(&["agent", "run", "opencode", "--profile", "openai:k"])
+        .code(1)
+        .error_with_hint("claude, codex and gemini");
+    let u = env.run(&["agent", "run", "claud"]);
+    u.code(2);
+    assert!(u.stderr.contains("did you mean claude"), "{}", u.stderr);
+    assert!(receipts(&env, "agent.started").is_empty());
+}
