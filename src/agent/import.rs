@@ -22,14 +22,13 @@ use crate::context::Context;
 use crate::profile::oauth_meta::{META_ACCESS, META_EXPIRES, META_REFRESH, META_SOURCE};
 use crate::profile::{Kind, META_HANDLE, Profile, ProfileId, ProfileStore};
 
+pub use crate::profile::oauth_meta::{META_AGENT, SOURCE_AGENT};
+
 /// Metadata keys of an imported profile.
-pub const META_AGENT: &str = "agent";
 pub const META_CREDENTIAL_TYPE: &str = "credential_type";
 pub const META_IMPORTED_FROM: &str = "imported_from";
 pub const META_ACCOUNT: &str = "account";
 pub const META_PLAN: &str = "plan";
-/// The `oauth_source` of an imported subscription login.
-pub const SOURCE_AGENT: &str = "agent";
 
 /// What `agent import` was asked.
 pub struct ImportRequest<'a> {
@@ -192,11 +191,7 @@ fn store(
                 &f.secret,
             ));
             if let Some(r) = &f.refresh {
-                secrets.push((
-                    META_REFRESH,
-                    crate::secret::purpose::oauth_refresh(&sid),
-                    r,
-                ));
+                secrets.push((META_REFRESH, crate::secret::purpose::oauth_refresh(&sid), r));
             }
         }
     }
@@ -222,8 +217,8 @@ fn store(
         profile.metadata.insert((*key).into(), handle);
     }
     profile.validate()?;
-    let receipt = crate::credential::identity_hash(ctx, &profile, Some(&f.secret)).and_then(
-        |identity| {
+    let receipt =
+        crate::credential::identity_hash(ctx, &profile, Some(&f.secret)).and_then(|identity| {
             ctx.record(
                 profile
                     .receipt(ReceiptKind::ProfileAdded, Status::Ok)
@@ -234,8 +229,7 @@ fn store(
                     .detail("imported_from", found.place.as_str())
                     .detail("replaced", old.is_some()),
             )
-        },
-    );
+        });
     if let Err(e) = receipt {
         for h in made {
             let _ = ctx.secrets.delete(&h);

@@ -101,7 +101,9 @@ pub enum AgentError {
     #[error("profile {id} exists and was not imported from {agent}")]
     Taken { id: String, agent: Agent },
     /// The agent keeps credentials craik has no provider family for.
-    #[error("{agent}'s credential at {place} is for {provider}, which craik has no provider family for")]
+    #[error(
+        "{agent}'s credential at {place} is for {provider}, which craik has no provider family for"
+    )]
     NoFamily {
         agent: Agent,
         place: String,

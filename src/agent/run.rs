@@ -76,8 +76,13 @@ fn mode_of(agent: Agent, kind: Kind) -> Result<&'static str, AgentError> {
         )),
         (Agent::Claude, Kind::OAuth) => Ok("oauth_token"),
         (_, Kind::OAuth) => Err(AgentError::Unsupported(
-            format!("{agent} with a subscription login (mode oauth_token) is not supported: its subscription API is not the provider's public one"),
-            format!("run {agent} with an API key profile: craik auth add {}:NAME --kind=keyring-ref", agent.family().map(|f| f.as_str()).unwrap_or("openai")),
+            format!(
+                "{agent} with a subscription login (mode oauth_token) is not supported: its subscription API is not the provider's public one"
+            ),
+            format!(
+                "run {agent} with an API key profile: craik auth add {}:NAME --kind=keyring-ref",
+                agent.family().map(|f| f.as_str()).unwrap_or("openai")
+            ),
         )),
         _ => Ok("api_key"),
     }
@@ -143,7 +148,10 @@ impl AgentLaunch {
                     "hasCompletedOnboarding": true,
                     "customApiKeyResponses": {"approved": [tail], "rejected": []},
                 });
-                write(&self.home.join(".claude.json"), state.to_string().as_bytes())?;
+                write(
+                    &self.home.join(".claude.json"),
+                    state.to_string().as_bytes(),
+                )?;
             }
             Agent::Codex => {
                 let dir = self.home.join(".codex");
@@ -159,7 +167,9 @@ impl AgentLaunch {
                      supports_websockets = false\n"
                 );
                 if quiet {
-                    toml.push_str("\n[analytics]\nenabled = false\n\n[features]\nplugins = false\n");
+                    toml.push_str(
+                        "\n[analytics]\nenabled = false\n\n[features]\nplugins = false\n",
+                    );
                 }
                 write(&dir.join("config.toml"), toml.as_bytes())?;
             }
@@ -347,7 +357,11 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
     let finished = match &result {
         Ok(code) => started(
             ReceiptKind::AgentFinished,
-            if *code == 0 { Status::Ok } else { Status::Error },
+            if *code == 0 {
+                Status::Ok
+            } else {
+                Status::Error
+            },
         )
         .detail("exit_code", *code),
         Err(e) => started(ReceiptKind::AgentFinished, Status::Error)

@@ -213,7 +213,10 @@ pub fn discover(agent: Agent, from: Option<&Path>) -> Result<Discovery, AgentErr
                     });
                     continue;
                 }
-                Some(token) => (vec![from_token(agent, &label, Zeroizing::new(token))?], vec![]),
+                Some(token) => (
+                    vec![from_token(agent, &label, Zeroizing::new(token))?],
+                    vec![],
+                ),
             },
             Place::Keychain(service) => match keychain(service) {
                 None => {

@@ -106,13 +106,7 @@ fn prepare_child(
             .as_ref()
             .map(|l| l.writable())
             .unwrap_or_default();
-        super::sandbox::command(
-            &spec.argv,
-            &ctx.home,
-            &cwd,
-            user_home.as_deref(),
-            &writable,
-        )?
+        super::sandbox::command(&spec.argv, &ctx.home, &cwd, user_home.as_deref(), &writable)?
     } else {
         let mut c = tokio::process::Command::new(&spec.argv[0]);
         c.args(&spec.argv[1..]);

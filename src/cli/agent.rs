@@ -192,7 +192,10 @@ fn print_detected(d: &Detected) {
             match (&d.profile, d.imported) {
                 (Some(p), true) => outln!("          imported as {p}"),
                 (Some(p), false) => {
-                    outln!("          not imported (craik agent import {} -> {p})", d.agent)
+                    outln!(
+                        "          not imported (craik agent import {} -> {p})",
+                        d.agent
+                    )
                 }
                 (None, _) => outln!("          not imported (craik agent import {})", d.agent),
             }

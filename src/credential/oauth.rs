@@ -103,12 +103,12 @@ pub(crate) fn access_token(
     ctx: &mut Context,
     profile: &Profile,
 ) -> crate::Result<Zeroizing<String>> {
-    if profile.meta(META_SOURCE) == Some(crate::agent::import::SOURCE_AGENT) {
+    if profile.meta(META_SOURCE) == Some(SOURCE_AGENT) {
         // Imported from an agent: craik does not refresh it (the agent
         // does, in `craik agent run`, and craik stores what it wrote).
         return match expires(profile) {
             Some(t) if t <= Utc::now() => {
-                let agent = profile.meta(crate::agent::import::META_AGENT).unwrap_or("the agent");
+                let agent = profile.meta(META_AGENT).unwrap_or("the agent");
                 Err(fail(
                     &profile.id,
                     format!(
@@ -382,7 +382,7 @@ pub fn health(p: &Profile) -> (bool, String) {
             ),
         },
         Some("agent") => {
-            let agent = p.meta(crate::agent::import::META_AGENT).unwrap_or("agent");
+            let agent = p.meta(META_AGENT).unwrap_or("agent");
             match expires(p) {
                 Some(t) if t > Utc::now() => (
                     true,

@@ -174,6 +174,10 @@ pub mod oauth_meta {
     pub const META_ISSUER: &str = "issuer";
     pub const META_PATH: &str = "path";
     pub const META_PROJECT: &str = "project_id";
+    /// The agent an imported profile came from (`craik agent import`).
+    pub const META_AGENT: &str = "agent";
+    /// The `oauth_source` of a subscription login imported from an agent.
+    pub const SOURCE_AGENT: &str = "agent";
 }
 
 pub const META_ENV_VAR: &str = "env_var";
@@ -262,7 +266,7 @@ impl Profile {
                     }
                 }
                 // A subscription login imported from an agent.
-                Some("agent") => {
+                Some(oauth_meta::SOURCE_AGENT) => {
                     if self.meta(oauth_meta::META_ACCESS).is_none() {
                         return Err(invalid(
                             "an agent oauth profile needs metadata access_handle".into(),

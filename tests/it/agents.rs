@@ -137,7 +137,10 @@ fn imports_each_agents_own_format() {
         runs.push(r);
     }
     let j = runs[2].json();
-    assert_eq!(j["place"], format!("{}/.gemini/oauth_creds.json", env.dir.path().display()));
+    assert_eq!(
+        j["place"],
+        format!("{}/.gemini/oauth_creds.json", env.dir.path().display())
+    );
     assert_eq!(j["profiles"][0]["account"], "dev@example.com");
     let j = runs[3].json();
     assert_eq!(j["skipped"], serde_json::json!(["openrouter"]));
@@ -174,7 +177,8 @@ fn imports_each_agents_own_format() {
     assert!(
         added
             .iter()
-            .all(|r| r["details"]["imported_from"].is_string() && r["auth_identity_hash"].is_string()),
+            .all(|r| r["details"]["imported_from"].is_string()
+                && r["auth_identity_hash"].is_string()),
         "{added:?}"
     );
     let refs: Vec<&crate::common::Run> = runs.iter().collect();
@@ -195,11 +199,22 @@ fn api_keys_from_files_and_the_environment() {
     env.set("CLAUDE_CODE_OAUTH_TOKEN", &format!("sk-ant-oat01-{c}"));
     let a = env.run(&["agent", "import", "codex"]);
     a.ok();
-    assert!(a.stdout.contains("as openai:codex (kind keyring-ref)"), "{}", a.stdout);
+    assert!(
+        a.stdout.contains("as openai:codex (kind keyring-ref)"),
+        "{}",
+        a.stdout
+    );
     let b = env.run(&["agent", "import", "gemini", "--json"]);
     b.ok();
     assert_eq!(b.json()["place"], "$GEMINI_API_KEY");
-    let d = env.run(&["agent", "import", "claude", "--name", "setup-token", "--json"]);
+    let d = env.run(&[
+        "agent",
+        "import",
+        "claude",
+        "--name",
+        "setup-token",
+        "--json",
+    ]);
     d.ok();
     assert_eq!(d.json()["place"], "$CLAUDE_CODE_OAUTH_TOKEN");
     assert_eq!(d.json()["profiles"][0]["id"], "anthropic:setup-token");
@@ -225,7 +240,11 @@ fn refused_sources_store_nothing() {
     std::os::unix::fs::symlink(&real, &loose).unwrap();
     let r = env.run(&["agent", "import", "claude"]);
     r.code(1).error_with_hint("symbolic link");
-    assert!(r.stderr.contains(&format!("--from {}", real.display())), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("--from {}", real.display())),
+        "{}",
+        r.stderr
+    );
     // Not a Claude token.
     let wrong = put(
         &env,
@@ -233,8 +252,15 @@ fn refused_sources_store_nothing() {
         &format!(r#"{{"claudeAiOauth":{{"accessToken":"sk-{c}"}}}}"#),
         0o600,
     );
-    let w = env.run(&["agent", "import", "claude", "--from", wrong.to_str().unwrap()]);
-    w.code(1).error_with_hint("does not look like a Claude OAuth access token");
+    let w = env.run(&[
+        "agent",
+        "import",
+        "claude",
+        "--from",
+        wrong.to_str().unwrap(),
+    ]);
+    w.code(1)
+        .error_with_hint("does not look like a Claude OAuth access token");
     // Amp's key: craik has no family for it.
     put(
         &env,
@@ -248,14 +274,23 @@ fn refused_sources_store_nothing() {
     // Nothing anywhere: every place is named.
     let n = env.run(&["agent", "import", "codex"]);
     n.code(1).error_with_hint("no codex credential found");
-    assert!(n.stderr.contains(".codex/auth.json (missing)"), "{}", n.stderr);
+    assert!(
+        n.stderr.contains(".codex/auth.json (missing)"),
+        "{}",
+        n.stderr
+    );
     // Detect names the refusal and stores nothing either.
     std::fs::remove_file(&loose).unwrap();
     put(&env, ".claude/.credentials.json", &body, 0o640);
     let d = env.run(&["agent", "detect", "--json"]);
     d.ok();
     let claude = &d.json()["agents"][0];
-    assert!(claude["error"].as_str().unwrap().contains("group or others"));
+    assert!(
+        claude["error"]
+            .as_str()
+            .unwrap()
+            .contains("group or others")
+    );
     assert!(status(&env).is_empty());
     assert!(receipts(&env, "profile_added").is_empty());
     nowhere(&env, &c, &[&r, &w, &n, &d]);
@@ -270,7 +305,12 @@ fn dry_run_reimport_expiry_warning_and_a_profile_not_ours() {
             r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-{c}-{tag}","refreshToken":"sk-ant-ort01-{c}-{tag}","expiresAt":{exp}}}}}"#
         )
     };
-    put(&env, ".claude/.credentials.json", &creds("one", 1_900_000_000_000), 0o600);
+    put(
+        &env,
+        ".claude/.credentials.json",
+        &creds("one", 1_900_000_000_000),
+        0o600,
+    );
     let dry = env.run(&["agent", "import", "claude", "--dry-run", "--json"]);
     dry.ok();
     assert_eq!(dry.json()["dry_run"], true);
@@ -278,14 +318,28 @@ fn dry_run_reimport_expiry_warning_and_a_profile_not_ours() {
     env.run(&["agent", "import", "claude"]).ok();
     let before = profile(&status(&env), "anthropic:claude").clone();
     // Expired (seconds this time): imported again, in place, with a warning.
-    put(&env, ".claude/.credentials.json", &creds("two", 1_600_000_000), 0o600);
+    put(
+        &env,
+        ".claude/.credentials.json",
+        &creds("two", 1_600_000_000),
+        0o600,
+    );
     let again = env.run(&["agent", "import", "claude", "--json"]);
     again.ok();
     assert_eq!(again.json()["profiles"][0]["replaced"], true);
     assert_eq!(again.json()["profiles"][0]["expired"], true);
-    assert!(again.stderr.contains("warning: anthropic:claude: the claude token expired"), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("warning: anthropic:claude: the claude token expired"),
+        "{}",
+        again.stderr
+    );
     let after = profile(&status(&env), "anthropic:claude").clone();
-    assert_eq!(before["metadata"]["access_handle"], after["metadata"]["access_handle"]);
+    assert_eq!(
+        before["metadata"]["access_handle"],
+        after["metadata"]["access_handle"]
+    );
     assert_eq!(before["created_at"], after["created_at"]);
     assert_eq!(after["health"]["ok"], false);
     // An expired imported login is not handed out.
@@ -293,7 +347,13 @@ fn dry_run_reimport_expiry_warning_and_a_profile_not_ours() {
     assert_ne!(t.code, 0);
     // A profile made another way is never overwritten.
     env.run_stdin(
-        &["auth", "add", "anthropic:mine", "--kind=keyring-ref", "--stdin"],
+        &[
+            "auth",
+            "add",
+            "anthropic:mine",
+            "--kind=keyring-ref",
+            "--stdin",
+        ],
         Some("sk-ant-api03-mine-0123456789"),
     )
     .ok();
@@ -346,8 +406,14 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
         &format!("{}:/usr/local/bin:/usr/bin:/bin", shims.display()),
     );
     // What a user may have lying around must not reach the agent.
-    env.set("CODEX_HOME", &env.dir.path().join("user-codex").display().to_string());
-    env.set("CLAUDE_CONFIG_DIR", &env.dir.path().join("user-claude").display().to_string());
+    env.set(
+        "CODEX_HOME",
+        &env.dir.path().join("user-codex").display().to_string(),
+    );
+    env.set(
+        "CLAUDE_CONFIG_DIR",
+        &env.dir.path().join("user-claude").display().to_string(),
+    );
     let id = format!("{family}:t");
     env.run_stdin(
         &[
@@ -366,7 +432,15 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
     let work = env.dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let kept = env.dir.path().join("agent-home");
-    let mut argv = vec!["agent", "run", agent, "--profile", &id, "--run", "run_agent"];
+    let mut argv = vec![
+        "agent",
+        "run",
+        agent,
+        "--profile",
+        &id,
+        "--run",
+        "run_agent",
+    ];
     let kept_s = kept.display().to_string();
     argv.extend(["--keep-home", &kept_s, "--"]);
     argv.extend(args);
@@ -374,7 +448,12 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
     cmd.current_dir(&work).stdin(std::process::Stdio::null());
     let out = crate::common::to_run(cmd.output().unwrap());
     out.ok();
-    assert!(out.stdout.contains(AGENT_ANSWER), "{agent} printed:\n{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(AGENT_ANSWER),
+        "{agent} printed:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     // The upstream saw the real key; the agent saw only the proxy token.
     let seen = up.seen();
     let calls: Vec<_> = seen.iter().filter(|s| !s.body.is_empty()).collect();
@@ -392,16 +471,31 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
         );
     }
     let agent_env = std::fs::read_to_string(&record).unwrap();
-    assert!(!agent_env.contains(key), "{agent}'s environment or argv held the key");
-    assert!(agent_env.contains("craik-proxy-"), "{agent} got no proxy token");
-    for v in ["CRAIK_HOME=", "CRAIK_KEYRING_PASSWORD=", "CODEX_HOME=/", "CLAUDE_CONFIG_DIR="] {
+    assert!(
+        !agent_env.contains(key),
+        "{agent}'s environment or argv held the key"
+    );
+    assert!(
+        agent_env.contains("craik-proxy-"),
+        "{agent} got no proxy token"
+    );
+    for v in [
+        "CRAIK_HOME=",
+        "CRAIK_KEYRING_PASSWORD=",
+        "CODEX_HOME=/",
+        "CLAUDE_CONFIG_DIR=",
+    ] {
         let leaked = agent_env
             .lines()
             .any(|l| l.starts_with(v) && !l.contains(&kept_s));
         assert!(!leaked, "{agent} inherited {v}");
     }
     for (p, b) in files_under(&kept) {
-        assert!(!contains(&b, key), "{agent}'s home file {} holds the key", p.display());
+        assert!(
+            !contains(&b, key),
+            "{agent}'s home file {} holds the key",
+            p.display()
+        );
     }
     let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
@@ -418,11 +512,21 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
         .iter()
         .filter(|r| r["details"]["usage"].is_object())
         .collect();
-    assert!(!with_usage.is_empty(), "no call receipt carries usage: {call:?}");
-    assert!(with_usage.iter().all(|r| r["run_id"] == "run_agent" && r["details"]["model"].is_string()));
+    assert!(
+        !with_usage.is_empty(),
+        "no call receipt carries usage: {call:?}"
+    );
+    assert!(
+        with_usage
+            .iter()
+            .all(|r| r["run_id"] == "run_agent" && r["details"]["model"].is_string())
+    );
     let s = started[0]["seq"].as_u64().unwrap();
     let f = finished[0]["seq"].as_u64().unwrap();
-    assert!(call.iter().all(|r| (s..f).contains(&r["seq"].as_u64().unwrap())));
+    assert!(
+        call.iter()
+            .all(|r| (s..f).contains(&r["seq"].as_u64().unwrap()))
+    );
     nowhere(&env, key, &[&out]);
 }
 
@@ -447,7 +551,13 @@ fn codex_runs_through_the_proxy() {
 #[test]
 fn gemini_cli_runs_through_the_proxy() {
     let key = format!("AIza{}", canary());
-    run_agent("gemini", "gemini", &key, &["-m", "gemini-2.5-flash", "-p", "say hi"], "");
+    run_agent(
+        "gemini",
+        "gemini",
+        &key,
+        &["-m", "gemini-2.5-flash", "-p", "say hi"],
+        "",
+    );
 }
 
 #[test]

@@ -195,15 +195,30 @@ fn agents(method: &axum::http::Method, path: &str, body: &[u8]) -> Response<Body
             return ok_json(m);
         }
         return sse_named(vec![
-            ("message_start", json!({"type": "message_start", "message": msg})),
-            ("content_block_start", json!({"type": "content_block_start", "index": 0,
-                "content_block": {"type": "text", "text": ""}})),
-            ("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": AGENT_ANSWER}})),
-            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-            ("message_delta", json!({"type": "message_delta",
+            (
+                "message_start",
+                json!({"type": "message_start", "message": msg}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": AGENT_ANSWER}}),
+            ),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            (
+                "message_delta",
+                json!({"type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                "usage": {"output_tokens": 22}})),
+                "usage": {"output_tokens": 22}}),
+            ),
             ("message_stop", json!({"type": "message_stop"})),
         ]);
     }
@@ -215,15 +230,27 @@ fn agents(method: &axum::http::Method, path: &str, body: &[u8]) -> Response<Body
             "input_tokens_details": {"cached_tokens": 0},
             "output_tokens_details": {"reasoning_tokens": 0}});
         return sse_named(vec![
-            ("response.created", json!({"type": "response.created",
-                "response": {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}})),
-            ("response.output_text.delta", json!({"type": "response.output_text.delta",
-                "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": AGENT_ANSWER})),
-            ("response.output_item.done", json!({"type": "response.output_item.done",
-                "output_index": 0, "item": item})),
-            ("response.completed", json!({"type": "response.completed",
+            (
+                "response.created",
+                json!({"type": "response.created",
+                "response": {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}}),
+            ),
+            (
+                "response.output_text.delta",
+                json!({"type": "response.output_text.delta",
+                "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": AGENT_ANSWER}),
+            ),
+            (
+                "response.output_item.done",
+                json!({"type": "response.output_item.done",
+                "output_index": 0, "item": item}),
+            ),
+            (
+                "response.completed",
+                json!({"type": "response.completed",
                 "response": {"id": "resp_1", "object": "response", "status": "completed",
-                    "model": "gpt-test", "output": [item], "usage": usage}})),
+                    "model": "gpt-test", "output": [item], "usage": usage}}),
+            ),
         ]);
     }
     if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
