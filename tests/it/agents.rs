@@ -397,13 +397,24 @@ fn shim(env: &Env, name: &str) -> (PathBuf, PathBuf) {
 /// Runs `agent` through `craik agent run` with a key profile pointing at
 /// a local upstream; checks what the user, the upstream and the receipts
 /// see, and that the agent never held the key.
-fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &str) {
+///
+/// With `sandbox` the agent runs under bubblewrap, where the test's
+/// temporary directory (and so the recording shim) does not exist: the
+/// real agent is on PATH instead, and its environment is not recorded.
+fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &str, sandbox: bool) {
     let up = Upstream::start(Behavior::Agents);
     let mut env = Env::new();
-    let (shims, record) = shim(&env, agent);
+    let (bin_dir, record) = if sandbox {
+        crate::common::require_tool("bwrap", "apt-get install bubblewrap");
+        let real = agent_bin(agent);
+        (real.parent().unwrap().to_path_buf(), None)
+    } else {
+        let (dir, record) = shim(&env, agent);
+        (dir, Some(record))
+    };
     env.set(
         "PATH",
-        &format!("{}:/usr/local/bin:/usr/bin:/bin", shims.display()),
+        &format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display()),
     );
     // What a user may have lying around must not reach the agent.
     env.set(
@@ -442,7 +453,11 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
         "run_agent",
     ];
     let kept_s = kept.display().to_string();
-    argv.extend(["--keep-home", &kept_s, "--"]);
+    argv.extend(["--keep-home", &kept_s]);
+    if sandbox {
+        argv.push("--sandbox");
+    }
+    argv.push("--");
     argv.extend(args);
     let mut cmd = env.command(&argv);
     cmd.current_dir(&work).stdin(std::process::Stdio::null());
@@ -470,25 +485,27 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
             s.path_and_query
         );
     }
-    let agent_env = std::fs::read_to_string(&record).unwrap();
-    assert!(
-        !agent_env.contains(key),
-        "{agent}'s environment or argv held the key"
-    );
-    assert!(
-        agent_env.contains("craik-proxy-"),
-        "{agent} got no proxy token"
-    );
-    for v in [
-        "CRAIK_HOME=",
-        "CRAIK_KEYRING_PASSWORD=",
-        "CODEX_HOME=/",
-        "CLAUDE_CONFIG_DIR=",
-    ] {
-        let leaked = agent_env
-            .lines()
-            .any(|l| l.starts_with(v) && !l.contains(&kept_s));
-        assert!(!leaked, "{agent} inherited {v}");
+    if let Some(record) = record {
+        let agent_env = std::fs::read_to_string(&record).unwrap();
+        assert!(
+            !agent_env.contains(key),
+            "{agent}'s environment or argv held the key"
+        );
+        assert!(
+            agent_env.contains("craik-proxy-"),
+            "{agent} got no proxy token"
+        );
+        for v in [
+            "CRAIK_HOME=",
+            "CRAIK_KEYRING_PASSWORD=",
+            "CODEX_HOME=/",
+            "CLAUDE_CONFIG_DIR=",
+        ] {
+            let leaked = agent_env
+                .lines()
+                .any(|l| l.starts_with(v) && !l.contains(&kept_s));
+            assert!(!leaked, "{agent} inherited {v}");
+        }
     }
     for (p, b) in files_under(&kept) {
         assert!(
@@ -505,6 +522,7 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
     assert_eq!(started.len(), 1);
     assert_eq!(started[0]["details"]["agent"], agent);
     assert_eq!(started[0]["details"]["mode"], "api_key");
+    assert_eq!(started[0]["details"]["sandbox"], sandbox);
     assert_eq!(finished[0]["details"]["exit_code"], 0);
     assert_eq!(finished[0]["run_id"], "run_agent");
     let call = receipts(&env, "call.finished");
@@ -533,7 +551,13 @@ fn run_agent(agent: &str, family: &str, key: &str, args: &[&str], base_path: &st
 #[test]
 fn claude_code_runs_through_the_proxy() {
     let key = format!("sk-ant-api03-{}", canary());
-    run_agent("claude", "anthropic", &key, &["-p", "say hi"], "");
+    run_agent("claude", "anthropic", &key, &["-p", "say hi"], "", false);
+}
+
+#[test]
+fn claude_code_runs_sandboxed() {
+    let key = format!("sk-ant-api03-{}", canary());
+    run_agent("claude", "anthropic", &key, &["-p", "say hi"], "", true);
 }
 
 #[test]
@@ -545,6 +569,7 @@ fn codex_runs_through_the_proxy() {
         &key,
         &["exec", "--skip-git-repo-check", "say hi"],
         "/v1",
+        false,
     );
 }
 
@@ -557,6 +582,7 @@ fn gemini_cli_runs_through_the_proxy() {
         &key,
         &["-m", "gemini-2.5-flash", "-p", "say hi"],
         "",
+        false,
     );
 }
 
