@@ -124,6 +124,7 @@ impl Error {
         match self {
             Error::Audit(e) => e.exit_code(),
             Error::Operator(e) => e.exit_code(),
+            Error::Agent(e) => e.exit_code(),
             Error::Denied {
                 login_required: true,
                 ..

@@ -37,6 +37,10 @@ pub struct ImportRequest<'a> {
     /// The profile name (default: the agent's name).
     pub name: Option<String>,
     pub dry_run: bool,
+    /// Where the profile's calls go (default: the provider's; an earlier
+    /// import's is kept).
+    pub base_url: Option<String>,
+    pub allow_local_base_url: bool,
 }
 
 /// One profile an import made (or would make).
@@ -70,6 +74,10 @@ pub fn default_name(agent: Agent) -> &'static str {
 
 /// `craik agent import`.
 pub fn import(ctx: &mut Context, req: ImportRequest) -> crate::Result<ImportResult> {
+    if let Some(url) = &req.base_url {
+        crate::profile::check_base_url(url, req.allow_local_base_url)
+            .map_err(crate::profile::ProfileError::from)?;
+    }
     let found = source::discover(req.agent, req.from)?;
     let name = req
         .name
@@ -111,7 +119,15 @@ pub fn import(ctx: &mut Context, req: ImportRequest) -> crate::Result<ImportResu
             CredentialType::Subscription => Kind::OAuth,
         };
         if !req.dry_run {
-            store(ctx, req.agent, &found, f, &id, old.as_ref())?;
+            store(
+                ctx,
+                req.agent,
+                &found,
+                f,
+                &id,
+                old.as_ref(),
+                req.base_url.as_deref(),
+            )?;
         }
         profiles.push(Imported {
             id: id.to_string(),
@@ -140,6 +156,7 @@ fn store(
     f: &Found,
     id: &ProfileId,
     old: Option<&Profile>,
+    base_url: Option<&str>,
 ) -> crate::Result<()> {
     let operator = crate::operator::current(ctx)?;
     let kind = match f.credential_type {
@@ -151,6 +168,9 @@ fn store(
         profile.created_at = o.created_at;
         profile.grants = o.grants.clone();
         profile.base_url = o.base_url.clone();
+    }
+    if let Some(b) = base_url {
+        profile.base_url = Some(b.to_string());
     }
     let meta = &mut profile.metadata;
     meta.insert(META_AGENT.into(), agent.to_string());
@@ -227,7 +247,8 @@ fn store(
                     .detail("agent", agent.as_str())
                     .detail("credential_type", f.credential_type.as_str())
                     .detail("imported_from", found.place.as_str())
-                    .detail("replaced", old.is_some()),
+                    .detail("replaced", old.is_some())
+                    .detail("base_url", profile.base_url.as_deref().unwrap_or_default()),
             )
         });
     if let Err(e) = receipt {

@@ -5,6 +5,7 @@
 //! What each agent holds in each mode, and what the receipts record, is
 //! in docs/agents.md.
 
+pub mod config;
 pub mod import;
 pub mod run;
 pub mod source;
@@ -112,12 +113,36 @@ pub enum AgentError {
     /// The agent cannot be run with this credential.
     #[error("{0}")]
     Unsupported(String, String),
+    /// The mode chosen for a run has no credential to forward.
+    #[error(
+        "no credential for {agent} in mode {mode} (chosen by the {scope} scope): {checked}; the modes here: {modes}"
+    )]
+    Missing {
+        agent: Agent,
+        mode: &'static str,
+        scope: String,
+        checked: String,
+        modes: String,
+    },
+    /// `agent-config.json` cannot be used.
+    #[error("{path}: {why}")]
+    Config { path: String, why: String },
     /// The agent's private home could not be made or written.
     #[error("agent home {path}: {why}")]
     Home { path: String, why: String },
 }
 
 impl AgentError {
+    /// Exit 7 when the run has no credential, else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AgentError::Missing { .. } | AgentError::NotFound { .. } => {
+                crate::exit::CREDENTIAL_UNAVAILABLE
+            }
+            _ => crate::exit::ERROR,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             AgentError::NotFound { agent, .. } => format!(
@@ -138,6 +163,12 @@ impl AgentError {
                 "store the key yourself under a provider craik knows: craik auth add --help".into()
             }
             AgentError::Unsupported(_, hint) => hint.clone(),
+            AgentError::Missing { agent, .. } => format!(
+                "sign in with {agent} (mode sync imports its login), import one (craik agent import {agent}), or name an API-key profile: craik agent run {agent} --profile ID"
+            ),
+            AgentError::Config { .. } => {
+                "remove the file and set the modes again (craik agent config set); a change made outside craik is not trusted".into()
+            }
             AgentError::Home { .. } => {
                 "check the directory is yours, not a symbolic link, and writable".into()
             }

@@ -19,13 +19,18 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::Agent;
 use super::AgentError;
+use super::config::{AgentConfig, Mode, Resolved};
+use super::{Agent, source};
 use crate::audit::{NewReceipt, ReceiptKind, Status};
 use crate::broker::exec::{ExecSpec, Launch, ProxyEndpoint};
 use crate::broker::{CallSpec, Target};
 use crate::context::Context;
-use crate::profile::{Kind, ProfileStore};
+use crate::profile::{Kind, ProfileId, ProfileStore};
+
+/// The file in an agent's home listing what craik wrote there, so mode
+/// `ignore` can take it away again.
+const FORWARDED: &str = ".craik-forwarded.json";
 
 /// Variables that would point an agent at another config directory (the
 /// user's own logins) or a non-default credential store: no agent
@@ -61,12 +66,18 @@ pub struct RunRequest {
     pub keep_home: Option<PathBuf>,
     /// Leave the vendor's telemetry and update checks on.
     pub allow_vendor_traffic: bool,
+    /// The mode asked for with `--mode` (else: the credential named, the
+    /// scopes of `agent-config.json`, or `sync`).
+    pub mode: Option<Mode>,
+    /// The workspace the scopes match (default: the working directory).
+    pub workspace: Option<PathBuf>,
+    pub role: Option<String>,
     pub args: Vec<String>,
 }
 
-/// How the credential reaches the upstream: `api_key`, or `oauth_token`
-/// (a Claude subscription's token, injected by the proxy).
-fn mode_of(agent: Agent, kind: Kind) -> Result<&'static str, AgentError> {
+/// The mode a credential implies: `api_key`, or `oauth_token` (a Claude
+/// subscription's token, injected by the proxy).
+fn credential_mode(agent: Agent, kind: Kind) -> Result<Mode, AgentError> {
     match (agent, kind) {
         (_, Kind::Marker) => Err(AgentError::Unsupported(
             "a marker profile delegates to the provider's CLI and has no credential to proxy"
@@ -74,17 +85,17 @@ fn mode_of(agent: Agent, kind: Kind) -> Result<&'static str, AgentError> {
             "run the agent with a profile that holds a key: craik agent import, or craik auth add"
                 .into(),
         )),
-        (Agent::Claude, Kind::OAuth) => Ok("oauth_token"),
+        (Agent::Claude, Kind::OAuth) => Ok(Mode::OauthToken),
         (_, Kind::OAuth) => Err(AgentError::Unsupported(
             format!(
-                "{agent} with a subscription login (mode oauth_token) is not supported: its subscription API is not the provider's public one"
+                "{agent} with a subscription login is not supported: its subscription API is not the provider's public one, so the login cannot go through craik's proxy"
             ),
             format!(
                 "run {agent} with an API key profile: craik auth add {}:NAME --kind=keyring-ref",
                 agent.family().map(|f| f.as_str()).unwrap_or("openai")
             ),
         )),
-        _ => Ok("api_key"),
+        _ => Ok(Mode::ApiKey),
     }
 }
 
@@ -129,9 +140,44 @@ fn write(path: &Path, data: &[u8]) -> crate::Result<()> {
 }
 
 impl AgentLaunch {
+    /// The files craik writes into the agent's home (relative paths).
+    fn files(agent: Agent) -> &'static [&'static str] {
+        match agent {
+            Agent::Claude => &[".claude.json"],
+            Agent::Codex => &[".codex/config.toml"],
+            Agent::Gemini => &[".gemini/settings.json"],
+            Agent::OpenCode | Agent::Amp => &[],
+        }
+    }
+
+    /// Removes what an earlier run forwarded into this (kept) home.
+    fn remove_forwarded(&self) -> crate::Result<Vec<String>> {
+        let list = self.home.join(FORWARDED);
+        let Some(bytes) = crate::agent::source::read_source(&list)? else {
+            return Ok(vec![]);
+        };
+        let names: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
+        let mut removed = Vec::new();
+        for n in names {
+            // Only the names craik writes, never a path it was handed.
+            if Self::files(self.agent).contains(&n.as_str()) {
+                let p = self.home.join(&n);
+                if p.symlink_metadata().is_ok_and(|m| m.is_file())
+                    && std::fs::remove_file(&p).is_ok()
+                {
+                    removed.push(n);
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&list);
+        Ok(removed)
+    }
+
     /// Writes the agent's files for a proxy at `base` with `token`.
     fn write_files(&self, base: &str, token: &str) -> crate::Result<()> {
         let quiet = !self.allow_vendor_traffic;
+        let names = serde_json::to_vec(Self::files(self.agent)).unwrap_or_default();
+        write(&self.home.join(FORWARDED), &names)?;
         match self.agent {
             Agent::Claude => {
                 // Onboarding done, and the proxy token accepted as the
@@ -199,10 +245,14 @@ impl Launch for AgentLaunch {
     fn configure(
         &self,
         cmd: &mut tokio::process::Command,
-        proxy: &ProxyEndpoint,
+        proxy: Option<&ProxyEndpoint>,
     ) -> crate::Result<()> {
-        let base = format!("http://{}", proxy.addr);
-        self.write_files(&base, proxy.token)?;
+        match proxy {
+            Some(p) => self.write_files(&format!("http://{}", p.addr), p.token)?,
+            None => {
+                self.remove_forwarded()?;
+            }
+        }
         for v in AGENT_CONFIG_VARS {
             cmd.env_remove(v);
         }
@@ -231,6 +281,25 @@ impl Launch for AgentLaunch {
     }
 }
 
+/// The modes every runnable agent would get here, for the error that
+/// says why one has no credential.
+fn modes_here(cfg: &AgentConfig, workspace: &Path, role: Option<&str>) -> String {
+    Agent::RUNNABLE
+        .iter()
+        .map(|a| {
+            let r = cfg.resolve(*a, workspace, role);
+            format!("{a}={} ({})", r.mode.as_str(), r.scope)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The profile `agent import` writes for `agent`.
+fn default_profile(agent: Agent) -> crate::Result<ProfileId> {
+    let family = agent.family().expect("runnable agents have a family");
+    Ok(ProfileId::new(family, super::import::default_name(agent))?)
+}
+
 /// `craik agent run`: returns the agent's exit code.
 pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
     let agent = req.agent;
@@ -242,44 +311,170 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
         .into());
     }
     let family = agent.family().expect("runnable agents have a family");
-    let target = match req.target {
-        Some(t) => t,
-        None => {
-            let id = crate::profile::ProfileId::new(family, super::import::default_name(agent))?;
-            if ProfileStore::new(&ctx.home).load()?.get(&id).is_none() {
-                return Err(AgentError::Unsupported(
-                    format!("no profile for {agent}: name one with --profile or --pool (the default, {id}, does not exist)"),
-                    format!("import {agent}'s own credential (craik agent import {agent}), or pass --profile ID"),
-                )
-                .into());
-            }
-            Target::Profile(id)
-        }
+    let cwd = match &req.workspace {
+        Some(w) => w.clone(),
+        None => std::env::current_dir().map_err(|e| {
+            crate::Error::input(
+                format!("cannot read the working directory: {e}"),
+                "run craik from a directory that exists, or pass --workspace",
+            )
+        })?,
     };
-    // What the target names decides the mode; a pool's members must all
-    // be of the agent's family (the proxy checks the member it picks).
-    let (kind, target_family) = {
-        let store = ProfileStore::new(&ctx.home).load()?;
-        match &target {
+    let workspace = super::config::workspace_path(&cwd)?;
+    let cfg = AgentConfig::load(&ctx.home, &ctx.secrets)?;
+    let store = ProfileStore::new(&ctx.home).load()?;
+    let kind_of = |t: &Target| -> crate::Result<(Kind, crate::profile::Family)> {
+        Ok(match t {
             Target::Profile(id) => {
-                let p = store
-                    .get(id)
-                    .ok_or_else(|| crate::profile::ProfileError::NotFound(id.to_string()))?;
+                let p = store.get(id).ok_or_else(|| store.missing(id))?;
                 (p.kind, p.provider_family)
             }
             Target::Pool(id) => (Kind::KeyringRef, id.family()),
             Target::Implicit(p) => (p.kind, p.provider_family),
+        })
+    };
+    // The mode, and the scope that chose it.
+    let resolved = match (req.mode, &req.target) {
+        (Some(m), _) => Resolved {
+            agent: agent.to_string(),
+            mode: m,
+            scope: "flag".into(),
+        },
+        (None, Some(t)) => Resolved {
+            agent: agent.to_string(),
+            mode: credential_mode(agent, kind_of(t)?.0)?,
+            scope: "credential".into(),
+        },
+        (None, None) => cfg.resolve(agent, &workspace, req.role.as_deref()),
+    };
+    let missing = |checked: String| AgentError::Missing {
+        agent,
+        mode: resolved.mode.as_str(),
+        scope: resolved.scope.clone(),
+        checked,
+        modes: modes_here(&cfg, &workspace, req.role.as_deref()),
+    };
+    // The credential the mode forwards (none for `ignore`).
+    let target = match resolved.mode {
+        Mode::Ignore => None,
+        Mode::Sync => {
+            if req.target.is_some() {
+                return Err(AgentError::Unsupported(
+                    "mode sync forwards the host agent's own login, not a profile you name".into(),
+                    "drop --profile/--pool, or pass --mode api_key (oauth_token for a Claude login)".into(),
+                )
+                .into());
+            }
+            let id = default_profile(agent)?;
+            match source::discover(agent, None) {
+                // Imported fresh at each launch (in place: approvals stay).
+                Ok(_) => {
+                    super::import::import(
+                        ctx,
+                        super::import::ImportRequest {
+                            agent,
+                            from: None,
+                            name: None,
+                            dry_run: false,
+                            base_url: None,
+                            allow_local_base_url: false,
+                        },
+                    )?;
+                    Some(Target::Profile(id))
+                }
+                // The host has none: what an earlier sync imported stays.
+                Err(AgentError::NotFound { checked, .. }) => {
+                    let kept = store
+                        .get(&id)
+                        .is_some_and(|p| p.meta(super::import::META_AGENT) == Some(agent.as_str()));
+                    if !kept {
+                        return Err(missing(format!(
+                            "{}, and no earlier import ({id})",
+                            source::list(&checked)
+                        ))
+                        .into());
+                    }
+                    Some(Target::Profile(id))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Mode::ApiKey | Mode::OauthToken => {
+            if resolved.mode == Mode::OauthToken && agent != Agent::Claude {
+                return Err(AgentError::Unsupported(
+                    format!("mode oauth_token is for claude only, not {agent}"),
+                    "use api_key or sync".into(),
+                )
+                .into());
+            }
+            match &req.target {
+                Some(t) => Some(t.clone()),
+                None => {
+                    let id = default_profile(agent)?;
+                    if store.get(&id).is_none() {
+                        return Err(missing(format!(
+                            "no --profile or --pool, and no profile {id}"
+                        ))
+                        .into());
+                    }
+                    Some(Target::Profile(id))
+                }
+            }
         }
     };
-    if target_family != family {
-        return Err(AgentError::Unsupported(
-            format!("{agent} talks to {family}, and the credential named is for {target_family}"),
-            format!("name a {family} profile or pool"),
-        )
-        .into());
+    // The credential must fit the agent and the mode.
+    let mut named = None;
+    let mut pool = None;
+    if let Some(t) = &target {
+        let store = ProfileStore::new(&ctx.home).load()?;
+        let (kind, target_family) = match t {
+            Target::Profile(id) => {
+                let p = store.get(id).ok_or_else(|| store.missing(id))?;
+                (p.kind, p.provider_family)
+            }
+            other => kind_of(other)?,
+        };
+        if target_family != family {
+            return Err(AgentError::Unsupported(
+                format!(
+                    "{agent} talks to {family}, and the credential named is for {target_family}"
+                ),
+                format!("name a {family} profile or pool"),
+            )
+            .into());
+        }
+        let implied = credential_mode(agent, kind)?;
+        if resolved.mode != Mode::Sync && implied != resolved.mode {
+            return Err(AgentError::Unsupported(
+                format!(
+                    "mode {} needs {}, and the credential named is {}",
+                    resolved.mode.as_str(),
+                    if resolved.mode == Mode::ApiKey {
+                        "an API key"
+                    } else {
+                        "a Claude subscription login"
+                    },
+                    if implied == Mode::ApiKey {
+                        "an API key"
+                    } else {
+                        "a subscription login"
+                    },
+                ),
+                format!("pass --mode {} or name another profile", implied.as_str()),
+            )
+            .into());
+        }
+        match t {
+            Target::Profile(id) => named = Some((id.to_string(), kind)),
+            Target::Implicit(p) => named = Some((p.id.to_string(), p.kind)),
+            Target::Pool(id) => pool = Some(id.to_string()),
+        }
     }
-    let mode = mode_of(agent, kind)?;
-    let program = agent.program().to_string();
+    let forwarded = match (&target, &named) {
+        (None, _) => "nothing".to_string(),
+        (Some(_), Some((_, k))) => credential_mode(agent, *k)?.as_str().to_string(),
+        (Some(_), None) => Mode::ApiKey.as_str().to_string(),
+    };
     // The home: kept where asked, else a fresh private directory.
     let temp;
     let home = match &req.keep_home {
@@ -303,16 +498,7 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
     };
     ctx.audit()?;
     let operator = crate::operator::current(ctx)?;
-    let named = match &target {
-        Target::Profile(id) => Some((id.to_string(), kind)),
-        Target::Implicit(p) => Some((p.id.to_string(), p.kind)),
-        Target::Pool(_) => None,
-    };
-    let pool = match &target {
-        Target::Pool(id) => Some(id.to_string()),
-        _ => None,
-    };
-    let started = |rk: ReceiptKind, status: Status| {
+    let receipt = |rk: ReceiptKind, status: Status| {
         let mut r = NewReceipt::new(rk, status);
         if let Some((id, kind)) = &named {
             r = r.profile(id, kind.as_str(), family.as_str());
@@ -323,39 +509,46 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
         r.operator(operator.clone())
             .run(&req.run)
             .detail("agent", agent.as_str())
-            .detail("mode", mode)
-            .detail("mode_scope", "credential")
+            .detail("mode", resolved.mode.as_str())
+            .detail("mode_scope", resolved.scope.as_str())
+            .detail("forwarded", forwarded.as_str())
     };
     ctx.record(
-        started(ReceiptKind::AgentStarted, Status::Ok)
+        receipt(ReceiptKind::AgentStarted, Status::Ok)
             .detail("sandbox", req.sandbox)
             .detail("home_kept", req.keep_home.is_some())
             .detail("vendor_traffic", req.allow_vendor_traffic),
     )?;
     let t0 = Instant::now();
-    let mut argv = vec![program];
+    let mut argv = vec![agent.program().to_string()];
     argv.extend(req.args);
-    let spec = ExecSpec {
-        call: CallSpec {
-            target,
-            run: req.run.clone(),
-            policy_files: req.policy_files,
-            capability: crate::broker::Capability::Exec,
-            wait: req.wait,
-        },
-        via_proxy: true,
-        sandbox: req.sandbox,
-        argv,
-        launch: Some(Box::new(AgentLaunch {
-            agent,
-            home,
-            allow_vendor_traffic: req.allow_vendor_traffic,
-        })),
+    let launch = AgentLaunch {
+        agent,
+        home,
+        allow_vendor_traffic: req.allow_vendor_traffic,
     };
-    let result = crate::broker::exec::exec(ctx, spec);
+    let result = match target {
+        None => crate::broker::exec::run_without_credential(ctx, &argv, req.sandbox, &launch),
+        Some(target) => crate::broker::exec::exec(
+            ctx,
+            ExecSpec {
+                call: CallSpec {
+                    target,
+                    run: req.run.clone(),
+                    policy_files: req.policy_files,
+                    capability: crate::broker::Capability::Exec,
+                    wait: req.wait,
+                },
+                via_proxy: true,
+                sandbox: req.sandbox,
+                argv,
+                launch: Some(Box::new(launch)),
+            },
+        ),
+    };
     let duration_ms = t0.elapsed().as_millis() as u64;
     let finished = match &result {
-        Ok(code) => started(
+        Ok(code) => receipt(
             ReceiptKind::AgentFinished,
             if *code == 0 {
                 Status::Ok
@@ -364,7 +557,7 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
             },
         )
         .detail("exit_code", *code),
-        Err(e) => started(ReceiptKind::AgentFinished, Status::Error)
+        Err(e) => receipt(ReceiptKind::AgentFinished, Status::Error)
             .detail("exit_code", e.exit_code())
             .detail("error", e.to_string()),
     };
@@ -378,9 +571,15 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(mode_of(Agent::Claude, Kind::OAuth).unwrap(), "oauth_token");
-        assert_eq!(mode_of(Agent::Codex, Kind::KeyringRef).unwrap(), "api_key");
-        assert!(mode_of(Agent::Codex, Kind::OAuth).is_err());
-        assert!(mode_of(Agent::Gemini, Kind::Marker).is_err());
+        assert_eq!(
+            credential_mode(Agent::Claude, Kind::OAuth).unwrap(),
+            Mode::OauthToken
+        );
+        assert_eq!(
+            credential_mode(Agent::Codex, Kind::KeyringRef).unwrap(),
+            Mode::ApiKey
+        );
+        assert!(credential_mode(Agent::Codex, Kind::OAuth).is_err());
+        assert!(credential_mode(Agent::Gemini, Kind::Marker).is_err());
     }
 }

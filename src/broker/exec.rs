@@ -37,10 +37,12 @@ pub struct ProxyEndpoint<'a> {
 /// Setup of a child beyond the proxy's address and token, made after the
 /// scrubbed environment is in place.
 pub trait Launch {
+    /// `proxy` is `None` when the child gets no credential at all
+    /// ([`run_without_credential`]).
     fn configure(
         &self,
         cmd: &mut tokio::process::Command,
-        proxy: &ProxyEndpoint,
+        proxy: Option<&ProxyEndpoint>,
     ) -> crate::Result<()>;
     /// Directories the child must be able to write inside the sandbox.
     fn writable(&self) -> Vec<std::path::PathBuf>;
@@ -85,6 +87,30 @@ type ProxyHandle = (
     tokio::task::JoinHandle<std::io::Result<()>>,
 );
 
+/// The child's command before its environment: `argv` itself, or under
+/// bubblewrap with `--sandbox` (and `writable` bound writable).
+fn base_command(
+    ctx: &Context,
+    argv: &[String],
+    sandbox: bool,
+    writable: &[std::path::PathBuf],
+) -> crate::Result<tokio::process::Command> {
+    if sandbox {
+        let cwd = std::env::current_dir().map_err(|e| {
+            Error::input(
+                format!("cannot read the working directory: {e}"),
+                "run craik from a directory that exists",
+            )
+        })?;
+        let user_home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        super::sandbox::command(argv, &ctx.home, &cwd, user_home.as_deref(), writable)
+    } else {
+        let mut c = tokio::process::Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        Ok(c)
+    }
+}
+
 /// Builds the child's command (and, with `--via-proxy`, starts the proxy).
 fn prepare_child(
     ctx: &mut Context,
@@ -93,25 +119,12 @@ fn prepare_child(
     rt: &tokio::runtime::Runtime,
 ) -> crate::Result<(tokio::process::Command, Option<ProxyHandle>)> {
     let family = provider::info(call.profile().provider_family);
-    let mut cmd = if spec.sandbox {
-        let cwd = std::env::current_dir().map_err(|e| {
-            Error::input(
-                format!("cannot read the working directory: {e}"),
-                "run craik from a directory that exists",
-            )
-        })?;
-        let user_home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        let writable = spec
-            .launch
-            .as_ref()
-            .map(|l| l.writable())
-            .unwrap_or_default();
-        super::sandbox::command(&spec.argv, &ctx.home, &cwd, user_home.as_deref(), &writable)?
-    } else {
-        let mut c = tokio::process::Command::new(&spec.argv[0]);
-        c.args(&spec.argv[1..]);
-        c
-    };
+    let writable = spec
+        .launch
+        .as_ref()
+        .map(|l| l.writable())
+        .unwrap_or_default();
+    let mut cmd = base_command(ctx, &spec.argv, spec.sandbox, &writable)?;
     let mut child_env = super::child::ChildEnv::for_home(ctx)?;
     if let Some(v) = call.profile().meta(crate::profile::META_ENV_VAR) {
         // A profile not in the store (--provider) reads this one.
@@ -173,10 +186,10 @@ fn prepare_child(
             if let Some(launch) = &spec.launch {
                 launch.configure(
                     &mut cmd,
-                    &ProxyEndpoint {
+                    Some(&ProxyEndpoint {
                         addr,
                         token: state.token(),
-                    },
+                    }),
                 )?;
             }
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -187,6 +200,34 @@ fn prepare_child(
         }
     }
     Ok((cmd, proxy_handle))
+}
+
+/// Runs `argv` with no credential at all (an agent in mode `ignore`):
+/// the scrubbed environment, the sandbox if asked, and `launch`'s setup;
+/// nothing goes through the broker, so there is no call to receipt.
+/// Returns the child's exit code.
+pub fn run_without_credential(
+    ctx: &Context,
+    argv: &[String],
+    sandbox: bool,
+    launch: &dyn Launch,
+) -> crate::Result<i32> {
+    let mut cmd = base_command(ctx, argv, sandbox, &launch.writable())?;
+    cmd.env_clear();
+    cmd.envs(super::child::ChildEnv::for_home(ctx)?.inherited());
+    launch.configure(&mut cmd, None)?;
+    let rt = proxy::runtime(Some(1))?;
+    rt.block_on(run_child(cmd))
+        .map(|(code, _)| code)
+        .map_err(|e| Error::Spawn {
+            command: argv[0].clone(),
+            code: if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            },
+            why: e.to_string(),
+        })
 }
 
 /// `craik exec`.

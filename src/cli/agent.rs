@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use craik::agent::config::{AgentConfig, Mode};
 use craik::agent::import::{Detected, ImportRequest, ImportResult};
 use craik::agent::run::RunRequest;
 use craik::agent::{self, Agent};
@@ -35,6 +36,13 @@ pub enum AgentCommand {
         /// The profile name (default: the agent's name, e.g. anthropic:claude).
         #[arg(long, value_name = "N")]
         name: Option<String>,
+        /// Where the profile's calls go (default: the provider's, or what
+        /// an earlier import of the agent set).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// Allow an http:// loopback base URL (a local gateway or test server).
+        #[arg(long)]
+        allow_local_base_url: bool,
         /// Show what would be imported; store nothing.
         #[arg(long)]
         dry_run: bool,
@@ -45,6 +53,44 @@ pub enum AgentCommand {
     /// Run an agent (claude, codex, gemini) through craik's proxy: it
     /// holds only the proxy's address and token, never the credential.
     Run(RunArgs),
+    /// The agents' modes per scope (agent-config.json).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set the mode for a scope (any of --agent, --workspace, --role;
+    /// none: every run).
+    Set {
+        /// sync, api_key, oauth_token (claude only) or ignore.
+        #[arg(value_parser = super::choice(&Mode::ALL, Mode::as_str))]
+        mode: Mode,
+        /// Only this agent.
+        #[arg(long, value_parser = agent::parse)]
+        agent: Option<Agent>,
+        /// Only runs in this directory or under it.
+        #[arg(long, value_name = "W")]
+        workspace: Option<PathBuf>,
+        /// Only runs with this --role.
+        #[arg(long, value_name = "R")]
+        role: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The rules, and the mode each agent gets here (and why).
+    Show {
+        /// Resolve for this directory (default: the working directory).
+        #[arg(long, value_name = "W")]
+        workspace: Option<PathBuf>,
+        /// Resolve for this role.
+        #[arg(long, value_name = "R")]
+        role: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +100,17 @@ pub struct RunArgs {
     agent: Agent,
     #[command(flatten)]
     target: RunTarget,
+    /// sync, api_key, oauth_token (claude only) or ignore (default: what
+    /// the credential named implies, else agent-config.json's scopes,
+    /// else sync).
+    #[arg(long, value_parser = super::choice(&Mode::ALL, Mode::as_str))]
+    mode: Option<Mode>,
+    /// The workspace the scopes match (default: the working directory).
+    #[arg(long, value_name = "W")]
+    workspace: Option<PathBuf>,
+    /// The role the scopes match.
+    #[arg(long, value_name = "R")]
+    role: Option<String>,
     /// The run id (default: a fresh run_<hex>).
     #[arg(long, value_name = "R")]
     run: Option<String>,
@@ -107,6 +164,8 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
             agent,
             from,
             name,
+            base_url,
+            allow_local_base_url,
             dry_run,
             json,
         } => {
@@ -118,6 +177,8 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
                     from: from.as_deref(),
                     name,
                     dry_run,
+                    base_url,
+                    allow_local_base_url,
                 },
             )?;
             if json {
@@ -130,6 +191,7 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
             }
             Ok(exit::OK)
         }
+        AgentCommand::Config(cmd) => config(cmd),
         AgentCommand::Run(args) => {
             let mut ctx = super::context()?;
             let target = match (&args.target.profile, &args.target.pool) {
@@ -148,11 +210,88 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
                     sandbox: args.sandbox,
                     keep_home: args.keep_home,
                     allow_vendor_traffic: args.allow_vendor_traffic,
+                    mode: args.mode,
+                    workspace: args.workspace,
+                    role: args.role,
                     args: args.args,
                 },
             )
         }
     }
+}
+
+fn config(cmd: ConfigCommand) -> craik::Result<i32> {
+    let ctx = super::context()?;
+    match cmd {
+        ConfigCommand::Set {
+            mode,
+            agent,
+            workspace,
+            role,
+            json,
+        } => {
+            let rule = craik::agent::config::set(
+                &ctx.home,
+                &ctx.secrets,
+                mode,
+                agent,
+                workspace.as_deref(),
+                role.as_deref(),
+            )?;
+            if json {
+                output::json(&rule);
+            } else {
+                outln!("{}: mode {}", rule.scope(), rule.mode.as_str());
+            }
+        }
+        ConfigCommand::Show {
+            workspace,
+            role,
+            json,
+        } => {
+            let cfg = AgentConfig::load(&ctx.home, &ctx.secrets)?;
+            let dir = match workspace {
+                Some(w) => w,
+                None => std::env::current_dir().map_err(|e| {
+                    craik::Error::input(
+                        format!("cannot read the working directory: {e}"),
+                        "pass --workspace",
+                    )
+                })?,
+            };
+            let ws = craik::agent::config::workspace_path(&dir)?;
+            let here: Vec<_> = Agent::RUNNABLE
+                .iter()
+                .map(|a| cfg.resolve(*a, &ws, role.as_deref()))
+                .collect();
+            if json {
+                output::json(&serde_json::json!({
+                    "rules": cfg.rules,
+                    "workspace": ws,
+                    "role": role,
+                    "resolved": here,
+                }));
+            } else {
+                if cfg.rules.is_empty() {
+                    outln!("no rules (every agent runs in mode sync)");
+                }
+                for r in &cfg.rules {
+                    outln!("{:<11} {}", r.mode.as_str(), r.scope());
+                }
+                outln!(
+                    "here ({}{}):",
+                    ws.display(),
+                    role.as_deref()
+                        .map(|r| format!(", role {r}"))
+                        .unwrap_or_default()
+                );
+                for r in &here {
+                    outln!("  {:<7} {} (scope: {})", r.agent, r.mode.as_str(), r.scope);
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn describe(c: &craik::agent::source::Described) -> String {

@@ -32,6 +32,8 @@ pub enum Domain {
     Profiles,
     Approval,
     Request,
+    /// `agent-config.json`: the agents' modes per scope.
+    AgentConfig,
 }
 
 impl Domain {
@@ -41,6 +43,7 @@ impl Domain {
             Domain::Profiles => b"craik-seal-profiles-v1",
             Domain::Approval => b"craik-seal-approval-v1",
             Domain::Request => b"craik-seal-approval-request-v1",
+            Domain::AgentConfig => b"craik-seal-agent-config-v1",
         }
     }
 }

@@ -273,7 +273,7 @@ fn refused_sources_store_nothing() {
         .error_with_hint("ampcode.com");
     // Nothing anywhere: every place is named.
     let n = env.run(&["agent", "import", "codex"]);
-    n.code(1).error_with_hint("no codex credential found");
+    n.code(7).error_with_hint("no codex credential found");
     assert!(
         n.stderr.contains(".codex/auth.json (missing)"),
         "{}",
@@ -591,7 +591,7 @@ fn run_refuses_what_it_cannot_broker() {
     let env = Env::new();
     // No profile named and none imported.
     env.run(&["agent", "run", "claude", "--", "-p", "hi"])
-        .code(1)
+        .code(7)
         .error_with_hint("craik agent import claude");
     // A profile of another family.
     env.run_stdin(
@@ -609,5 +609,181 @@ fn run_refuses_what_it_cannot_broker() {
     let u = env.run(&["agent", "run", "claud"]);
     u.code(2);
     assert!(u.stderr.contains("did you mean claude"), "{}", u.stderr);
+    assert!(receipts(&env, "agent.started").is_empty());
+}
+
+/// Claude Code in mode `sync` (the default): the host's login imported at
+/// launch and sent by the proxy as a bearer token; then `ignore` from a
+/// scope rule: nothing forwarded, and what the first run wrote into the
+/// kept home taken away.
+#[test]
+fn modes_sync_and_ignore_with_scopes() {
+    let up = Upstream::start(Behavior::Agents);
+    let mut env = Env::new();
+    let (shims, record) = shim(&env, "claude");
+    env.set(
+        "PATH",
+        &format!("{}:/usr/local/bin:/usr/bin:/bin", shims.display()),
+    );
+    let c = canary();
+    let token = format!("sk-ant-oat01-{c}");
+    put(
+        &env,
+        ".claude/.credentials.json",
+        &serde_json::json!({"claudeAiOauth": {"accessToken": token,
+            "refreshToken": format!("sk-ant-ort01-{c}"), "expiresAt": 1_900_000_000_000u64}})
+        .to_string(),
+        0o600,
+    );
+    // Where the subscription's calls go (a gateway; here the test server).
+    env.run(&[
+        "agent",
+        "import",
+        "claude",
+        "--base-url",
+        &up.url(),
+        "--allow-local-base-url",
+    ])
+    .ok();
+    let work = env.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let kept = env.dir.path().join("agent-home");
+    let kept_s = kept.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut argv = vec!["agent", "run", "claude", "--keep-home", &kept_s];
+        argv.extend(extra);
+        argv.extend(["--", "-p", "say hi"]);
+        let mut cmd = env.command(&argv);
+        cmd.current_dir(&work).stdin(std::process::Stdio::null());
+        crate::common::to_run(cmd.output().unwrap())
+    };
+    let first = run(&[]);
+    first.ok();
+    assert!(first.stdout.contains(AGENT_ANSWER), "{}", first.stderr);
+    let seen = up.seen();
+    let call = seen
+        .iter()
+        .find(|s| s.path_and_query.contains("/v1/messages"))
+        .unwrap();
+    assert_eq!(
+        call.headers.get("authorization").unwrap().to_str().unwrap(),
+        format!("Bearer {token}")
+    );
+    assert!(
+        call.headers
+            .get("anthropic-beta")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("oauth-2025-04-20")
+    );
+    let agent_env = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        !agent_env.contains(&c),
+        "the agent held the subscription token"
+    );
+    let started = receipts(&env, "agent.started");
+    assert_eq!(started[0]["details"]["mode"], "sync");
+    assert_eq!(started[0]["details"]["mode_scope"], "default");
+    assert_eq!(started[0]["details"]["forwarded"], "oauth_token");
+    // Each sync launch re-imports, in place.
+    assert_eq!(receipts(&env, "profile_added").len(), 2);
+    assert!(kept.join(".claude.json").exists());
+
+    // A rule for this workspace: ignore.
+    let w = work.display().to_string();
+    let set = env.run(&[
+        "agent",
+        "config",
+        "set",
+        "ignore",
+        "--workspace",
+        &w,
+        "--agent",
+        "claude",
+    ]);
+    set.ok();
+    let show = env.run(&["agent", "config", "show", "--workspace", &w, "--json"]);
+    show.ok();
+    crate::common::assert_schema(
+        "agent-config.schema.json",
+        &env.read_json("agent-config.json"),
+    );
+    let resolved = &show.json()["resolved"][0];
+    assert_eq!(resolved["mode"], "ignore");
+    assert!(
+        resolved["scope"]
+            .as_str()
+            .unwrap()
+            .starts_with("workspace=")
+    );
+    let before = up.seen().len();
+    let calls_before = receipts(&env, "call.started").len();
+    let second = run(&[]);
+    assert_ne!(second.code, 0, "claude has no login in mode ignore");
+    assert_eq!(up.seen().len(), before, "nothing may reach the upstream");
+    let agent_env = std::fs::read_to_string(&record).unwrap();
+    assert!(!agent_env.contains("craik-proxy-") && !agent_env.contains("ANTHROPIC_BASE_URL"));
+    // Claude Code writes a .claude.json of its own at start; what craik
+    // forwarded (the proxy token accepted as a key) is gone.
+    assert!(!kept.join(".craik-forwarded.json").exists());
+    for (p, b) in files_under(&kept) {
+        assert!(
+            !contains(&b, "craik-proxy-"),
+            "{} still holds what craik forwarded",
+            p.display()
+        );
+    }
+    let started = receipts(&env, "agent.started");
+    assert_eq!(started[0]["details"]["mode"], "ignore");
+    assert_eq!(started[0]["details"]["forwarded"], "nothing");
+    assert_eq!(
+        receipts(&env, "call.started").len(),
+        calls_before,
+        "ignore makes no call"
+    );
+
+    // The flag outranks the scopes; an edited config is refused.
+    let third = run(&["--mode", "oauth_token"]);
+    third.ok();
+    let mut cfg = env.read_json("agent-config.json");
+    cfg["rules"][0]["mode"] = "sync".into();
+    std::fs::write(env.file("agent-config.json"), cfg.to_string()).unwrap();
+    run(&[]).code(1).error_with_hint("agent config set");
+    nowhere(&env, &c, &[&first, &second, &third]);
+}
+
+/// With no credential for the mode chosen, the run fails before the agent
+/// starts, saying which scope chose which mode for every agent.
+#[test]
+fn a_missing_credential_names_every_agents_mode() {
+    let env = Env::new();
+    env.run(&["agent", "config", "set", "api_key", "--agent", "gemini"])
+        .ok();
+    let r = env.run(&["agent", "run", "codex", "--", "exec", "hi"]);
+    r.code(7).error_with_hint("craik agent import codex");
+    for part in [
+        "no credential for codex in mode sync (chosen by the default scope)",
+        ".codex/auth.json (missing)",
+        "claude=sync (default)",
+        "gemini=api_key (agent=gemini)",
+    ] {
+        assert!(
+            r.stderr.contains(part),
+            "{part:?} missing from:\n{}",
+            r.stderr
+        );
+    }
+    let g = env.run(&["agent", "run", "gemini"]);
+    g.code(7);
+    assert!(
+        g.stderr.contains("no profile gemini:gemini"),
+        "{}",
+        g.stderr
+    );
+    env.run(&["agent", "config", "set", "oauth_token", "--agent", "codex"])
+        .code(1)
+        .error_with_hint("api_key or sync");
+    env.run(&["agent", "config", "set", "sometimes"]).code(2);
     assert!(receipts(&env, "agent.started").is_empty());
 }
