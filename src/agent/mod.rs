@@ -6,6 +6,7 @@
 //! in docs/agents.md.
 
 pub mod config;
+pub mod env;
 pub mod import;
 pub mod run;
 pub mod source;

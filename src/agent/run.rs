@@ -108,7 +108,7 @@ struct AgentLaunch {
 
 /// Makes `dir` (0700) unless it is there; refuses a symbolic link or a
 /// directory that is not the user's alone.
-fn private_dir(dir: &Path) -> Result<(), AgentError> {
+pub(crate) fn private_dir(dir: &Path) -> Result<(), AgentError> {
     use std::os::unix::fs::DirBuilderExt;
     let err = |why: String| AgentError::Home {
         path: dir.display().to_string(),

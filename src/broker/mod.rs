@@ -6,6 +6,7 @@
 
 pub mod child;
 pub mod exec;
+pub mod export;
 pub mod pipeline;
 pub mod proxy;
 pub mod sandbox;

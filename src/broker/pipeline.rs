@@ -50,6 +50,8 @@ pub enum Capability {
     Proxy,
     /// `auth test`.
     Test,
+    /// `agent env`: the material written to a file for another process.
+    Export,
 }
 
 impl Capability {
@@ -59,6 +61,7 @@ impl Capability {
             Capability::Exec => "exec",
             Capability::Proxy => "proxy",
             Capability::Test => "test",
+            Capability::Export => "export",
         }
     }
 }

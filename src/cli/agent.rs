@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use craik::agent::config::{AgentConfig, Mode};
+use craik::agent::env::{EnvRequest, Format};
 use craik::agent::import::{Detected, ImportRequest, ImportResult};
 use craik::agent::run::RunRequest;
 use craik::agent::{self, Agent};
@@ -53,6 +54,10 @@ pub enum AgentCommand {
     /// Run an agent (claude, codex, gemini) through craik's proxy: it
     /// holds only the proxy's address and token, never the credential.
     Run(RunArgs),
+    /// Write the credential and settings an agent needs to a file (0600)
+    /// for a process craik does not start, e.g. docker run --env-file.
+    /// The reader holds the real credential; never written to stdout.
+    Env(EnvArgs),
     /// The agents' modes per scope (agent-config.json).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -134,6 +139,48 @@ pub struct RunArgs {
     args: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// claude, codex or gemini.
+    #[arg(value_parser = agent::parse)]
+    agent: Agent,
+    #[command(flatten)]
+    target: EnvTarget,
+    /// docker (KEY=value), shell (export KEY='value') or json.
+    #[arg(long, value_parser = super::choice(&Format::ALL, Format::as_str))]
+    format: Format,
+    /// The env file to write (0600; replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Also write the agent's own files into DIR (made 0700), for a
+    /// container to mount as its home (codex needs it).
+    #[arg(long, value_name = "DIR")]
+    home_dir: Option<PathBuf>,
+    /// The run id (default: a fresh run_<hex>).
+    #[arg(long, value_name = "R")]
+    run: Option<String>,
+    #[command(flatten)]
+    wait: WaitArg,
+    /// An extra policy envelope (repeatable).
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which credential `agent env` writes.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct EnvTarget {
+    /// A profile id.
+    #[arg(long, value_name = "ID")]
+    profile: Option<String>,
+    /// A pool id.
+    #[arg(long, value_name = "P")]
+    pool: Option<String>,
+}
+
 /// Which credential (default: the profile `agent import` writes).
 #[derive(Debug, Args)]
 #[group(required = false, multiple = false)]
@@ -192,6 +239,57 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
             Ok(exit::OK)
         }
         AgentCommand::Config(cmd) => config(cmd),
+        AgentCommand::Env(args) => {
+            let mut ctx = super::context()?;
+            let target = match (&args.target.profile, &args.target.pool) {
+                (Some(p), _) => Target::Profile(p.parse::<ProfileId>()?),
+                (None, Some(p)) => Target::Pool(p.parse::<ProfileId>()?),
+                _ => {
+                    return Err(craik::Error::input(
+                        "name --profile or --pool",
+                        "craik agent env claude --profile anthropic:work --format docker --out FILE",
+                    ));
+                }
+            };
+            let result = agent::env::write_env(
+                &mut ctx,
+                EnvRequest {
+                    agent: args.agent,
+                    call: craik::broker::CallSpec {
+                        target,
+                        run: args.run.unwrap_or_else(craik::approval::new_run_id),
+                        policy_files: args.policies,
+                        capability: craik::broker::Capability::Export,
+                        wait: args.wait.duration()?,
+                    },
+                    format: args.format,
+                    out: args.out,
+                    home_dir: args.home_dir,
+                },
+            )?;
+            if args.json {
+                output::json(&result);
+            } else {
+                outln!(
+                    "wrote {} ({}) for {} from {}: {}",
+                    result.out,
+                    result.format,
+                    result.agent,
+                    result.profile,
+                    result.variables.join(", ")
+                );
+                if !result.home_files.is_empty() {
+                    outln!(
+                        "and in the home directory: {}",
+                        result.home_files.join(", ")
+                    );
+                }
+                errln!(
+                    "craik: the file holds the credential itself: keep it out of images and logs, and delete it after use"
+                );
+            }
+            Ok(exit::OK)
+        }
         AgentCommand::Run(args) => {
             let mut ctx = super::context()?;
             let target = match (&args.target.profile, &args.target.pool) {

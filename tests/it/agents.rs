@@ -787,3 +787,185 @@ fn a_missing_credential_names_every_agents_mode() {
     env.run(&["agent", "config", "set", "sometimes"]).code(2);
     assert!(receipts(&env, "agent.started").is_empty());
 }
+
+/// `agent env`: the env file (0600) in each format and the agent's home
+/// files, through the pipeline (capability `export`), never on stdout.
+#[test]
+fn env_files_for_a_container() {
+    let env = Env::new();
+    let c = canary();
+    let key = format!("sk-ant-api03-{c}");
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "anthropic:ci",
+            "--kind=keyring-ref",
+            "--stdin",
+        ],
+        Some(&key),
+    )
+    .ok();
+    let gkey = format!("AIza{c}");
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "gemini:ci",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--base-url",
+            "https://gateway.example.com",
+        ],
+        Some(&gkey),
+    )
+    .ok();
+    let okey = format!("sk-{c}");
+    env.run_stdin(
+        &["auth", "add", "openai:ci", "--kind=keyring-ref", "--stdin"],
+        Some(&okey),
+    )
+    .ok();
+    let dir = env.dir.path();
+    let out = |n: &str| dir.join(n).display().to_string();
+    let d = env.run(&[
+        "agent",
+        "env",
+        "claude",
+        "--profile",
+        "anthropic:ci",
+        "--format",
+        "docker",
+        "--out",
+        &out("claude.env"),
+    ]);
+    d.ok();
+    let body = std::fs::read_to_string(dir.join("claude.env")).unwrap();
+    assert!(
+        body.contains(&format!("ANTHROPIC_API_KEY={key}\n")),
+        "{body}"
+    );
+    assert!(body.contains("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\n"));
+    let mode = std::fs::metadata(dir.join("claude.env"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let s = env.run(&[
+        "agent",
+        "env",
+        "gemini",
+        "--profile",
+        "gemini:ci",
+        "--format",
+        "shell",
+        "--out",
+        &out("gemini.sh"),
+    ]);
+    s.ok();
+    let sh = std::fs::read_to_string(dir.join("gemini.sh")).unwrap();
+    assert!(
+        sh.contains(&format!("export GEMINI_API_KEY='{gkey}'")),
+        "{sh}"
+    );
+    assert!(sh.contains("export GOOGLE_GEMINI_BASE_URL='https://gateway.example.com'"));
+    // A shell reads it back exactly.
+    let echoed = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". '{}' && printf %s \"$GEMINI_API_KEY\"",
+            dir.join("gemini.sh").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&echoed.stdout), gkey);
+    // Codex needs its home files; the key stays out of them.
+    env.run(&[
+        "agent",
+        "env",
+        "codex",
+        "--profile",
+        "openai:ci",
+        "--format",
+        "json",
+        "--out",
+        &out("codex.json"),
+    ])
+    .code(1)
+    .error_with_hint("--home-dir");
+    let home = dir.join("container-home");
+    let j = env.run(&[
+        "agent",
+        "env",
+        "codex",
+        "--profile",
+        "openai:ci",
+        "--format",
+        "json",
+        "--out",
+        &out("codex.json"),
+        "--home-dir",
+        home.to_str().unwrap(),
+        "--json",
+    ]);
+    j.ok();
+    assert_eq!(
+        j.json()["home_files"],
+        serde_json::json!([".codex/config.toml"])
+    );
+    let vars: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("codex.json")).unwrap()).unwrap();
+    assert_eq!(vars["OPENAI_API_KEY"], okey.as_str());
+    let toml = std::fs::read_to_string(home.join(".codex/config.toml")).unwrap();
+    assert!(
+        toml.contains("base_url = \"https://api.openai.com/v1\"")
+            && toml.contains("env_key = \"OPENAI_API_KEY\"")
+    );
+    for (p, b) in files_under(&home) {
+        assert!(!contains(&b, &c), "{} holds the key", p.display());
+    }
+    // A symbolic link as the output, or inside the home directory, is refused.
+    let target = dir.join("elsewhere");
+    std::fs::write(&target, "keep").unwrap();
+    std::os::unix::fs::symlink(&target, dir.join("link.env")).unwrap();
+    env.run(&[
+        "agent",
+        "env",
+        "claude",
+        "--profile",
+        "anthropic:ci",
+        "--format",
+        "docker",
+        "--out",
+        &out("link.env"),
+    ])
+    .code(1);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    std::fs::remove_file(home.join(".codex/config.toml")).unwrap();
+    std::os::unix::fs::symlink(&target, home.join(".codex/config.toml")).unwrap();
+    env.run(&[
+        "agent",
+        "env",
+        "codex",
+        "--profile",
+        "openai:ci",
+        "--format",
+        "json",
+        "--out",
+        &out("codex2.json"),
+        "--home-dir",
+        home.to_str().unwrap(),
+    ])
+    .code(1);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    // Receipts: one export per file written, and the refused ones ended.
+    let started: Vec<_> = receipts(&env, "call.started")
+        .into_iter()
+        .filter(|r| r["capability"] == "export")
+        .collect();
+    assert_eq!(started.len(), 4, "{started:?}");
+    assert!(started.iter().any(|r| r["details"]["format"] == "shell"));
+    let finished = receipts(&env, "call.finished");
+    assert_eq!(finished.iter().filter(|r| r["status"] == "ok").count(), 3);
+    nowhere(&env, &c, &[&d, &s, &j]);
+}
