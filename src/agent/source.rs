@@ -196,14 +196,7 @@ pub fn discover(agent: Agent, from: Option<&Path>) -> Result<Discovery, AgentErr
                     });
                     continue;
                 }
-                Some(bytes) => {
-                    let v: Value =
-                        serde_json::from_slice(&bytes).map_err(|_| AgentError::Unreadable {
-                            place: label.clone(),
-                            why: "it is not JSON".into(),
-                        })?;
-                    parse_file(agent, path, &label, &v)?
-                }
+                Some(bytes) => parse(agent, Some(path), &label, &bytes)?,
             },
             Place::Env(var) => match std::env::var(var).ok().filter(|s| !s.is_empty()) {
                 None => {
@@ -226,14 +219,7 @@ pub fn discover(agent: Agent, from: Option<&Path>) -> Result<Discovery, AgentErr
                     });
                     continue;
                 }
-                Some(bytes) => {
-                    let v: Value =
-                        serde_json::from_slice(&bytes).map_err(|_| AgentError::Unreadable {
-                            place: label.clone(),
-                            why: "it is not JSON".into(),
-                        })?;
-                    parse_file(agent, Path::new(""), &label, &v)?
-                }
+                Some(bytes) => parse(agent, None, &label, &bytes)?,
             },
         };
         let (credentials, skipped) = parsed;
@@ -500,9 +486,30 @@ fn from_token(agent: Agent, place: &str, token: Zeroizing<String>) -> Result<Fou
 }
 
 /// Credentials in an agent's file, and providers skipped.
-type Parsed = (Vec<Found>, Vec<String>);
+pub type Parsed = (Vec<Found>, Vec<String>);
 
-fn parse_file(agent: Agent, path: &Path, place: &str, v: &Value) -> Result<Parsed, AgentError> {
+/// Reads an agent's credential file (`bytes`, from `place`; `path` is
+/// where it is on disk, for a file the agent keeps beside it). Any bytes
+/// give credentials or a typed error, never a panic (fuzzed).
+pub fn parse(
+    agent: Agent,
+    path: Option<&Path>,
+    place: &str,
+    bytes: &[u8],
+) -> Result<Parsed, AgentError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|_| AgentError::Unreadable {
+        place: place.into(),
+        why: "it is not JSON".into(),
+    })?;
+    parse_file(agent, path, place, &v)
+}
+
+fn parse_file(
+    agent: Agent,
+    path: Option<&Path>,
+    place: &str,
+    v: &Value,
+) -> Result<Parsed, AgentError> {
     let unreadable = |why: &str| AgentError::Unreadable {
         place: place.into(),
         why: why.into(),
@@ -591,7 +598,7 @@ fn parse_file(agent: Agent, path: &Path, place: &str, v: &Value) -> Result<Parse
             shape(place, "the access token", &access, true, "an access token")?;
             // The signed-in account, from the file beside it (optional).
             let account = path
-                .parent()
+                .and_then(Path::parent)
                 .map(|d| d.join("google_accounts.json"))
                 .and_then(|p| read_source(&p).ok().flatten())
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
