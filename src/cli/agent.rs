@@ -13,7 +13,6 @@ use craik::broker::Target;
 use craik::exit;
 use craik::profile::ProfileId;
 
-use super::auth::WaitArg;
 use super::output::{self, errln, outln};
 
 #[derive(Debug, Subcommand)]
@@ -116,14 +115,8 @@ pub struct RunArgs {
     /// The role the scopes match.
     #[arg(long, value_name = "R")]
     role: Option<String>,
-    /// The run id (default: a fresh run_<hex>).
-    #[arg(long, value_name = "R")]
-    run: Option<String>,
     #[command(flatten)]
-    wait: WaitArg,
-    /// An extra policy envelope (repeatable).
-    #[arg(long = "policy", value_name = "FILE")]
-    policies: Vec<PathBuf>,
+    call: super::broker::CallOpts,
     /// Run the agent under bubblewrap (see docs/security.md).
     #[arg(long)]
     sandbox: bool,
@@ -156,14 +149,8 @@ pub struct EnvArgs {
     /// container to mount as its home (codex needs it).
     #[arg(long, value_name = "DIR")]
     home_dir: Option<PathBuf>,
-    /// The run id (default: a fresh run_<hex>).
-    #[arg(long, value_name = "R")]
-    run: Option<String>,
     #[command(flatten)]
-    wait: WaitArg,
-    /// An extra policy envelope (repeatable).
-    #[arg(long = "policy", value_name = "FILE")]
-    policies: Vec<PathBuf>,
+    call: super::broker::CallOpts,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -255,13 +242,7 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
                 &mut ctx,
                 EnvRequest {
                     agent: args.agent,
-                    call: craik::broker::CallSpec {
-                        target,
-                        run: args.run.unwrap_or_else(craik::approval::new_run_id),
-                        policy_files: args.policies,
-                        capability: craik::broker::Capability::Export,
-                        wait: args.wait.duration()?,
-                    },
+                    call: args.call.spec(target, craik::broker::Capability::Export)?,
                     format: args.format,
                     out: args.out,
                     home_dir: args.home_dir,
@@ -297,14 +278,15 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
                 (None, Some(p)) => Some(Target::Pool(p.parse::<ProfileId>()?)),
                 _ => None,
             };
+            let (run, policy_files, wait) = args.call.parts()?;
             agent::run::run(
                 &mut ctx,
                 RunRequest {
                     agent: args.agent,
                     target,
-                    run: args.run.unwrap_or_else(craik::approval::new_run_id),
-                    policy_files: args.policies,
-                    wait: args.wait.duration()?,
+                    run,
+                    policy_files,
+                    wait,
                     sandbox: args.sandbox,
                     keep_home: args.keep_home,
                     allow_vendor_traffic: args.allow_vendor_traffic,

@@ -71,10 +71,10 @@ impl TargetArgs {
     }
 }
 
+/// The run, approval wait and extra policies of a call (`exec`, `agent
+/// run`, `agent env`).
 #[derive(Debug, Args)]
-pub struct ExecArgs {
-    #[command(flatten)]
-    target: TargetArgs,
+pub struct CallOpts {
     /// The run id (default: a fresh run_<hex>).
     #[arg(long, value_name = "R")]
     run: Option<String>,
@@ -83,6 +83,38 @@ pub struct ExecArgs {
     /// An extra policy envelope (repeatable).
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
+}
+
+impl CallOpts {
+    /// The run id (a fresh one unless given), the extra policy files and
+    /// the approval wait.
+    pub fn parts(self) -> craik::Result<(String, Vec<PathBuf>, Option<std::time::Duration>)> {
+        Ok((
+            self.run.unwrap_or_else(craik::approval::new_run_id),
+            self.policies,
+            self.wait.duration()?,
+        ))
+    }
+
+    /// The call these options describe, for `target`.
+    pub fn spec(self, target: Target, capability: Capability) -> craik::Result<CallSpec> {
+        let (run, policy_files, wait) = self.parts()?;
+        Ok(CallSpec {
+            target,
+            run,
+            policy_files,
+            capability,
+            wait,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    call: CallOpts,
     /// Give the child only a local proxy's address and token: the real
     /// credential never enters the child.
     #[arg(long)]
@@ -126,13 +158,9 @@ pub struct ProxyArgs {
 pub fn exec(args: ExecArgs) -> craik::Result<i32> {
     let mut ctx = super::context()?;
     let spec = craik::broker::exec::ExecSpec {
-        call: CallSpec {
-            target: args.target.target(&ctx)?,
-            run: args.run.unwrap_or_else(craik::approval::new_run_id),
-            policy_files: args.policies,
-            capability: Capability::Exec,
-            wait: args.wait.duration()?,
-        },
+        call: args
+            .call
+            .spec(args.target.target(&ctx)?, Capability::Exec)?,
         via_proxy: args.via_proxy,
         sandbox: args.sandbox,
         argv: args.argv,
