@@ -161,10 +161,10 @@ pub struct EnvArgs {
 #[group(required = true, multiple = false)]
 pub struct EnvTarget {
     /// A profile id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", add = clap_complete::engine::ArgValueCandidates::new(super::complete::profiles))]
     profile: Option<String>,
     /// A pool id.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", add = clap_complete::engine::ArgValueCandidates::new(super::complete::pools))]
     pool: Option<String>,
 }
 
@@ -173,10 +173,10 @@ pub struct EnvTarget {
 #[group(required = false, multiple = false)]
 pub struct RunTarget {
     /// A profile id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", add = clap_complete::engine::ArgValueCandidates::new(super::complete::profiles))]
     profile: Option<String>,
     /// A pool id.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", add = clap_complete::engine::ArgValueCandidates::new(super::complete::pools))]
     pool: Option<String>,
 }
 

@@ -56,6 +56,7 @@ pub enum AuthCommand {
     },
     /// Remove a profile and its stored secret.
     Remove {
+        #[arg(add = clap_complete::engine::ArgValueCandidates::new(super::complete::profiles))]
         id: String,
         /// Print the result as JSON.
         #[arg(long)]
@@ -85,6 +86,7 @@ pub enum AuthCommand {
     /// without touching its credential. Exit 0 allowed, 3 denied, 4
     /// approval required.
     Check {
+        #[arg(add = clap_complete::engine::ArgValueCandidates::new(super::complete::profiles))]
         id: String,
         /// The run id (default: a fresh run_<hex>, printed).
         #[arg(long, value_name = "R")]
@@ -100,6 +102,7 @@ pub enum AuthCommand {
     },
     /// Approve a pending request: the first use of a profile, or a run.
     Approve {
+        #[arg(add = clap_complete::engine::ArgValueCandidates::new(super::complete::profiles))]
         id: String,
         /// The run id (default: a fresh run_<hex>).
         #[arg(long, value_name = "RUN", require_equals = false)]
@@ -123,6 +126,7 @@ pub enum AuthCommand {
     /// Make the family's test call with a profile (or a pool member).
     Test {
         /// A profile or pool id.
+        #[arg(add = clap_complete::engine::ArgValueCandidates::new(super::complete::targets))]
         id: String,
         /// The run id (default: a fresh run_<hex>).
         #[arg(long, value_name = "R")]
@@ -221,6 +225,7 @@ pub enum AuthCommand {
     /// use the profile, never granting themselves.
     #[command(group(clap::ArgGroup::new("whom").required(true).multiple(true).args(["groups", "subjects", "to_everyone"])))]
     Grant {
+        #[arg(add = clap_complete::engine::ArgValueCandidates::new(super::complete::profiles))]
         id: String,
         /// Grant to everyone in this group (repeatable).
         #[arg(long = "to-group", value_name = "G")]
@@ -243,6 +248,7 @@ pub enum AuthCommand {
     /// with the same rights as grant.
     #[command(group(clap::ArgGroup::new("whom").required(true).multiple(true).args(["groups", "subjects"])))]
     Revoke {
+        #[arg(add = clap_complete::engine::ArgValueCandidates::new(super::complete::profiles))]
         id: String,
         /// Revoke this group's grant (repeatable).
         #[arg(long = "group", value_name = "G")]
@@ -343,7 +349,10 @@ pub enum PoolCommand {
         json: bool,
     },
     /// Remove a pool (its member profiles stay).
-    Remove { id: String },
+    Remove {
+        #[arg(add = clap_complete::engine::ArgValueCandidates::new(super::complete::pools))]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,10 +19,10 @@ use super::auth::WaitArg;
 #[group(required = true, multiple = false)]
 pub struct TargetArgs {
     /// A profile id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", add = clap_complete::engine::ArgValueCandidates::new(super::complete::profiles))]
     profile: Option<String>,
     /// A pool id.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", add = clap_complete::engine::ArgValueCandidates::new(super::complete::pools))]
     pool: Option<String>,
     /// A provider family, resolved to its first working source (anthropic:
     /// the Claude CLI marker, then CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_TOKEN,

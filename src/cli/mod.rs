@@ -4,12 +4,15 @@
 mod agent;
 mod auth;
 mod broker;
+mod complete;
 mod login;
 mod output;
 mod policy;
 mod receipts;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
 
 use craik::{Error, exit};
 use output::{errln, outln};
@@ -114,18 +117,96 @@ pub(crate) fn secret_ref_value(s: &str) -> Result<String, String> {
         .map_err(|e| format!("{e} (hint: {})", e.hint().unwrap_or_default()))
 }
 
+/// `--wait 5m` means `--wait=5m`: a bare `--wait` takes no value by
+/// default (so `auth check --wait openai:work` stays a profile id), and a
+/// word after it that begins with a digit is its duration. Nothing after
+/// `--` is touched: that is the child's command line.
+fn join_wait_values(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::new();
+    let mut args = args.into_iter().peekable();
+    while let Some(a) = args.next() {
+        if a == "--" {
+            out.push(a);
+            out.extend(args);
+            break;
+        }
+        let takes_next = a == "--wait"
+            && args
+                .peek()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()));
+        match args.next_if(|_| takes_next) {
+            Some(value) => {
+                let mut joined = OsString::from("--wait=");
+                joined.push(value);
+                out.push(joined);
+            }
+            None => out.push(a),
+        }
+    }
+    out
+}
+
+/// clap's rendering of a usage error as craik's two lines, `error:` and
+/// `hint:`. The hint is the one a value parser gave (`(hint: ...)`), else
+/// clap's own tip, else the possible values, else where the usage is.
+fn usage_error(rendered: &str) -> (String, String) {
+    let mut message = Vec::new();
+    let (mut tip, mut values, mut usage) = (None, None, None);
+    let mut in_message = true;
+    for line in rendered.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Usage: ") {
+            usage = Some(rest.to_string());
+        } else if let Some(rest) = t.strip_prefix("tip: ") {
+            tip.get_or_insert_with(|| rest.to_string());
+        } else if let Some(rest) = t.strip_prefix("[possible values: ") {
+            values = Some(rest.trim_end_matches(']').to_string());
+        } else if t.is_empty() {
+            in_message = message.is_empty();
+        } else if in_message {
+            message.push(t.strip_prefix("error: ").unwrap_or(t).to_string());
+        }
+    }
+    let mut error = message.join(" ");
+    let mut hint = None;
+    if let Some(i) = error.find(" (hint: ") {
+        hint = Some(error[i + 8..].trim_end_matches(')').to_string());
+        error.truncate(i);
+    }
+    // The command path: the usage's words before its first placeholder.
+    let command = usage
+        .as_deref()
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "craik".into());
+    let hint = hint
+        .or(tip)
+        .or(values.map(|v| format!("possible values: {v}")))
+        .unwrap_or_else(|| format!("see '{command} --help'"));
+    (error, hint)
+}
+
 /// Runs the command line and returns the exit code.
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    complete::answer_if_asked();
+    let cli = match Cli::try_parse_from(join_wait_values(std::env::args_os())) {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
             let _ = e.print();
-            return code;
+            return exit::OK;
+        }
+        Err(e) => {
+            let (error, hint) = usage_error(&e.render().to_string());
+            errln!("error: {error}");
+            errln!("hint: {hint}");
+            return exit::USAGE;
         }
     };
     let result = match cli.command {
@@ -140,9 +221,7 @@ pub fn run() -> i32 {
         Command::Whoami { json } => login::whoami(json),
         Command::Logout { json } => login::logout(json),
         Command::Completions { shell } => {
-            // Into memory first: clap_complete panics when a write fails.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "craik", &mut script);
+            let script = complete::registration(shell);
             output::out!("{}", String::from_utf8_lossy(&script));
             Ok(exit::OK)
         }

@@ -286,7 +286,7 @@ fn bad_input_is_refused_with_hints() {
     for (args, listed) in [
         (
             vec!["auth", "add", "openai:x", "--kind=password"],
-            "[possible values: api-key, keyring-ref, secret-ref, marker]",
+            "possible values: api-key, keyring-ref, secret-ref, marker",
         ),
         (
             vec![
@@ -299,17 +299,17 @@ fn bad_input_is_refused_with_hints() {
                 "--member",
                 "openai:x",
             ],
-            "[possible values: round_robin, failover, weighted]",
+            "possible values: round_robin, failover, weighted",
         ),
         (
             vec!["auth", "login", "openai", "--mode=password"],
-            "[possible values: api-key, oauth, claude-cli, adc, service-account]",
+            "possible values: api-key, oauth, claude-cli, adc, service-account",
         ),
     ] {
         let r = env.run(&args);
         assert_eq!(r.code, 2, "{args:?}: {r:?}");
         assert!(r.stderr.contains("invalid value"), "{args:?}: {r:?}");
-        assert!(r.stderr.contains(listed), "{args:?}: {r:?}");
+        r.error_with_hint(listed);
     }
     // keyring-ref with nothing on a non-terminal stdin.
     env.run_stdin(
@@ -402,6 +402,12 @@ fn every_duration_flag_reads_the_same_units() {
     for wait in ["--wait=1d", "--wait=1h30m", "--wait=90", "--wait=1w"] {
         env.run(&["auth", "check", "openai:d", wait]).ok();
     }
+    // With a space as well; a bare --wait before the id leaves the id be.
+    env.run(&["auth", "check", "openai:d", "--wait", "5m"]).ok();
+    env.run(&["auth", "check", "--wait", "openai:d"]).ok();
+    env.run(&["auth", "check", "openai:d", "--wait", "8d"])
+        .code(2)
+        .error_with_hint("use at most 1w");
     // A bad --wait is a usage error (exit 2), with the hint.
     for (bad, hint) in [
         ("--wait=8d", "use at most 1w"),
@@ -424,9 +430,6 @@ fn usage_errors_exit_2_and_typos_get_a_suggestion() {
     let env = Env::new();
     env.run(&["auth", "add", "openai:work", "--kind=marker"])
         .ok();
-    let r = env.run(&["auth", "setup", "opneai"]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("did you mean openai?"), "{r:?}");
     for args in [
         vec!["auth", "grant", "openai:work"],
         vec!["auth", "revoke", "openai:work"],
@@ -451,6 +454,26 @@ fn usage_errors_exit_2_and_typos_get_a_suggestion() {
     ] {
         let r = env.run(&args);
         assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        r.error_with_hint("");
+    }
+    // clap's own errors read as craik's: one error line, one hint line.
+    for (args, hint) in [
+        (vec!["exce"], "'exec'"),
+        (
+            vec!["exec", "--profile", "openai:work"],
+            "see 'craik exec --help'",
+        ),
+        (
+            vec!["auth", "add", "openai:x", "--kind=env"],
+            "possible values: api-key, keyring-ref, secret-ref, marker",
+        ),
+        (
+            vec!["exec", "--profile", "p", "--bogus", "--", "x"],
+            "use '-- --bogus'",
+        ),
+        (vec!["auth", "setup", "opneai"], "did you mean openai?"),
+    ] {
+        env.run(&args).code(2).error_with_hint(hint);
     }
     // A bare variable name is env:NAME, as the docs write it.
     env.run(&["auth", "setup", "anthropic", "--secret-ref", "ANT_KEY"])
@@ -463,4 +486,56 @@ fn usage_errors_exit_2_and_typos_get_a_suggestion() {
     env.run(&["exec", "--profile", "openai:wrok", "--", "true"])
         .code(1)
         .error_with_hint("did you mean openai:work?");
+}
+
+#[test]
+fn shells_complete_profile_and_pool_ids_from_the_home() {
+    let env = Env::new();
+    for id in ["openai:work", "openai:ci", "anthropic:dev"] {
+        env.run(&["auth", "add", id, "--kind=marker"]).ok();
+    }
+    env.run(&[
+        "auth",
+        "pool",
+        "create",
+        "openai:team",
+        "--strategy",
+        "round_robin",
+        "--member",
+        "openai:work",
+        "--member",
+        "openai:ci",
+    ])
+    .ok();
+    // What the registered fish function runs when the user presses tab.
+    let complete = |words: &[&str]| {
+        let mut cmd = env.command(&["--", "craik"]);
+        cmd.args(words).env("CRAIK_COMPLETE", "fish");
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        complete(&["exec", "--profile", "openai:"]),
+        "openai:ci\nopenai:work\n"
+    );
+    assert_eq!(
+        complete(&["agent", "run", "codex", "--pool", ""]),
+        "openai:team\n"
+    );
+    assert_eq!(
+        complete(&["auth", "test", "openai:"]),
+        "openai:ci\nopenai:team\nopenai:work\n"
+    );
+    assert_eq!(complete(&["auth", "remove", "anth"]), "anthropic:dev\n");
+    // The registration script calls craik back with the variable set.
+    let script = env.run(&["completions", "bash"]).ok().stdout.clone();
+    assert!(script.contains("CRAIK_COMPLETE=\"bash\""), "{script}");
+    // A home that does not exist completes nothing and is not created.
+    let none = env.dir.path().join("none");
+    let mut cmd = env.command(&["--", "craik", "exec", "--profile", ""]);
+    cmd.env("CRAIK_COMPLETE", "fish").env("CRAIK_HOME", &none);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert!(!none.exists());
 }
