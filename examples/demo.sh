@@ -43,7 +43,6 @@ echo "== store a key in the (encrypted) secret store, never in argv or a plain f
 printf %s "sk-demo-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" |
     "$CRAIK" auth add local:demo --kind=keyring-ref --stdin --base-url "http://127.0.0.1:$port/v1"
 "$CRAIK" auth status
-echo "   (local: profiles are stored, listed and receipted as chat_completions:, the family they speak)"
 
 echo "== an example policy (policies/solo-developer.json) in force"
 cp policies/solo-developer.json "$CRAIK_HOME/policy.json"

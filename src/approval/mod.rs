@@ -59,6 +59,12 @@ fn load_profile(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {
     file.get(id).cloned().ok_or_else(|| file.missing(id).into())
 }
 
+/// A stored profile, or the implicit one an environment source of
+/// `--provider anthropic` is evaluated as (it holds no grants).
+fn load_profile_or_implicit(ctx: &Context, id: &ProfileId) -> crate::Result<Profile> {
+    load_profile(ctx, id).or_else(|e| crate::credential::onboard::implicit_profile(id).ok_or(e))
+}
+
 /// Evaluates without writing anything (`policy explain`).
 pub fn explain(
     ctx: &mut Context,
@@ -66,7 +72,7 @@ pub fn explain(
     policy_files: &[PathBuf],
 ) -> crate::Result<(Evaluation, Option<Operator>)> {
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
-    let profile = load_profile(ctx, id)?;
+    let profile = load_profile_or_implicit(ctx, id)?;
     let op = crate::operator::current(ctx)?;
     Ok((policy::evaluate(&policies, &profile, op.as_ref()), op))
 }
@@ -215,7 +221,7 @@ pub fn approve(
 ) -> crate::Result<Approved> {
     check_run_id(run)?;
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
-    let profile = load_profile(ctx, id)?;
+    let profile = load_profile_or_implicit(ctx, id)?;
     let key = id.to_string();
     let request = ctx
         .audit()?

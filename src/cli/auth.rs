@@ -304,6 +304,9 @@ pub enum AuthCommand {
     },
 }
 
+/// Said when a `local:` id was typed: it is stored under its family's name.
+const LOCAL_ALIAS: &str = "(local is an alias: the profile is listed, matched and receipted as chat_completions:, and either name finds it)";
+
 /// `--wait[=DURATION]` (default 10m when given bare).
 #[derive(Debug, clap::Args)]
 pub struct WaitArg {
@@ -718,6 +721,9 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             } else {
                 let verb = if r.dry_run { "would write" } else { "wrote" };
                 outln!("{verb} profile {} ({}) and pool {}", r.id, r.kind, r.pool);
+                if provider == "local" {
+                    outln!("{LOCAL_ALIAS}");
+                }
                 if let Some(b) = &r.base_url {
                     outln!("base URL: {b}");
                 }
@@ -833,6 +839,7 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
             force,
             json,
         } => {
+            let typed_local = id.starts_with("local:");
             let id: ProfileId = id.parse()?;
             if stdin && kind != Kind::KeyringRef {
                 return Err(Error::input(
@@ -863,6 +870,9 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 output::json(&serde_json::json!({"added": p.id.to_string(), "kind": p.kind}));
             } else {
                 outln!("added {} ({})", p.id, p.kind);
+                if typed_local {
+                    outln!("{LOCAL_ALIAS}");
+                }
             }
             Ok(exit::OK)
         }

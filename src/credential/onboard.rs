@@ -741,11 +741,7 @@ pub fn anthropic_sources(ctx: &Context) -> crate::Result<(Vec<SourceCheck>, Opti
         active: why.is_none(),
         passed_over: why,
     });
-    for var in [
-        "CLAUDE_CODE_OAUTH_TOKEN",
-        "ANTHROPIC_TOKEN",
-        "ANTHROPIC_API_KEY",
-    ] {
+    for var in ANTHROPIC_ENV_SOURCES {
         let set = std::env::var_os(var).is_some_and(|v| !v.is_empty());
         let why = if chosen.is_some() {
             Some(format!(
@@ -761,13 +757,7 @@ pub fn anthropic_sources(ctx: &Context) -> crate::Result<(Vec<SourceCheck>, Opti
             None
         };
         if why.is_none() {
-            let mut p = Profile::new(
-                ProfileId::new(Family::Anthropic, &format!("env.{var}"))?,
-                Kind::ApiKey,
-            );
-            p.metadata
-                .insert(crate::profile::META_ENV_VAR.into(), var.into());
-            chosen = Some(p);
+            chosen = Some(env_source_profile(var)?);
         }
         out.push(SourceCheck {
             source: format!("env:{var}"),
@@ -776,4 +766,32 @@ pub fn anthropic_sources(ctx: &Context) -> crate::Result<(Vec<SourceCheck>, Opti
         });
     }
     Ok((out, chosen))
+}
+
+/// The variables `--provider anthropic` reads, in its order.
+const ANTHROPIC_ENV_SOURCES: [&str; 3] = [
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_TOKEN",
+    "ANTHROPIC_API_KEY",
+];
+
+/// The implicit profile `anthropic:env.<VAR>` of an environment source.
+fn env_source_profile(var: &str) -> crate::Result<Profile> {
+    let mut p = Profile::new(
+        ProfileId::new(Family::Anthropic, &format!("env.{var}"))?,
+        Kind::ApiKey,
+    );
+    p.metadata
+        .insert(crate::profile::META_ENV_VAR.into(), var.into());
+    Ok(p)
+}
+
+/// The implicit profile `id` names, when it is one of `--provider
+/// anthropic`'s environment sources (`anthropic:env.ANTHROPIC_API_KEY`),
+/// so a denial's hint (`policy explain --profile ...`) and `auth approve`
+/// find it although it is not stored.
+pub fn implicit_profile(id: &ProfileId) -> Option<Profile> {
+    let var = id.name().strip_prefix("env.")?;
+    (id.family() == Family::Anthropic && ANTHROPIC_ENV_SOURCES.contains(&var))
+        .then(|| env_source_profile(var).ok())?
 }

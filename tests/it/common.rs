@@ -63,6 +63,15 @@ impl Run {
 
     /// Asserts the error shape: one `error:` line and one `hint:` line.
     #[track_caller]
+    pub fn out_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
     pub fn error_with_hint(&self, needle: &str) -> &Self {
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert!(

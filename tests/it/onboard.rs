@@ -585,6 +585,36 @@ fn provider_anthropic_resolves_sources_in_order() {
         receipts(&env, "call.started")[0]["auth_profile_id"],
         "anthropic:env.ANTHROPIC_API_KEY"
     );
+    // A denial of that source names the implicit id, and the command its
+    // hint gives explains it (it is not in auth-profiles.json).
+    let deny = env.dir.path().join("deny.json");
+    std::fs::write(
+        &deny,
+        r#"{"version":1,"denied_credential_profiles":["anthropic:env.*"]}"#,
+    )
+    .unwrap();
+    let deny = deny.display().to_string();
+    let r = env.run(&[
+        "exec", "--provider", "anthropic", "--policy", &deny, "--", "true",
+    ]);
+    r.code(3).error_with_hint(
+        "craik policy explain --profile anthropic:env.ANTHROPIC_API_KEY",
+    );
+    let e = env.run(&[
+        "policy",
+        "explain",
+        "--profile",
+        "anthropic:env.ANTHROPIC_API_KEY",
+        "--policy",
+        &deny,
+    ]);
+    e.ok()
+        .out_contains("anthropic:env.ANTHROPIC_API_KEY for no operator: DENIED");
+    assert!(e.stdout.contains("denied_credential_profiles"), "{}", e.stdout);
+    // Only craik's own sources are implicit: any other name is unknown.
+    env.run(&["policy", "explain", "--profile", "anthropic:env.HOME"])
+        .code(1)
+        .error_with_hint("auth status");
     env.set("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-from-env");
     env.run(&["exec", "--provider", "anthropic", "--", "sh", "-c", &script])
         .ok();

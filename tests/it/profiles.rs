@@ -36,7 +36,8 @@ fn add_status_remove_round_trip() {
         "--base-url",
         "http://127.0.0.1:8080/v1",
     ])
-    .ok();
+    .ok()
+    .out_contains("added chat_completions:llama (marker)\n(local is an alias: the profile is listed, matched and receipted as chat_completions:");
 
     let file = env.read_json("auth-profiles.json");
     assert_schema("auth-profiles.schema.json", &file);
