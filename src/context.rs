@@ -70,10 +70,16 @@ impl Context {
     /// durable either way: a checkpoint that cannot be made now (the
     /// signing key unavailable) is tried again on the next receipt.
     pub fn record(&mut self, r: NewReceipt) -> crate::Result<Receipt> {
-        let receipt = self.audit()?.0.append(r)?;
-        if let Some((log, _)) = &self.audit {
-            let _ = crate::audit::checkpoint::auto(&self.home, &self.secrets, log, receipt.seq);
+        Ok(self.record_all(vec![r])?.remove(0))
+    }
+
+    /// Appends receipts in one transaction: durable together (adjacent in
+    /// the chain), or none is.
+    pub fn record_all(&mut self, rs: Vec<NewReceipt>) -> crate::Result<Vec<Receipt>> {
+        let receipts = self.audit()?.0.append_batch(rs)?;
+        if let (Some((log, _)), Some(last)) = (&self.audit, receipts.last()) {
+            let _ = crate::audit::checkpoint::auto(&self.home, &self.secrets, log, last.seq);
         }
-        Ok(receipt)
+        Ok(receipts)
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! CallSpec --resolve--> Resolved --authorize--> Authorized --start--> Started --finish--> receipt
-//!                       (a profile)  (policy, grants,   |      (durable receipt,
-//!                                     approval gate)    |       then material)
+//!                       (a profile)  (policy, grants,   |      (durable authorization
+//!                                     approval gate)    |       + call.started, then material)
 //!                                                       `--record--> authorization receipt (auth check)
 //! ```
 //!
@@ -320,16 +320,14 @@ impl Authorized {
     /// `auth check` ends here: an `authorization` receipt (status
     /// `allowed`), and no material.
     pub fn record(self, ctx: &mut Context) -> crate::Result<Receipt> {
-        let mut r = self.receipt(ReceiptKind::Authorization, Status::Allowed);
-        if let Some(a) = &self.approval {
-            r = r.detail("approval", a.id.as_str());
-        }
-        ctx.record(r)
+        ctx.record(self.authorization_receipt())
     }
 
-    /// One call: writes `call.started` durably (with `details`), then
-    /// reads the credential. Nothing leaves craik before the receipt is
-    /// in the log.
+    /// One call: writes its `authorization` and `call.started` durably
+    /// in one transaction (adjacent in the chain; `call.started` carries
+    /// `details`), then hands out the credential. Nothing leaves craik
+    /// before the receipts are in the log. Every capability thus leaves
+    /// the same decision receipt as `auth check` and a proxy's session.
     pub fn start(self, ctx: &mut Context, details: Map<String, Value>) -> crate::Result<Started> {
         let mut r = self.receipt(ReceiptKind::CallStarted, Status::Ok);
         r.details = details;
@@ -339,7 +337,17 @@ impl Authorized {
         if let Some(a) = &self.approval {
             r = r.detail("approval", a.id.as_str());
         }
-        self.begin(ctx, r)
+        let authorization = self.authorization_receipt();
+        self.begin(ctx, Some(authorization), r)
+    }
+
+    /// The `authorization` receipt of this request (status `allowed`).
+    fn authorization_receipt(&self) -> NewReceipt {
+        let mut r = self.receipt(ReceiptKind::Authorization, Status::Allowed);
+        if let Some(a) = &self.approval {
+            r = r.detail("approval", a.id.as_str());
+        }
+        r
     }
 
     /// A proxy's session with this profile: refuses what cannot be
@@ -358,13 +366,10 @@ impl Authorized {
             ));
         }
         super::base_url_of(&self.profile)?;
-        let mut r = self
-            .receipt(ReceiptKind::Authorization, Status::Allowed)
+        let r = self
+            .authorization_receipt()
             .detail("capability", self.capability.as_str());
-        if let Some(a) = &self.approval {
-            r = r.detail("approval", a.id.as_str());
-        }
-        self.begin(ctx, r)
+        self.begin(ctx, None, r)
     }
 
     /// Makes `start` durable, then (for all but marker profiles) reads the
@@ -373,7 +378,12 @@ impl Authorized {
     /// The material is read first, inside craik, so that the starting
     /// receipt can name the credential's identity hash; it leaves craik
     /// only through [`Started`], after that receipt is durable.
-    fn begin(self, ctx: &mut Context, start: NewReceipt) -> crate::Result<Started> {
+    fn begin(
+        self,
+        ctx: &mut Context,
+        authorization: Option<NewReceipt>,
+        start: NewReceipt,
+    ) -> crate::Result<Started> {
         let material = (self.profile.kind != Kind::Marker)
             .then(|| crate::credential::material(ctx, &self.profile));
         let identity_hash = match &material {
@@ -383,7 +393,15 @@ impl Authorized {
             ),
             _ => None,
         };
-        let receipt = ctx.record(start.identity(identity_hash.clone()))?;
+        let batch = authorization
+            .into_iter()
+            .chain([start])
+            .map(|r| r.identity(identity_hash.clone()))
+            .collect();
+        let receipt = ctx
+            .record_all(batch)?
+            .pop()
+            .expect("the starting receipt was appended");
         let mut started = Started {
             authorized: self,
             receipt,

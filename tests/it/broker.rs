@@ -428,6 +428,18 @@ fn exec_injects_env_and_returns_the_childs_status() {
             .unwrap()
             .starts_with("hmac-sha256:")
     );
+    // The decision has its own receipt, as auth check's and a proxy's:
+    // written with call.started, just before it, in the same run.
+    let auth = receipts(&env, "authorization");
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    assert_eq!(auth[0]["status"], "allowed");
+    assert_eq!(auth[0]["capability"], "exec");
+    assert_eq!(auth[0]["run_id"], started["run_id"]);
+    assert_eq!(auth[0]["auth_identity_hash"], started["auth_identity_hash"]);
+    assert_eq!(
+        auth[0]["seq"].as_i64().unwrap() + 1,
+        started["seq"].as_i64().unwrap()
+    );
     let list = env.run(&["receipts", "list"]);
     assert!(list.stdout.contains("VIA"), "{list:?}");
     assert!(

@@ -595,11 +595,16 @@ fn provider_anthropic_resolves_sources_in_order() {
     .unwrap();
     let deny = deny.display().to_string();
     let r = env.run(&[
-        "exec", "--provider", "anthropic", "--policy", &deny, "--", "true",
+        "exec",
+        "--provider",
+        "anthropic",
+        "--policy",
+        &deny,
+        "--",
+        "true",
     ]);
-    r.code(3).error_with_hint(
-        "craik policy explain --profile anthropic:env.ANTHROPIC_API_KEY",
-    );
+    r.code(3)
+        .error_with_hint("craik policy explain --profile anthropic:env.ANTHROPIC_API_KEY");
     let e = env.run(&[
         "policy",
         "explain",
@@ -610,7 +615,11 @@ fn provider_anthropic_resolves_sources_in_order() {
     ]);
     e.ok()
         .out_contains("anthropic:env.ANTHROPIC_API_KEY for no operator: DENIED");
-    assert!(e.stdout.contains("denied_credential_profiles"), "{}", e.stdout);
+    assert!(
+        e.stdout.contains("denied_credential_profiles"),
+        "{}",
+        e.stdout
+    );
     // Only craik's own sources are implicit: any other name is unknown.
     env.run(&["policy", "explain", "--profile", "anthropic:env.HOME"])
         .code(1)
