@@ -113,6 +113,34 @@ pub fn confirm(question: &str) -> Option<bool> {
     Some(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
+/// Opens `url` in the user's browser when one can be opened here: the
+/// command `$BROWSER` names, else `open` on macOS, else `xdg-open` in a
+/// graphical session. True when the command started. The URL is the
+/// command's one argument (no shell), and its output is discarded.
+pub fn open_browser(url: &str) -> bool {
+    let command = match std::env::var_os("BROWSER").filter(|b| !b.is_empty()) {
+        Some(b) => std::path::PathBuf::from(b),
+        None if cfg!(target_os = "macos") => "open".into(),
+        None => {
+            let graphical = std::env::var_os("DISPLAY").is_some()
+                || std::env::var_os("WAYLAND_DISPLAY").is_some();
+            let on_path = std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("xdg-open").is_file()));
+            if !(graphical && on_path) {
+                return false;
+            }
+            "xdg-open".into()
+        }
+    };
+    std::process::Command::new(command)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
 /// The candidate closest to a mistyped `word`, when one is close enough
 /// to be what was meant: at most one edit (a transposition counts as one)
 /// per four characters, and at least one.

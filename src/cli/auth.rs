@@ -146,7 +146,8 @@ pub enum AuthCommand {
         /// Which flow (default: the strongest the provider supports).
         #[arg(long, value_parser = super::choice(&Mode::ALL, Mode::as_str))]
         mode: Option<Mode>,
-        /// Capture an API key instead of a browser flow.
+        /// Capture an API key instead of a browser flow, and open no
+        /// browser (not even the provider's key page).
         #[arg(long)]
         no_browser: bool,
         /// The environment variable an api-key profile reads.
@@ -662,10 +663,21 @@ pub fn run(cmd: AuthCommand) -> craik::Result<i32> {
                 &req,
                 || {
                     if stdin {
-                        term::read_secret_stdin()
-                    } else {
-                        term::prompt_secret(&format!("{provider} API key: "))
+                        return term::read_secret_stdin();
                     }
+                    // Typing a key on a terminal: show where to create one.
+                    if let Some(page) = craik::credential::onboard::key_page(family)
+                        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+                    {
+                        if !no_browser && term::open_browser(page) {
+                            errln!(
+                                "opened {page} in your browser: create a key there and paste it here"
+                            );
+                        } else {
+                            errln!("create a key at {page} and paste it here");
+                        }
+                    }
+                    term::prompt_secret(&format!("{provider} API key: "))
                 },
                 |e| match e {
                     craik::operator::LoginEvent::Browser { url, opened } if json => {

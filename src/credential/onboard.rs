@@ -183,6 +183,17 @@ pub const OPENAI_ISSUER: &str = "https://auth.openai.com";
 /// Default OAuth client for `craik auth login openai`: the public client
 /// of OpenAI's Codex CLI (override with `--client-id`).
 pub const OPENAI_CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
+/// The page where the provider's console creates an API key (none for
+/// `local`, whose keys are the endpoint's own).
+pub fn key_page(family: Family) -> Option<&'static str> {
+    match family {
+        Family::OpenAi => Some("https://platform.openai.com/api-keys"),
+        Family::Anthropic => Some("https://console.anthropic.com/settings/keys"),
+        Family::Gemini => Some("https://aistudio.google.com/apikey"),
+        Family::ChatCompletions => None,
+    }
+}
+
 /// The marker profile that delegates to the Claude CLI.
 pub const CLAUDE_MARKER: &str = "anthropic:claude-cli";
 

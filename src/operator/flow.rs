@@ -393,23 +393,6 @@ pub fn device_login(
     issuer.tokens(resp, None)
 }
 
-/// Whether a browser can be opened here, and the command to do it.
-fn browser_command() -> Option<&'static str> {
-    if cfg!(target_os = "macos") {
-        return Some("open");
-    }
-    let graphical =
-        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    if !graphical {
-        return None;
-    }
-    let on_path = |c: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(c).is_file()))
-    };
-    ["xdg-open"].into_iter().find(|c| on_path(c))
-}
-
 /// How long the loopback listener waits for the browser.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -437,16 +420,7 @@ pub fn browser_login(
         .add_scopes(issuer.scopes())
         .set_pkce_challenge(challenge)
         .url();
-    let opened = browser_command()
-        .map(|cmd| {
-            std::process::Command::new(cmd)
-                .arg(url.as_str())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .is_ok()
-        })
-        .unwrap_or(false);
+    let opened = crate::term::open_browser(url.as_str());
     on_event(&LoginEvent::Browser {
         url: url.to_string(),
         opened,
