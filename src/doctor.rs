@@ -190,6 +190,17 @@ fn home_check(ctx: &Context) -> Check {
 pub fn run(ctx: &mut Context) -> Vec<Check> {
     let mut out = Vec::new();
     out.push(home_check(ctx));
+    if let Some(secs) = crate::secret::unlock::remaining(&ctx.home) {
+        out.push(check(
+            "secret store",
+            Level::Ok,
+            format!(
+                "unlocked (craik unlock) for about {} more; a child run without --sandbox could read its key",
+                crate::duration::short(std::time::Duration::from_secs(secs))
+            ),
+            Some("craik lock ends it now".into()),
+        ));
+    }
 
     // Profiles and what they reference.
     match ProfileStore::new(&ctx.home).load() {

@@ -53,7 +53,7 @@ pub fn parse(text: &str, max: Duration) -> Result<Duration, DurationError> {
 }
 
 /// `7d`, `2h`, `90s`: the largest whole unit.
-fn short(d: Duration) -> String {
+pub fn short(d: Duration) -> String {
     let s = d.as_secs();
     for (unit, n) in [("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)] {
         if s >= n && s.is_multiple_of(n) {

@@ -128,10 +128,14 @@ pub enum ReceiptKind {
     AgentStarted,
     /// The agent of an `agent.started` ended.
     AgentFinished,
+    /// `craik unlock`: the file store's key kept in the kernel keyring.
+    StoreUnlocked,
+    /// `craik lock`: that key dropped before its time.
+    StoreLocked,
 }
 
 impl ReceiptKind {
-    pub const ALL: [ReceiptKind; 18] = [
+    pub const ALL: [ReceiptKind; 20] = [
         ReceiptKind::ProfileAdded,
         ReceiptKind::ProfileRemoved,
         ReceiptKind::SecretMigrated,
@@ -150,6 +154,8 @@ impl ReceiptKind {
         ReceiptKind::CallFinished,
         ReceiptKind::AgentStarted,
         ReceiptKind::AgentFinished,
+        ReceiptKind::StoreUnlocked,
+        ReceiptKind::StoreLocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +178,8 @@ impl ReceiptKind {
             ReceiptKind::CallFinished => "call.finished",
             ReceiptKind::AgentStarted => "agent.started",
             ReceiptKind::AgentFinished => "agent.finished",
+            ReceiptKind::StoreUnlocked => "store_unlocked",
+            ReceiptKind::StoreLocked => "store_locked",
         }
     }
 }

@@ -67,6 +67,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Keep the encrypted-file store's key in the kernel keyring for a
+    /// while, so commands need no password (a sandboxed child cannot
+    /// reach it).
+    Unlock {
+        /// How long (default 15m, at most 1d): 30s, 15m, 2h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = unlock_for)]
+        duration: Option<std::time::Duration>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the key `craik unlock` kept, before its time.
+    Lock {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read-only checks of everything craik depends on; exit 1 if any fails.
     Doctor {
         /// Print the result as JSON.
@@ -215,6 +232,8 @@ pub fn run() -> i32 {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Login(args) => login::login(args),
         Command::Doctor { json } => doctor(json),
+        Command::Unlock { duration, json } => unlock(duration, json),
+        Command::Lock { json } => lock(json),
         Command::Exec(args) => broker::exec(args),
         Command::Agent(cmd) => agent::run(cmd),
         Command::Proxy(args) => broker::proxy(args),
@@ -242,6 +261,41 @@ pub(crate) fn context() -> craik::Result<craik::context::Context> {
     let mut ctx = craik::context::Context::open_default()?;
     ctx.set_notice(|n| errln!("craik: {n}"));
     Ok(ctx)
+}
+
+/// `--for`'s value: a bad one is a usage error (exit 2), with the hint.
+fn unlock_for(s: &str) -> Result<std::time::Duration, String> {
+    craik::duration::parse_nonzero(s, craik::secret::unlock::MAX_FOR)
+        .map_err(|e| format!("{e} (hint: {})", e.hint()))
+}
+
+fn unlock(duration: Option<std::time::Duration>, json: bool) -> craik::Result<i32> {
+    let mut ctx = context()?;
+    let ttl = duration.unwrap_or(craik::secret::unlock::DEFAULT_FOR);
+    let secs = craik::credential::manage::unlock(&mut ctx, ttl)?;
+    if json {
+        output::json(&serde_json::json!({ "unlocked": true, "for_seconds": secs }));
+    } else {
+        outln!(
+            "unlocked {} for {}: craik needs no password until then (craik lock ends it sooner)",
+            ctx.home.root().display(),
+            humantime::format_duration(ttl)
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn lock(json: bool) -> craik::Result<i32> {
+    let mut ctx = context()?;
+    let was = craik::credential::manage::lock(&mut ctx)?;
+    if json {
+        output::json(&serde_json::json!({ "locked": true, "was_unlocked": was }));
+    } else if was {
+        outln!("locked {}", ctx.home.root().display());
+    } else {
+        outln!("{} was not unlocked", ctx.home.root().display());
+    }
+    Ok(exit::OK)
 }
 
 fn doctor(json: bool) -> craik::Result<i32> {

@@ -560,3 +560,48 @@ pub fn storage_status(ctx: &Context) -> crate::Result<StorageStatus> {
         notes,
     })
 }
+
+/// `craik unlock`: keeps the file store's key in the kernel keyring for
+/// `ttl` ([`crate::secret::unlock`]), after the password opened the file;
+/// a `store_unlocked` receipt records it (with the duration). Returns the
+/// seconds granted.
+pub fn unlock(ctx: &mut Context, ttl: std::time::Duration) -> crate::Result<u64> {
+    use crate::secret::unlock::MAX_FOR;
+    if ttl.is_zero() || ttl > MAX_FOR {
+        return Err(Error::input(
+            "--for must be between 1s and 1d",
+            "unlock for a working session (15m, 2h) and run craik lock when done",
+        ));
+    }
+    crate::secret::FileStore::new(ctx.home.clone()).unlock(ttl)?;
+    let operator = crate::operator::current(ctx)?;
+    let r = NewReceipt::new(ReceiptKind::StoreUnlocked, Status::Ok)
+        .operator(operator)
+        .detail("for_seconds", ttl.as_secs());
+    if let Err(e) = ctx.record(r) {
+        // No receipt, no unlock: fail closed.
+        let _ = crate::secret::unlock::forget(&ctx.home);
+        return Err(e);
+    }
+    Ok(ttl.as_secs())
+}
+
+/// `craik lock`: drops the key `unlock` kept (a `store_locked` receipt
+/// first, while the store can still be opened). False when it was locked.
+pub fn lock(ctx: &mut Context) -> crate::Result<bool> {
+    if crate::secret::unlock::remaining(&ctx.home).is_none() {
+        return Ok(crate::secret::unlock::forget(&ctx.home).unwrap_or(false));
+    }
+    let operator = crate::operator::current(ctx).ok().flatten();
+    let r = NewReceipt::new(ReceiptKind::StoreLocked, Status::Ok).operator(operator);
+    // The key goes whether or not the receipt could be written.
+    let recorded = ctx.record(r);
+    let forgot = crate::secret::unlock::forget(&ctx.home).map_err(|why| {
+        crate::secret::SecretError::Unavailable {
+            backend: Backend::Keyutils,
+            why: format!("cannot drop the key from the kernel keyring: {why}"),
+        }
+    })?;
+    recorded?;
+    Ok(forgot)
+}

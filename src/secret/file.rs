@@ -201,8 +201,13 @@ impl FileStore {
         if nonce.len() != 24 || salt.len() < 16 {
             return Err(self.corrupt("bad nonce or salt length"));
         }
-        let pw = password(false)?;
-        let key = derive(&pw, &salt, header.m_cost, header.t_cost, header.p_cost)?;
+        let key = match self.unlocked_key(&salt, &header, &check) {
+            Some(k) => k,
+            None => {
+                let pw = password(false)?;
+                derive(&pw, &salt, header.m_cost, header.t_cost, header.p_cost)?
+            }
+        };
         if check_value(&key) != check {
             return Err(SecretError::WrongPassword {
                 path: self.home.path(SECRETS_FILE),
@@ -241,8 +246,14 @@ impl FileStore {
                 (s, M_COST, T_COST, P_COST)
             }
         };
-        let pw = password(old.is_none())?;
-        let key = derive(&pw, &salt, m, t, p)?;
+        let cached = old.and_then(|h| {
+            let check = B64.decode(&h.check).ok()?;
+            self.unlocked_key(&salt, h, &check)
+        });
+        let key = match cached {
+            Some(k) => k,
+            None => derive(&password(old.is_none())?, &salt, m, t, p)?,
+        };
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let header = Header {
@@ -285,6 +296,62 @@ impl FileStore {
             self.save(header.as_ref(), &plain)?;
         }
         Ok(changed)
+    }
+
+    /// The key `craik unlock` left in the kernel keyring, when it opens
+    /// this file (a stale or planted one does not, and is ignored); kept
+    /// in the process's cache like a derived key.
+    fn unlocked_key(&self, salt: &[u8], h: &Header, check: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+        let key = super::unlock::get(&self.home)?;
+        if check_value(&key) != check {
+            return None;
+        }
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache.derived = Some((salt.to_vec(), h.m_cost, h.t_cost, h.p_cost, key.clone()));
+        Some(key)
+    }
+
+    /// `craik unlock`: derives the key from the password (asked for even
+    /// when the store is unlocked already: unlocking again needs it
+    /// again), checks it opens the file, and keeps it in the kernel
+    /// keyring for `ttl`.
+    pub fn unlock(&self, ttl: std::time::Duration) -> Result<()> {
+        let Some(bytes) = self.home.read(SECRETS_FILE)? else {
+            return Err(SecretError::Unavailable {
+                backend: Backend::File,
+                why: format!(
+                    "there is no {} to unlock yet",
+                    self.home.path(SECRETS_FILE).display()
+                ),
+            });
+        };
+        let rest = bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| self.corrupt("not a craik secret store (bad magic line)"))?;
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        let header: Header =
+            serde_json::from_slice(line).map_err(|e| self.corrupt(format!("bad header: {e}")))?;
+        let salt = B64
+            .decode(&header.salt)
+            .map_err(|_| self.corrupt("bad salt"))?;
+        let key = derive(
+            &password(false)?,
+            &salt,
+            header.m_cost,
+            header.t_cost,
+            header.p_cost,
+        )?;
+        if B64.encode(check_value(&key)) != header.check {
+            return Err(SecretError::WrongPassword {
+                path: self.home.path(SECRETS_FILE),
+            });
+        }
+        // The whole file must open with it, not just the check.
+        self.load()?;
+        super::unlock::put(&self.home, &key, ttl).map_err(|why| SecretError::Unavailable {
+            backend: Backend::Keyutils,
+            why: format!("cannot keep the key in the kernel keyring: {why}"),
+        })
     }
 
     /// Number of secrets held (opens the file, so a wrong password shows).

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod reference;
 pub mod seal;
 mod select;
+pub mod unlock;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -673,6 +673,9 @@ test -n "$SSH_AUTH_SOCK$DBUS_SESSION_BUS_ADDRESS" && echo REACHED socket variabl
 for c in /proc/[0-9]*/comm; do [ "$(cat $c 2>/dev/null)" = craik ] && echo REACHED a craik process; done
 keyctl search @s user craik-canary >/dev/null 2>&1 && echo REACHED session keyring
 keyctl search @u user craik-canary-u >/dev/null 2>&1 && echo REACHED user keyring
+for id in $(grep craik:unlock /proc/keys | cut -d' ' -f1); do keyctl pipe $((0x$id)) >/dev/null 2>&1 && echo REACHED the unlocked store key; done
+keyctl link @us @s >/dev/null 2>&1; keyctl link @u @s >/dev/null 2>&1
+for d in $(grep -o 'craik:unlock:[0-9a-f]*' /proc/keys); do keyctl search @s user $d >/dev/null 2>&1 && echo REACHED the unlocked store key by name; done
 touch /usr/craik-probe 2>/dev/null && echo REACHED a system directory
 echo made > made-here
 curl -s -o /dev/null -w 'proxy:%{{http_code}}\n' -H "Authorization: Bearer $OPENAI_API_KEY" "$OPENAI_BASE_URL/models"
@@ -681,9 +684,12 @@ echo probe done
         bus = bus.display(),
         agent = agent.display(),
     );
-    // craik itself runs in a session keyring holding keys of the user's.
+    // craik itself runs in a session keyring holding keys of the user's,
+    // and the store unlocked (craik unlock) in it. Outside the sandbox,
+    // the same reader gets the unlocked key (the control: the probe
+    // works, and docs/security.md says an unsandboxed child can).
     let script = format!(
-        "keyctl add user craik-canary '{key}' @s >/dev/null && keyctl add user craik-canary-u '{key}' @u >/dev/null && '{bin}' exec --profile openai:box --via-proxy --sandbox -- sh -c \"$PROBE\"; rc=$?; keyctl unlink %user:craik-canary-u @u >/dev/null 2>&1; exit $rc",
+        "keyctl add user craik-canary '{key}' @s >/dev/null && keyctl add user craik-canary-u '{key}' @u >/dev/null && '{bin}' unlock --for 5m >/dev/null && '{bin}' exec --profile openai:box --via-proxy --sandbox -- sh -c \"$PROBE\"; rc=$?; for id in $(keyctl rdescribe @s >/dev/null && grep craik:unlock /proc/keys | cut -d' ' -f1); do keyctl pipe $((0x$id)) >/dev/null 2>&1 && echo CONTROL read the unlocked key outside; done; '{bin}' lock >/dev/null; keyctl unlink %user:craik-canary-u @u >/dev/null 2>&1; exit $rc",
         bin = craik_bin()
     );
     let mut c = std::process::Command::new("keyctl");
@@ -696,6 +702,10 @@ echo probe done
     let r = crate::common::to_run(c.output().unwrap());
     assert!(r.stdout.contains("probe done"), "{r:?}");
     assert!(!r.stdout.contains("REACHED"), "{r:?}");
+    assert!(
+        r.stdout.contains("CONTROL read the unlocked key outside"),
+        "{r:?}"
+    );
     assert!(!r.stdout.contains(&key), "{r:?}");
     // It could work: its directory, and the provider through the proxy.
     assert!(r.stdout.contains("proxy:200"), "{r:?}");

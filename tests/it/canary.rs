@@ -159,8 +159,10 @@ fn canary_never_leaks() {
         None,
     );
     go(&["exec", "--profile", "gemini:default", "--", "true"], None);
+    go(&["unlock", "--for", "1m"], None);
     go(&["doctor"], None);
     go(&["doctor", "--json"], None);
+    go(&["lock"], None);
     go(&["auth", "pool", "status", "--json"], None);
     go(&["auth", "remove", "openai:kr"], None);
     go(&["auth", "logout", "openai", "--yes"], None);

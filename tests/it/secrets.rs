@@ -302,3 +302,81 @@ fn migrate_from_env() {
         .json();
     assert_eq!(receipts["receipts"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn unlock_keeps_the_key_for_a_while_and_lock_drops_it() {
+    require_tool("keyctl", "apt-get install keyutils");
+    let mut env = Env::new();
+    keyring_ref(&env, "openai:u", "unlock-secret").ok();
+    let password = env.vars["CRAIK_KEYRING_PASSWORD"].clone();
+    let exec = [
+        "exec",
+        "--profile",
+        "openai:u",
+        "--",
+        "sh",
+        "-c",
+        "test \"$OPENAI_API_KEY\" = unlock-secret",
+    ];
+    // Nothing to unlock with, or the wrong password: exit 1, still locked.
+    env.unset("CRAIK_KEYRING_PASSWORD");
+    env.run(&exec)
+        .code(1)
+        .error_with_hint("CRAIK_KEYRING_PASSWORD");
+    env.run(&["unlock"])
+        .code(1)
+        .error_with_hint("CRAIK_KEYRING_PASSWORD");
+    env.set("CRAIK_KEYRING_PASSWORD", "not the password");
+    env.run(&["unlock"])
+        .code(1)
+        .error_with_hint("wrong password");
+    env.unset("CRAIK_KEYRING_PASSWORD");
+    env.run(&exec).code(1);
+    // Unlocked: commands need no password, and a receipt says so.
+    env.set("CRAIK_KEYRING_PASSWORD", &password);
+    let r = env.run(&["unlock", "--for", "10m", "--json"]);
+    r.ok();
+    assert_eq!(r.json()["for_seconds"], 600);
+    env.unset("CRAIK_KEYRING_PASSWORD");
+    env.run(&exec).ok();
+    let unlocked = crate::common::receipts(&env, "store_unlocked");
+    assert_eq!(unlocked.len(), 1, "{unlocked:?}");
+    assert_eq!(unlocked[0]["details"]["for_seconds"], 600);
+    let d = env.run(&["doctor"]);
+    assert!(
+        d.stdout.contains("secret store: unlocked (craik unlock)"),
+        "{d:?}"
+    );
+    // The kernel holds the derived key, never the password.
+    let keys = std::fs::read_to_string("/proc/keys").unwrap();
+    assert!(!keys.contains(&password));
+    // lock ends it at once, with a receipt.
+    env.run(&["lock"]).ok().out_contains("locked");
+    env.run(&exec)
+        .code(1)
+        .error_with_hint("CRAIK_KEYRING_PASSWORD");
+    env.run(&["lock"]).ok().out_contains("was not unlocked");
+    env.set("CRAIK_KEYRING_PASSWORD", &password);
+    assert_eq!(crate::common::receipts(&env, "store_locked").len(), 1);
+    // The kernel drops the key when its time is up.
+    env.run(&["unlock", "--for", "1s"]).ok();
+    env.unset("CRAIK_KEYRING_PASSWORD");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    env.run(&exec)
+        .code(1)
+        .error_with_hint("CRAIK_KEYRING_PASSWORD");
+    // --for is bounded: a usage error.
+    env.run(&["unlock", "--for", "2d"])
+        .code(2)
+        .error_with_hint("use at most 1d");
+    // Another home is not unlocked by this one's key.
+    env.set("CRAIK_KEYRING_PASSWORD", &password);
+    env.run(&["unlock"]).ok();
+    let mut other = Env::new();
+    keyring_ref(&other, "openai:o", "other-secret").ok();
+    other.unset("CRAIK_KEYRING_PASSWORD");
+    other
+        .run(&["exec", "--profile", "openai:o", "--", "true"])
+        .code(1);
+    env.run(&["lock"]).ok();
+}
