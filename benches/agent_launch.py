@@ -23,7 +23,9 @@ opening the secret store: with the file backend that is one argon2id key
 derivation) as the reference for what any craik command costs.
 
 Knobs (environment): ROUNDS=15, AGENTS=claude,codex,gemini, CRAIK=path,
-BACKEND=file|keyutils (keyutils: run the script under `keyctl session -`),
+BACKEND=file|file-unlocked|keyutils (keyutils: run the script under
+`keyctl session -`; file-unlocked: the file store after `craik unlock`, the
+timed commands without CRAIK_KEYRING_PASSWORD),
 BENCH_DIR (parent of the temporary directory; use a real disk: on tmpfs
 fsync costs nothing).
 """
@@ -192,9 +194,10 @@ def main():
     base_env = {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "NO_COLOR": "1",
                 "LANG": os.environ.get("LANG", "C.UTF-8")}
     backend = os.environ.get("BACKEND", "file")
+    unlocked = backend == "file-unlocked"
     env = dict(base_env, HOME=top, CRAIK_HOME=os.path.join(top, "craik"),
-               CRAIK_KEYRING_BACKEND=backend)
-    if backend == "file":
+               CRAIK_KEYRING_BACKEND="file" if unlocked else backend)
+    if backend.startswith("file"):
         env["CRAIK_KEYRING_PASSWORD"] = "bench"
     work = os.path.join(top, "work")
     os.makedirs(work)
@@ -206,6 +209,10 @@ def main():
             subprocess.run([craik, "auth", "add", pid, "--kind=keyring-ref", "--stdin",
                             "--base-url", url + base_path, "--allow-local-base-url"],
                            input=key.encode(), env=env, check=True, stdout=subprocess.DEVNULL)
+            if unlocked:
+                subprocess.run([craik, "unlock", "--for", "1h"], env=env, check=True,
+                               stdout=subprocess.DEVNULL)
+                env.pop("CRAIK_KEYRING_PASSWORD", None)
             via = [craik, "agent", "run", agent, "--profile", pid, "--", *args]
             direct, brokered, status = [], [], []
             for i in range(ROUNDS + 1):
@@ -224,6 +231,8 @@ def main():
                     brokered.append(c)
                     status.append(st)
             ms = lambda x: x * 1000
+            if unlocked:
+                env["CRAIK_KEYRING_PASSWORD"] = "bench"
             rows.append((agent, ms(statistics.median(direct)), ms(pct(direct, 0.9)),
                          ms(statistics.median(brokered)), ms(pct(brokered, 0.9)),
                          ms(statistics.median(status))))
@@ -238,6 +247,8 @@ def main():
         v = subprocess.run([craik, "receipts", "verify"], env=env, capture_output=True)
         print(f"\nreceipts verify: {v.stdout.decode().strip() or v.stderr.decode().strip()}")
     finally:
+        if unlocked:
+            subprocess.run([craik, "lock"], env=env, stdout=subprocess.DEVNULL)
         srv.shutdown()
         shutil.rmtree(top, ignore_errors=True)
 

@@ -91,6 +91,11 @@ pub fn auto(home: &Home, secrets: &Secrets, log: &AuditLog, seq: i64) -> Result<
         .ok()
         .and_then(|b| serde_json::from_slice::<CheckpointFile>(&b).ok());
     let due = match &last {
+        // Gone although this home has signed before, and the log is not
+        // a new one: evidence, not something to paper over with a
+        // checkpoint of whatever the log says now (`verify` fails until
+        // the user puts one back).
+        None if seq > 1 && signed_before(home) => false,
         None => true,
         Some(cp) => {
             let old = std::fs::metadata(&path)
@@ -114,36 +119,76 @@ pub fn auto(home: &Home, secrets: &Secrets, log: &AuditLog, seq: i64) -> Result<
     Ok(true)
 }
 
+/// Whether this home has made a checkpoint before: its public key file,
+/// or its signing key in `secret-index.json`. (Not the key in the store:
+/// in the OS keyrings craik's own keys are per user, shared by homes.)
+/// An agent that deletes the checkpoint, the public key and the index
+/// entry makes craik start afresh; an exported checkpoint is the defence
+/// against that (docs/security.md).
+fn signed_before(home: &Home) -> bool {
+    home.path(PUBLIC_KEY_FILE).exists()
+        || crate::secret::SecretIndex::load(home)
+            .map(|idx| idx.secrets.values().any(|e| e.purpose == SIGNING_PURPOSE))
+            .unwrap_or(true)
+}
+
+/// What [`load_auto`] found beside the log.
+#[derive(Debug, Default)]
+pub struct AutoCheckpoint {
+    pub checkpoint: Option<Checkpoint>,
+    pub warnings: Vec<String>,
+    /// Gone although this home has signed before: `verify` fails with
+    /// this once the chain itself has been checked.
+    pub missing: Option<AuditError>,
+}
+
 /// The automatic checkpoint beside the log, for `verify`, and warnings.
 /// One signed by another key than `trusted` is an error, unless
 /// `key_given` (a checkpoint from elsewhere is being checked with
 /// `--public-key`): then it is left out with a warning. A missing one
-/// while this home has a signing key is a warning: it may have been removed
-/// to hide a rewrite.
+/// while this home has signed before is an error (it may have been
+/// removed to hide a rewrite), unless `others_given` (checkpoints kept
+/// elsewhere are being checked).
 pub fn load_auto(
     home: &Home,
     trusted: Option<&str>,
     key_given: bool,
-) -> Result<(Option<Checkpoint>, Vec<String>)> {
+    others_given: bool,
+) -> Result<AutoCheckpoint> {
     let path = home.path(AUTO_FILE);
     if !path.exists() {
-        let warn = home.path(PUBLIC_KEY_FILE).exists().then(|| {
-            format!(
-                "there is no automatic checkpoint ({}) although this home signs checkpoints: if it was removed, a rewrite of the log before its last checkpoint would not show",
-                path.display()
-            )
+        if signed_before(home) && !others_given {
+            return Ok(AutoCheckpoint {
+                missing: Some(AuditError::CheckpointMissing { path }),
+                ..AutoCheckpoint::default()
+            });
+        }
+        let warnings = others_given
+            .then(|| {
+                format!(
+                    "there is no automatic checkpoint ({}); only the checkpoints given were checked",
+                    path.display()
+                )
+            })
+            .into_iter()
+            .collect();
+        return Ok(AutoCheckpoint {
+            warnings,
+            ..AutoCheckpoint::default()
         });
-        return Ok((None, warn.into_iter().collect()));
     }
     match load(&path, trusted) {
-        Ok(cp) => Ok((Some(cp), vec![])),
-        Err(e) if key_given => Ok((
-            None,
-            vec![format!(
+        Ok(cp) => Ok(AutoCheckpoint {
+            checkpoint: Some(cp),
+            ..AutoCheckpoint::default()
+        }),
+        Err(e) if key_given => Ok(AutoCheckpoint {
+            warnings: vec![format!(
                 "the automatic checkpoint {} was not checked: {e}",
                 path.display()
             )],
-        )),
+            ..AutoCheckpoint::default()
+        }),
         Err(e) => Err(e),
     }
 }

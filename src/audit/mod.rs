@@ -73,6 +73,11 @@ pub enum AuditError {
     /// `receipts checkpoint` cannot write one.
     #[error("cannot checkpoint {path}: {why}")]
     CannotCheckpoint { path: PathBuf, why: String },
+    /// The automatic checkpoint is gone although this home signs them.
+    #[error(
+        "{path} is missing although this home has a checkpoint signing key: a rewrite of the log before it would not show"
+    )]
+    CheckpointMissing { path: PathBuf },
     #[error("cannot read the audit log: {0}")]
     Query(String),
     #[error("{0}")]
@@ -128,6 +133,10 @@ impl AuditError {
             AuditError::Checkpoint { .. } => {
                 "pass a checkpoint file written by craik receipts checkpoint".into()
             }
+            AuditError::CheckpointMissing { path } => format!(
+                "verify against a checkpoint kept elsewhere (--checkpoint FILE --public-key KEY); once the log is known good, put a new one back with: craik receipts checkpoint --out {}",
+                path.display()
+            ),
             AuditError::CannotCheckpoint { .. } => {
                 "checkpoint a log that holds receipts and verifies (craik receipts verify), from a home that can be written".into()
             }

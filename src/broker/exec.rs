@@ -49,20 +49,36 @@ pub trait Launch {
 }
 
 /// Runs the child; returns its exit code (128 + signal when killed).
-async fn run_child(mut cmd: tokio::process::Command) -> std::io::Result<(i32, Option<i32>)> {
+/// SIGTERM, SIGINT, SIGHUP and SIGQUIT to craik go to the child; under
+/// `--sandbox`, to the command bubblewrap runs (which bubblewrap itself
+/// would not pass on).
+async fn run_child(
+    mut cmd: tokio::process::Command,
+    sandboxed: bool,
+) -> std::io::Result<(i32, Option<i32>)> {
     use std::os::unix::process::ExitStatusExt;
     use tokio::signal::unix::{SignalKind, signal};
-    let mut child = cmd.spawn()?;
-    let pid = child
-        .id()
-        .and_then(|p| rustix::process::Pid::from_raw(p as i32));
+    // Caught before the child exists, so none is lost in between.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut quit = signal(SignalKind::quit())?;
+    let mut child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32));
     let forward = |sig: rustix::process::Signal| {
-        if let Some(pid) = pid {
+        let Some(pid) = pid else { return };
+        let inside = if sandboxed {
+            super::sandbox::command_pids(pid)
+        } else {
+            vec![]
+        };
+        if inside.is_empty() {
             let _ = rustix::process::kill_process(pid, sig);
+        }
+        for p in inside {
+            let _ = rustix::process::kill_process(p, sig);
         }
     };
     let status = loop {
@@ -162,6 +178,7 @@ fn prepare_child(
             let recheck = super::pipeline::Recheck::new(ctx, &spec.call, call);
             let upstream = Upstream::new(call.clone(), recheck)?;
             let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
+            super::auto_checkpoints(ctx, &committer);
             let state = Arc::new(ProxyState::new(
                 proxy::new_token(),
                 family,
@@ -217,7 +234,7 @@ pub fn run_without_credential(
     cmd.envs(super::child::ChildEnv::for_home(ctx)?.inherited());
     launch.configure(&mut cmd, None)?;
     let rt = proxy::runtime(Some(1))?;
-    rt.block_on(run_child(cmd))
+    rt.block_on(run_child(cmd, sandbox))
         .map(|(code, _)| code)
         .map_err(|e| Error::Spawn {
             command: argv[0].clone(),
@@ -253,7 +270,7 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
         Err(e) => return Err(call.abandon(ctx, e)),
     };
     let t0 = Instant::now();
-    let result = rt.block_on(run_child(cmd));
+    let result = rt.block_on(run_child(cmd, spec.sandbox));
     if let Some((tx, server)) = proxy_handle {
         let _ = tx.send(());
         let _ = rt.block_on(server);

@@ -81,3 +81,34 @@ pub fn start_proxy(ctx: &mut Context, spec: &CallSpec) -> crate::Result<ProxySes
         operator,
     })
 }
+
+/// Makes the automatic signed checkpoint from a long-lived committer (a
+/// proxy's, or `exec --via-proxy`'s) when one is due, as
+/// [`crate::context::Context::record`] does for single receipts: after
+/// each round of commits (at most every 50 ms, off the writer) it asks
+/// [`crate::audit::checkpoint::auto`], which decides (1,000 receipts
+/// since the last, or an hour) from the small checkpoint file. One that
+/// cannot be made now is tried again later; receipts are durable either
+/// way.
+pub(crate) fn auto_checkpoints(
+    ctx: &crate::context::Context,
+    committer: &crate::audit::group::GroupCommitter,
+) {
+    let home = ctx.home.clone();
+    let state = std::sync::Mutex::new((
+        crate::secret::Secrets::new(&home),
+        None::<crate::audit::AuditLog>,
+    ));
+    committer.after_commits(move |seq| {
+        let Ok(mut guard) = state.try_lock() else {
+            return;
+        };
+        let (secrets, log) = &mut *guard;
+        if log.is_none() {
+            *log = crate::audit::AuditLog::open_for_reading(&home, |_| {}).ok();
+        }
+        if let Some(log) = log {
+            let _ = crate::audit::checkpoint::auto(&home, secrets, log, seq);
+        }
+    });
+}

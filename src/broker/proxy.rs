@@ -1209,6 +1209,7 @@ impl Proxy {
         let sessions = super::start_proxy(ctx, spec)?;
         let family = crate::provider::info(sessions.upstreams[0].profile().provider_family);
         let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
+        super::auto_checkpoints(ctx, &committer);
         let state = Arc::new(ProxyState::new(
             new_token(),
             family,

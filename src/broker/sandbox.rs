@@ -136,3 +136,24 @@ pub fn command(
     cmd.args(args);
     Ok(cmd)
 }
+
+/// The host pids of the command bubblewrap `bwrap` runs: its
+/// grandchildren (bubblewrap's own init in the PID namespace is its
+/// child), read from `/proc/<pid>/task/<pid>/children`. Empty when they
+/// cannot be found (not started yet, or a kernel without that file).
+pub(super) fn command_pids(bwrap: rustix::process::Pid) -> Vec<rustix::process::Pid> {
+    let children = |pid: i32| -> Vec<i32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .map(|s| {
+                s.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    children(bwrap.as_raw_nonzero().get())
+        .into_iter()
+        .flat_map(children)
+        .filter_map(rustix::process::Pid::from_raw)
+        .collect()
+}

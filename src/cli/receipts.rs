@@ -412,11 +412,20 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
                 .iter()
                 .map(|f| checkpoint::load(f, trusted.as_deref()))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (auto, auto_warnings) =
-                checkpoint::load_auto(&ctx.home, trusted.as_deref(), key_given)?;
-            cps.extend(auto);
-            let mut report = open_log(&ctx)?.verify(&cps)?;
-            report.warnings.extend(auto_warnings);
+            let log = open_log(&ctx)?;
+            let auto =
+                checkpoint::load_auto(&ctx.home, trusted.as_deref(), key_given, !files.is_empty())?;
+            cps.extend(auto.checkpoint);
+            let mut report = log.verify(&cps)?;
+            report.warnings.extend(auto.warnings);
+            // The chain's own damage first; a chain that verifies is still
+            // not vouched for when its checkpoint was removed.
+            if let Some(missing) = auto.missing {
+                if report.damage.is_none() {
+                    return Err(missing.into());
+                }
+                report.warnings.push(missing.to_string());
+            }
             if trusted.is_none() {
                 for cp in &cps {
                     report.warnings.push(format!(

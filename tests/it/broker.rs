@@ -746,25 +746,7 @@ fn exec_forwards_signals_and_proxy_limits() {
     let env = Env::new();
     add_key(&env, "openai:k", "sk-1", &up.url());
     // SIGTERM to craik reaches the child, whose status craik returns.
-    let flag = env.dir.path().join("got-term");
-    let script = format!(
-        "trap 'echo term > {}; exit 7' TERM; while true; do sleep 0.1; done",
-        flag.display()
-    );
-    let mut c = env.command(&["exec", "--profile", "openai:k", "--", "sh", "-c", &script]);
-    c.stdout(Stdio::null()).stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(flag.exists(), "the child got SIGTERM");
+    sigterm_reaches_the_child(&env, &[]);
     assert_eq!(
         receipts(&env, "call.finished")[0]["details"]["exit_code"],
         7
@@ -1408,4 +1390,88 @@ fn a_running_proxy_stops_when_its_approval_expires() {
     assert_eq!(v["error"]["type"], "craik_approval_required");
     assert_eq!(up.seen().len(), seen);
     proxy.stop().ok();
+}
+
+#[test]
+fn a_running_proxy_makes_the_automatic_checkpoint() {
+    let up = Upstream::start(Behavior::Normal);
+    let env = Env::new();
+    add_key(&env, "openai:k", "sk-cp", &up.url());
+    let p = Proxy::start(&env, &["--profile", "openai:k"]);
+    let seq = || -> i64 {
+        let cp: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.file("audit-checkpoint.json")).unwrap())
+                .unwrap();
+        cp["seq"].as_i64().unwrap()
+    };
+    // The first receipts (the profile, the proxy's authorization) made one.
+    let first = seq();
+    assert!(first <= 2, "{first}");
+    // 1,000 receipts later (two per call) the proxy makes the next one
+    // itself, without any other craik command running.
+    let c = client();
+    for _ in 0..505 {
+        let r = c
+            .get(format!("{}/models", p.url))
+            .header("authorization", format!("Bearer {}", p.token))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seq() < first + 1_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seq() >= first + 1_000, "checkpoint at seq {}", seq());
+    p.stop().ok();
+    env.run(&["receipts", "verify"]).ok();
+}
+
+/// Runs a child that traps SIGTERM (exit 7) through `craik exec
+/// [extra]`, sends craik SIGTERM once the child is ready, and checks the
+/// child got it and its status came back.
+fn sigterm_reaches_the_child(env: &Env, extra: &[&str]) {
+    let work = tempfile::tempdir_in(env.dir.path()).unwrap();
+    let script =
+        "trap 'echo term > got-term; exit 7' TERM; echo > ready; while true; do sleep 0.1; done";
+    let mut args = vec!["exec", "--profile", "openai:k"];
+    args.extend_from_slice(extra);
+    args.extend(["--", "sh", "-c", script]);
+    let mut c = env.command(&args);
+    c.current_dir(work.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !work.path().join("ready").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        work.path().join("ready").exists(),
+        "the child never started"
+    );
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        work.path().join("got-term").exists(),
+        "the child got SIGTERM"
+    );
+}
+
+#[test]
+fn a_sandboxed_child_gets_the_signals_craik_gets() {
+    crate::common::require_tool("bwrap", "apt-get install bubblewrap");
+    crate::common::require_tool("keyctl", "apt-get install keyutils");
+    let up = Upstream::start(Behavior::Normal);
+    let env = Env::new();
+    add_key(&env, "openai:k", "sk-1", &up.url());
+    sigterm_reaches_the_child(&env, &["--sandbox"]);
+    sigterm_reaches_the_child(&env, &["--sandbox", "--via-proxy"]);
 }

@@ -218,7 +218,14 @@ struct Shared {
     /// rest (see the module's documentation).
     checkpointed: AtomicBool,
     epoch: Instant,
+    /// The seq of the last receipt committed.
+    last_seq: std::sync::atomic::AtomicI64,
+    /// Called by the checkpointer after a round that saw commits, with the
+    /// last seq ([`GroupCommitter::after_commits`]).
+    after_commits: OnceLock<AfterCommits>,
 }
+
+type AfterCommits = Box<dyn Fn(i64) + Send + Sync>;
 
 impl Shared {
     fn error(&self, why: impl Into<String>) -> AuditError {
@@ -283,6 +290,8 @@ impl GroupCommitter {
             outstanding: AtomicUsize::new(0),
             checkpointed: AtomicBool::new(false),
             epoch: Instant::now(),
+            last_seq: std::sync::atomic::AtomicI64::new(0),
+            after_commits: OnceLock::new(),
         });
         log.conn
             .execute_batch(&format!(
@@ -315,6 +324,15 @@ impl GroupCommitter {
                 .map_err(|e| cannot_start(&shared, &e))?;
         }
         Ok(GroupCommitter { tx, shared })
+    }
+
+    /// Runs `f` with the last committed seq, off the writer, after each
+    /// round of the checkpointer (every 50 ms) that saw commits: for the
+    /// automatic signed checkpoint ([`crate::audit::checkpoint::auto`]),
+    /// which the store cannot make itself. Set once; later calls are
+    /// ignored.
+    pub fn after_commits(&self, f: impl Fn(i64) + Send + Sync + 'static) {
+        let _ = self.shared.after_commits.set(Box::new(f));
     }
 
     fn enqueue(&self, r: NewReceipt, mode: Mode, reply: Reply) {
@@ -476,6 +494,9 @@ fn writer(
         shared.committing.store(false, Ordering::SeqCst);
         match appended {
             Ok(done) => {
+                if let Some(last) = done.last() {
+                    shared.last_seq.store(last.seq, Ordering::SeqCst);
+                }
                 shared.commits.fetch_add(1, Ordering::Relaxed);
                 let committed: Committed = replies
                     .into_iter()
@@ -716,6 +737,11 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
             if checkpointed {
                 shared.checkpointed.store(true, Ordering::SeqCst);
             }
+        }
+        if commits > 0
+            && let Some(f) = shared.after_commits.get()
+        {
+            f(shared.last_seq.load(Ordering::SeqCst));
         }
         if stopping {
             return;
