@@ -5,6 +5,7 @@ use crate::exit;
 /// A craik error. Each variant is typed; [`Error::hint`] says what to do and
 /// [`Error::exit_code`] maps it to the documented exit codes.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
     Agent(#[from] crate::agent::AgentError),
@@ -61,6 +62,18 @@ pub enum Error {
     /// Invalid input given on the command line or standard input.
     #[error("{message}")]
     Input { message: String, hint: String },
+    /// Something that should not fail did (the runtime, a socket's own
+    /// address, the HTTP client's setup): `what` craik was doing, and the
+    /// cause as its source.
+    #[error("{what}")]
+    Internal {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A state the code rules out was reached (a bug in craik).
+    #[error("{0}")]
+    Bug(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -71,6 +84,32 @@ impl Error {
             message: message.into(),
             hint: hint.into(),
         }
+    }
+
+    /// An internal failure while doing `what`, caused by `source`.
+    pub fn internal(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The message with its causes, each once: `what: cause: cause`.
+    pub fn chain(&self) -> String {
+        let mut msg = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let t = c.to_string();
+            if !msg.contains(&t) {
+                msg.push_str(": ");
+                msg.push_str(&t);
+            }
+            cause = c.source();
+        }
+        msg
     }
 
     /// What the user can do about it.
@@ -87,6 +126,10 @@ impl Error {
             Error::Audit(e) => e.hint(),
             Error::Operator(e) => e.hint(),
             Error::Input { hint, .. } => Some(hint.clone()),
+            Error::Internal { .. } | Error::Bug(_) => Some(
+                "this is not something you did: run it again, and if it persists report it with this error line"
+                    .into(),
+            ),
             Error::Spawn { code, .. } => Some(if *code == 127 {
                 "check the command name and PATH".into()
             } else {
@@ -135,5 +178,25 @@ impl Error {
             Error::Source(_) | Error::SecretRef(_) | Error::Pool(_) => exit::CREDENTIAL_UNAVAILABLE,
             _ => exit::ERROR,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_failure_prints_its_cause_once() {
+        let e = Error::internal(
+            "cannot start the async runtime",
+            std::io::Error::other("no threads left"),
+        );
+        assert_eq!(e.chain(), "cannot start the async runtime: no threads left");
+        assert!(e.hint().unwrap().contains("report it"));
+        assert_eq!(e.exit_code(), exit::ERROR);
+        // A transparent wrapper whose text already holds its cause adds
+        // nothing.
+        let e = Error::from(crate::duration::DurationError::Zero { text: "0s".into() });
+        assert_eq!(e.chain(), e.to_string());
     }
 }

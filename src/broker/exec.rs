@@ -160,9 +160,8 @@ fn prepare_child(
             ));
         }
         (_, false) if spec.launch.is_some() => {
-            return Err(Error::input(
-                "an agent runs only through craik's proxy",
-                "report this",
+            return Err(Error::Bug(
+                "an agent runs only through craik's proxy".into(),
             ));
         }
         (None, false) => {}
@@ -196,7 +195,7 @@ fn prepare_child(
                 })?;
             let addr = listener
                 .local_addr()
-                .map_err(|e| Error::input(e.to_string(), "report this"))?;
+                .map_err(|e| Error::internal("cannot read the proxy's own address", e))?;
             for (k, v) in state.client_env(addr) {
                 cmd.env(k, v);
             }

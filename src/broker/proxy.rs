@@ -168,9 +168,7 @@ impl ProxyState {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| {
-                crate::Error::input(format!("cannot build the HTTP client: {e}"), "report this")
-            })?;
+            .map_err(|e| crate::Error::internal("cannot build the HTTP client", e))?;
         Ok(ProxyState {
             token,
             family,
@@ -1232,10 +1230,7 @@ impl Proxy {
                 )
             })?;
         let addr = listener.local_addr().map_err(|e| {
-            crate::Error::input(
-                format!("cannot read the address the proxy listens on: {e}"),
-                "report this",
-            )
+            crate::Error::internal("cannot read the address the proxy listens on", e)
         })?;
         Ok(Proxy {
             rt,
@@ -1277,12 +1272,9 @@ pub(super) fn runtime(workers: Option<usize>) -> crate::Result<tokio::runtime::R
     if let Some(n) = workers {
         b.worker_threads(n);
     }
-    b.enable_all().build().map_err(|e| {
-        crate::Error::input(
-            format!("cannot start the async runtime: {e}"),
-            "report this",
-        )
-    })
+    b.enable_all()
+        .build()
+        .map_err(|e| crate::Error::internal("cannot start the async runtime", e))
 }
 
 #[cfg(test)]

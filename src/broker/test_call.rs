@@ -52,7 +52,7 @@ pub fn test(ctx: &mut Context, spec: &CallSpec) -> crate::Result<TestResult> {
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| Error::input(format!("cannot build the HTTP client: {e}"), "report this"))?;
+        .map_err(|e| Error::internal("cannot build the HTTP client", e))?;
     let mut req = client.get(&url);
     for (k, v) in family.auth_headers(credential, |_| None) {
         req = req.header(k, v);

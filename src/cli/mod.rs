@@ -326,7 +326,7 @@ fn doctor(json: bool) -> craik::Result<i32> {
 /// Prints an error as `error: ...` and `hint: ...`; returns its exit code.
 pub fn report(e: &Error) -> i32 {
     // One line: flatten any newlines from nested sources.
-    let msg = e.to_string().replace('\n', " ");
+    let msg = e.chain().replace('\n', " ");
     errln!("error: {msg}");
     if let Some(h) = e.hint() {
         errln!("hint: {h}");
