@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Map, Value};
-use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::approval::{self, check_run_id};
@@ -29,6 +28,7 @@ use crate::context::Context;
 use crate::policy::{self, Evaluation, Policy};
 use crate::pool::{Outcome, PoolStore};
 use crate::profile::{Kind, Profile, ProfileError, ProfileId, ProfileStore};
+use crate::secret::ExposeSecret as _;
 
 /// The conditions about who the operator is: failing one while nobody is
 /// logged in means "log in" (exit 6), not "you may not" (exit 3).
@@ -389,7 +389,7 @@ impl Authorized {
         let identity_hash = match &material {
             Some(Ok(m)) => Some(
                 ctx.audit_key()?
-                    .credential_material(self.profile.provider_family.as_str(), m),
+                    .credential_material(self.profile.provider_family.as_str(), m.expose_secret()),
             ),
             _ => None,
         };
@@ -438,7 +438,7 @@ impl Authorized {
 pub struct Started {
     authorized: Authorized,
     receipt: Receipt,
-    material: Option<Zeroizing<String>>,
+    material: Option<crate::secret::SecretString>,
     identity_hash: Option<String>,
 }
 
@@ -469,8 +469,8 @@ impl Started {
     }
 
     /// The credential material: only the broker reads it, to inject it.
-    pub(super) fn material(&self) -> Option<&Zeroizing<String>> {
-        self.material.as_ref()
+    pub(super) fn material(&self) -> Option<&str> {
+        self.material.as_ref().map(|m| m.expose_secret())
     }
 
     /// A receipt about this call: profile, operator, run, capability,

@@ -3,7 +3,9 @@
 //! in short:
 //!
 //! - the whole filesystem is read-only, but for the working directory
-//!   (writable) and a private, empty `HOME`, `/tmp` and `/run`;
+//!   (writable) and a private, empty `HOME`, `/tmp` and `/run` (into which
+//!   the program's own directory, or its `node_modules`, is bound back
+//!   read-only when it lives there);
 //! - `CRAIK_HOME` (the encrypted store, the log), the user's keyring
 //!   directories, the D-Bus session bus and the SSH agent socket (in
 //!   `HOME`, `/tmp` or `/run`) do not exist;
@@ -41,6 +43,50 @@ fn missing(tool: &str, package: &str) -> Error {
             "install it (Debian/Ubuntu: apt-get install {package}; Fedora: dnf install {package}), or run without --sandbox"
         ),
     )
+}
+
+/// Where `program` is: a path (relative to `cwd`), or found on `PATH`.
+fn resolve(program: &str, cwd: &Path) -> Option<PathBuf> {
+    if program.contains('/') {
+        Some(cwd.join(program))
+    } else {
+        which(program)
+    }
+}
+
+/// What to bind read-only so that `program` runs although it lives in a
+/// directory the sandbox empties (`masked`): for the path it was found at
+/// and the file it resolves to, the nearest `node_modules` above it (an
+/// npm-installed agent needs its package and their dependencies), else
+/// its directory; only the file itself when that directory is a masked
+/// root or holds craik's home. Nothing for what is visible anyway.
+fn program_binds(
+    program: &Path,
+    masked: &[&Path],
+    visible: &[&Path],
+    craik_home: &Path,
+) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let real = std::fs::canonicalize(program).ok();
+    for p in std::iter::once(program.to_path_buf()).chain(real) {
+        if !masked.iter().any(|m| covers(m, &p)) || visible.iter().any(|v| covers(v, &p)) {
+            continue;
+        }
+        let dir = p
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == "node_modules"))
+            .or_else(|| p.parent())
+            .map(Path::to_path_buf);
+        let bind = match dir {
+            Some(d) if !masked.contains(&d.as_path()) && !covers(&d, craik_home) => d,
+            _ => p.clone(),
+        };
+        if !out.iter().any(|o| covers(o, &bind)) {
+            out.retain(|o| !covers(&bind, o));
+            out.push(bind);
+        }
+    }
+    out
 }
 
 /// Whether `a` is `b` or one of its ancestors.
@@ -114,6 +160,20 @@ pub fn command(
         args.push(w.into());
         args.push(w.into());
     }
+    // The program itself, where it lives in a directory the sandbox
+    // empties (an agent installed under HOME or /tmp): read-only.
+    let mut masked: Vec<&Path> = vec![Path::new("/tmp"), Path::new("/run"), Path::new("/var/tmp")];
+    masked.extend(user_home);
+    let visible: Vec<&Path> = std::iter::once(cwd)
+        .chain(writable.iter().map(PathBuf::as_path))
+        .collect();
+    if let Some(program) = argv.first().and_then(|a| resolve(a, cwd)) {
+        for p in program_binds(&program, &masked, &visible, &craik_home) {
+            args.push("--ro-bind".into());
+            args.push(p.clone().into());
+            args.push(p.into());
+        }
+    }
     // After the working directory, so a home inside it stays hidden.
     args.push("--tmpfs".into());
     args.push(craik_home.clone().into());
@@ -156,4 +216,37 @@ pub(super) fn command_pids(bwrap: rustix::process::Pid) -> Vec<rustix::process::
         .flat_map(children)
         .filter_map(rustix::process::Pid::from_raw)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_in_an_emptied_directory_is_bound_back_read_only() {
+        let home = Path::new("/home/u");
+        let masked = [
+            Path::new("/tmp"),
+            Path::new("/run"),
+            Path::new("/var/tmp"),
+            home,
+        ];
+        let visible = [Path::new("/home/u/proj")];
+        let craik = Path::new("/home/u/.craik");
+        let binds = |p: &str| program_binds(Path::new(p), &masked, &visible, craik);
+        assert_eq!(
+            binds("/home/u/.local/bin/claude"),
+            [PathBuf::from("/home/u/.local/bin")]
+        );
+        assert_eq!(
+            binds("/tmp/ci/tests/agents/node_modules/.bin/gemini"),
+            [PathBuf::from("/tmp/ci/tests/agents/node_modules")]
+        );
+        // Its directory is the whole home, or holds craik's: the file alone.
+        assert_eq!(binds("/home/u/claude"), [PathBuf::from("/home/u/claude")]);
+        assert_eq!(binds("/tmp/codex"), [PathBuf::from("/tmp/codex")]);
+        // Visible anyway: nothing.
+        assert!(binds("/usr/bin/claude").is_empty());
+        assert!(binds("/home/u/proj/node_modules/.bin/codex").is_empty());
+    }
 }

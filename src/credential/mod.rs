@@ -62,12 +62,16 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
 /// Only the broker's pipeline calls this, once the receipt that starts the
 /// call is durable ([`crate::broker::pipeline`]); nothing else in craik
 /// hands material out.
-pub(crate) fn material(ctx: &mut Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
-    if p.kind == Kind::OAuth {
-        oauth::access_token(ctx, p)
+pub(crate) fn material(
+    ctx: &mut Context,
+    p: &Profile,
+) -> crate::Result<crate::secret::SecretString> {
+    let read = if p.kind == Kind::OAuth {
+        oauth::access_token(ctx, p)?
     } else {
-        Ok(source::resolve(p, &ctx.secrets)?)
-    }
+        source::resolve(p, &ctx.secrets)?
+    };
+    Ok(crate::secret::hold(&read))
 }
 
 /// The identity hash of a profile's credential (`material` when the

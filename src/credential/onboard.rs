@@ -10,6 +10,7 @@ use crate::credential::source::Health;
 use crate::pool::{self, Strategy};
 use crate::profile::{Family, Kind, Profile, ProfileError, ProfileId, ProfileStore};
 use crate::provider;
+use crate::secret::ExposeSecret as _;
 
 /// The providers `auth setup` and `auth login` know.
 pub fn parse_provider(s: &str) -> crate::Result<Family> {
@@ -529,12 +530,12 @@ pub fn login(
                 })?;
             let access = ctx.secrets.put(
                 &crate::secret::purpose::oauth_access(&id.to_string()),
-                tokens.access_token.as_bytes(),
+                tokens.access_token.expose_secret().as_bytes(),
             )?;
             let refresh = match &tokens.refresh_token {
                 Some(rt) => Some(ctx.secrets.put(
                     &crate::secret::purpose::oauth_refresh(&id.to_string()),
-                    rt.as_bytes(),
+                    rt.expose_secret().as_bytes(),
                 )?),
                 None => None,
             };

@@ -276,8 +276,10 @@ impl Issuer {
         let claims = self.validate(&raw, nonce)?;
         Ok(Tokens {
             claims,
-            refresh_token: resp.refresh_token().map(|r| r.secret().clone()),
-            access_token: zeroize::Zeroizing::new(resp.access_token().secret().clone()),
+            refresh_token: resp
+                .refresh_token()
+                .map(|r| crate::secret::hold(r.secret())),
+            access_token: crate::secret::hold(resp.access_token().secret()),
             expires_in: resp.expires_in(),
         })
     }
@@ -321,9 +323,9 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
 /// The result of a successful login or refresh.
 pub struct Tokens {
     pub claims: Claims,
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<crate::secret::SecretString>,
     /// The OAuth access token (used by provider OAuth profiles).
-    pub access_token: zeroize::Zeroizing<String>,
+    pub access_token: crate::secret::SecretString,
     pub expires_in: Option<Duration>,
 }
 

@@ -11,8 +11,8 @@ use super::{OidcConfig, OperatorError};
 use crate::audit::{AuditKey, NewReceipt, Operator, ReceiptKind, Status};
 use crate::context::Context;
 use crate::home::Home;
-use crate::secret::Secrets;
 use crate::secret::seal::{Domain, SealKey};
+use crate::secret::{ExposeSecret as _, Secrets};
 
 pub const SESSION_FILE: &str = "operator-session.json";
 /// A command that needs the operator refreshes this close to expiry.
@@ -218,10 +218,10 @@ pub fn establish(
     // delete the secret it names.
     let old = load(&ctx.home).ok().flatten();
     let handle = match &tokens.refresh_token {
-        Some(rt) => Some(
-            ctx.secrets
-                .put(crate::secret::purpose::OPERATOR_REFRESH, rt.as_bytes())?,
-        ),
+        Some(rt) => Some(ctx.secrets.put(
+            crate::secret::purpose::OPERATOR_REFRESH,
+            rt.expose_secret().as_bytes(),
+        )?),
         None => None,
     };
     let session = Session::from_tokens(config, &tokens, handle.clone());
@@ -308,7 +308,8 @@ fn refresh(ctx: &mut Context, s: &Session, handle: &str) -> crate::Result<Sessio
     }
     // Rotated refresh tokens replace the old one in place (atomically).
     if let Some(new_rt) = &tokens.refresh_token {
-        ctx.secrets.replace(handle, new_rt.as_bytes())?;
+        ctx.secrets
+            .replace(handle, new_rt.expose_secret().as_bytes())?;
     }
     let mut fresh = Session::from_tokens(&config, &tokens, Some(handle.to_string()));
     fresh.logged_in_at = s.logged_in_at;

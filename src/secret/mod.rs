@@ -33,7 +33,18 @@ use crate::home::{Home, HomeError};
 pub use file::{FileStore, SECRETS_FILE};
 pub use index::{INDEX_FILE, IndexEntry, SecretIndex};
 pub use keyring_store::KeyringStore;
+pub use secrecy::{ExposeSecret, SecretString};
 pub use select::{Probe, Selection, select_backend};
+
+/// A secret as craik holds it past where it was read: `SecretString`
+/// (secrecy), whose `Debug` prints `[REDACTED]` and which zeroizes on
+/// drop. Copied into a buffer of exactly its length, so that making the
+/// boxed string moves nothing and leaves no copy behind.
+pub fn hold(s: &str) -> SecretString {
+    let mut exact = String::with_capacity(s.len());
+    exact.push_str(s);
+    SecretString::from(exact)
+}
 
 /// A secret store backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
