@@ -1,0 +1,85 @@
+//! `craik auth add`.
+
+use super::*;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The profile id, <provider_family>:<name> (anthropic:work, openai:ci).
+    pub id: String,
+    /// What holds the credential.
+    #[arg(long, value_parser = crate::cli::choice(&Kind::ALL, Kind::as_str))]
+    pub kind: Kind,
+    /// api-key: the environment variable holding the key (default: the
+    /// family's, e.g. OPENAI_API_KEY).
+    #[arg(long, value_name = "NAME")]
+    pub env_var: Option<String>,
+    /// secret-ref: env:NAME (or just NAME) or file:/absolute/path
+    /// (0600, yours).
+    #[arg(long, value_name = "REF", value_parser = crate::cli::secret_ref_value)]
+    pub secret_ref: Option<String>,
+    /// keyring-ref: read the secret from standard input.
+    #[arg(long)]
+    pub stdin: bool,
+    /// The provider endpoint, when not the family's default.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Allow a base URL on a loopback or private address.
+    #[arg(long)]
+    pub allow_local_base_url: bool,
+    /// Replace an existing profile with the same id.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
+    let Args {
+        id,
+        kind,
+        env_var,
+        secret_ref,
+        stdin,
+        base_url,
+        allow_local_base_url,
+        force,
+        json,
+    } = args;
+    let typed_local = id.starts_with("local:");
+    let id: ProfileId = id.parse()?;
+    if stdin && kind != Kind::KeyringRef {
+        return Err(Error::input(
+            format!("--stdin does not apply to --kind={kind}"),
+            "only keyring-ref stores a secret; api-key and secret-ref read theirs at use time",
+        ));
+    }
+    let mut req = AddRequest {
+        id,
+        kind,
+        env_var,
+        secret_ref,
+        secret: None,
+        base_url,
+        allow_local_base_url,
+        force,
+    };
+    manage::validate_add(&req)?;
+    if kind == Kind::KeyringRef {
+        req.secret = Some(if stdin {
+            term::read_secret_stdin()?
+        } else {
+            term::prompt_secret(&format!("secret for {}: ", req.id))?
+        });
+    }
+    let p = manage::add_profile(&mut ctx, req)?;
+    if json {
+        output::json(&serde_json::json!({"added": p.id.to_string(), "kind": p.kind}));
+    } else {
+        outln!("added {} ({})", p.id, p.kind);
+        if typed_local {
+            outln!("{LOCAL_ALIAS}");
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,51 @@
+//! `craik auth approve`.
+
+use super::*;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cli::complete::profiles))]
+    pub id: String,
+    /// The run id (default: a fresh run_<hex>).
+    #[arg(long, value_name = "RUN", require_equals = false)]
+    pub run: String,
+    /// An extra policy file in force (repeatable).
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<std::path::PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
+    let Args {
+        id,
+        run,
+        policies,
+        json,
+    } = args;
+    let id: ProfileId = id.parse()?;
+    let a = craik::approval::approve(&mut ctx, &id, &run, &policies)?;
+    if json {
+        output::json(&a);
+    } else if a.new {
+        outln!(
+            "approved {} for run {} ({}{})",
+            a.profile,
+            a.run,
+            a.receipt,
+            a.expires_at
+                .as_deref()
+                .map(|e| format!(", until {e}"))
+                .unwrap_or_default()
+        );
+    } else {
+        outln!(
+            "already approved {} for run {} by {}",
+            a.profile,
+            a.run,
+            a.approver.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,147 @@
+//! `craik receipts ...`
+
+mod checkpoint;
+mod export;
+mod hash;
+mod list;
+mod show;
+mod stats;
+mod verify;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+
+use craik::audit::{AuditLog, Filter, Receipt, parse_time};
+use craik::context::Context;
+use craik::profile::Family;
+use craik::{Error, exit};
+
+use super::output::{self, errln, out, outln};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
+pub enum ReceiptsCommand {
+    /// List receipts, newest first.
+    List(list::Args),
+    /// Show one receipt.
+    Show(show::Args),
+    /// Counts by kind, status, profile and operator.
+    Stats(stats::Args),
+    /// Stream every receipt, oldest first.
+    Export(export::Args),
+    /// Recompute every hash and link; check checkpoints. Exit 1 on damage.
+    Verify(verify::Args),
+    /// Write a signed checkpoint of the log's current tail.
+    Checkpoint(checkpoint::Args),
+    /// Print the identity hash the log would hold for a value read from
+    /// standard input: a credential (--family) or an operator subject
+    /// (--operator-issuer).
+    Hash(hash::Args),
+}
+
+const CSV_HEADER: [&str; 22] = [
+    "seq",
+    "id",
+    "created_at",
+    "kind",
+    "run_id",
+    "capability",
+    "status",
+    "reason",
+    "policy_condition",
+    "auth_profile_id",
+    "auth_kind",
+    "auth_identity_hash",
+    "provider_family",
+    "pool_id",
+    "operator_subject",
+    "operator_issuer",
+    "operator_email",
+    "operator_groups",
+    "operator_identity_hash",
+    "details",
+    "prev_hash",
+    "hash",
+];
+
+fn csv_row(r: &Receipt) -> [String; 22] {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        r.seq.to_string(),
+        r.id.clone(),
+        r.created_at.clone(),
+        r.kind.clone(),
+        o(&r.run_id),
+        o(&r.capability),
+        r.status.clone(),
+        o(&r.reason),
+        o(&r.policy_condition),
+        o(&r.auth_profile_id),
+        o(&r.auth_kind),
+        o(&r.auth_identity_hash),
+        o(&r.provider_family),
+        o(&r.pool_id),
+        o(&r.operator_subject),
+        o(&r.operator_issuer),
+        o(&r.operator_email),
+        o(&r.operator_groups),
+        o(&r.operator_identity_hash),
+        r.details.clone(),
+        r.prev_hash.clone(),
+        r.hash.clone(),
+    ]
+}
+
+fn io_err(e: impl std::fmt::Display) -> Error {
+    Error::input(
+        format!("cannot write output: {e}"),
+        "check where the output goes",
+    )
+}
+
+/// An identity hash as the log holds it, `hmac-sha256:` and 64 hex digits:
+/// anything else would match nothing, which reads like "never happened".
+fn check_hash(flag: &str, h: &str) -> craik::Result<()> {
+    let ok = h
+        .strip_prefix("hmac-sha256:")
+        .is_some_and(|x| x.len() == 64 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(
+            format!("{flag} {h:?} is not an identity hash (hmac-sha256: and 64 hex digits)"),
+            "compute it with craik receipts hash, or copy it from a receipt",
+        ))
+    }
+}
+
+fn time(s: Option<String>) -> craik::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    Ok(s.map(|s| parse_time(&s)).transpose()?)
+}
+
+/// The commands here only read the log: a copy that cannot be written
+/// is read as it is.
+fn open_log(ctx: &Context) -> craik::Result<AuditLog> {
+    ctx.read_audit_log()
+}
+
+pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
+    let ctx = super::context()?;
+    match cmd {
+        ReceiptsCommand::List(a) => list::run(ctx, a),
+        ReceiptsCommand::Show(a) => show::run(ctx, a),
+        ReceiptsCommand::Stats(a) => stats::run(ctx, a),
+        ReceiptsCommand::Export(a) => export::run(ctx, a),
+        ReceiptsCommand::Verify(a) => verify::run(ctx, a),
+        ReceiptsCommand::Checkpoint(a) => checkpoint::run(ctx, a),
+        ReceiptsCommand::Hash(a) => hash::run(ctx, a),
+    }
+}

@@ -1,0 +1,100 @@
+//! `craik receipts verify`.
+
+use super::*;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A checkpoint file written by craik receipts checkpoint.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Vec<PathBuf>,
+    /// The key checkpoints must be signed with: its base64, or a file
+    /// holding it (a copy of audit-signing.pub). Default: this home's
+    /// audit-signing.pub.
+    #[arg(long, value_name = "KEY|FILE")]
+    pub public_key: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
+    let Args {
+        checkpoint: files,
+        public_key,
+        json,
+    } = args;
+    let key_given = public_key.is_some();
+    let trusted = match public_key {
+        Some(k) => Some(craik::audit::checkpoint::trusted_key(&k)?),
+        None => ctx
+            .home
+            .read(craik::audit::checkpoint::PUBLIC_KEY_FILE)?
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string()),
+    };
+    let mut cps = files
+        .iter()
+        .map(|f| craik::audit::checkpoint::load(f, trusted.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let log = open_log(&ctx)?;
+    let auto = craik::audit::checkpoint::load_auto(
+        &ctx.home,
+        trusted.as_deref(),
+        key_given,
+        !files.is_empty(),
+    )?;
+    cps.extend(auto.checkpoint);
+    let mut report = log.verify(&cps)?;
+    report.warnings.extend(auto.warnings);
+    // The chain's own damage first; a chain that verifies is still
+    // not vouched for when its checkpoint was removed.
+    if let Some(missing) = auto.missing {
+        if report.damage.is_none() {
+            return Err(missing.into());
+        }
+        report.warnings.push(missing.to_string());
+    }
+    if trusted.is_none() {
+        for cp in &cps {
+            report.warnings.push(format!(
+                    "{} is checked only against the key it names ({}): this home has no audit-signing.pub, so nothing shows the key is yours; pass --public-key",
+                    cp.source, cp.public_key
+                ));
+        }
+    }
+    for w in &report.warnings {
+        errln!("craik: warning: {w}");
+    }
+    if json {
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        v["checkpoints"] = cps
+            .iter()
+            .map(|cp| {
+                serde_json::json!({
+                    "file": cp.source, "seq": cp.seq, "hash": cp.hash,
+                    "public_key": cp.public_key, "key_trusted": trusted.is_some(),
+                })
+            })
+            .collect();
+        output::json(&v);
+    } else if let Some(d) = &report.damage {
+        // The chain may link past a receipt a checkpoint says was
+        // other: what verifies is what comes before the damage.
+        let before = report.verified.min((d.seq - 1).max(0));
+        outln!("verified {before} receipts before damage");
+        outln!("DAMAGED at seq {}: {}: {}", d.seq, d.what, d.detail);
+        let before = if d.seq > 1 {
+            format!("receipts 1 to {} verify; ", d.seq - 1)
+        } else {
+            String::new()
+        };
+        errln!("hint: {before}compare the log with a backup, then restore audit.db from it");
+    } else {
+        outln!(
+            "verified {} receipts; chain intact (tail seq {}, {} checkpoint(s) held)",
+            report.verified,
+            report.tail_seq,
+            report.checkpoints_checked
+        );
+    }
+    Ok(if report.ok { exit::OK } else { exit::ERROR })
+}
