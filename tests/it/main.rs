@@ -7,6 +7,7 @@ mod broker;
 mod canary;
 mod common;
 mod docs;
+mod exits;
 mod group;
 mod home;
 mod idp;
