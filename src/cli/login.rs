@@ -66,9 +66,6 @@ pub fn login(args: LoginArgs) -> craik::Result<i32> {
 fn login_inner(args: LoginArgs) -> craik::Result<i32> {
     let mut ctx = super::context()?;
     let config = OidcConfig::resolve(args.issuer, args.client_id, args.scopes, args.groups_claim)?;
-    // Fail closed before anyone approves anything.
-    ctx.audit()?;
-    let mut issuer = operator::Issuer::open(&ctx.home, &config)?;
     let json = args.json;
     let spinner = (!json && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -102,22 +99,11 @@ fn login_inner(args: LoginArgs) -> craik::Result<i32> {
             }
         }
     };
-    let (flow, result) = if args.browser {
-        ("browser", operator::browser_login(&mut issuer, on_event))
-    } else {
-        ("device_code", operator::device_login(&mut issuer, on_event))
-    };
+    let result = session::login(&mut ctx, &config, args.browser, on_event);
     if let Some(pb) = &spinner {
         pb.finish_and_clear();
     }
-    let tokens = match result {
-        Ok(t) => t,
-        Err(e) => {
-            session::record_failed_login(&mut ctx, &config, &e);
-            return Err(e.into());
-        }
-    };
-    let s = session::establish(&mut ctx, issuer.config(), tokens, flow)?;
+    let s = result?;
     if json {
         let mut v = session_json(&s);
         v["event"] = "logged_in".into();

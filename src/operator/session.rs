@@ -242,6 +242,34 @@ pub fn establish(
 }
 
 /// Records a failed login (best effort: the login already failed).
+/// `craik login`: opens the audit log first (failing closed before anyone
+/// approves anything), runs the device-code flow (or, with `browser`,
+/// the authorization code flow with PKCE), and establishes the session;
+/// a flow that fails leaves a failed `login` receipt. `on_event` shows
+/// the user what to do.
+pub fn login(
+    ctx: &mut Context,
+    config: &OidcConfig,
+    browser: bool,
+    on_event: impl FnMut(&super::LoginEvent),
+) -> crate::Result<Session> {
+    ctx.audit()?;
+    let mut issuer = Issuer::open(&ctx.home, config)?;
+    let (flow, result) = if browser {
+        ("browser", super::browser_login(&mut issuer, on_event))
+    } else {
+        ("device_code", super::device_login(&mut issuer, on_event))
+    };
+    let tokens = match result {
+        Ok(t) => t,
+        Err(e) => {
+            record_failed_login(ctx, config, &e);
+            return Err(e.into());
+        }
+    };
+    establish(ctx, issuer.config(), tokens, flow)
+}
+
 pub fn record_failed_login(ctx: &mut Context, config: &OidcConfig, err: &OperatorError) {
     let r = NewReceipt::new(ReceiptKind::Login, Status::Failed)
         .reason(err.to_string())
