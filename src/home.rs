@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Errors about the home directory and its files.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HomeError {
     #[error("cannot find a home directory for craik")]
     NoHome,

@@ -8,6 +8,7 @@ use regex::RegexSet;
 
 /// Why a pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PatternError {
     #[error("empty pattern")]
     Empty,

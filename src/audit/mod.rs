@@ -33,6 +33,7 @@ use crate::exit;
 
 /// Errors of the audit log.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     #[error("audit log unavailable ({path}): {why}")]
     Unavailable { path: PathBuf, why: String },

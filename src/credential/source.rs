@@ -9,6 +9,7 @@ use crate::secret::reference::{SecretRef, SecretRefError};
 use crate::secret::{SecretError, Secrets};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     #[error("profile {id}: environment variable {var} is not set")]
     EnvMissing { id: String, var: String },

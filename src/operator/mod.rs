@@ -29,6 +29,7 @@ pub const DEFAULT_SCOPES: &str = "openid profile email";
 pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OperatorError {
     #[error("not logged in")]
     NotLoggedIn,

@@ -22,6 +22,7 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Why an ID token was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     #[error("ID token is too large ({0} bytes)")]
     TooLarge(usize),

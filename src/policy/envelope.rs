@@ -70,6 +70,7 @@ pub struct Envelope {
 
 /// Why a policy file was refused. Every variant names the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     #[error("policy {path}: cannot read it: {why}")]
     Read { path: PathBuf, why: String },

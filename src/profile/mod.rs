@@ -19,6 +19,7 @@ pub use url_check::{BaseUrlError, check_base_url};
 
 /// Errors about profiles and `auth-profiles.json`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProfileError {
     #[error("invalid profile id {id:?}: {why}")]
     InvalidId { id: String, why: String },

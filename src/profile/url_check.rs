@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 /// Why a base URL was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BaseUrlError {
     #[error("base URL {url:?} is not a valid URL: {why}")]
     Invalid { url: String, why: String },

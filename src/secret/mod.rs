@@ -114,6 +114,7 @@ impl FromStr for Backend {
 
 /// Errors of the secret store. None of them carries secret material.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretError {
     #[error("unknown secret store backend {0:?}")]
     UnknownBackend(String),

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 pub const MAX_SECRET_FILE: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretRefError {
     #[error("invalid secret reference {0:?}: expected env:NAME or file:/absolute/path")]
     Invalid(String),
