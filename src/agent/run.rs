@@ -279,6 +279,12 @@ impl Launch for AgentLaunch {
     fn writable(&self) -> Vec<PathBuf> {
         vec![self.home.clone()]
     }
+
+    /// The vendor's own traffic (telemetry, update checks) goes to the
+    /// vendor, not through the proxy: only when it is allowed.
+    fn needs_network(&self) -> bool {
+        self.allow_vendor_traffic
+    }
 }
 
 /// The modes every runnable agent would get here, for the error that

@@ -88,6 +88,72 @@ impl ChildEnv {
     }
 }
 
+/// Runs the child; returns its exit code (128 + signal when killed).
+/// SIGTERM, SIGINT, SIGHUP and SIGQUIT to craik go to the child; under
+/// `--sandbox`, to the command bubblewrap runs (which bubblewrap itself
+/// would not pass on).
+pub(super) async fn run_child(
+    mut cmd: tokio::process::Command,
+    sandboxed: bool,
+) -> std::io::Result<(i32, Option<i32>)> {
+    use std::os::unix::process::ExitStatusExt;
+    use tokio::signal::unix::{SignalKind, signal};
+    // Caught before the child exists, so none is lost in between.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32));
+    let forward = |sig: rustix::process::Signal| {
+        let Some(pid) = pid else { return };
+        let inside = if sandboxed { command_pids(pid) } else { vec![] };
+        if inside.is_empty() {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+        for p in inside {
+            let _ = rustix::process::kill_process(p, sig);
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s?,
+            _ = term.recv() => forward(rustix::process::Signal::TERM),
+            _ = int.recv() => forward(rustix::process::Signal::INT),
+            _ = hup.recv() => forward(rustix::process::Signal::HUP),
+            _ = quit.recv() => forward(rustix::process::Signal::QUIT),
+        }
+    };
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => (c, None),
+        (None, Some(s)) => (128 + s, Some(s)),
+        _ => (1, None),
+    })
+}
+
+/// The host pids of the command bubblewrap `bwrap` runs: its
+/// grandchildren (bubblewrap's own init in the PID namespace is its
+/// child), read from `/proc/<pid>/task/<pid>/children`. Empty when they
+/// cannot be found (not started yet, or a kernel without that file).
+fn command_pids(bwrap: rustix::process::Pid) -> Vec<rustix::process::Pid> {
+    let children = |pid: i32| -> Vec<i32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .map(|s| {
+                s.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    children(bwrap.as_raw_nonzero().get())
+        .into_iter()
+        .flat_map(children)
+        .filter_map(rustix::process::Pid::from_raw)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,55 +46,11 @@ pub trait Launch {
     ) -> crate::Result<()>;
     /// Directories the child must be able to write inside the sandbox.
     fn writable(&self) -> Vec<std::path::PathBuf>;
-}
-
-/// Runs the child; returns its exit code (128 + signal when killed).
-/// SIGTERM, SIGINT, SIGHUP and SIGQUIT to craik go to the child; under
-/// `--sandbox`, to the command bubblewrap runs (which bubblewrap itself
-/// would not pass on).
-async fn run_child(
-    mut cmd: tokio::process::Command,
-    sandboxed: bool,
-) -> std::io::Result<(i32, Option<i32>)> {
-    use std::os::unix::process::ExitStatusExt;
-    use tokio::signal::unix::{SignalKind, signal};
-    // Caught before the child exists, so none is lost in between.
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut quit = signal(SignalKind::quit())?;
-    let mut child = cmd.spawn()?;
-    let pid = child
-        .id()
-        .and_then(|p| rustix::process::Pid::from_raw(p as i32));
-    let forward = |sig: rustix::process::Signal| {
-        let Some(pid) = pid else { return };
-        let inside = if sandboxed {
-            super::sandbox::command_pids(pid)
-        } else {
-            vec![]
-        };
-        if inside.is_empty() {
-            let _ = rustix::process::kill_process(pid, sig);
-        }
-        for p in inside {
-            let _ = rustix::process::kill_process(p, sig);
-        }
-    };
-    let status = loop {
-        tokio::select! {
-            s = child.wait() => break s?,
-            _ = term.recv() => forward(rustix::process::Signal::TERM),
-            _ = int.recv() => forward(rustix::process::Signal::INT),
-            _ = hup.recv() => forward(rustix::process::Signal::HUP),
-            _ = quit.recv() => forward(rustix::process::Signal::QUIT),
-        }
-    };
-    Ok(match (status.code(), status.signal()) {
-        (Some(c), _) => (c, None),
-        (None, Some(s)) => (128 + s, Some(s)),
-        _ => (1, None),
-    })
+    /// Whether the child needs the host's network beside the proxy (a
+    /// sandbox otherwise gives it none).
+    fn needs_network(&self) -> bool {
+        false
+    }
 }
 
 /// The server half of `--via-proxy`: the shutdown sender and the task.
@@ -110,6 +66,7 @@ fn base_command(
     argv: &[String],
     sandbox: bool,
     writable: &[std::path::PathBuf],
+    isolation: Option<&super::sandbox::Isolation>,
 ) -> crate::Result<tokio::process::Command> {
     if sandbox {
         let cwd = std::env::current_dir().map_err(|e| {
@@ -119,7 +76,14 @@ fn base_command(
             )
         })?;
         let user_home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        super::sandbox::command(argv, &ctx.home, &cwd, user_home.as_deref(), writable)
+        super::sandbox::command(
+            argv,
+            &ctx.home,
+            &cwd,
+            user_home.as_deref(),
+            writable,
+            isolation,
+        )
     } else {
         let mut c = tokio::process::Command::new(&argv[0]);
         c.args(&argv[1..]);
@@ -140,16 +104,19 @@ fn prepare_child(
         .as_ref()
         .map(|l| l.writable())
         .unwrap_or_default();
-    let mut cmd = base_command(ctx, &spec.argv, spec.sandbox, &writable)?;
     let mut child_env = super::child::ChildEnv::for_home(ctx)?;
     if let Some(v) = call.profile().meta(crate::profile::META_ENV_VAR) {
         // A profile not in the store (--provider) reads this one.
         child_env = child_env.also(v);
     }
-    cmd.env_clear();
-    cmd.envs(child_env.inherited());
+    let new_command = |isolation: Option<&super::sandbox::Isolation>| {
+        let mut cmd = base_command(ctx, &spec.argv, spec.sandbox, &writable, isolation)?;
+        cmd.env_clear();
+        cmd.envs(child_env.inherited());
+        Ok::<_, Error>(cmd)
+    };
     let mut proxy_handle = None;
-    match (call.material(), spec.via_proxy) {
+    let cmd = match (call.material(), spec.via_proxy) {
         (None, true) => {
             return Err(Error::input(
                 format!(
@@ -164,14 +131,16 @@ fn prepare_child(
                 "an agent runs only through craik's proxy".into(),
             ));
         }
-        (None, false) => {}
+        (None, false) => new_command(None)?,
         (Some(cred), false) => {
+            let mut cmd = new_command(None)?;
             for (k, v) in family.exec_env(cred) {
                 cmd.env(k, v);
             }
             if let Some(b) = &call.profile().base_url {
                 cmd.env(family.env_base_url, b);
             }
+            cmd
         }
         (Some(_), true) => {
             let recheck = super::pipeline::Recheck::new(ctx, &spec.call, call);
@@ -196,6 +165,19 @@ fn prepare_child(
             let addr = listener
                 .local_addr()
                 .map_err(|e| Error::internal("cannot read the proxy's own address", e))?;
+            // Sandboxed, the child gets no network but the proxy (unless
+            // the launch keeps the host's, for an agent's vendor traffic).
+            let isolation =
+                if spec.sandbox && spec.launch.as_ref().is_none_or(|l| !l.needs_network()) {
+                    let _in_rt = rt.enter();
+                    Some(super::sandbox::Isolation::new(addr)?)
+                } else {
+                    None
+                };
+            let mut cmd = new_command(isolation.as_ref())?;
+            if let Some(iso) = isolation {
+                rt.spawn(iso.serve());
+            }
             for (k, v) in state.client_env(addr) {
                 cmd.env(k, v);
             }
@@ -213,8 +195,9 @@ fn prepare_child(
                 let _ = rx.await;
             }));
             proxy_handle = Some((tx, server));
+            cmd
         }
-    }
+    };
     Ok((cmd, proxy_handle))
 }
 
@@ -228,12 +211,12 @@ pub fn run_without_credential(
     sandbox: bool,
     launch: &dyn Launch,
 ) -> crate::Result<i32> {
-    let mut cmd = base_command(ctx, argv, sandbox, &launch.writable())?;
+    let mut cmd = base_command(ctx, argv, sandbox, &launch.writable(), None)?;
     cmd.env_clear();
     cmd.envs(super::child::ChildEnv::for_home(ctx)?.inherited());
     launch.configure(&mut cmd, None)?;
     let rt = proxy::runtime(Some(1))?;
-    rt.block_on(run_child(cmd, sandbox))
+    rt.block_on(super::child::run_child(cmd, sandbox))
         .map(|(code, _)| code)
         .map_err(|e| Error::Spawn {
             command: argv[0].clone(),
@@ -269,7 +252,7 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
         Err(e) => return Err(call.abandon(ctx, e)),
     };
     let t0 = Instant::now();
-    let result = rt.block_on(run_child(cmd, spec.sandbox));
+    let result = rt.block_on(super::child::run_child(cmd, spec.sandbox));
     if let Some((tx, server)) = proxy_handle {
         let _ = tx.send(());
         let _ = rt.block_on(server);

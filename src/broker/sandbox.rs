@@ -45,6 +45,105 @@ fn missing(tool: &str, package: &str) -> Error {
     )
 }
 
+/// The hidden command the sandbox starts first when it has no network:
+/// `craik __sandbox-relay ADDR SOCKET CMD...` ([`relay_inside`]).
+pub const RELAY_COMMAND: &str = "__sandbox-relay";
+/// Where the relay's socket directory appears inside the sandbox.
+const INSIDE_SOCKET_DIR: &str = "/run/craik";
+const SOCKET_NAME: &str = "proxy.sock";
+
+/// A sandbox without the host's network (`--unshare-net`): abstract Unix
+/// sockets (a D-Bus bus, X11), other hosts and other local services are
+/// out of reach, and the proxy is reached through a relay. Inside, craik
+/// listens on the proxy's own address on the sandbox's loopback and
+/// passes each connection to a Unix socket in `socket_dir` (bound in);
+/// outside, [`Isolation::serve`] passes it on to the proxy.
+pub struct Isolation {
+    pub addr: std::net::SocketAddr,
+    pub socket_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    listener: tokio::net::UnixListener,
+}
+
+impl Isolation {
+    /// A private (0700) directory and the socket in it, for the proxy at
+    /// `addr`. Needs a runtime entered (the socket is tokio's).
+    pub fn new(addr: std::net::SocketAddr) -> crate::Result<Isolation> {
+        let dir = tempfile::Builder::new()
+            .prefix("craik-sandbox-")
+            .tempdir()
+            .map_err(|e| Error::internal("cannot make the sandbox's socket directory", e))?;
+        let listener = tokio::net::UnixListener::bind(dir.path().join(SOCKET_NAME))
+            .map_err(|e| Error::internal("cannot listen on the sandbox's socket", e))?;
+        Ok(Isolation {
+            addr,
+            socket_dir: dir.path().to_path_buf(),
+            _dir: dir,
+            listener,
+        })
+    }
+
+    /// Passes each connection from the sandbox to the proxy, until dropped.
+    pub async fn serve(self) {
+        loop {
+            let Ok((mut inside, _)) = self.listener.accept().await else {
+                return;
+            };
+            let addr = self.addr;
+            tokio::spawn(async move {
+                if let Ok(mut proxy) = tokio::net::TcpStream::connect(addr).await {
+                    let _ = proxy.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut inside, &mut proxy).await;
+                }
+            });
+        }
+    }
+}
+
+/// `craik __sandbox-relay ADDR SOCKET CMD...`, inside the sandbox: listens
+/// on `addr` (the sandbox's loopback), passes each connection to the Unix
+/// socket `socket`, runs `argv` (signals forwarded), and returns its exit
+/// code when it ends.
+pub fn relay_inside(addr: &str, socket: &str, argv: &[String]) -> crate::Result<i32> {
+    if argv.is_empty() {
+        return Err(Error::Bug("the sandbox relay was given no command".into()));
+    }
+    // Named for what it is: it holds no credential, only bytes passing.
+    let _ = rustix::thread::set_name(c"craik-relay");
+    let rt = super::proxy::runtime(Some(1))?;
+    let socket = PathBuf::from(socket);
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| Error::internal(format!("cannot listen on {addr} in the sandbox"), e))?;
+    rt.spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::UnixStream::connect(&socket).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut out).await;
+                }
+            });
+        }
+    });
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    rt.block_on(super::child::run_child(cmd, false))
+        .map(|(code, _)| code)
+        .map_err(|e| Error::Spawn {
+            command: argv[0].clone(),
+            code: if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            },
+            why: e.to_string(),
+        })
+}
+
 /// Where `program` is: a path (relative to `cwd`), or found on `PATH`.
 fn resolve(program: &str, cwd: &Path) -> Option<PathBuf> {
     if program.contains('/') {
@@ -103,6 +202,7 @@ pub fn command(
     cwd: &Path,
     user_home: Option<&Path>,
     writable: &[PathBuf],
+    isolation: Option<&Isolation>,
 ) -> crate::Result<tokio::process::Command> {
     let bwrap = which(BWRAP).ok_or_else(|| missing("bubblewrap (bwrap)", "bubblewrap"))?;
     which("keyctl").ok_or_else(|| missing("keyctl", "keyutils"))?;
@@ -179,11 +279,32 @@ pub fn command(
     args.push(craik_home.clone().into());
     args.push("--chdir".into());
     args.push(cwd.into());
+    let mut relay: Vec<OsString> = Vec::new();
+    if let Some(iso) = isolation {
+        // No network but loopback: the proxy is reached through the relay
+        // (craik itself, bound in read-only where it lives out of sight).
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::internal("cannot find craik's own executable", e))?;
+        for p in program_binds(&exe, &masked, &visible, &craik_home) {
+            args.push("--ro-bind".into());
+            args.push(p.clone().into());
+            args.push(p.into());
+        }
+        args.push("--unshare-net".into());
+        args.push("--bind".into());
+        args.push(iso.socket_dir.clone().into());
+        args.push(INSIDE_SOCKET_DIR.into());
+        relay.push(exe.into());
+        relay.push(RELAY_COMMAND.into());
+        relay.push(iso.addr.to_string().into());
+        relay.push(format!("{INSIDE_SOCKET_DIR}/{SOCKET_NAME}").into());
+    }
     args.push("--unsetenv".into());
     args.push("SSH_AUTH_SOCK".into());
     args.push("--unsetenv".into());
     args.push("DBUS_SESSION_BUS_ADDRESS".into());
     args.push("--".into());
+    args.extend(relay);
     // A fresh session keyring for the shell, which the command then
     // inherits (keyctl new_session replaces its parent's keyring).
     args.push("sh".into());
@@ -195,27 +316,6 @@ pub fn command(
     let mut cmd = tokio::process::Command::new(bwrap);
     cmd.args(args);
     Ok(cmd)
-}
-
-/// The host pids of the command bubblewrap `bwrap` runs: its
-/// grandchildren (bubblewrap's own init in the PID namespace is its
-/// child), read from `/proc/<pid>/task/<pid>/children`. Empty when they
-/// cannot be found (not started yet, or a kernel without that file).
-pub(super) fn command_pids(bwrap: rustix::process::Pid) -> Vec<rustix::process::Pid> {
-    let children = |pid: i32| -> Vec<i32> {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .map(|s| {
-                s.split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    children(bwrap.as_raw_nonzero().get())
-        .into_iter()
-        .flat_map(children)
-        .filter_map(rustix::process::Pid::from_raw)
-        .collect()
 }
 
 #[cfg(test)]

@@ -90,6 +90,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inside a sandbox without network: relay the proxy (internal).
+    #[command(name = "__sandbox-relay", hide = true)]
+    SandboxRelay {
+        addr: String,
+        socket: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -239,6 +247,9 @@ pub fn run() -> i32 {
         Command::Proxy(args) => broker::proxy(args),
         Command::Whoami { json } => login::whoami(json),
         Command::Logout { json } => login::logout(json),
+        Command::SandboxRelay { addr, socket, argv } => {
+            craik::broker::sandbox::relay_inside(&addr, &socket, &argv)
+        }
         Command::Completions { shell } => {
             let script = complete::registration(shell);
             output::out!("{}", String::from_utf8_lossy(&script));

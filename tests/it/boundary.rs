@@ -662,6 +662,18 @@ fn a_sandboxed_child_reaches_nothing_of_craik() {
     )
     .set("SSH_AUTH_SOCK", &agent.display().to_string());
     let home = env.home.display().to_string();
+    // An abstract Unix socket, where a desktop's D-Bus or X11 may listen:
+    // it belongs to the network namespace, not to any path.
+    let abstract_name = format!("craik-probe-{}", std::process::id());
+    let _abstract = {
+        use std::os::linux::net::SocketAddrExt;
+        let a =
+            std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+        std::os::unix::net::UnixListener::bind_addr(&a).unwrap()
+    };
+    let abstract_probe = format!(
+        "python3 -c \"import socket; socket.socket(socket.AF_UNIX).connect('\\0{abstract_name}')\" 2>/dev/null"
+    );
     // The hostile child: what it can reach is printed, one line each.
     let probe = format!(
         r#"
@@ -677,20 +689,24 @@ for id in $(grep craik:unlock /proc/keys | cut -d' ' -f1); do keyctl pipe $((0x$
 keyctl link @us @s >/dev/null 2>&1; keyctl link @u @s >/dev/null 2>&1
 for d in $(grep -o 'craik:unlock:[0-9a-f]*' /proc/keys); do keyctl search @s user $d >/dev/null 2>&1 && echo REACHED the unlocked store key by name; done
 touch /usr/craik-probe 2>/dev/null && echo REACHED a system directory
+{abstract_probe} && echo REACHED an abstract socket
+curl -s -m 5 -o /dev/null '{upstream}/models' && echo REACHED the upstream without the proxy
 echo made > made-here
 curl -s -o /dev/null -w 'proxy:%{{http_code}}\n' -H "Authorization: Bearer $OPENAI_API_KEY" "$OPENAI_BASE_URL/models"
 echo probe done
 "#,
         bus = bus.display(),
         agent = agent.display(),
+        upstream = up.url(),
     );
     // craik itself runs in a session keyring holding keys of the user's,
     // and the store unlocked (craik unlock) in it. Outside the sandbox,
     // the same reader gets the unlocked key (the control: the probe
     // works, and docs/security.md says an unsandboxed child can).
     let script = format!(
-        "keyctl add user craik-canary '{key}' @s >/dev/null && keyctl add user craik-canary-u '{key}' @u >/dev/null && '{bin}' unlock --for 5m >/dev/null && '{bin}' exec --profile openai:box --via-proxy --sandbox -- sh -c \"$PROBE\"; rc=$?; for id in $(keyctl rdescribe @s >/dev/null && grep craik:unlock /proc/keys | cut -d' ' -f1); do keyctl pipe $((0x$id)) >/dev/null 2>&1 && echo CONTROL read the unlocked key outside; done; '{bin}' lock >/dev/null; keyctl unlink %user:craik-canary-u @u >/dev/null 2>&1; exit $rc",
-        bin = craik_bin()
+        "keyctl add user craik-canary '{key}' @s >/dev/null && keyctl add user craik-canary-u '{key}' @u >/dev/null && '{bin}' unlock --for 5m >/dev/null && '{bin}' exec --profile openai:box --via-proxy --sandbox -- sh -c \"$PROBE\"; rc=$?; for id in $(keyctl rdescribe @s >/dev/null && grep craik:unlock /proc/keys | cut -d' ' -f1); do keyctl pipe $((0x$id)) >/dev/null 2>&1 && echo CONTROL read the unlocked key outside; done; '{bin}' lock >/dev/null; {abstract_probe} && echo CONTROL reached the abstract socket outside; curl -s -m 5 -o /dev/null '{upstream}/models' && echo CONTROL reached the upstream outside; keyctl unlink %user:craik-canary-u @u >/dev/null 2>&1; exit $rc",
+        bin = craik_bin(),
+        upstream = up.url(),
     );
     let mut c = std::process::Command::new("keyctl");
     c.args(["session", "-", "sh", "-c", &script])
@@ -702,10 +718,13 @@ echo probe done
     let r = crate::common::to_run(c.output().unwrap());
     assert!(r.stdout.contains("probe done"), "{r:?}");
     assert!(!r.stdout.contains("REACHED"), "{r:?}");
-    assert!(
-        r.stdout.contains("CONTROL read the unlocked key outside"),
-        "{r:?}"
-    );
+    for control in [
+        "CONTROL read the unlocked key outside",
+        "CONTROL reached the abstract socket outside",
+        "CONTROL reached the upstream outside",
+    ] {
+        assert!(r.stdout.contains(control), "{control}: {r:?}");
+    }
     assert!(!r.stdout.contains(&key), "{r:?}");
     // It could work: its directory, and the provider through the proxy.
     assert!(r.stdout.contains("proxy:200"), "{r:?}");
