@@ -86,6 +86,20 @@ impl Error {
         }
     }
 
+    /// `command` could not be started: 127 when it was not found, else
+    /// 126, as shells say.
+    pub fn spawn(command: &str, e: &std::io::Error) -> Self {
+        Error::Spawn {
+            command: command.to_string(),
+            code: if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            },
+            why: e.to_string(),
+        }
+    }
+
     /// An internal failure while doing `what`, caused by `source`.
     pub fn internal(
         what: impl Into<String>,

@@ -218,15 +218,7 @@ pub fn run_without_credential(
     let rt = proxy::runtime(Some(1))?;
     rt.block_on(super::child::run_child(cmd, sandbox))
         .map(|(code, _)| code)
-        .map_err(|e| Error::Spawn {
-            command: argv[0].clone(),
-            code: if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            },
-            why: e.to_string(),
-        })
+        .map_err(|e| Error::spawn(&argv[0], &e))
 }
 
 /// `craik exec`.
@@ -280,15 +272,7 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
         Err(e) => {
             details.insert("error".into(), e.to_string().into());
             call.finish(ctx, Status::SpawnFailed, None, None, details)?;
-            Err(Error::Spawn {
-                command: spec.argv[0].clone(),
-                code: if e.kind() == std::io::ErrorKind::NotFound {
-                    127
-                } else {
-                    126
-                },
-                why: e.to_string(),
-            })
+            Err(Error::spawn(&spec.argv[0], &e))
         }
     }
 }

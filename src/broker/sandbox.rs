@@ -133,15 +133,7 @@ pub fn relay_inside(addr: &str, socket: &str, argv: &[String]) -> crate::Result<
     cmd.args(&argv[1..]);
     rt.block_on(super::child::run_child(cmd, false))
         .map(|(code, _)| code)
-        .map_err(|e| Error::Spawn {
-            command: argv[0].clone(),
-            code: if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            },
-            why: e.to_string(),
-        })
+        .map_err(|e| Error::spawn(&argv[0], &e))
 }
 
 /// Where `program` is: a path (relative to `cwd`), or found on `PATH`.
