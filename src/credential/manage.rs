@@ -573,6 +573,16 @@ pub fn unlock(ctx: &mut Context, ttl: std::time::Duration) -> crate::Result<u64>
             "unlock for a working session (15m, 2h) and run craik lock when done",
         ));
     }
+    let file = ctx.home.path(crate::secret::SECRETS_FILE);
+    if !file.exists() {
+        return Err(Error::input(
+            format!(
+                "there is no encrypted secret store to unlock ({})",
+                file.display()
+            ),
+            "craik unlock is for the encrypted-file store (CRAIK_KEYRING_BACKEND=file), once it holds a secret",
+        ));
+    }
     crate::secret::FileStore::new(ctx.home.clone()).unlock(ttl)?;
     let operator = crate::operator::current(ctx)?;
     let r = NewReceipt::new(ReceiptKind::StoreUnlocked, Status::Ok)

@@ -365,6 +365,12 @@ fn unlock_keeps_the_key_for_a_while_and_lock_drops_it() {
     env.run(&exec)
         .code(1)
         .error_with_hint("CRAIK_KEYRING_PASSWORD");
+    // A home without an encrypted store has nothing to unlock.
+    let empty = Env::new();
+    empty
+        .run(&["unlock"])
+        .code(1)
+        .error_with_hint("CRAIK_KEYRING_BACKEND=file");
     // --for is bounded: a usage error.
     env.run(&["unlock", "--for", "2d"])
         .code(2)
