@@ -59,6 +59,12 @@ pub const HEADER_READ_TIMEOUT_VAR: &str = "CRAIK_PROXY_HEADER_TIMEOUT_MS";
 pub const MAX_CONNECTIONS: usize = 256;
 /// Overrides [`MAX_CONNECTIONS`].
 pub const MAX_CONNECTIONS_VAR: &str = "CRAIK_PROXY_MAX_CONNECTIONS";
+/// How long a write to a client may make no progress before the
+/// connection is closed: a client that stops reading its response would
+/// otherwise hold a connection (and the upstream's) for ever.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Overrides [`WRITE_STALL_TIMEOUT`], in milliseconds (for tests).
+pub const WRITE_STALL_TIMEOUT_VAR: &str = "CRAIK_PROXY_WRITE_TIMEOUT_MS";
 /// How long a request body may take to arrive in full (408 after).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections past the cap being answered at once; past this many more
@@ -976,6 +982,7 @@ fn redact_header(v: &HeaderValue, key: &[u8], count: &mut u64) -> HeaderValue {
 struct Limits {
     max_connections: usize,
     header_timeout: Duration,
+    write_timeout: Duration,
 }
 
 impl Limits {
@@ -999,6 +1006,8 @@ impl Limits {
                 .map_or(MAX_CONNECTIONS, |n| n as usize),
             header_timeout: num(HEADER_READ_TIMEOUT_VAR, 600_000)
                 .map_or(HEADER_READ_TIMEOUT, Duration::from_millis),
+            write_timeout: num(WRITE_STALL_TIMEOUT_VAR, 3_600_000)
+                .map_or(WRITE_STALL_TIMEOUT, Duration::from_millis),
         }
     }
 }
@@ -1097,6 +1106,7 @@ async fn connection(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
+    let stream = StallLimit::new(stream, limits.write_timeout);
     let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
@@ -1105,6 +1115,100 @@ async fn connection(
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
+}
+
+/// A client connection whose writes fail once one has waited `limit`
+/// without the client taking a byte: hyper then closes the connection,
+/// and the call's `call.finished` says the client went away.
+struct StallLimit<S> {
+    inner: S,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> StallLimit<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        StallLimit {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Clears the clock on progress; starts it, or fails when it ran out,
+    /// while the write waits.
+    fn watch<T>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        p: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        use std::future::Future as _;
+        match p {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let clock = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match clock.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading its response",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for StallLimit<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for StallLimit<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let p = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, p)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let p = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, p)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let p = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, p)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Tells a connection past the cap that the proxy is busy, and closes it.

@@ -1475,3 +1475,52 @@ fn a_sandboxed_child_gets_the_signals_craik_gets() {
     sigterm_reaches_the_child(&env, &["--sandbox"]);
     sigterm_reaches_the_child(&env, &["--sandbox", "--via-proxy"]);
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    use std::io::Write as _;
+    let up = Upstream::start(Behavior::Flood);
+    let mut env = Env::new();
+    add_key(&env, "openai:k", "sk-flood", &up.url());
+    env.set("CRAIK_PROXY_WRITE_TIMEOUT_MS", "500")
+        .set("CRAIK_PROXY_MAX_CONNECTIONS", "1");
+    let p = Proxy::start(&env, &["--profile", "openai:k"]);
+    // It asks for a large answer and reads none of it.
+    let mut stalled = std::net::TcpStream::connect(p.addr()).unwrap();
+    write!(
+        stalled,
+        "GET /models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\r\n",
+        p.token
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // While it holds the only connection, another client is told busy.
+    let busy = client()
+        .get(format!("{}/models", p.url))
+        .header("authorization", format!("Bearer {}", p.token))
+        .send()
+        .unwrap();
+    assert_eq!(busy.status(), 503);
+    // Half a second without progress, and the proxy lets it go.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let served = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let r = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("authorization: Bearer {}", p.token))
+            .arg(format!("{}/models", p.url))
+            .output()
+            .unwrap();
+        let code = String::from_utf8_lossy(&r.stdout).to_string();
+        if code == "200" || std::time::Instant::now() > deadline {
+            break code;
+        }
+    };
+    assert_eq!(served, "200", "the stalled connection still holds the slot");
+    drop(stalled);
+    p.stop().ok();
+    // The cut-off call has its finish, short of the whole answer.
+    let fin = receipts(&env, "call.finished");
+    assert_eq!(fin.len(), 2, "{fin:#?}");
+    assert_eq!(fin[1]["status"], "incomplete", "{:#?}", fin[1]);
+}

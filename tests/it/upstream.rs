@@ -35,6 +35,9 @@ pub enum Behavior {
     /// `streamGenerateContent`, each answering [`AGENT_ANSWER`] with
     /// usage figures.
     Agents,
+    /// Answer with 256 MiB of body, in 1 MiB chunks, as fast as the
+    /// connection takes them.
+    Flood,
 }
 
 /// What [`Behavior::Agents`] answers every prompt with.
@@ -305,6 +308,17 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response<Body> {
         Behavior::Normal => {}
         Behavior::Agents => return agents(&parts.method, parts.uri.path(), &body),
         Behavior::Echo => return echo(&parts),
+        Behavior::Flood => {
+            let chunk = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+            let stream = futures_util::stream::iter(
+                (0..256).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/octet-stream")
+                .body(Body::from_stream(stream))
+                .unwrap();
+        }
         Behavior::Drip => {
             let sh2 = sh.clone();
             let stream = futures_util::stream::unfold(0usize, move |i| {
