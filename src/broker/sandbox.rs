@@ -46,7 +46,7 @@ fn missing(tool: &str, package: &str) -> Error {
 }
 
 /// The hidden command the sandbox starts first when it has no network:
-/// `craik __sandbox-relay ADDR SOCKET CMD...` ([`relay_inside`]).
+/// `craik __sandbox-relay ADDR SOCKET -- CMD...` ([`relay_inside`]).
 pub const RELAY_COMMAND: &str = "__sandbox-relay";
 /// Where the relay's socket directory appears inside the sandbox.
 const INSIDE_SOCKET_DIR: &str = "/run/craik";
@@ -290,6 +290,8 @@ pub fn command(
         relay.push(RELAY_COMMAND.into());
         relay.push(iso.addr.to_string().into());
         relay.push(format!("{INSIDE_SOCKET_DIR}/{SOCKET_NAME}").into());
+        // The command is the child's, untouched by craik's own parsing.
+        relay.push("--".into());
     }
     args.push("--unsetenv".into());
     args.push("SSH_AUTH_SOCK".into());

@@ -1474,6 +1474,26 @@ fn a_sandboxed_child_gets_the_signals_craik_gets() {
     add_key(&env, "openai:k", "sk-1", &up.url());
     sigterm_reaches_the_child(&env, &["--sandbox"]);
     sigterm_reaches_the_child(&env, &["--sandbox", "--via-proxy"]);
+    // The child's own arguments pass through the relay untouched (craik's
+    // reading of `--wait 5` as `--wait=5` is for craik's command line).
+    let work = tempfile::tempdir_in(env.dir.path()).unwrap();
+    let mut c = env.command(&[
+        "exec",
+        "--profile",
+        "openai:k",
+        "--sandbox",
+        "--via-proxy",
+        "--",
+        "sh",
+        "-c",
+        "echo \"args: $*\"",
+        "x",
+        "--wait",
+        "5",
+    ]);
+    c.current_dir(work.path());
+    let r = crate::common::to_run(c.output().unwrap());
+    assert_eq!(r.stdout, "args: --wait 5\n", "{r:?}");
 }
 
 #[test]
