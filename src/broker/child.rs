@@ -88,14 +88,55 @@ impl ChildEnv {
     }
 }
 
+/// The command of a child not yet started: under `--sandbox`, bubblewrap's,
+/// with the seccomp filter it reads from an inherited descriptor, which
+/// stays open until the child has started.
+pub struct ChildCommand {
+    cmd: tokio::process::Command,
+    sandbox_filter: Option<std::fs::File>,
+}
+
+impl ChildCommand {
+    /// A command run as is.
+    pub fn plain(cmd: tokio::process::Command) -> ChildCommand {
+        ChildCommand {
+            cmd,
+            sandbox_filter: None,
+        }
+    }
+
+    /// bubblewrap's command, and the file its `--seccomp` names.
+    pub fn sandboxed(cmd: tokio::process::Command, filter: std::fs::File) -> ChildCommand {
+        ChildCommand {
+            cmd,
+            sandbox_filter: Some(filter),
+        }
+    }
+}
+
+impl std::ops::Deref for ChildCommand {
+    type Target = tokio::process::Command;
+    fn deref(&self) -> &tokio::process::Command {
+        &self.cmd
+    }
+}
+
+impl std::ops::DerefMut for ChildCommand {
+    fn deref_mut(&mut self) -> &mut tokio::process::Command {
+        &mut self.cmd
+    }
+}
+
 /// Runs the child; returns its exit code (128 + signal when killed).
 /// SIGTERM, SIGINT, SIGHUP and SIGQUIT to craik go to the child; under
 /// `--sandbox`, to the command bubblewrap runs (which bubblewrap itself
 /// would not pass on).
-pub(super) async fn run_child(
-    mut cmd: tokio::process::Command,
-    sandboxed: bool,
-) -> std::io::Result<(i32, Option<i32>)> {
+pub(super) async fn run_child(cmd: ChildCommand) -> std::io::Result<(i32, Option<i32>)> {
+    let ChildCommand {
+        mut cmd,
+        sandbox_filter,
+    } = cmd;
+    let sandboxed = sandbox_filter.is_some();
     use std::os::unix::process::ExitStatusExt;
     use tokio::signal::unix::{SignalKind, signal};
     // Caught before the child exists, so none is lost in between.
@@ -104,6 +145,8 @@ pub(super) async fn run_child(
     let mut hup = signal(SignalKind::hangup())?;
     let mut quit = signal(SignalKind::quit())?;
     let mut child = cmd.spawn()?;
+    // bubblewrap has its copy of the descriptor; craik's next child must not.
+    drop(sandbox_filter);
     let pid = child
         .id()
         .and_then(|p| rustix::process::Pid::from_raw(p as i32));

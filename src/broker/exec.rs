@@ -67,7 +67,7 @@ fn base_command(
     sandbox: bool,
     writable: &[std::path::PathBuf],
     isolation: Option<&super::sandbox::Isolation>,
-) -> crate::Result<tokio::process::Command> {
+) -> crate::Result<super::child::ChildCommand> {
     if sandbox {
         let cwd = std::env::current_dir().map_err(|e| {
             Error::input(
@@ -87,7 +87,7 @@ fn base_command(
     } else {
         let mut c = tokio::process::Command::new(&argv[0]);
         c.args(&argv[1..]);
-        Ok(c)
+        Ok(super::child::ChildCommand::plain(c))
     }
 }
 
@@ -97,7 +97,7 @@ fn prepare_child(
     call: &Arc<Started>,
     spec: &ExecSpec,
     rt: &tokio::runtime::Runtime,
-) -> crate::Result<(tokio::process::Command, Option<ProxyHandle>)> {
+) -> crate::Result<(super::child::ChildCommand, Option<ProxyHandle>)> {
     let family = provider::info(call.profile().provider_family);
     let writable = spec
         .launch
@@ -216,7 +216,7 @@ pub fn run_without_credential(
     cmd.envs(super::child::ChildEnv::for_home(ctx)?.inherited());
     launch.configure(&mut cmd, None)?;
     let rt = proxy::runtime(Some(1))?;
-    rt.block_on(super::child::run_child(cmd, sandbox))
+    rt.block_on(super::child::run_child(cmd))
         .map(|(code, _)| code)
         .map_err(|e| Error::spawn(&argv[0], &e))
 }
@@ -244,7 +244,7 @@ pub fn exec(ctx: &mut Context, spec: ExecSpec) -> crate::Result<i32> {
         Err(e) => return Err(call.abandon(ctx, e)),
     };
     let t0 = Instant::now();
-    let result = rt.block_on(super::child::run_child(cmd, spec.sandbox));
+    let result = rt.block_on(super::child::run_child(cmd));
     if let Some((tx, server)) = proxy_handle {
         let _ = tx.send(());
         let _ = rt.block_on(server);

@@ -10,6 +10,8 @@ pub mod export;
 pub mod pipeline;
 pub mod proxy;
 pub mod sandbox;
+#[cfg(target_os = "linux")]
+mod seccomp;
 pub mod test_call;
 mod usage;
 

@@ -10,17 +10,22 @@
 //!   directories, the D-Bus session bus and the SSH agent socket (in
 //!   `HOME`, `/tmp` or `/run`) do not exist;
 //! - it has its own PID namespace (craik's process is not there to read),
-//!   IPC and UTS namespaces, a user namespace (the kernel's user keyring
-//!   is another) and a fresh session keyring, and no controlling terminal
-//!   to inject input into;
-//! - the network is the host's, so the proxy stays reachable on loopback.
+//!   IPC, UTS and user namespaces, and no controlling terminal to inject
+//!   input into;
+//! - it may not touch the kernel keyring at all (a seccomp filter,
+//!   [`super::seccomp`]);
+//! - with a proxy, no network but its loopback, where a relay passes
+//!   connections to the proxy ([`Isolation`]); without, the host's.
 //!
-//! bubblewrap and keyctl (Debian: `bubblewrap`, `keyutils`) must be
-//! installed; craik never falls back to running the child unsandboxed.
+//! bubblewrap (Debian: `bubblewrap`) must be installed; craik never falls
+//! back to running the child unsandboxed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::AsRawFd;
+
+use super::child::ChildCommand;
 use crate::Error;
 use crate::home::Home;
 
@@ -131,7 +136,7 @@ pub fn relay_inside(addr: &str, socket: &str, argv: &[String]) -> crate::Result<
     });
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);
-    rt.block_on(super::child::run_child(cmd, false))
+    rt.block_on(super::child::run_child(ChildCommand::plain(cmd)))
         .map(|(code, _)| code)
         .map_err(|e| Error::spawn(&argv[0], &e))
 }
@@ -195,9 +200,8 @@ pub fn command(
     user_home: Option<&Path>,
     writable: &[PathBuf],
     isolation: Option<&Isolation>,
-) -> crate::Result<tokio::process::Command> {
+) -> crate::Result<ChildCommand> {
     let bwrap = which(BWRAP).ok_or_else(|| missing("bubblewrap (bwrap)", "bubblewrap"))?;
-    which("keyctl").ok_or_else(|| missing("keyctl", "keyutils"))?;
     let craik_home = home.root().to_path_buf();
     // The working directory is bound writable: it must not hold the home
     // directory or craik's.
@@ -297,19 +301,26 @@ pub fn command(
     args.push("SSH_AUTH_SOCK".into());
     args.push("--unsetenv".into());
     args.push("DBUS_SESSION_BUS_ADDRESS".into());
+    // No kernel keyring at all (super::seccomp says why).
+    let filter = seccomp_filter()?;
+    args.push("--seccomp".into());
+    args.push(filter.as_raw_fd().to_string().into());
     args.push("--".into());
     args.extend(relay);
-    // A fresh session keyring for the shell, which the command then
-    // inherits (keyctl new_session replaces its parent's keyring).
-    args.push("sh".into());
-    args.push("-c".into());
-    args.push(
-        "keyctl new_session >/dev/null 2>&1 || { echo 'craik --sandbox: cannot start a fresh session keyring' >&2; exit 126; }; exec \"$0\" \"$@\"".into(),
-    );
     args.extend(argv.iter().map(OsString::from));
     let mut cmd = tokio::process::Command::new(bwrap);
     cmd.args(args);
-    Ok(cmd)
+    Ok(ChildCommand::sandboxed(cmd, filter))
+}
+
+#[cfg(target_os = "linux")]
+fn seccomp_filter() -> crate::Result<std::fs::File> {
+    super::seccomp::inheritable_file()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn seccomp_filter() -> crate::Result<std::fs::File> {
+    Err(missing("Linux (bubblewrap and seccomp)", "bubblewrap"))
 }
 
 #[cfg(test)]

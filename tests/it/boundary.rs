@@ -688,6 +688,11 @@ keyctl search @u user craik-canary-u >/dev/null 2>&1 && echo REACHED user keyrin
 for id in $(grep craik:unlock /proc/keys | cut -d' ' -f1); do keyctl pipe $((0x$id)) >/dev/null 2>&1 && echo REACHED the unlocked store key; done
 keyctl link @us @s >/dev/null 2>&1; keyctl link @u @s >/dev/null 2>&1
 for d in $(grep -o 'craik:unlock:[0-9a-f]*' /proc/keys); do keyctl search @s user $d >/dev/null 2>&1 && echo REACHED the unlocked store key by name; done
+for id in $(cut -d' ' -f1 /proc/keys); do keyctl link $((0x$id)) @s >/dev/null 2>&1; done
+keyctl search @s user craik-canary >/dev/null 2>&1 && echo REACHED session keyring by id
+keyctl search @s user craik-canary-u >/dev/null 2>&1 && echo REACHED user keyring by id
+for d in $(grep -o 'craik:unlock:[0-9a-f]*' /proc/keys); do keyctl search @s user $d >/dev/null 2>&1 && echo REACHED the unlocked store key by id; done
+keyctl add user craik-probe x @s >/dev/null 2>&1 && echo REACHED add_key
 touch /usr/craik-probe 2>/dev/null && echo REACHED a system directory
 {abstract_probe} && echo REACHED an abstract socket
 curl -s -m 5 -o /dev/null '{upstream}/models' && echo REACHED the upstream without the proxy
