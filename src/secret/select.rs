@@ -2,7 +2,8 @@
 //!
 //! `CRAIK_KEYRING_BACKEND` wins. Otherwise: the macOS Keychain, the Windows
 //! Credential Manager, and on Linux the Secret Service when a session bus
-//! answers, else the kernel keyring when usable, else the encrypted file.
+//! answers, else the kernel keyring when the login has a session keyring
+//! of its own and it takes a write, else the encrypted file.
 
 use serde::Serialize;
 
@@ -30,10 +31,15 @@ const PROBE_HANDLE: &str = "craik-probe";
 fn probe_keyring(backend: Backend, write: bool) -> std::result::Result<(), String> {
     let store = KeyringStore::new(backend);
     if write {
+        // A handle of its own: two craik processes probing at once must
+        // not read or delete each other's probe (one would then see the
+        // backend unusable and put a secret elsewhere).
+        let handle = format!("{PROBE_HANDLE}-{}", &super::new_handle()["craik-".len()..]);
         let value = b"probe";
-        store.set(PROBE_HANDLE, value).map_err(|e| e.to_string())?;
-        let back = store.get(PROBE_HANDLE).map_err(|e| e.to_string())?;
-        let _ = store.delete(PROBE_HANDLE);
+        let written = store.set(&handle, value).map_err(|e| e.to_string());
+        let back = written.and_then(|()| store.get(&handle).map_err(|e| e.to_string()));
+        let _ = store.delete(&handle);
+        let back = back?;
         if back.as_deref().map(Vec::as_slice) != Some(value.as_slice()) {
             return Err("a probe secret did not read back".into());
         }
@@ -41,6 +47,33 @@ fn probe_keyring(backend: Backend, write: bool) -> std::result::Result<(), Strin
     } else {
         store.get(PROBE_HANDLE).map(drop).map_err(|e| e.to_string())
     }
+}
+
+/// The keyutils backend keeps secrets in the session keyring, which
+/// must be the login's own. Without one, the kernel lends the process the
+/// user-session keyring (`_uid_ses.<uid>`), and the keyring crate's first
+/// call gives the process a new, empty session keyring instead: secrets
+/// written before it are then out of reach (the key `craik unlock` left
+/// too), and those written after die with the process. So it is not
+/// probed at all, and the probe has no side effect on this process.
+#[cfg(target_os = "linux")]
+fn own_session_keyring() -> std::result::Result<(), String> {
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    let ring = KeyRing::from_special_id(KeyRingIdentifier::Session, false)
+        .and_then(|r| r.metadata())
+        .map_err(|e| format!("no session keyring: {e}"))?;
+    if ring.get_description().starts_with("_uid_ses.") {
+        return Err(
+            "this login has no session keyring of its own (run inside one: keyctl session -)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn own_session_keyring() -> std::result::Result<(), String> {
+    Ok(())
 }
 
 fn probe(backend: Backend) -> Probe {
@@ -57,7 +90,7 @@ fn probe(backend: Backend) -> Probe {
                 }
             }
             // The kernel keyring can exist yet refuse writes; try one.
-            Backend::Keyutils => probe_keyring(backend, true),
+            Backend::Keyutils => own_session_keyring().and_then(|()| probe_keyring(backend, true)),
             other => probe_keyring(other, false),
         };
         match r {

@@ -386,3 +386,58 @@ fn unlock_keeps_the_key_for_a_while_and_lock_drops_it() {
         .code(1);
     env.run(&["lock"]).ok();
 }
+
+/// With no backend named, a login without a session keyring of its own
+/// (CI, a container, `su` without PAM) gets the encrypted file, and
+/// `craik unlock` must then hold for every later command: probing the
+/// kernel keyring used to give each process a new, empty session keyring,
+/// out of which the unlocked key could no longer be found (commands still
+/// asked for the password, and `lock` failed).
+#[test]
+fn unlock_holds_when_probing_chose_the_file_store() {
+    require_tool("keyctl", "apt-get install keyutils");
+    let mut env = Env::new();
+    env.unset("CRAIK_KEYRING_BACKEND");
+    let own_session = {
+        let out = std::process::Command::new("keyctl")
+            .args(["rdescribe", "@s"])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).contains("_uid_ses.")
+    };
+    let status = env.run(&["auth", "storage", "status", "--json"]);
+    status.ok();
+    if own_session {
+        // This runner's login has a session keyring: the kernel keyring
+        // is chosen, and there is no file store to unlock.
+        assert_eq!(status.json()["backend"], "keyutils", "{status:?}");
+        return;
+    }
+    assert_eq!(status.json()["backend"], "file", "{status:?}");
+    assert!(
+        status.stdout.contains("no session keyring of its own"),
+        "{status:?}"
+    );
+    keyring_ref(&env, "openai:auto", "auto-secret").ok();
+    env.run(&["unlock", "--for", "5m"]).ok();
+    env.unset("CRAIK_KEYRING_PASSWORD");
+    env.run(&[
+        "exec",
+        "--profile",
+        "openai:auto",
+        "--",
+        "sh",
+        "-c",
+        "test \"$OPENAI_API_KEY\" = auto-secret",
+    ])
+    .ok();
+    let index = std::fs::read_to_string(env.home.join("secret-index.json")).unwrap();
+    assert!(!index.contains("keyutils"), "{index}");
+    env.run(&["lock"]).ok().out_contains("locked");
+    env.run(&["exec", "--profile", "openai:auto", "--", "true"])
+        .code(1)
+        .error_with_hint("CRAIK_KEYRING_PASSWORD");
+    // No probe key was left behind in the user's keyrings.
+    let keys = std::fs::read_to_string("/proc/keys").unwrap();
+    assert!(!keys.contains("craik-probe"), "{keys}");
+}
