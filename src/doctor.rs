@@ -434,6 +434,18 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
                 }
             }
         }
+        // The automatic checkpoint, gone although this home signed one.
+        if let Ok(crate::audit::checkpoint::AutoCheckpoint {
+            missing: Some(e), ..
+        }) = crate::audit::checkpoint::load_auto(&ctx.home, None, false, false)
+        {
+            out.push(check(
+                "audit checkpoint",
+                Level::Fail,
+                e.to_string(),
+                e.hint(),
+            ));
+        }
         out.push(query_index(&audit_path));
     }
 

@@ -830,6 +830,23 @@ fn a_rewritten_log_is_caught_by_the_automatic_checkpoint() {
     env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
     assert!(!env.file("audit-checkpoint.json").exists());
     env.run(&["receipts", "verify"]).code(1);
+    // Machines reading --json get the same verdict, in JSON.
+    let j = env.run(&["receipts", "verify", "--json"]);
+    j.code(1);
+    let v = j.json();
+    assert_eq!(v["ok"], false, "{j:?}");
+    assert!(
+        v["checkpoint_missing"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is missing"),
+        "{j:?}"
+    );
+    // And doctor says so.
+    let d = env.run(&["doctor"]);
+    d.code(1);
+    assert!(d.stdout.contains("audit checkpoint"), "{d:?}");
+    assert!(d.stdout.contains("is missing although"), "{d:?}");
     // The user's way back, once the log is known good.
     let out = env.file("audit-checkpoint.json");
     env.run(&["receipts", "checkpoint", "--out", out.to_str().unwrap()])

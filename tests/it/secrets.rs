@@ -437,7 +437,35 @@ fn unlock_holds_when_probing_chose_the_file_store() {
     env.run(&["exec", "--profile", "openai:auto", "--", "true"])
         .code(1)
         .error_with_hint("CRAIK_KEYRING_PASSWORD");
-    // No probe key was left behind in the user's keyrings.
-    let keys = std::fs::read_to_string("/proc/keys").unwrap();
-    assert!(!keys.contains("craik-probe"), "{keys}");
+}
+
+/// A home on the encrypted file, looked at with another backend selected
+/// whose keyring holds craik's fixed-handle keys already (another home of
+/// the same user made them): the other home's seal key is not taken for
+/// this one's, and `doctor` writes nothing, the index least of all.
+#[test]
+fn another_backend_leaves_the_index_alone() {
+    require_tool("keyctl", "apt-get install -y keyutils");
+    let env = Env::new();
+    keyring_ref(&env, "openai:f", "file-secret").ok();
+    let index = env.file("secret-index.json");
+    let before = std::fs::read(&index).unwrap();
+    let other = Env::new();
+    let r = run_wrapped(
+        &env,
+        &["keyctl", "session", "-"],
+        &format!(
+            r#"CRAIK_HOME='{other}' CRAIK_KEYRING_BACKEND=keyutils "$CRAIK" auth add openai:k --kind=marker >/dev/null || exit 9
+CRAIK_KEYRING_BACKEND=keyutils "$CRAIK" doctor"#,
+            other = other.home.display()
+        ),
+    );
+    r.code(1);
+    assert!(
+        r.stdout
+            .contains("secret-index.json records it in file; move it here"),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read(&index).unwrap(), before);
+    env.run(&["doctor"]).ok();
 }

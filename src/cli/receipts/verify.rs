@@ -47,11 +47,20 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
     report.warnings.extend(auto.warnings);
     // The chain's own damage first; a chain that verifies is still
     // not vouched for when its checkpoint was removed.
+    let mut missing_json = None;
     if let Some(missing) = auto.missing {
-        if report.damage.is_none() {
+        if report.damage.is_some() {
+            report.warnings.push(missing.to_string());
+        } else if json {
+            // Not vouched for: the JSON says why, and the exit code is 1.
+            report.ok = false;
+            missing_json = Some(serde_json::json!({
+                "error": missing.to_string(),
+                "hint": missing.hint(),
+            }));
+        } else {
             return Err(missing.into());
         }
-        report.warnings.push(missing.to_string());
     }
     if trusted.is_none() {
         for cp in &cps {
@@ -75,6 +84,9 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
                 })
             })
             .collect();
+        if let Some(m) = missing_json {
+            v["checkpoint_missing"] = m;
+        }
         output::json(&v);
     } else if let Some(d) = &report.damage {
         // The chain may link past a receipt a checkpoint says was
