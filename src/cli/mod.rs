@@ -280,7 +280,23 @@ fn unlock_for(s: &str) -> Result<std::time::Duration, String> {
         .map_err(|e| format!("{e} (hint: {})", e.hint()))
 }
 
+/// An unlock or lock names a home that does not exist: said, and no
+/// home is made for it.
+fn no_home() -> craik::Result<Option<std::path::PathBuf>> {
+    let path = craik::home::Home::default_path()?;
+    Ok((!path.exists()).then_some(path))
+}
+
 fn unlock(duration: Option<std::time::Duration>, json: bool) -> craik::Result<i32> {
+    if let Some(path) = no_home()? {
+        return Err(craik::Error::input(
+            format!(
+                "there is no craik home at {}, so nothing to unlock",
+                path.display()
+            ),
+            "check CRAIK_HOME; craik unlock is for a home whose encrypted-file store holds a secret",
+        ));
+    }
     let mut ctx = context()?;
     let ttl = duration.unwrap_or(craik::secret::unlock::DEFAULT_FOR);
     let secs = craik::credential::manage::unlock(&mut ctx, ttl)?;
@@ -297,14 +313,20 @@ fn unlock(duration: Option<std::time::Duration>, json: bool) -> craik::Result<i3
 }
 
 fn lock(json: bool) -> craik::Result<i32> {
-    let mut ctx = context()?;
-    let was = craik::credential::manage::lock(&mut ctx)?;
+    let (root, was) = match no_home()? {
+        Some(path) => (path, false),
+        None => {
+            let mut ctx = context()?;
+            let was = craik::credential::manage::lock(&mut ctx)?;
+            (ctx.home.root().to_path_buf(), was)
+        }
+    };
     if json {
         output::json(&serde_json::json!({ "locked": true, "was_unlocked": was }));
     } else if was {
-        outln!("locked {}", ctx.home.root().display());
+        outln!("locked {}", root.display());
     } else {
-        outln!("{} was not unlocked", ctx.home.root().display());
+        outln!("{} was not unlocked", root.display());
     }
     Ok(exit::OK)
 }

@@ -211,6 +211,7 @@ impl FileStore {
         if check_value(&key) != check {
             return Err(SecretError::WrongPassword {
                 path: self.home.path(SECRETS_FILE),
+                from_env: std::env::var_os("CRAIK_KEYRING_PASSWORD").is_some(),
             });
         }
         let cipher = XChaCha20Poly1305::new(key.as_ref().into());
@@ -344,6 +345,7 @@ impl FileStore {
         if B64.encode(check_value(&key)) != header.check {
             return Err(SecretError::WrongPassword {
                 path: self.home.path(SECRETS_FILE),
+                from_env: std::env::var_os("CRAIK_KEYRING_PASSWORD").is_some(),
             });
         }
         // The whole file must open with it, not just the check.

@@ -122,8 +122,10 @@ pub enum SecretError {
     NotCompiled(Backend),
     #[error("secret store backend {backend} is not usable: {why}")]
     Unavailable { backend: Backend, why: String },
+    /// `from_env`: the password came from `CRAIK_KEYRING_PASSWORD`, not
+    /// from the prompt.
     #[error("{path}: wrong password")]
-    WrongPassword { path: PathBuf },
+    WrongPassword { path: PathBuf, from_env: bool },
     #[error("{path} failed its integrity check (the file was modified or damaged)")]
     Integrity { path: PathBuf },
     #[error("{path}: {detail}")]
@@ -171,8 +173,11 @@ impl SecretError {
                 Backend::Keyutils => "run inside a session keyring (keyctl session -) or set CRAIK_KEYRING_BACKEND=file".into(),
                 _ => "set CRAIK_KEYRING_BACKEND=file to use the encrypted file".into(),
             },
-            SecretError::WrongPassword { .. } => {
+            SecretError::WrongPassword { from_env: true, .. } => {
                 "check CRAIK_KEYRING_PASSWORD; nothing was changed".into()
+            }
+            SecretError::WrongPassword { from_env: false, .. } => {
+                "type the password this store was made with (it is case-sensitive); nothing was changed".into()
             }
             SecretError::Integrity { .. } | SecretError::Corrupt { .. } => {
                 "nothing was changed; restore secrets.enc from a backup, or move it aside and add the secrets again".into()

@@ -256,3 +256,37 @@ pub fn receipts(env: &Env, kind: &str) -> Vec<serde_json::Value> {
     r.ok();
     r.json()["receipts"].as_array().unwrap().clone()
 }
+
+/// Runs `craik args` on a pseudo-terminal (util-linux `script`), typing
+/// `input`: as a user at a terminal would.
+pub fn run_on_terminal(env: &Env, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write as _;
+    require_tool("script", "apt-get install bsdutils");
+    let craik = env.command(args);
+    let line = std::iter::once(craik.get_program())
+        .chain(craik.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = std::process::Command::new("script");
+    for (k, v) in craik.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

@@ -768,40 +768,6 @@ fn setup_again_with_force_and_removals_leave_no_pool_behind() {
     );
 }
 
-/// Runs `craik args` on a pseudo-terminal (util-linux `script`), typing
-/// `input`: as a user at a terminal would.
-fn run_on_terminal(env: &Env, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write as _;
-    require_tool("script", "apt-get install bsdutils");
-    let craik = env.command(args);
-    let line = std::iter::once(craik.get_program())
-        .chain(craik.get_args())
-        .map(|a| format!("'{}'", a.to_str().unwrap()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut cmd = std::process::Command::new("script");
-    for (k, v) in craik.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let mut child = cmd
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn typing_a_key_opens_the_providers_key_page() {
     let mut env = Env::new();
@@ -815,7 +781,8 @@ fn typing_a_key_opens_the_providers_key_page() {
     std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
     env.set("BROWSER", browser.to_str().unwrap());
     let key = format!("sk-proj-{}\n", "k".repeat(40));
-    let out = run_on_terminal(&env, &["auth", "login", "openai", "--mode=api-key"], &key);
+    let out =
+        crate::common::run_on_terminal(&env, &["auth", "login", "openai", "--mode=api-key"], &key);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(
@@ -829,7 +796,7 @@ fn typing_a_key_opens_the_providers_key_page() {
     assert!(text.contains("wrote profile openai:default"), "{text}");
     // --no-browser opens nothing and says where to go; so does a key
     // piped in with --stdin (no page at all).
-    let out = run_on_terminal(
+    let out = crate::common::run_on_terminal(
         &env,
         &[
             "auth",

@@ -329,8 +329,18 @@ fn unlock_keeps_the_key_for_a_while_and_lock_drops_it() {
     env.set("CRAIK_KEYRING_PASSWORD", "not the password");
     env.run(&["unlock"])
         .code(1)
-        .error_with_hint("wrong password");
+        .error_with_hint("wrong password")
+        .error_with_hint("check CRAIK_KEYRING_PASSWORD");
     env.unset("CRAIK_KEYRING_PASSWORD");
+    // Typed at the prompt, the hint is about what was typed.
+    let typed = crate::common::run_on_terminal(&env, &["unlock"], "not the password\n");
+    let typed = String::from_utf8_lossy(&typed.stdout).to_string();
+    assert!(typed.contains("wrong password"), "{typed}");
+    assert!(
+        typed.contains("type the password this store was made with"),
+        "{typed}"
+    );
+    assert!(!typed.contains("CRAIK_KEYRING_PASSWORD"), "{typed}");
     env.run(&exec).code(1);
     // Unlocked: commands need no password, and a receipt says so.
     env.set("CRAIK_KEYRING_PASSWORD", &password);
@@ -365,12 +375,28 @@ fn unlock_keeps_the_key_for_a_while_and_lock_drops_it() {
     env.run(&exec)
         .code(1)
         .error_with_hint("CRAIK_KEYRING_PASSWORD");
-    // A home without an encrypted store has nothing to unlock.
-    let empty = Env::new();
+    // A home without an encrypted store has nothing to unlock; a home
+    // that does not exist is not made by unlock or lock.
+    let mut empty = Env::new();
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&empty.home)
+            .unwrap();
+    }
     empty
         .run(&["unlock"])
         .code(1)
         .error_with_hint("CRAIK_KEYRING_BACKEND=file");
+    let nowhere = empty.dir.path().join("no-such-home");
+    empty.set("CRAIK_HOME", nowhere.to_str().unwrap());
+    empty
+        .run(&["unlock"])
+        .code(1)
+        .error_with_hint("check CRAIK_HOME");
+    empty.run(&["lock"]).ok().out_contains("was not unlocked");
+    assert!(!nowhere.exists());
     // --for is bounded: a usage error.
     env.run(&["unlock", "--for", "2d"])
         .code(2)
