@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use crate::common::{Env, assert_schema, canary, contains, files_under, receipts, require_tool};
+use crate::common::{Env, assert_schema, canary, contains, files_under, receipts};
 use crate::idp::Idp;
 use crate::upstream::{Behavior, Upstream};
 
