@@ -94,6 +94,8 @@ impl ChildEnv {
 pub struct ChildCommand {
     cmd: tokio::process::Command,
     sandbox_filter: Option<std::fs::File>,
+    /// What must live as long as the child (a sandbox's relay).
+    guards: Vec<Box<dyn Send>>,
 }
 
 impl ChildCommand {
@@ -102,6 +104,7 @@ impl ChildCommand {
         ChildCommand {
             cmd,
             sandbox_filter: None,
+            guards: Vec::new(),
         }
     }
 
@@ -110,7 +113,13 @@ impl ChildCommand {
         ChildCommand {
             cmd,
             sandbox_filter: Some(filter),
+            guards: Vec::new(),
         }
+    }
+
+    /// Keeps `guard` until the child has ended.
+    pub fn hold(&mut self, guard: impl Send + 'static) {
+        self.guards.push(Box::new(guard));
     }
 }
 
@@ -135,6 +144,7 @@ pub(super) async fn run_child(cmd: ChildCommand) -> std::io::Result<(i32, Option
     let ChildCommand {
         mut cmd,
         sandbox_filter,
+        guards: _guards,
     } = cmd;
     let sandboxed = sandbox_filter.is_some();
     use std::os::unix::process::ExitStatusExt;

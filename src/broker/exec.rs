@@ -176,7 +176,8 @@ fn prepare_child(
                 };
             let mut cmd = new_command(isolation.as_ref())?;
             if let Some(iso) = isolation {
-                rt.spawn(iso.serve());
+                let _in_rt = rt.enter();
+                cmd.hold(iso.start());
             }
             for (k, v) in state.client_env(addr) {
                 cmd.env(k, v);

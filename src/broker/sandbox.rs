@@ -88,21 +88,78 @@ impl Isolation {
         })
     }
 
-    /// Passes each connection from the sandbox to the proxy, until dropped.
-    pub async fn serve(self) {
-        loop {
-            let Ok((mut inside, _)) = self.listener.accept().await else {
-                return;
-            };
-            let addr = self.addr;
-            tokio::spawn(async move {
-                if let Ok(mut proxy) = tokio::net::TcpStream::connect(addr).await {
-                    let _ = proxy.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut inside, &mut proxy).await;
-                }
-            });
-        }
+    /// Starts passing each connection from the sandbox to the proxy, on
+    /// the runtime entered; it stops, and the socket's directory is
+    /// removed, when the returned guard is dropped (after the child).
+    pub fn start(self) -> RelayGuard {
+        let Isolation {
+            addr,
+            _dir: dir,
+            listener,
+            ..
+        } = self;
+        let task = tokio::spawn(async move {
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(RELAY_CONNECTIONS));
+            loop {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut inside = match listener.accept().await {
+                    Ok((s, _)) => s,
+                    Err(_) => {
+                        accept_failed().await;
+                        continue;
+                    }
+                };
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Some(mut proxy) = retrying(|| tokio::net::TcpStream::connect(addr)).await
+                    {
+                        let _ = proxy.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inside, &mut proxy).await;
+                    }
+                });
+            }
+        });
+        RelayGuard { _dir: dir, task }
     }
+}
+
+/// The relay outside a sandbox, while its child runs ([`Isolation::start`]).
+pub struct RelayGuard {
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RelayGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connections either relay passes at once, as many as the proxy takes
+/// by default: more wait to be accepted (the kernel's backlog holds them).
+const RELAY_CONNECTIONS: usize = super::proxy::MAX_CONNECTIONS;
+
+/// A failed `accept` (out of descriptors, say): wait a little and go on.
+/// The relay must not stop for good over a passing shortage, nor spin.
+async fn accept_failed() {
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+/// The relay's connection onwards, tried for up to 2 s: a connection
+/// accepted while descriptors were short is passed on once some are
+/// free, not dropped unanswered.
+async fn retrying<T, F: std::future::Future<Output = std::io::Result<T>>>(
+    mut connect: impl FnMut() -> F,
+) -> Option<T> {
+    for _ in 0..40 {
+        if let Ok(t) = connect().await {
+            return Some(t);
+        }
+        accept_failed().await;
+    }
+    None
 }
 
 /// `craik __sandbox-relay ADDR SOCKET CMD...`, inside the sandbox: listens
@@ -121,14 +178,23 @@ pub fn relay_inside(addr: &str, socket: &str, argv: &[String]) -> crate::Result<
         .block_on(tokio::net::TcpListener::bind(addr))
         .map_err(|e| Error::internal(format!("cannot listen on {addr} in the sandbox"), e))?;
     rt.spawn(async move {
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(RELAY_CONNECTIONS));
         loop {
-            let Ok((mut client, _)) = listener.accept().await else {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
+            };
+            let mut client = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    accept_failed().await;
+                    continue;
+                }
             };
             let _ = client.set_nodelay(true);
             let socket = socket.clone();
             tokio::spawn(async move {
-                if let Ok(mut out) = tokio::net::UnixStream::connect(&socket).await {
+                let _permit = permit;
+                if let Some(mut out) = retrying(|| tokio::net::UnixStream::connect(&socket)).await {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut out).await;
                 }
             });

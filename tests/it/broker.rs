@@ -1544,3 +1544,74 @@ fn a_client_that_stops_reading_is_cut_off() {
     assert_eq!(fin.len(), 2, "{fin:#?}");
     assert_eq!(fin[1]["status"], "incomplete", "{:#?}", fin[1]);
 }
+
+/// The relay of a sandbox without network, pushed past its descriptors
+/// (`ulimit -n 64`, and the child opening as many connections as it
+/// can): it waits and goes on, so the child's requests reach the proxy
+/// again once the shortage passes (before, the relay stopped accepting
+/// for good); and its socket directory is gone when craik ends.
+#[test]
+fn the_sandbox_relay_outlasts_a_descriptor_shortage_and_cleans_up() {
+    crate::common::require_tool("bwrap", "apt-get install bubblewrap");
+    crate::common::require_tool("python3", "apt-get install python3");
+    let up = Upstream::start(Behavior::Normal);
+    let mut env = Env::new();
+    add_key(&env, "openai:k", "sk-1", &up.url());
+    let tmp = env.dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    env.set("TMPDIR", tmp.to_str().unwrap());
+    let work = tempfile::tempdir_in(env.dir.path()).unwrap();
+    let script = r#"
+import os, socket, time, urllib.request
+base = os.environ['OPENAI_BASE_URL']
+host, port = base.split('//')[1].split('/')[0].rsplit(':', 1)
+held = []
+for _ in range(200):
+    try:
+        held.append(socket.create_connection((host, int(port)), timeout=5))
+    except OSError:
+        pass
+print('held', len(held) > 20)
+for s in held:
+    s.close()
+req = urllib.request.Request(base + '/models', headers={'Authorization': 'Bearer ' + os.environ['OPENAI_API_KEY']})
+# The dead connections ahead of it drain first; a relay that stopped
+# answers none of these.
+for _ in range(30):
+    try:
+        print('after', urllib.request.urlopen(req, timeout=5).status)
+        break
+    except OSError:
+        time.sleep(1)
+"#;
+    let craik = env.command(&[
+        "exec",
+        "--profile",
+        "openai:k",
+        "--sandbox",
+        "--via-proxy",
+        "--",
+        "python3",
+        "-c",
+        script,
+    ]);
+    let line = std::iter::once(craik.get_program())
+        .chain(craik.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", &format!("ulimit -n 64 && exec {line}")])
+        .current_dir(work.path());
+    for (k, v) in craik.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let r = crate::common::to_run(c.output().unwrap());
+    assert!(r.stdout.contains("held True"), "{r:?}");
+    assert!(r.stdout.contains("after 200"), "{r:?}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
+}
