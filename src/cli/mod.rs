@@ -217,6 +217,64 @@ fn usage_error(rendered: &str) -> (String, String) {
     (error, hint)
 }
 
+/// [`usage_error`], with what clap cannot know: a command named without
+/// its subcommand lists them; a word after a bare `--wait` (which takes
+/// its duration after `=`) and a command to run given without `--` get
+/// a hint that says so.
+fn usage_hint(kind: clap::error::ErrorKind, args: &[String], rendered: &str) -> (String, String) {
+    use clap::error::ErrorKind;
+    let (error, hint) = usage_error(rendered);
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .unwrap_or("craik");
+    if kind == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let command = usage.split(" <").next().unwrap_or("craik").trim();
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        for word in command.split_whitespace().skip(1) {
+            match cmd.find_subcommand(word) {
+                Some(sub) => cmd = sub.clone(),
+                None => break,
+            }
+        }
+        let commands: Vec<&str> = cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+            .map(|c| c.get_name())
+            .collect();
+        let error = format!("'{command}' needs a command: {}", commands.join(", "));
+        let hint = if command == "craik" {
+            "new here? craik auth setup stores a first key; craik --help lists every command".into()
+        } else {
+            format!("see '{command} --help'")
+        };
+        return (error, hint);
+    }
+    if matches!(
+        kind,
+        ErrorKind::UnknownArgument | ErrorKind::ArgumentConflict
+    ) {
+        let before_dashes = args.iter().take_while(|a| *a != "--");
+        let bare_wait = before_dashes
+            .collect::<Vec<_>>()
+            .windows(2)
+            .find(|w| w[0] == "--wait")
+            .map(|w| w[1].clone());
+        if let Some(next) = bare_wait {
+            return (
+                error,
+                format!(
+                    "--wait takes its duration after '=' (--wait=5m); '{next}' after a bare --wait is read as the next argument"
+                ),
+            );
+        }
+        if usage.contains("-- <") && !args.iter().any(|a| a == "--") {
+            return (error, format!("put the command to run after '--': {usage}"));
+        }
+    }
+    (error, hint)
+}
+
 /// Runs the command line and returns the exit code.
 pub fn run() -> i32 {
     complete::answer_if_asked();
@@ -228,7 +286,11 @@ pub fn run() -> i32 {
             return exit::OK;
         }
         Err(e) => {
-            let (error, hint) = usage_error(&e.render().to_string());
+            let args: Vec<String> = join_wait_values(std::env::args_os())
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let (error, hint) = usage_hint(e.kind(), &args, &e.render().to_string());
             errln!("error: {error}");
             errln!("hint: {hint}");
             return exit::USAGE;

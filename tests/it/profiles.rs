@@ -473,9 +473,31 @@ fn usage_errors_exit_2_and_typos_get_a_suggestion() {
             "use '-- --bogus'",
         ),
         (vec!["auth", "setup", "opneai"], "did you mean openai?"),
+        // A command named without its subcommand lists them.
+        (vec![], "new here? craik auth setup"),
+        (vec!["auth", "pool"], "see 'craik auth pool --help'"),
+        // A word after a bare --wait, and a command without '--'.
+        (
+            vec!["auth", "check", "--wait", "abc", "openai:work"],
+            "--wait takes its duration after '=' (--wait=5m)",
+        ),
+        (
+            vec!["auth", "check", "--wait", "-1", "openai:work"],
+            "'-1' after a bare --wait",
+        ),
+        (
+            vec!["exec", "--profile", "openai:work", "true"],
+            "put the command to run after '--'",
+        ),
     ] {
         env.run(&args).code(2).error_with_hint(hint);
     }
+    env.run(&[])
+        .code(2)
+        .error_with_hint("'craik' needs a command: auth, policy, receipts, exec");
+    env.run(&["auth", "pool"])
+        .code(2)
+        .error_with_hint("'craik auth pool' needs a command: create, status, remove");
     // A bare variable name is env:NAME, as the docs write it.
     env.run(&["auth", "setup", "anthropic", "--secret-ref", "ANT_KEY"])
         .ok();
