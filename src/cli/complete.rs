@@ -34,7 +34,48 @@ pub fn registration(shell: clap_complete::Shell) -> Vec<u8> {
     let mut script = Vec::new();
     // Writing into memory does not fail.
     let _ = completer.write_registration(VAR, "craik", "craik", "craik", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        script = bash_colons(&String::from_utf8_lossy(&script)).into_bytes();
+    }
     script
+}
+
+/// clap's bash words as bash splits them, at every character of
+/// `COMP_WORDBREAKS`, `:` included: `openai:w` reaches craik as three
+/// words and nothing completes. The words are taken again from the line
+/// up to the cursor, split at blanks only (no id holds one), and the
+/// answers lose the part up to the last `:`, which bash keeps.
+const BASH_WORDS: &str = r#"    local words=("${COMP_WORDS[@]}")
+    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+        words[COMP_CWORD]="$2"
+    fi
+"#;
+const BASH_WORDS_AT_BLANKS: &str = r#"    local _craik_line="${COMP_LINE:0:COMP_POINT}"
+    local words
+    IFS=$' \t\n' read -ra words <<< "$_craik_line"
+    if [[ -z "$_craik_line" || "$_craik_line" =~ [[:space:]]$ ]]; then
+        words+=("")
+    fi
+    _CLAP_COMPLETE_INDEX=$(( ${#words[@]} - 1 ))
+    local _craik_cur="${words[_CLAP_COMPLETE_INDEX]}"
+"#;
+const BASH_END: &str = "        compopt -o nospace
+    fi
+}
+";
+const BASH_END_TRIMMED: &str = r#"        compopt -o nospace
+    fi
+    if [[ "$_craik_cur" == *:* && "$COMP_WORDBREAKS" == *:* ]]; then
+        local _craik_kept="${_craik_cur%"${_craik_cur##*:}"}"
+        COMPREPLY=( "${COMPREPLY[@]#"$_craik_kept"}" )
+    fi
+}
+"#;
+
+fn bash_colons(script: &str) -> String {
+    script
+        .replacen(BASH_WORDS, BASH_WORDS_AT_BLANKS, 1)
+        .replacen(BASH_END, BASH_END_TRIMMED, 1)
 }
 
 /// The home, only when it already exists.

@@ -554,6 +554,41 @@ fn shells_complete_profile_and_pool_ids_from_the_home() {
     // The registration script calls craik back with the variable set.
     let script = env.run(&["completions", "bash"]).ok().stdout.clone();
     assert!(script.contains("CRAIK_COMPLETE=\"bash\""), "{script}");
+    // In bash itself, which splits words at ':' as well (COMP_WORDBREAKS):
+    // the line as bash hands it over, and what bash would insert.
+    let bin_dir = std::path::Path::new(&crate::common::craik_bin())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut bash = env.command(&[]);
+    bash.env(
+        "PATH",
+        format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+    );
+    let bash = std::process::Command::new("bash")
+        .envs(bash.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("SCRIPT", &script)
+        .args([
+            "-c",
+            r#"eval "$SCRIPT"
+t() {
+    COMP_LINE="$1"; COMP_POINT=${#1}; COMP_TYPE=9
+    COMP_WORDS=($1); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+    # bash's own split of the last word: after its last ':'.
+    _clap_complete_craik craik "${1##*[ :]}" ""
+    echo "${COMPREPLY[*]}"
+}
+t 'craik exec --profile openai:'
+t 'craik exec --profile openai:w'
+t 'craik auth remove anth'"#,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&bash.stdout),
+        "ci work\nwork\nanthropic:dev\n",
+        "{bash:?}"
+    );
     // A home that does not exist completes nothing and is not created.
     let none = env.dir.path().join("none");
     let mut cmd = env.command(&["--", "craik", "exec", "--profile", ""]);
