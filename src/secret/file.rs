@@ -233,27 +233,24 @@ impl FileStore {
         Ok(Some((header, plain)))
     }
 
+    /// Encrypts `plain` over the file. With the key `craik unlock` keeps,
+    /// under the same salt; with the password, under a new salt (and the
+    /// current KDF parameters), so that a key copied while the store was
+    /// unlocked opens no version written with the password since.
     fn save(&self, old: Option<&Header>, plain: &Plain) -> Result<()> {
-        let (salt, m, t, p) = match old {
-            Some(h) => (
-                B64.decode(&h.salt).map_err(|_| self.corrupt("bad salt"))?,
-                h.m_cost,
-                h.t_cost,
-                h.p_cost,
-            ),
-            None => {
-                let mut s = vec![0u8; 16];
-                rand::rngs::OsRng.fill_bytes(&mut s);
-                (s, M_COST, T_COST, P_COST)
-            }
-        };
-        let cached = old.and_then(|h| {
+        let unlocked = old.and_then(|h| {
+            let salt = B64.decode(&h.salt).ok()?;
             let check = B64.decode(&h.check).ok()?;
-            self.unlocked_key(&salt, h, &check)
+            Some((salt.clone(), h, self.unlocked_key(&salt, h, &check)?))
         });
-        let key = match cached {
-            Some(k) => k,
-            None => derive(&password(old.is_none())?, &salt, m, t, p)?,
+        let (salt, m, t, p, key) = match unlocked {
+            Some((salt, h, key)) => (salt, h.m_cost, h.t_cost, h.p_cost, key),
+            None => {
+                let mut salt = vec![0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut salt);
+                let key = derive(&password(old.is_none())?, &salt, M_COST, T_COST, P_COST)?;
+                (salt, M_COST, T_COST, P_COST, key)
+            }
         };
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -348,12 +345,31 @@ impl FileStore {
                 from_env: std::env::var_os("CRAIK_KEYRING_PASSWORD").is_some(),
             });
         }
-        // The whole file must open with it, not just the check.
-        self.load()?;
-        super::unlock::put(&self.home, &key, ttl).map_err(|why| SecretError::Unavailable {
+        // The whole file must open with it, not just the check; then it
+        // is re-keyed (a new salt), so that the key kept for this unlock
+        // is not the one any earlier unlock kept.
+        drop(key);
+        let keep_err = |why: String| SecretError::Unavailable {
             backend: Backend::Keyutils,
             why: format!("cannot keep the key in the kernel keyring: {why}"),
-        })
+        };
+        super::unlock::forget(&self.home).map_err(keep_err)?;
+        self.modify(|_| true)?;
+        let (header, _) = self
+            .load()?
+            .ok_or_else(|| self.corrupt("the store vanished while it was re-keyed"))?;
+        let salt = B64
+            .decode(&header.salt)
+            .map_err(|_| self.corrupt("bad salt"))?;
+        // The derivation the save just made, from the process's cache.
+        let key = derive(
+            &password(false)?,
+            &salt,
+            header.m_cost,
+            header.t_cost,
+            header.p_cost,
+        )?;
+        super::unlock::put(&self.home, &key, ttl).map_err(keep_err)
     }
 
     /// Number of secrets held (opens the file, so a wrong password shows).

@@ -493,10 +493,13 @@ impl Secrets {
         // The index only counts and migrates it; it is written only when
         // it does not say so already (a read-only home stays readable).
         let record = |home: &Home| {
+            // An entry for another backend stays: looking at a home with
+            // another backend selected (doctor, say) writes nothing, and
+            // the index keeps saying where this home's key is.
             let ok = |idx: &SecretIndex| {
                 idx.secrets
                     .get(&handle)
-                    .is_some_and(|e| e.backend == backend && e.purpose == purpose)
+                    .is_some_and(|e| e.backend != backend || e.purpose == purpose)
             };
             if ok(&SecretIndex::load(home)?) {
                 return Ok(());
@@ -508,28 +511,6 @@ impl Secrets {
                 Ok(())
             })
         };
-        // Recorded in another backend: never read from there (an edited
-        // index could name any), and never replaced by a new key. Not
-        // taken from this backend either, when it holds one under the same
-        // handle (another home's of the same user, as OS keyrings keep
-        // them per user): that is not this home's key, and the index
-        // stays as it is.
-        let elsewhere = |idx: &SecretIndex| {
-            idx.secrets
-                .iter()
-                .find(|(h, e)| (e.purpose == purpose || **h == handle) && e.backend != backend)
-                .map(|(_, e)| SecretError::InternalKeyMissing {
-                    purpose: purpose.to_string(),
-                    backend,
-                    why: format!(
-                        "secret-index.json records it in {0}; move it here with: craik auth migrate-secrets --to {backend} (or select {0} with CRAIK_KEYRING_BACKEND={0})",
-                        e.backend
-                    ),
-                })
-        };
-        if let Some(e) = elsewhere(&self.index()?) {
-            return Err(e);
-        }
         if let Some(v) = store.get(&handle)? {
             record(&self.home)?;
             return Ok(v);
@@ -554,8 +535,22 @@ impl Secrets {
             let _ = store.delete(&old);
             return Ok(v);
         }
-        if let Some(e) = elsewhere(&self.index()?) {
-            return Err(e);
+        // Recorded in another backend: never read from there (an edited
+        // index could name any), and never replaced by a new key.
+        if let Some(elsewhere) = self
+            .index()?
+            .secrets
+            .iter()
+            .find(|(h, e)| (e.purpose == purpose || **h == handle) && e.backend != backend)
+            .map(|(_, e)| e.backend)
+        {
+            return Err(SecretError::InternalKeyMissing {
+                purpose: purpose.to_string(),
+                backend,
+                why: format!(
+                    "secret-index.json records it in {elsewhere}; move it here with: craik auth migrate-secrets --to {backend} (or select {elsewhere} with CRAIK_KEYRING_BACKEND={elsewhere})"
+                ),
+            });
         }
         may_create().map_err(|why| SecretError::InternalKeyMissing {
             purpose: purpose.to_string(),

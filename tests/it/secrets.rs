@@ -467,8 +467,9 @@ fn unlock_holds_when_probing_chose_the_file_store() {
 
 /// A home on the encrypted file, looked at with another backend selected
 /// whose keyring holds craik's fixed-handle keys already (another home of
-/// the same user made them): the other home's seal key is not taken for
-/// this one's, and `doctor` writes nothing, the index least of all.
+/// the same user made them): `doctor` says the profiles do not verify,
+/// and writes nothing, the index least of all (it used to record the
+/// keys as kept in the other backend).
 #[test]
 fn another_backend_leaves_the_index_alone() {
     require_tool("keyctl", "apt-get install -y keyutils");
@@ -486,12 +487,56 @@ CRAIK_KEYRING_BACKEND=keyutils "$CRAIK" doctor"#,
             other = other.home.display()
         ),
     );
+    // The other home's seal key does not verify this home's profiles.
     r.code(1);
-    assert!(
-        r.stdout
-            .contains("secret-index.json records it in file; move it here"),
-        "{r:?}"
-    );
+    assert!(r.stdout.contains("does not match its seal"), "{r:?}");
     assert_eq!(std::fs::read(&index).unwrap(), before);
     env.run(&["doctor"]).ok();
+}
+
+/// A key copied while the store was unlocked (any unsandboxed process of
+/// the user can read it) stops opening the store: each unlock keeps a
+/// key of its own, and the first write made with the password after
+/// `lock` re-keys the file, so the copy put back later opens nothing.
+#[test]
+fn a_copied_unlock_key_opens_nothing_written_since() {
+    require_tool("keyctl", "apt-get install keyutils");
+    let env = Env::new();
+    keyring_ref(&env, "openai:before", "s1").ok();
+    let copies = tempfile::tempdir().unwrap();
+    let script = r#"
+desc() { keyctl show @s | grep -o 'craik:unlock:[0-9a-f]*' | head -1; }
+copy() { keyctl pipe "$(keyctl search @s user "$(desc)")" > "$COPIES/$1"; }
+"$CRAIK" unlock --for 10m >/dev/null || exit 9
+D=$(desc); copy first
+"$CRAIK" lock >/dev/null
+"$CRAIK" unlock --for 10m >/dev/null || exit 9
+copy second
+"$CRAIK" lock >/dev/null
+cmp -s "$COPIES/first" "$COPIES/second" && echo SAME KEY TWICE
+printf s2 | "$CRAIK" auth add openai:after --kind=keyring-ref --stdin >/dev/null || exit 9
+# The copy, put back where craik looks for it.
+keyctl padd user "$D" @s < "$COPIES/second" >/dev/null || exit 9
+unset CRAIK_KEYRING_PASSWORD
+"$CRAIK" exec --profile openai:after -- true </dev/null >/dev/null 2>&1 && echo OPENED || echo REFUSED
+"#;
+    let c = env.command(&[]);
+    let mut cmd = Command::new("keyctl");
+    cmd.args(["session", "-", "sh", "-c", script]);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("CRAIK", craik_bin()).env("COPIES", copies.path());
+    let r = to_run(cmd.output().unwrap());
+    r.ok();
+    assert!(r.stdout.contains("REFUSED"), "{r:?}");
+    assert!(!r.stdout.contains("SAME KEY TWICE"), "{r:?}");
+    // The store still opens with the password, and holds both.
+    env.run(&["exec", "--profile", "openai:before", "--", "true"])
+        .ok();
+    env.run(&["exec", "--profile", "openai:after", "--", "true"])
+        .ok();
 }
