@@ -1,6 +1,8 @@
 //! The seccomp filter bubblewrap installs in `exec --sandbox`: the
-//! kernel keyring's system calls (`add_key`, `request_key`, `keyctl`)
-//! fail with `EPERM` for the sandboxed command and everything it starts.
+//! kernel keyring's system calls (`add_key`, `request_key`, `keyctl`),
+//! and `socket(AF_ALG, ...)`, which can use a possessed key by its
+//! serial, fail with `EPERM` for the sandboxed command and everything it
+//! starts.
 //!
 //! A user namespace gets its own user keyring by name, but not by id: a
 //! process of the same user can read the ids of the host's `_uid` and
@@ -33,6 +35,24 @@ fn refused() -> Vec<i64> {
     all
 }
 
+/// `socket(AF_ALG, ...)`: the kernel crypto API can load a key the
+/// process possesses by its serial (`ALG_SET_KEY_BY_KEY_SERIAL`, Linux
+/// 6.2), using it without any keyring call; the sandbox inherits craik's
+/// session keyring, so that would reach the unlock key.
+fn af_alg_rule() -> crate::Result<seccompiler::SeccompRule> {
+    let bad = |e: seccompiler::BackendError| {
+        Error::internal("cannot build the sandbox's seccomp filter", e)
+    };
+    let cond = seccompiler::SeccompCondition::new(
+        0,
+        seccompiler::SeccompCmpArgLen::Dword,
+        seccompiler::SeccompCmpOp::Eq,
+        libc::AF_ALG as u64,
+    )
+    .map_err(bad)?;
+    seccompiler::SeccompRule::new(vec![cond]).map_err(bad)
+}
+
 fn target() -> crate::Result<seccompiler::TargetArch> {
     if cfg!(target_arch = "x86_64") {
         Ok(seccompiler::TargetArch::x86_64)
@@ -51,7 +71,9 @@ fn target() -> crate::Result<seccompiler::TargetArch> {
 /// The filter as the kernel reads it: `struct sock_filter` entries in
 /// native byte order, which bubblewrap's `--seccomp FD` takes as is.
 pub fn program() -> crate::Result<Vec<u8>> {
-    let rules = refused().into_iter().map(|n| (n, vec![])).collect();
+    let mut rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+        refused().into_iter().map(|n| (n, vec![])).collect();
+    rules.insert(libc::SYS_socket, vec![af_alg_rule()?]);
     let filter = seccompiler::SeccompFilter::new(
         rules,
         seccompiler::SeccompAction::Allow,
@@ -72,14 +94,26 @@ pub fn program() -> crate::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The filter in an unlinked file whose descriptor the next child
-/// inherits (it is not close-on-exec): bubblewrap reads it from there.
-/// Keep the file open until that child has started.
+/// The filter in a sealed memory file (no name, no more writes) whose
+/// descriptor the next child inherits (it is not close-on-exec):
+/// bubblewrap reads it from there. Keep the file open until that child
+/// has started.
 pub fn inheritable_file() -> crate::Result<std::fs::File> {
+    use rustix::fs::{MemfdFlags, SealFlags};
     let fail =
         |e: std::io::Error| Error::internal("cannot hand the seccomp filter to bubblewrap", e);
-    let mut f = tempfile::tempfile().map_err(fail)?;
+    let fd = rustix::fs::memfd_create(
+        "craik-seccomp",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| fail(e.into()))?;
+    let mut f = std::fs::File::from(fd);
     f.write_all(&program()?).map_err(fail)?;
+    rustix::fs::fcntl_add_seals(
+        &f,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )
+    .map_err(|e| fail(e.into()))?;
     f.rewind().map_err(fail)?;
     rustix::io::fcntl_setfd(&f, rustix::io::FdFlags::empty()).map_err(|e| fail(e.into()))?;
     Ok(f)
@@ -109,9 +143,10 @@ mod tests {
             .filter(|(code, _)| *code == 0x15)
             .map(|(_, k)| k)
             .collect();
-        for n in refused() {
+        for n in refused().into_iter().chain([libc::SYS_socket]) {
             assert!(compared.contains(&(n as u32)), "{n} not refused");
         }
+        assert!(compared.contains(&(libc::AF_ALG as u32)));
         // Anything else is allowed; the refusal is EPERM.
         let rets: Vec<u32> = (0..p.len() / 8)
             .map(insn)

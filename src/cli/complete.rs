@@ -44,7 +44,8 @@ pub fn registration(shell: clap_complete::Shell) -> Vec<u8> {
 /// `COMP_WORDBREAKS`, `:` included: `openai:w` reaches craik as three
 /// words and nothing completes. The words are taken again from the line
 /// up to the cursor, split at blanks only (no id holds one), and the
-/// answers lose the part up to the last `:`, which bash keeps.
+/// answers lose what precedes bash's own current word (`$2`: after the
+/// last `:` or `=`), which bash keeps.
 const BASH_WORDS: &str = r#"    local words=("${COMP_WORDS[@]}")
     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
         words[COMP_CWORD]="$2"
@@ -65,8 +66,8 @@ const BASH_END: &str = "        compopt -o nospace
 ";
 const BASH_END_TRIMMED: &str = r#"        compopt -o nospace
     fi
-    if [[ "$_craik_cur" == *:* && "$COMP_WORDBREAKS" == *:* ]]; then
-        local _craik_kept="${_craik_cur%"${_craik_cur##*:}"}"
+    local _craik_kept="${_craik_cur%"$2"}"
+    if [[ -n "$_craik_kept" && "$_craik_cur" == "$_craik_kept$2" ]]; then
         COMPREPLY=( "${COMPREPLY[@]#"$_craik_kept"}" )
     fi
 }

@@ -237,8 +237,8 @@ impl FileStore {
     /// under the same salt; with the password, under a new salt (and the
     /// current KDF parameters), so that a key copied while the store was
     /// unlocked opens no version written with the password since.
-    fn save(&self, old: Option<&Header>, plain: &Plain) -> Result<()> {
-        let unlocked = old.and_then(|h| {
+    fn save(&self, old: Option<&Header>, plain: &Plain, rekey: bool) -> Result<()> {
+        let unlocked = old.filter(|_| !rekey).and_then(|h| {
             let salt = B64.decode(&h.salt).ok()?;
             let check = B64.decode(&h.check).ok()?;
             Some((salt.clone(), h, self.unlocked_key(&salt, h, &check)?))
@@ -246,9 +246,16 @@ impl FileStore {
         let (salt, m, t, p, key) = match unlocked {
             Some((salt, h, key)) => (salt, h.m_cost, h.t_cost, h.p_cost, key),
             None => {
+                let password = password(old.is_none())?;
+                // The password must be the store's own: a wrong one (a
+                // stale variable, a typo, the kept key having expired since
+                // the file was opened) would re-encrypt everything under it.
+                if let Some(h) = old {
+                    self.check_password(&password, h)?;
+                }
                 let mut salt = vec![0u8; 16];
                 rand::rngs::OsRng.fill_bytes(&mut salt);
-                let key = derive(&password(old.is_none())?, &salt, M_COST, T_COST, P_COST)?;
+                let key = derive(&password, &salt, M_COST, T_COST, P_COST)?;
                 (salt, M_COST, T_COST, P_COST, key)
             }
         };
@@ -283,6 +290,33 @@ impl FileStore {
         Ok(())
     }
 
+    /// The key `password` derives under `h`'s salt, when it is the one
+    /// `h` was written with.
+    fn check_password(&self, password: &str, h: &Header) -> Result<Zeroizing<[u8; 32]>> {
+        let salt = B64.decode(&h.salt).map_err(|_| self.corrupt("bad salt"))?;
+        let key = derive(password, &salt, h.m_cost, h.t_cost, h.p_cost)?;
+        if B64.encode(check_value(&key)) != h.check {
+            return Err(SecretError::WrongPassword {
+                path: self.home.path(SECRETS_FILE),
+                from_env: std::env::var_os("CRAIK_KEYRING_PASSWORD").is_some(),
+            });
+        }
+        Ok(key)
+    }
+
+    /// Writes the file again under a new salt, with the password (never
+    /// with a kept key); returns the new key.
+    fn rekey(&self) -> Result<Zeroizing<[u8; 32]>> {
+        let _lock = self.home.lock(SECRETS_FILE)?;
+        let (header, plain) = self
+            .load()?
+            .ok_or_else(|| self.corrupt("the store vanished while it was re-keyed"))?;
+        self.save(Some(&header), &plain, true)?;
+        let bytes = self.home.read(SECRETS_FILE)?.unwrap_or_default();
+        let header = self.header(&bytes)?;
+        self.check_password(&password(false)?, &header)
+    }
+
     fn modify(&self, f: impl FnOnce(&mut Plain) -> bool) -> Result<bool> {
         let _lock = self.home.lock(SECRETS_FILE)?;
         let (header, mut plain) = match self.load()? {
@@ -291,7 +325,7 @@ impl FileStore {
         };
         let changed = f(&mut plain);
         if changed {
-            self.save(header.as_ref(), &plain)?;
+            self.save(header.as_ref(), &plain, false)?;
         }
         Ok(changed)
     }
@@ -323,53 +357,27 @@ impl FileStore {
                 ),
             });
         };
-        let rest = bytes
-            .strip_prefix(MAGIC)
-            .ok_or_else(|| self.corrupt("not a craik secret store (bad magic line)"))?;
-        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
-        let header: Header =
-            serde_json::from_slice(line).map_err(|e| self.corrupt(format!("bad header: {e}")))?;
-        let salt = B64
-            .decode(&header.salt)
-            .map_err(|_| self.corrupt("bad salt"))?;
-        let key = derive(
-            &password(false)?,
-            &salt,
-            header.m_cost,
-            header.t_cost,
-            header.p_cost,
-        )?;
-        if B64.encode(check_value(&key)) != header.check {
-            return Err(SecretError::WrongPassword {
-                path: self.home.path(SECRETS_FILE),
-                from_env: std::env::var_os("CRAIK_KEYRING_PASSWORD").is_some(),
-            });
-        }
-        // The whole file must open with it, not just the check; then it
-        // is re-keyed (a new salt), so that the key kept for this unlock
-        // is not the one any earlier unlock kept.
-        drop(key);
+        let header = self.header(&bytes)?;
+        self.check_password(&password(false)?, &header)?;
+        // The whole file must open with it, not just the check; it is
+        // re-keyed (a new salt) so that the key kept for this unlock is
+        // not the one any earlier unlock kept. The new key replaces the
+        // old one in the keyring (same description).
+        let key = self.rekey()?;
         let keep_err = |why: String| SecretError::Unavailable {
             backend: Backend::Keyutils,
             why: format!("cannot keep the key in the kernel keyring: {why}"),
         };
-        super::unlock::forget(&self.home).map_err(keep_err)?;
-        self.modify(|_| true)?;
-        let (header, _) = self
-            .load()?
-            .ok_or_else(|| self.corrupt("the store vanished while it was re-keyed"))?;
-        let salt = B64
-            .decode(&header.salt)
-            .map_err(|_| self.corrupt("bad salt"))?;
-        // The derivation the save just made, from the process's cache.
-        let key = derive(
-            &password(false)?,
-            &salt,
-            header.m_cost,
-            header.t_cost,
-            header.p_cost,
-        )?;
         super::unlock::put(&self.home, &key, ttl).map_err(keep_err)
+    }
+
+    /// The header line of the file's `bytes`.
+    fn header(&self, bytes: &[u8]) -> Result<Header> {
+        let rest = bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| self.corrupt("not a craik secret store (bad magic line)"))?;
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        serde_json::from_slice(line).map_err(|e| self.corrupt(format!("bad header: {e}")))
     }
 
     /// Number of secrets held (opens the file, so a wrong password shows).

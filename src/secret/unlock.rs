@@ -13,9 +13,9 @@
 //!
 //! What it does not stop: a same-user process outside a sandbox can link
 //! the session keyring into its own and read the key, as it could read a
-//! password from the environment; so can a child that `--sandbox` runs, by
-//! linking the host's keyrings by the ids `/proc/keys` lists (not yet
-//! fixed). docs/security.md says so.
+//! password from the environment. A child that `--sandbox` runs has no
+//! system call left to reach it (`broker::seccomp`). docs/security.md
+//! says so.
 
 use std::time::Duration;
 

@@ -693,6 +693,7 @@ keyctl search @s user craik-canary >/dev/null 2>&1 && echo REACHED session keyri
 keyctl search @s user craik-canary-u >/dev/null 2>&1 && echo REACHED user keyring by id
 for d in $(grep -o 'craik:unlock:[0-9a-f]*' /proc/keys); do keyctl search @s user $d >/dev/null 2>&1 && echo REACHED the unlocked store key by id; done
 keyctl add user craik-probe x @s >/dev/null 2>&1 && echo REACHED add_key
+python3 -c "import socket; socket.socket(socket.AF_ALG, socket.SOCK_SEQPACKET)" 2>/dev/null && echo REACHED an AF_ALG socket, which can use a possessed key by serial
 touch /usr/craik-probe 2>/dev/null && echo REACHED a system directory
 {abstract_probe} && echo REACHED an abstract socket
 curl -s -m 5 -o /dev/null '{upstream}/models' && echo REACHED the upstream without the proxy

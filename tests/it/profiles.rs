@@ -574,19 +574,20 @@ fn shells_complete_profile_and_pool_ids_from_the_home() {
 t() {
     COMP_LINE="$1"; COMP_POINT=${#1}; COMP_TYPE=9
     COMP_WORDS=($1); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
-    # bash's own split of the last word: after its last ':'.
-    _clap_complete_craik craik "${1##*[ :]}" ""
+    # bash's own split of the last word: after its last ':' or '='.
+    _clap_complete_craik craik "${1##*[ :=]}" ""
     echo "${COMPREPLY[*]}"
 }
 t 'craik exec --profile openai:'
 t 'craik exec --profile openai:w'
-t 'craik auth remove anth'"#,
+t 'craik auth remove anth'
+t 'craik exec --profile=openai:w'"#,
         ])
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&bash.stdout),
-        "ci work\nwork\nanthropic:dev\n",
+        "ci work\nwork\nanthropic:dev\nwork\n",
         "{bash:?}"
     );
     // A home that does not exist completes nothing and is not created.
