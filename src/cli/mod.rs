@@ -376,7 +376,16 @@ fn unlock(duration: Option<std::time::Duration>, json: bool) -> craik::Result<i3
 
 fn lock(json: bool) -> craik::Result<i32> {
     let (root, was) = match no_home()? {
-        Some(path) => (path, false),
+        // No home to record in; a key a removed home left still goes.
+        Some(path) => {
+            let was = craik::secret::unlock::forget(&path).map_err(|why| {
+                craik::Error::input(
+                    format!("cannot drop the key from the kernel keyring: {why}"),
+                    "it ends by itself when its --for runs out",
+                )
+            })?;
+            (path, was)
+        }
         None => {
             let mut ctx = context()?;
             let was = craik::credential::manage::lock(&mut ctx)?;

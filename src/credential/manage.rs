@@ -590,7 +590,7 @@ pub fn unlock(ctx: &mut Context, ttl: std::time::Duration) -> crate::Result<u64>
         .detail("for_seconds", ttl.as_secs());
     if let Err(e) = ctx.record(r) {
         // No receipt, no unlock: fail closed.
-        let _ = crate::secret::unlock::forget(&ctx.home);
+        let _ = crate::secret::unlock::forget(ctx.home.root());
         return Err(e);
     }
     Ok(ttl.as_secs())
@@ -600,13 +600,13 @@ pub fn unlock(ctx: &mut Context, ttl: std::time::Duration) -> crate::Result<u64>
 /// first, while the store can still be opened). False when it was locked.
 pub fn lock(ctx: &mut Context) -> crate::Result<bool> {
     if crate::secret::unlock::remaining(&ctx.home).is_none() {
-        return Ok(crate::secret::unlock::forget(&ctx.home).unwrap_or(false));
+        return Ok(crate::secret::unlock::forget(ctx.home.root()).unwrap_or(false));
     }
     let operator = crate::operator::current(ctx).ok().flatten();
     let r = NewReceipt::new(ReceiptKind::StoreLocked, Status::Ok).operator(operator);
     // The key goes whether or not the receipt could be written.
     let recorded = ctx.record(r);
-    let forgot = crate::secret::unlock::forget(&ctx.home).map_err(|why| {
+    let forgot = crate::secret::unlock::forget(ctx.home.root()).map_err(|why| {
         crate::secret::SecretError::Unavailable {
             backend: Backend::Keyutils,
             why: format!("cannot drop the key from the kernel keyring: {why}"),

@@ -32,7 +32,12 @@ pub const DEFAULT_FOR: Duration = Duration::from_secs(15 * 60);
 /// The key's description: the same home gives the same name in every
 /// process, and another home another name.
 pub fn description(home: &Home) -> String {
-    let root = std::fs::canonicalize(home.root()).unwrap_or_else(|_| home.root().to_path_buf());
+    description_at(home.root())
+}
+
+/// [`description`] of the home at `root`, which need not exist.
+fn description_at(root: &std::path::Path) -> String {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
     format!("craik:unlock:{}", hex::encode(&digest[..16]))
 }
@@ -96,12 +101,14 @@ mod imp {
         })
     }
 
-    pub fn forget(home: &Home) -> Result<bool, String> {
+    /// Drops the key of the home at `root`, which need not exist any
+    /// more (a key left by a home since moved or removed).
+    pub fn forget(root: &std::path::Path) -> Result<bool, String> {
         let mut any = false;
         // Every key of that name in reach (one per keyring it was added
         // to); an invalidated key is out of reach at once.
         for _ in 0..16 {
-            let Ok(k) = ring()?.search(&description(home)) else {
+            let Ok(k) = ring()?.search(&description_at(root)) else {
                 break;
             };
             k.invalidate().map_err(|e| e.to_string())?;
@@ -123,7 +130,7 @@ mod imp {
     pub fn remaining(_: &Home) -> Option<u64> {
         None
     }
-    pub fn forget(_: &Home) -> Result<bool, String> {
+    pub fn forget(_: &std::path::Path) -> Result<bool, String> {
         Ok(false)
     }
 }

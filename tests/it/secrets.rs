@@ -410,7 +410,15 @@ fn unlock_keeps_the_key_for_a_while_and_lock_drops_it() {
     other
         .run(&["exec", "--profile", "openai:o", "--", "true"])
         .code(1);
-    env.run(&["lock"]).ok();
+    // A home moved away after unlock: lock still drops its key, and makes
+    // no home where it was.
+    let moved = env.dir.path().join("moved-home");
+    std::fs::rename(&env.home, &moved).unwrap();
+    let r = env.run(&["lock"]);
+    assert!(r.ok().stdout.starts_with("locked "), "{r:?}");
+    assert!(!env.home.exists());
+    std::fs::rename(&moved, &env.home).unwrap();
+    env.run(&["lock"]).ok().out_contains("was not unlocked");
 }
 
 /// With no backend named, a login without a session keyring of its own
