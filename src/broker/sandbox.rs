@@ -12,8 +12,9 @@
 //! - it has its own PID namespace (craik's process is not there to read),
 //!   IPC, UTS and user namespaces, and no controlling terminal to inject
 //!   input into;
-//! - it may not touch the kernel keyring at all (a seccomp filter,
-//!   [`super::seccomp`]);
+//! - it may make no kernel-keyring call and open no `AF_ALG` socket (a
+//!   seccomp filter, [`super::seccomp`]), though it inherits craik's
+//!   session keyring;
 //! - with a proxy, no network but its loopback, where a relay passes
 //!   connections to the proxy ([`Isolation`]); without, the host's.
 //!
