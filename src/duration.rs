@@ -9,18 +9,27 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum DurationError {
     #[error("cannot read the duration {text:?}: {why}")]
-    Unreadable { text: String, why: String },
+    Unreadable {
+        text: String,
+        why: String,
+        max: Duration,
+    },
     #[error("the duration {text:?} is longer than {max}")]
     TooLong { text: String, max: String },
     #[error("the duration {text:?} is zero")]
-    Zero { text: String },
+    Zero { text: String, max: Duration },
 }
 
 impl DurationError {
     pub fn hint(&self) -> String {
         match self {
-            DurationError::Unreadable { .. } | DurationError::Zero { .. } => {
-                "write it as 30s, 15m, 2h, 7d, 2w or 1h30m".into()
+            DurationError::Unreadable { max, .. } | DurationError::Zero { max, .. } => {
+                // Only examples that would be accepted.
+                let fits: Vec<&str> = ["30s", "15m", "2h", "1h30m", "7d", "2w"]
+                    .into_iter()
+                    .filter(|e| humantime::parse_duration(e).is_ok_and(|d| d <= *max))
+                    .collect();
+                format!("write it as {} (at most {})", fits.join(", "), short(*max))
             }
             DurationError::TooLong { max, .. } => format!("use at most {max}"),
         }
@@ -36,11 +45,13 @@ pub fn parse(text: &str, max: Duration) -> Result<Duration, DurationError> {
             .map_err(|e| DurationError::Unreadable {
                 text: text.into(),
                 why: e.to_string(),
+                max,
             })?
     } else {
         humantime::parse_duration(t).map_err(|e| DurationError::Unreadable {
             text: text.into(),
             why: e.to_string(),
+            max,
         })?
     };
     if d > max {
@@ -67,7 +78,10 @@ pub fn short(d: Duration) -> String {
 pub fn parse_nonzero(text: &str, max: Duration) -> Result<Duration, DurationError> {
     let d = parse(text, max)?;
     if d.is_zero() {
-        return Err(DurationError::Zero { text: text.into() });
+        return Err(DurationError::Zero {
+            text: text.into(),
+            max,
+        });
     }
     Ok(d)
 }

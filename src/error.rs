@@ -210,7 +210,10 @@ mod tests {
         assert_eq!(e.exit_code(), exit::ERROR);
         // A transparent wrapper whose text already holds its cause adds
         // nothing.
-        let e = Error::from(crate::duration::DurationError::Zero { text: "0s".into() });
+        let e = Error::from(crate::duration::DurationError::Zero {
+            text: "0s".into(),
+            max: std::time::Duration::from_secs(60),
+        });
         assert_eq!(e.chain(), e.to_string());
     }
 }

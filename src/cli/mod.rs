@@ -196,7 +196,12 @@ fn usage_error(rendered: &str) -> (String, String) {
     let mut error = message.join(" ");
     let mut hint = None;
     if let Some(i) = error.find(" (hint: ") {
-        hint = Some(error[i + 8..].trim_end_matches(')').to_string());
+        hint = Some(
+            error[i + 8..]
+                .strip_suffix(')')
+                .unwrap_or(&error[i + 8..])
+                .to_string(),
+        );
         error.truncate(i);
     }
     // The command path: the usage's words before its first placeholder.

@@ -183,7 +183,7 @@ impl SecretError {
                 "nothing was changed; restore secrets.enc from a backup, or move it aside and add the secrets again".into()
             }
             SecretError::NoPassword => {
-                "set CRAIK_KEYRING_PASSWORD, or run craik on a terminal to be prompted".into()
+                "run craik on a terminal to be prompted, unlock the store for a while with craik unlock, or set CRAIK_KEYRING_PASSWORD".into()
             }
             SecretError::PasswordMismatch => "try again".into(),
             SecretError::InternalKeyMissing { .. } => {

@@ -322,7 +322,7 @@ fn unlock_keeps_the_key_for_a_while_and_lock_drops_it() {
     env.unset("CRAIK_KEYRING_PASSWORD");
     env.run(&exec)
         .code(1)
-        .error_with_hint("CRAIK_KEYRING_PASSWORD");
+        .error_with_hint("unlock the store for a while with craik unlock");
     env.run(&["unlock"])
         .code(1)
         .error_with_hint("CRAIK_KEYRING_PASSWORD");
@@ -401,6 +401,11 @@ fn unlock_keeps_the_key_for_a_while_and_lock_drops_it() {
     env.run(&["unlock", "--for", "2d"])
         .code(2)
         .error_with_hint("use at most 1d");
+    // The examples in the hint are ones unlock takes.
+    let r = env.run(&["unlock", "--for", "abc"]);
+    r.code(2)
+        .error_with_hint("write it as 30s, 15m, 2h, 1h30m (at most 1d)");
+    assert!(!r.stderr.contains("7d"), "{r:?}");
     // Another home is not unlocked by this one's key.
     env.set("CRAIK_KEYRING_PASSWORD", &password);
     env.run(&["unlock"]).ok();
