@@ -1226,6 +1226,20 @@ async fn answer_busy(mut stream: tokio::net::TcpStream, cap: usize, _permit: Own
         body.len()
     );
     let _ = tokio::time::timeout(BUSY_ANSWER_TIMEOUT, async {
+        // The request's head first (up to 16 KiB, for at most 200 ms): an
+        // answer that arrives before the client has sent its request is
+        // one HTTP clients refuse as unexpected.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+            while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
