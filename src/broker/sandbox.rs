@@ -100,27 +100,18 @@ impl Isolation {
             ..
         } = self;
         let task = tokio::spawn(async move {
-            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(RELAY_CONNECTIONS));
-            loop {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let mut inside = match listener.accept().await {
-                    Ok((s, _)) => s,
-                    Err(_) => {
-                        accept_failed().await;
-                        continue;
-                    }
-                };
-                tokio::spawn(async move {
-                    let _permit = permit;
+            let listener = &listener;
+            relay(
+                move || async move { listener.accept().await.map(|(s, _)| s) },
+                move |mut inside| async move {
                     if let Some(mut proxy) = retrying(|| tokio::net::TcpStream::connect(addr)).await
                     {
                         let _ = proxy.set_nodelay(true);
                         let _ = tokio::io::copy_bidirectional(&mut inside, &mut proxy).await;
                     }
-                });
-            }
+                },
+            )
+            .await
         });
         RelayGuard { _dir: dir, task }
     }
@@ -146,6 +137,33 @@ const RELAY_CONNECTIONS: usize = super::proxy::MAX_CONNECTIONS;
 /// The relay must not stop for good over a passing shortage, nor spin.
 async fn accept_failed() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+/// Both relays' loop: takes each connection `accept` gives (at most
+/// [`RELAY_CONNECTIONS`] at once; a failed accept waits and goes on) and
+/// passes it to `pass` on a task of its own.
+async fn relay<S, A, P, F>(mut accept: impl FnMut() -> A, pass: P)
+where
+    A: std::future::Future<Output = std::io::Result<S>>,
+    P: Fn(S) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(RELAY_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match accept().await {
+            Ok(conn) => {
+                let done = pass(conn);
+                tokio::spawn(async move {
+                    done.await;
+                    drop(permit);
+                });
+            }
+            Err(_) => accept_failed().await,
+        }
+    }
 }
 
 /// The relay's connection onwards, tried for up to 2 s: a connection
@@ -179,27 +197,22 @@ pub fn relay_inside(addr: &str, socket: &str, argv: &[String]) -> crate::Result<
         .block_on(tokio::net::TcpListener::bind(addr))
         .map_err(|e| Error::internal(format!("cannot listen on {addr} in the sandbox"), e))?;
     rt.spawn(async move {
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(RELAY_CONNECTIONS));
-        loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let mut client = match listener.accept().await {
-                Ok((s, _)) => s,
-                Err(_) => {
-                    accept_failed().await;
-                    continue;
+        let listener = &listener;
+        relay(
+            move || async move { listener.accept().await.map(|(s, _)| s) },
+            move |mut client: tokio::net::TcpStream| {
+                let _ = client.set_nodelay(true);
+                let socket = socket.clone();
+                async move {
+                    if let Some(mut out) =
+                        retrying(|| tokio::net::UnixStream::connect(&socket)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut out).await;
+                    }
                 }
-            };
-            let _ = client.set_nodelay(true);
-            let socket = socket.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                if let Some(mut out) = retrying(|| tokio::net::UnixStream::connect(&socket)).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut out).await;
-                }
-            });
-        }
+            },
+        )
+        .await
     });
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);

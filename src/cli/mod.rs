@@ -68,8 +68,8 @@ enum Command {
         json: bool,
     },
     /// Keep the encrypted-file store's key in the kernel keyring for a
-    /// while, so commands need no password (any process of yours,
-    /// sandboxed or not, can read it while it is there).
+    /// while, so commands need no password (any unsandboxed process of
+    /// yours can read it while it is there).
     Unlock {
         /// How long (default 15m, at most 1d): 30s, 15m, 2h.
         #[arg(long = "for", value_name = "DURATION", value_parser = unlock_for)]
