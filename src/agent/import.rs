@@ -19,7 +19,9 @@ use super::source::{self, Checked, CredentialType, Described, Discovery, Found};
 use super::{Agent, AgentError};
 use crate::audit::{ReceiptKind, Status};
 use crate::context::Context;
-use crate::profile::oauth_meta::{META_ACCESS, META_EXPIRES, META_REFRESH, META_SOURCE};
+use crate::profile::oauth_meta::{
+    META_ACCESS, META_EXPIRES, META_LAST_REFRESH, META_REFRESH, META_SOURCE, META_TOKEN_ENDPOINT,
+};
 use crate::profile::{Kind, META_HANDLE, Profile, ProfileId, ProfileStore};
 
 pub use crate::profile::oauth_meta::{META_AGENT, SOURCE_AGENT};
@@ -40,7 +42,22 @@ pub struct ImportRequest<'a> {
     /// Where the profile's calls go (default: the provider's; an earlier
     /// import's is kept).
     pub base_url: Option<String>,
+    /// Where craik refreshes a subscription login (default: the agent
+    /// vendor's token endpoint; an earlier import's is kept).
+    pub token_url: Option<String>,
     pub allow_local_base_url: bool,
+}
+
+/// Where a subscription login's calls go when the import does not say:
+/// Codex's ChatGPT login talks to chatgpt.com's backend, Gemini CLI's
+/// Google login to Code Assist; Claude's to Anthropic's public API.
+fn subscription_base_url(agent: Agent) -> Option<&'static str> {
+    match agent {
+        // Codex's paths start at /backend-api (see agent run).
+        Agent::Codex => Some("https://chatgpt.com"),
+        Agent::Gemini => Some("https://cloudcode-pa.googleapis.com"),
+        _ => None,
+    }
 }
 
 /// One profile an import made (or would make).
@@ -74,7 +91,7 @@ pub fn default_name(agent: Agent) -> &'static str {
 
 /// `craik agent import`.
 pub fn import(ctx: &mut Context, req: ImportRequest) -> crate::Result<ImportResult> {
-    if let Some(url) = &req.base_url {
+    for url in [&req.base_url, &req.token_url].into_iter().flatten() {
         crate::profile::check_base_url(url, req.allow_local_base_url)
             .map_err(crate::profile::ProfileError::from)?;
     }
@@ -83,6 +100,21 @@ pub fn import(ctx: &mut Context, req: ImportRequest) -> crate::Result<ImportResu
         .name
         .clone()
         .unwrap_or_else(|| default_name(req.agent).to_string());
+    // The lock a refresh of these profiles takes: an import that read the
+    // agent's file before a concurrent refresh rotated the login then sees
+    // craik's newer login below, and keeps it.
+    let _locks = if req.dry_run {
+        Vec::new()
+    } else {
+        found
+            .credentials
+            .iter()
+            .map(|f| {
+                let id = ProfileId::new(f.family, &name)?;
+                Ok(ctx.home.lock(&format!("oauth-{id}"))?)
+            })
+            .collect::<crate::Result<Vec<_>>>()?
+    };
     let existing = ProfileStore::new(&ctx.home).load()?;
     let mut plan = Vec::new();
     for f in &found.credentials {
@@ -118,7 +150,25 @@ pub fn import(ctx: &mut Context, req: ImportRequest) -> crate::Result<ImportResu
             CredentialType::ApiKey => Kind::KeyringRef,
             CredentialType::Subscription => Kind::OAuth,
         };
-        if !req.dry_run {
+        // craik refreshed this login since the agent wrote its file (and
+        // could not write it back): the agent's copy is older, and its
+        // refresh token may be spent. Keep craik's.
+        let newer = old.as_ref().filter(|o| {
+            o.kind == kind
+                && kind == Kind::OAuth
+                && o.meta(META_LAST_REFRESH).is_some()
+                && o.meta(META_ACCOUNT) == f.account.as_deref()
+                && o.meta(META_EXPIRES)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .zip(f.expires_at)
+                    .is_some_and(|(mine, theirs)| mine.timestamp() > theirs.timestamp())
+        });
+        if newer.is_some() {
+            warnings.push(format!(
+                "{id}: kept the login craik refreshed, newer than the one in {}",
+                found.place
+            ));
+        } else if !req.dry_run {
             store(
                 ctx,
                 req.agent,
@@ -126,14 +176,14 @@ pub fn import(ctx: &mut Context, req: ImportRequest) -> crate::Result<ImportResu
                 f,
                 &id,
                 old.as_ref(),
-                req.base_url.as_deref(),
+                (req.base_url.as_deref(), req.token_url.as_deref()),
             )?;
         }
         profiles.push(Imported {
             id: id.to_string(),
             kind: kind.to_string(),
             credential: f.describe(),
-            replaced: old.is_some(),
+            replaced: old.is_some() && newer.is_none(),
         });
     }
     Ok(ImportResult {
@@ -156,7 +206,7 @@ fn store(
     f: &Found,
     id: &ProfileId,
     old: Option<&Profile>,
-    base_url: Option<&str>,
+    (base_url, token_url): (Option<&str>, Option<&str>),
 ) -> crate::Result<()> {
     let operator = crate::operator::current(ctx)?;
     let kind = match f.credential_type {
@@ -164,14 +214,21 @@ fn store(
         CredentialType::Subscription => Kind::OAuth,
     };
     let mut profile = Profile::new(id.clone(), kind);
+    let same_kind = old.filter(|o| o.kind == kind);
     if let Some(o) = old {
         profile.created_at = o.created_at;
         profile.grants = o.grants.clone();
-        profile.base_url = o.base_url.clone();
     }
-    if let Some(b) = base_url {
-        profile.base_url = Some(b.to_string());
-    }
+    // A subscription and an API key of one agent talk to different APIs:
+    // a base URL set for the one is not kept for the other.
+    profile.base_url = base_url
+        .map(str::to_string)
+        .or_else(|| same_kind.and_then(|o| o.base_url.clone()))
+        .or_else(|| {
+            (kind == Kind::OAuth)
+                .then(|| subscription_base_url(agent).map(str::to_string))
+                .flatten()
+        });
     let meta = &mut profile.metadata;
     meta.insert(META_AGENT.into(), agent.to_string());
     meta.insert(
@@ -205,6 +262,19 @@ fn store(
             profile
                 .metadata
                 .insert(META_SOURCE.into(), SOURCE_AGENT.into());
+            // Where craik refreshes it: what this import or an earlier
+            // one named, else the agent vendor's endpoint.
+            let endpoint = token_url
+                .map(str::to_string)
+                .or_else(|| {
+                    same_kind
+                        .and_then(|o| o.meta(META_TOKEN_ENDPOINT))
+                        .map(str::to_string)
+                })
+                .or_else(|| super::refresh::vendor(agent).map(|v| v.token_url.to_string()));
+            if let (Some(e), Some(_)) = (endpoint, &f.refresh) {
+                profile.metadata.insert(META_TOKEN_ENDPOINT.into(), e);
+            }
             secrets.push((
                 META_ACCESS,
                 crate::secret::purpose::oauth_access(&sid),

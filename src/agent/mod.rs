@@ -8,6 +8,7 @@
 pub mod config;
 pub mod env;
 pub mod import;
+pub mod refresh;
 pub mod run;
 pub mod source;
 

@@ -44,6 +44,7 @@ pub const AGENT_CONFIG_VARS: &[&str] = &[
     "GOOGLE_GENAI_USE_VERTEXAI",
     "GOOGLE_GENAI_USE_GCA",
     "CODEX_REFRESH_TOKEN_URL_OVERRIDE",
+    "CODE_ASSIST_ENDPOINT",
     "ANTHROPIC_API_KEY_HELPER",
     "CLAUDE_CODE_USE_BEDROCK",
     "CLAUDE_CODE_USE_VERTEX",
@@ -75,9 +76,45 @@ pub struct RunRequest {
     pub args: Vec<String>,
 }
 
-/// The mode a credential implies: `api_key`, or `oauth_token` (a Claude
-/// subscription's token, injected by the proxy).
-fn credential_mode(agent: Agent, kind: Kind) -> Result<Mode, AgentError> {
+/// What a run forwards to the agent (always through the proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forward {
+    Nothing,
+    /// An API key: the proxy swaps the agent's proxy token for it.
+    ApiKey,
+    /// A Claude subscription's token, sent by the proxy as a bearer token.
+    OauthToken,
+    /// A Codex (ChatGPT) or Gemini CLI (Google) subscription login: the
+    /// agent gets a login file or variables holding only the proxy token,
+    /// pointed at the proxy; the proxy sends the real access token to the
+    /// subscription's API.
+    Subscription,
+}
+
+impl Forward {
+    fn as_str(self) -> &'static str {
+        match self {
+            Forward::Nothing => "nothing",
+            Forward::ApiKey => "api_key",
+            Forward::OauthToken => "oauth_token",
+            Forward::Subscription => "subscription",
+        }
+    }
+
+    /// The mode a credential implies when it is named: a Codex or Gemini
+    /// subscription login is what `sync` forwards.
+    fn mode(self) -> Mode {
+        match self {
+            Forward::ApiKey => Mode::ApiKey,
+            Forward::OauthToken => Mode::OauthToken,
+            Forward::Subscription => Mode::Sync,
+            Forward::Nothing => Mode::Ignore,
+        }
+    }
+}
+
+/// What a credential of `kind` forwards to `agent`.
+fn forward_of(agent: Agent, kind: Kind) -> Result<Forward, AgentError> {
     match (agent, kind) {
         (_, Kind::Marker) => Err(AgentError::Unsupported(
             "a marker profile delegates to the provider's CLI and has no credential to proxy"
@@ -85,18 +122,26 @@ fn credential_mode(agent: Agent, kind: Kind) -> Result<Mode, AgentError> {
             "run the agent with a profile that holds a key: craik agent import, or craik auth add"
                 .into(),
         )),
-        (Agent::Claude, Kind::OAuth) => Ok(Mode::OauthToken),
+        (Agent::Claude, Kind::OAuth) => Ok(Forward::OauthToken),
+        (Agent::Codex | Agent::Gemini, Kind::OAuth) => Ok(Forward::Subscription),
         (_, Kind::OAuth) => Err(AgentError::Unsupported(
-            format!(
-                "{agent} with a subscription login is not supported: its subscription API is not the provider's public one, so the login cannot go through craik's proxy"
-            ),
+            format!("{agent} with a subscription login is not supported"),
             format!(
                 "run {agent} with an API key profile: craik auth add {}:NAME --kind=keyring-ref",
                 agent.family().map(|f| f.as_str()).unwrap_or("openai")
             ),
         )),
-        _ => Ok(Mode::ApiKey),
+        _ => Ok(Forward::ApiKey),
     }
+}
+
+/// What a subscription's login file names besides the token: the
+/// account and plan recorded at import (Codex sends the account id as
+/// `ChatGPT-Account-ID`).
+#[derive(Default)]
+struct Login {
+    account: Option<String>,
+    plan: Option<String>,
 }
 
 /// The agent's private home and what to put in it.
@@ -104,6 +149,32 @@ struct AgentLaunch {
     agent: Agent,
     home: PathBuf,
     allow_vendor_traffic: bool,
+    forward: Forward,
+    login: Login,
+}
+
+/// A JWT-shaped placeholder for Codex's `id_token` (Codex decodes its
+/// claims for the account and plan, and does not check the signature):
+/// it names the account and plan, and signs nothing.
+fn placeholder_id_token(login: &Login) -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let claims = json!({
+        "iss": "craik",
+        "exp": chrono::Utc::now().timestamp() + 86_400,
+        "https://api.openai.com/auth": {
+            "chatgpt_account_id": login.account,
+            "chatgpt_plan_type": login.plan,
+        },
+    });
+    format!(
+        "{}.{}.{}",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(claims),
+        b64(json!("placeholder"))
+    )
 }
 
 /// Makes `dir` (0700) unless it is there; refuses a symbolic link or a
@@ -144,7 +215,7 @@ impl AgentLaunch {
     fn files(agent: Agent) -> &'static [&'static str] {
         match agent {
             Agent::Claude => &[".claude.json"],
-            Agent::Codex => &[".codex/config.toml"],
+            Agent::Codex => &[".codex/config.toml", ".codex/auth.json"],
             Agent::Gemini => &[".gemini/settings.json"],
             Agent::OpenCode | Agent::Amp => &[],
         }
@@ -202,16 +273,49 @@ impl AgentLaunch {
             Agent::Codex => {
                 let dir = self.home.join(".codex");
                 private_dir(&dir)?;
-                let mut toml = format!(
-                    "# Written by craik agent run: Codex talks to craik's proxy only.\n\
-                     model_provider = \"craik\"\n\n\
-                     [model_providers.craik]\n\
-                     name = \"craik\"\n\
-                     base_url = \"{base}\"\n\
-                     env_key = \"OPENAI_API_KEY\"\n\
-                     wire_api = \"responses\"\n\
-                     supports_websockets = false\n"
-                );
+                let mut toml = if self.forward == Forward::Subscription {
+                    // A ChatGPT login: the proxy stands for chatgpt.com
+                    // (model calls under /backend-api/codex, the account
+                    // check under /backend-api/wham: Codex uses other
+                    // paths for a base URL not ending in /backend-api),
+                    // and auth.json holds only the proxy token where the
+                    // access token would be.
+                    let auth = json!({
+                        "auth_mode": "chatgpt",
+                        "OPENAI_API_KEY": null,
+                        "tokens": {
+                            "id_token": placeholder_id_token(&self.login),
+                            "access_token": token,
+                            "refresh_token": "craik-placeholder",
+                            "account_id": self.login.account,
+                        },
+                        // Recent, so Codex does not try a refresh of its own.
+                        "last_refresh": chrono::Utc::now().to_rfc3339(),
+                    });
+                    write(&dir.join("auth.json"), auth.to_string().as_bytes())?;
+                    format!(
+                        "# Written by craik agent run: Codex talks to craik's proxy only.\n\
+                         model_provider = \"craik\"\n\
+                         chatgpt_base_url = \"{base}/backend-api\"\n\n\
+                         [model_providers.craik]\n\
+                         name = \"craik\"\n\
+                         base_url = \"{base}/backend-api/codex\"\n\
+                         requires_openai_auth = true\n\
+                         wire_api = \"responses\"\n\
+                         supports_websockets = false\n"
+                    )
+                } else {
+                    format!(
+                        "# Written by craik agent run: Codex talks to craik's proxy only.\n\
+                         model_provider = \"craik\"\n\n\
+                         [model_providers.craik]\n\
+                         name = \"craik\"\n\
+                         base_url = \"{base}\"\n\
+                         env_key = \"OPENAI_API_KEY\"\n\
+                         wire_api = \"responses\"\n\
+                         supports_websockets = false\n"
+                    )
+                };
                 if quiet {
                     toml.push_str(
                         "\n[analytics]\nenabled = false\n\n[features]\nplugins = false\n",
@@ -222,8 +326,13 @@ impl AgentLaunch {
             Agent::Gemini => {
                 let dir = self.home.join(".gemini");
                 private_dir(&dir)?;
+                let selected = if self.forward == Forward::Subscription {
+                    "oauth-personal"
+                } else {
+                    "gemini-api-key"
+                };
                 let mut settings = json!({
-                    "security": {"auth": {"selectedType": "gemini-api-key"}},
+                    "security": {"auth": {"selectedType": selected}},
                 });
                 if quiet {
                     settings["privacy"] = json!({"usageStatisticsEnabled": false});
@@ -270,6 +379,15 @@ impl Launch for AgentLaunch {
             }
             Agent::Gemini => {
                 cmd.env("GEMINI_CLI_TRUST_WORKSPACE", "true");
+                if let (Some(p), Forward::Subscription) = (proxy, self.forward) {
+                    // A Google login: Code Assist calls go to the proxy
+                    // with the proxy token as the access token, so Gemini
+                    // CLI neither reads a login file nor refreshes one.
+                    cmd.env("GOOGLE_GENAI_USE_GCA", "true");
+                    cmd.env("GOOGLE_CLOUD_ACCESS_TOKEN", p.token);
+                    cmd.env("CODE_ASSIST_ENDPOINT", format!("http://{}", p.addr));
+                    cmd.env("NO_BROWSER", "true");
+                }
             }
             Agent::OpenCode | Agent::Amp => {}
         }
@@ -348,7 +466,7 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
         },
         (None, Some(t)) => Resolved {
             agent: agent.to_string(),
-            mode: credential_mode(agent, kind_of(t)?.0)?,
+            mode: forward_of(agent, kind_of(t)?.0)?.mode(),
             scope: "credential".into(),
         },
         (None, None) => cfg.resolve(agent, &workspace, req.role.as_deref()),
@@ -363,11 +481,14 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
     // The credential the mode forwards (none for `ignore`).
     let target = match resolved.mode {
         Mode::Ignore => None,
+        // A Codex or Gemini subscription login named with --profile: the
+        // mode it implies is sync, without the re-import.
+        Mode::Sync if resolved.scope == "credential" => req.target.clone(),
         Mode::Sync => {
             if req.target.is_some() {
                 return Err(AgentError::Unsupported(
                     "mode sync forwards the host agent's own login, not a profile you name".into(),
-                    "drop --profile/--pool, or pass --mode api_key (oauth_token for a Claude login)".into(),
+                    "drop --mode sync to forward the login the profile holds, or drop --profile/--pool".into(),
                 )
                 .into());
             }
@@ -383,6 +504,7 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
                             name: None,
                             dry_run: false,
                             base_url: None,
+                            token_url: None,
                             allow_local_base_url: false,
                         },
                     )?;
@@ -449,7 +571,7 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
             )
             .into());
         }
-        let implied = credential_mode(agent, kind)?;
+        let implied = forward_of(agent, kind)?.mode();
         if resolved.mode != Mode::Sync && implied != resolved.mode {
             return Err(AgentError::Unsupported(
                 format!(
@@ -466,7 +588,12 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
                         "a subscription login"
                     },
                 ),
-                format!("pass --mode {} or name another profile", implied.as_str()),
+                if implied == Mode::Sync {
+                    "drop --mode: a Codex or Gemini subscription login is forwarded as mode sync"
+                        .to_string()
+                } else {
+                    format!("pass --mode {} or name another profile", implied.as_str())
+                },
             )
             .into());
         }
@@ -476,10 +603,24 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
             Target::Pool(id) => pool = Some(id.to_string()),
         }
     }
-    let forwarded = match (&target, &named) {
-        (None, _) => "nothing".to_string(),
-        (Some(_), Some((_, k))) => credential_mode(agent, *k)?.as_str().to_string(),
-        (Some(_), None) => Mode::ApiKey.as_str().to_string(),
+    let forward = match (&target, &named) {
+        (None, _) => Forward::Nothing,
+        (Some(_), Some((_, k))) => forward_of(agent, *k)?,
+        (Some(_), None) => Forward::ApiKey,
+    };
+    let forwarded = forward.as_str();
+    // What a subscription's login file names (not secret): the account
+    // and plan the import recorded.
+    let login = match (&target, forward) {
+        (Some(Target::Profile(id)), Forward::Subscription) => {
+            let store = ProfileStore::new(&ctx.home).load()?;
+            let p = store.get(id).ok_or_else(|| store.missing(id))?;
+            Login {
+                account: p.meta(super::import::META_ACCOUNT).map(str::to_string),
+                plan: p.meta(super::import::META_PLAN).map(str::to_string),
+            }
+        }
+        _ => Login::default(),
     };
     // The home: kept where asked, else a fresh private directory.
     let temp;
@@ -517,7 +658,7 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
             .detail("agent", agent.as_str())
             .detail("mode", resolved.mode.as_str())
             .detail("mode_scope", resolved.scope.as_str())
-            .detail("forwarded", forwarded.as_str())
+            .detail("forwarded", forwarded)
     };
     ctx.record(
         receipt(ReceiptKind::AgentStarted, Status::Ok)
@@ -532,6 +673,8 @@ pub fn run(ctx: &mut Context, req: RunRequest) -> crate::Result<i32> {
         agent,
         home,
         allow_vendor_traffic: req.allow_vendor_traffic,
+        forward,
+        login,
     };
     let result = match target {
         None => crate::broker::exec::run_without_credential(ctx, &argv, req.sandbox, &launch),
@@ -578,14 +721,22 @@ mod tests {
     #[test]
     fn modes() {
         assert_eq!(
-            credential_mode(Agent::Claude, Kind::OAuth).unwrap(),
+            forward_of(Agent::Claude, Kind::OAuth).unwrap().mode(),
             Mode::OauthToken
         );
         assert_eq!(
-            credential_mode(Agent::Codex, Kind::KeyringRef).unwrap(),
+            forward_of(Agent::Codex, Kind::KeyringRef).unwrap().mode(),
             Mode::ApiKey
         );
-        assert!(credential_mode(Agent::Codex, Kind::OAuth).is_err());
-        assert!(credential_mode(Agent::Gemini, Kind::Marker).is_err());
+        assert_eq!(
+            forward_of(Agent::Codex, Kind::OAuth).unwrap(),
+            Forward::Subscription
+        );
+        assert_eq!(
+            forward_of(Agent::Gemini, Kind::OAuth).unwrap().mode(),
+            Mode::Sync
+        );
+        assert!(forward_of(Agent::OpenCode, Kind::OAuth).is_err());
+        assert!(forward_of(Agent::Gemini, Kind::Marker).is_err());
     }
 }

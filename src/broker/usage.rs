@@ -28,6 +28,8 @@ fn merge_usage(acc: &mut Map<String, Value>, v: &Value) {
         v.get("usageMetadata"),
         v.get("message").and_then(|m| m.get("usage")),
         v.get("response").and_then(|m| m.get("usage")),
+        // Code Assist (a Gemini CLI subscription) wraps Gemini's answer.
+        v.get("response").and_then(|m| m.get("usageMetadata")),
     ];
     for u in candidates.into_iter().flatten() {
         if let Value::Object(m) = u {

@@ -40,7 +40,12 @@ pub enum AgentCommand {
         /// an earlier import of the agent set).
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
-        /// Allow an http:// loopback base URL (a local gateway or test server).
+        /// Where craik refreshes a subscription login (default: the
+        /// agent vendor's token endpoint, or what an earlier import set).
+        #[arg(long, value_name = "URL")]
+        token_url: Option<String>,
+        /// Allow http:// loopback base and token URLs (a local gateway or
+        /// test server).
         #[arg(long)]
         allow_local_base_url: bool,
         /// Show what would be imported; store nothing.
@@ -199,6 +204,7 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
             from,
             name,
             base_url,
+            token_url,
             allow_local_base_url,
             dry_run,
             json,
@@ -212,6 +218,7 @@ pub fn run(cmd: AgentCommand) -> craik::Result<i32> {
                     name,
                     dry_run,
                     base_url,
+                    token_url,
                     allow_local_base_url,
                 },
             )?;

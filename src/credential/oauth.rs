@@ -51,7 +51,7 @@ fn fresh(p: &Profile, window: i64) -> bool {
 }
 
 fn window(p: &Profile) -> i64 {
-    if p.meta(META_SOURCE) == Some("oidc") {
+    if matches!(p.meta(META_SOURCE), Some("oidc" | SOURCE_AGENT)) {
         OIDC_WINDOW_SECS
     } else {
         GOOGLE_WINDOW_SECS
@@ -70,6 +70,8 @@ struct TokenResponse {
     refresh_token: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    id_token: Option<String>,
 }
 
 fn http() -> crate::Result<reqwest::blocking::Client> {
@@ -78,9 +80,28 @@ fn http() -> crate::Result<reqwest::blocking::Client> {
 }
 
 fn post_form(id: &ProfileId, url: &str, form: &[(&str, &str)]) -> crate::Result<TokenResponse> {
-    let resp = http()?
-        .post(url)
-        .form(form)
+    post(id, url, form, false)
+}
+
+/// Posts `fields` to a token endpoint, as a form or as a JSON object.
+fn post(
+    id: &ProfileId,
+    url: &str,
+    fields: &[(&str, &str)],
+    as_json: bool,
+) -> crate::Result<TokenResponse> {
+    let req = http()?.post(url);
+    let req = if as_json {
+        let body: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        req.header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::Value::Object(body).to_string())
+    } else {
+        req.form(fields)
+    };
+    let resp = req
         .timeout(Duration::from_secs(30))
         .send()
         .map_err(|e| fail(id, format!("token endpoint {url} unreachable: {e}")))?;
@@ -103,9 +124,13 @@ pub(crate) fn access_token(
     ctx: &mut Context,
     profile: &Profile,
 ) -> crate::Result<Zeroizing<String>> {
-    if profile.meta(META_SOURCE) == Some(SOURCE_AGENT) {
-        // Imported from an agent: craik does not refresh it (the agent
-        // does, in `craik agent run`, and craik stores what it wrote).
+    // Imported from an agent: refreshed by craik when the import recorded
+    // where (a refresh token and the vendor's token endpoint); otherwise
+    // used until it expires.
+    let refreshable = profile.meta(META_REFRESH).is_some()
+        && profile.meta(META_TOKEN_ENDPOINT).is_some()
+        && expires(profile).is_some();
+    if profile.meta(META_SOURCE) == Some(SOURCE_AGENT) && !refreshable {
         return match expires(profile) {
             Some(t) if t <= Utc::now() => {
                 let agent = profile.meta(META_AGENT).unwrap_or("the agent");
@@ -138,6 +163,9 @@ pub(crate) fn access_token(
     {
         return read(ctx, &current);
     }
+    if current.meta(META_SOURCE) == Some(SOURCE_AGENT) {
+        return refresh_agent(ctx, &current);
+    }
     let (token, refresh, lifetime) = match current.meta(META_SOURCE) {
         Some("oidc") => refresh_oidc(ctx, &current)?,
         Some("service-account") => mint_service_account(
@@ -152,9 +180,16 @@ pub(crate) fn access_token(
         &current,
         &token,
         refresh.as_ref().map(|r| r.as_str()),
-        lifetime,
+        expiry_after(lifetime),
+        None,
     )?;
     Ok(token)
+}
+
+/// When a token given `lifetime` seconds (an hour when the endpoint does
+/// not say; a day at most) expires.
+fn expiry_after(lifetime: Option<u64>) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(lifetime.unwrap_or(3600).min(86_400) as i64)
 }
 
 fn read(ctx: &Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
@@ -201,6 +236,81 @@ fn refresh_oidc(ctx: &Context, p: &Profile) -> crate::Result<Fresh> {
         r.refresh_token.map(Zeroizing::new),
         r.expires_in,
     ))
+}
+
+/// Refreshes a subscription login imported from an agent, as the agent's
+/// own OAuth client, stores it, and writes the rotated tokens back into
+/// the agent's file (see [`crate::agent::refresh`]).
+fn refresh_agent(ctx: &mut Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
+    let name = p.meta(META_AGENT).unwrap_or_default();
+    let agent = crate::agent::parse(name).map_err(|e| fail(&p.id, e))?;
+    let vendor = crate::agent::refresh::vendor(agent)
+        .ok_or_else(|| fail(&p.id, format!("craik cannot refresh a {agent} login")))?;
+    let relogin = |why: String| {
+        fail(
+            &p.id,
+            format!(
+                "the {agent} login could not be refreshed ({why}); sign in with {} again and re-import it: craik agent import {agent}",
+                agent.program()
+            ),
+        )
+    };
+    let endpoint = p.meta(META_TOKEN_ENDPOINT).unwrap_or_default();
+    // Where the refresh token goes is read from auth-profiles.json (sealed,
+    // but written by any craik import): https (or loopback) only.
+    crate::operator::check_issuer(endpoint)
+        .map_err(|e| fail(&p.id, format!("token endpoint: {e}")))?;
+    let rt = Zeroizing::new(
+        String::from_utf8_lossy(&ctx.secrets.get_for(
+            p.meta(META_REFRESH).unwrap_or_default(),
+            &crate::secret::purpose::oauth_refresh(&p.id.to_string()),
+        )?)
+        .into_owned(),
+    );
+    let client_id = p.meta(META_CLIENT_ID).unwrap_or(vendor.client_id);
+    let mut fields = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+        ("client_id", client_id),
+    ];
+    if let Some(secret) = vendor.client_secret {
+        fields.push(("client_secret", secret));
+    }
+    let r = post(&p.id, endpoint, &fields, vendor.json).map_err(|e| relogin(e.to_string()))?;
+    let access = Zeroizing::new(r.access_token);
+    let refresh = r.refresh_token.map(Zeroizing::new);
+    let id_token = r.id_token.map(Zeroizing::new);
+    // OpenAI answers without expires_in: its access token is a JWT.
+    let lifetime = r.expires_in.or_else(|| {
+        crate::agent::source::jwt_expiry(&access)
+            .map(|t| (t - Utc::now()).num_seconds().max(0) as u64)
+    });
+    let expires_at = expiry_after(lifetime);
+    // Written back first: should craik's own store fail now, the agent's
+    // file still holds a live login for the next import.
+    let place = p
+        .meta(crate::agent::import::META_IMPORTED_FROM)
+        .unwrap_or_default();
+    let rotated = crate::agent::refresh::Rotated {
+        access: &access,
+        refresh: refresh.as_ref().map(|r| r.as_str()),
+        id_token: id_token.as_ref().map(|r| r.as_str()),
+        expires_at,
+    };
+    let written_back = match crate::agent::refresh::write_back(agent, place, &rt, &rotated) {
+        Ok(true) => serde_json::Value::from(place),
+        Ok(false) => serde_json::Value::Null,
+        Err(e) => serde_json::Value::from(format!("failed: {e}")),
+    };
+    store(
+        ctx,
+        p,
+        &access,
+        refresh.as_ref().map(|r| r.as_str()),
+        expires_at,
+        Some(written_back),
+    )?;
+    Ok(access)
 }
 
 #[derive(Deserialize)]
@@ -324,10 +434,10 @@ fn store(
     p: &Profile,
     access: &str,
     refresh: Option<&str>,
-    lifetime: Option<u64>,
+    expires_at: DateTime<Utc>,
+    written_back: Option<serde_json::Value>,
 ) -> crate::Result<()> {
     let now = Utc::now();
-    let expires_at = now + chrono::Duration::seconds(lifetime.unwrap_or(3600).min(86_400) as i64);
     let access_handle = match p.meta(META_ACCESS) {
         Some(h) => {
             ctx.secrets.replace(h, access.as_bytes())?;
@@ -341,14 +451,19 @@ fn store(
     if let (Some(rt), Some(h)) = (refresh, p.meta(META_REFRESH)) {
         ctx.secrets.replace(h, rt.as_bytes())?;
     }
-    ctx.record(
-        p.receipt(
+    let mut receipt = p
+        .receipt(
             crate::audit::ReceiptKind::CredentialRefreshed,
             crate::audit::Status::Ok,
         )
         .detail("source", p.meta(META_SOURCE).unwrap_or_default())
-        .detail("expires_at", expires_at.to_rfc3339()),
-    )?;
+        .detail("expires_at", expires_at.to_rfc3339());
+    if let Some(w) = written_back {
+        // The agent's file the rotated login was written back to (null:
+        // not a file, or no longer the login craik refreshed).
+        receipt = receipt.detail("written_back", w);
+    }
+    ctx.record(receipt)?;
     let home = ctx.home.clone();
     ProfileStore::new(&home).update(|f| {
         if let Some(q) = f.get_mut(&p.id) {

@@ -74,6 +74,7 @@ pub const CREDENTIAL_ENV_VARS: &[&str] = &[
     "GEMINI_API_KEY",
     "GOOGLE_API_KEY",
     "GOOGLE_OAUTH_ACCESS_TOKEN",
+    "GOOGLE_CLOUD_ACCESS_TOKEN",
     // A path to a Google credential file (ADC, a service-account key).
     "GOOGLE_APPLICATION_CREDENTIALS",
 ];

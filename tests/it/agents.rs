@@ -969,3 +969,271 @@ fn env_files_for_a_container() {
     assert_eq!(finished.iter().filter(|r| r["status"] == "ok").count(), 3);
     nowhere(&env, &c, &[&d, &s, &j]);
 }
+
+/// Runs `agent` in mode `sync` with the subscription login in `file`
+/// (relative to HOME), imported with its calls sent to the local upstream:
+/// the agent prints the answer, the upstream gets the real access token
+/// at `call_path`, and the agent's environment, argv and home hold only
+/// the proxy token. Returns the upstream's requests.
+fn run_subscription(
+    agent: &str,
+    file: &str,
+    login: serde_json::Value,
+    access: &str,
+    base_path: &str,
+    args: &[&str],
+    call_path: &str,
+) -> Vec<crate::upstream::Seen> {
+    let up = Upstream::start(Behavior::Agents);
+    let mut env = Env::new();
+    let (shims, record) = shim(&env, agent);
+    env.set(
+        "PATH",
+        &format!("{}:/usr/local/bin:/usr/bin:/bin", shims.display()),
+    );
+    let path = put(&env, file, &login.to_string(), 0o600);
+    if agent == "codex" {
+        env.set("CODEX_HOME", &path.parent().unwrap().display().to_string());
+    }
+    let base = format!("{}{base_path}", up.url());
+    env.run(&[
+        "agent",
+        "import",
+        agent,
+        "--base-url",
+        &base,
+        "--allow-local-base-url",
+    ])
+    .ok();
+    let work = env.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let kept = env.dir.path().join("agent-home");
+    let kept_s = kept.display().to_string();
+    let mut argv = vec!["agent", "run", agent, "--keep-home", &kept_s, "--"];
+    argv.extend(args);
+    let mut cmd = env.command(&argv);
+    cmd.current_dir(&work).stdin(std::process::Stdio::null());
+    let out = crate::common::to_run(cmd.output().unwrap());
+    out.ok();
+    assert!(
+        out.stdout.contains(AGENT_ANSWER),
+        "{agent} printed:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let seen = up.seen();
+    let calls: Vec<_> = seen
+        .iter()
+        .filter(|s| s.path_and_query.starts_with(call_path))
+        .collect();
+    assert!(!calls.is_empty(), "no call to {call_path}: {seen:?}");
+    for s in &seen {
+        assert_eq!(
+            s.headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_string()),
+            Some(format!("Bearer {access}")),
+            "{agent}: {}",
+            s.path_and_query
+        );
+    }
+    // The agent held the proxy token only; its home never the login.
+    let agent_env = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        !agent_env.contains(access),
+        "{agent}'s environment held the token"
+    );
+    assert!(agent_env.contains("craik-proxy-"));
+    for (p, b) in files_under(&kept) {
+        assert!(!contains(&b, access), "{} holds the token", p.display());
+    }
+    let started = receipts(&env, "agent.started");
+    assert_eq!(started[0]["details"]["mode"], "sync");
+    assert_eq!(started[0]["details"]["forwarded"], "subscription");
+    let with_usage = receipts(&env, "call.finished")
+        .into_iter()
+        .filter(|r| {
+            r["details"]["usage"]["totalTokenCount"] == 33
+                || r["details"]["usage"]["total_tokens"] == 33
+        })
+        .count();
+    assert!(with_usage > 0, "no call receipt carries the usage");
+    nowhere(&env, access, &[&out]);
+    seen
+}
+
+/// Codex with a ChatGPT login: the proxy stands for chatgpt.com's
+/// backend (`/codex/responses`, `/wham/accounts/check`); Codex's auth.json
+/// in the private home holds the proxy token and a placeholder id token.
+#[test]
+fn codex_with_a_chatgpt_login_runs_through_the_proxy() {
+    let c = canary();
+    let access = jwt(serde_json::json!({"exp": 1_900_000_000u64}), &c);
+    let id_token = jwt(
+        serde_json::json!({"email": "dev@example.com",
+            "https://api.openai.com/auth": {"chatgpt_plan_type": "plus"}}),
+        "sig",
+    );
+    let login = serde_json::json!({"auth_mode": "chatgpt", "OPENAI_API_KEY": null,
+        "tokens": {"id_token": id_token, "access_token": access,
+            "refresh_token": format!("rt-{c}"), "account_id": "acct-test"},
+        "last_refresh": "2026-12-01T00:00:00Z"});
+    let seen = run_subscription(
+        "codex",
+        "user-codex/auth.json",
+        login,
+        &access,
+        "",
+        &["exec", "--skip-git-repo-check", "say hi"],
+        "/backend-api/codex/responses",
+    );
+    let call = seen
+        .iter()
+        .find(|s| s.path_and_query.ends_with("/codex/responses"))
+        .unwrap();
+    assert_eq!(call.headers.get("chatgpt-account-id").unwrap(), "acct-test");
+    assert!(
+        seen.iter()
+            .any(|s| s.path_and_query == "/backend-api/wham/accounts/check"),
+        "{seen:?}"
+    );
+}
+
+/// Gemini CLI with a Google login: Code Assist calls go to the proxy with
+/// the proxy token as the access token (`GOOGLE_CLOUD_ACCESS_TOKEN`), so
+/// Gemini CLI neither holds nor refreshes the login.
+#[test]
+fn gemini_cli_with_a_google_login_runs_through_the_proxy() {
+    let c = canary();
+    let access = format!("ya29.{c}");
+    let login = serde_json::json!({"access_token": access, "refresh_token": format!("1//{c}"),
+        "token_type": "Bearer", "expiry_date": 1_900_000_000_000u64});
+    let seen = run_subscription(
+        "gemini",
+        ".gemini/oauth_creds.json",
+        login,
+        &access,
+        "",
+        &["-m", "gemini-2.5-flash", "-p", "say hi"],
+        "/v1internal:streamGenerateContent",
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.path_and_query.ends_with(":loadCodeAssist"))
+    );
+}
+
+/// An expired Claude login is refreshed by craik, once for two concurrent
+/// runs (the vendor rotates the refresh token: a second refresh with the
+/// same one would fail), and written back to the agent's own file.
+#[test]
+fn craik_refreshes_an_expired_login_once_and_writes_it_back() {
+    let up = Upstream::start(Behavior::Agents);
+    let mut env = Env::new();
+    env.set(
+        "PATH",
+        &format!(
+            "{}:/usr/local/bin:/usr/bin:/bin",
+            agent_bin("claude").parent().unwrap().display()
+        ),
+    );
+    let c = canary();
+    let old_access = format!("sk-ant-oat01-{c}");
+    let old_refresh = format!("sk-ant-ort01-{c}");
+    let file = put(
+        &env,
+        ".claude/.credentials.json",
+        &serde_json::json!({"claudeAiOauth": {"accessToken": old_access,
+            "refreshToken": old_refresh, "expiresAt": 1_000_000_000_000u64,
+            "subscriptionType": "max"}})
+        .to_string(),
+        0o600,
+    );
+    let token_url = format!("{}/token", up.url());
+    env.run(&[
+        "agent",
+        "import",
+        "claude",
+        "--base-url",
+        &up.url(),
+        "--token-url",
+        &token_url,
+        "--allow-local-base-url",
+    ])
+    .ok();
+    let work = env.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let start = || {
+        let mut cmd = env.command(&["agent", "run", "claude", "--", "-p", "say hi"]);
+        cmd.current_dir(&work)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (start(), start());
+    for child in [a, b] {
+        let out = crate::common::to_run(child.wait_with_output().unwrap());
+        out.ok();
+        assert!(out.stdout.contains(AGENT_ANSWER), "{}", out.stderr);
+        nowhere(&env, &c, &[&out]);
+    }
+    assert_eq!(
+        *up.shared.minted.lock().unwrap(),
+        1,
+        "refreshed more than once"
+    );
+    let calls: Vec<_> = up
+        .seen()
+        .into_iter()
+        .filter(|s| s.path_and_query.contains("/v1/messages"))
+        .collect();
+    assert!(calls.len() >= 2);
+    for s in &calls {
+        assert_eq!(
+            s.headers.get("authorization").unwrap(),
+            "Bearer sk-ant-oat01-refreshed-1"
+        );
+    }
+    // The agent's own file holds the rotated login; nothing of the old.
+    let host: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let o = &host["claudeAiOauth"];
+    assert_eq!(o["accessToken"], "sk-ant-oat01-refreshed-1");
+    assert_eq!(o["refreshToken"], format!("{old_refresh}-rotated-1"));
+    assert!(o["expiresAt"].as_i64().unwrap() > chrono::Utc::now().timestamp_millis());
+    assert_eq!(o["subscriptionType"], "max");
+    let refreshed = receipts(&env, "credential_refreshed");
+    assert_eq!(refreshed.len(), 1);
+    assert_eq!(
+        refreshed[0]["details"]["written_back"],
+        file.display().to_string()
+    );
+    // A later run re-imports the written-back login and refreshes nothing.
+    let mut cmd = env.command(&["agent", "run", "claude", "--", "-p", "say hi"]);
+    cmd.current_dir(&work).stdin(std::process::Stdio::null());
+    crate::common::to_run(cmd.output().unwrap()).ok();
+    assert_eq!(*up.shared.minted.lock().unwrap(), 1);
+    // The agent's file put back as it was (expired, its refresh token
+    // spent): the next sync keeps craik's newer login rather than import
+    // a dead one.
+    std::fs::write(
+        &file,
+        serde_json::json!({"claudeAiOauth": {"accessToken": old_access,
+            "refreshToken": old_refresh, "expiresAt": 1_000_000_000_000u64}})
+        .to_string(),
+    )
+    .unwrap();
+    let before = up.seen().len();
+    let mut cmd = env.command(&["agent", "run", "claude", "--", "-p", "say hi"]);
+    cmd.current_dir(&work).stdin(std::process::Stdio::null());
+    crate::common::to_run(cmd.output().unwrap()).ok();
+    assert_eq!(*up.shared.minted.lock().unwrap(), 1);
+    for s in up.seen().iter().skip(before) {
+        if s.path_and_query.contains("/v1/messages") {
+            assert_eq!(
+                s.headers.get("authorization").unwrap(),
+                "Bearer sk-ant-oat01-refreshed-1"
+            );
+        }
+    }
+}

@@ -80,6 +80,9 @@ pub struct Shared {
     /// JWT-bearer assertions with this RSA public key (PEM).
     pub token_key: Mutex<Option<Vec<u8>>>,
     pub minted: Mutex<u32>,
+    /// Agent refresh tokens already used: each is good once (rotation),
+    /// so a login refreshed twice with one token fails the second time.
+    pub spent: Mutex<Vec<String>>,
     pub behavior: Mutex<Behavior>,
     pub seen: Mutex<Vec<Seen>>,
     pub release: Notify,
@@ -103,6 +106,7 @@ impl Upstream {
         let shared = Arc::new(Shared {
             token_key: Mutex::new(None),
             minted: Mutex::new(0),
+            spent: Mutex::new(Vec::new()),
             behavior: Mutex::new(behavior),
             seen: Mutex::new(Vec::new()),
             release: Notify::new(),
@@ -183,8 +187,34 @@ fn agents(method: &axum::http::Method, path: &str, body: &[u8]) -> Response<Body
     };
     let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let stream = req.get("stream").and_then(|s| s.as_bool()) == Some(true);
+    if path.ends_with("/wham/accounts/check") {
+        // chatgpt.com's account check, which Codex makes for a ChatGPT login.
+        return ok_json(json!({"accounts": [{"id": "acct-test",
+            "workspace_backend_origin": "https://chatgpt.com",
+            "account_routing_override": "NO_CONSTRAINT"}],
+            "account_ordering": ["acct-test"], "default_account_id": "acct-test"}));
+    }
     if method == axum::http::Method::HEAD || method == axum::http::Method::GET {
         return ok_json(json!({"data": [], "models": []}));
+    }
+    if path.contains("/v1internal:") {
+        // Code Assist, which Gemini CLI talks to with a Google login: its
+        // answers are Gemini's, wrapped in `response`.
+        if path.ends_with(":loadCodeAssist") {
+            return ok_json(json!({"currentTier": {"id": "free-tier"},
+                "cloudaicompanionProject": "test-project"}));
+        }
+        if path.contains("enerateContent") {
+            let answer = json!({"response": {"candidates": [{"content": {"parts": [{"text": AGENT_ANSWER}],
+                "role": "model"}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 22, "totalTokenCount": 33},
+                "modelVersion": "gemini-test"}});
+            if path.contains(":stream") {
+                return sse_named(vec![("", answer)]);
+            }
+            return ok_json(answer);
+        }
+        return ok_json(json!({}));
     }
     if path.contains("/messages") && !path.contains("count_tokens") {
         let msg = json!({"id": "msg_1", "type": "message", "role": "assistant",
@@ -467,8 +497,15 @@ fn token_endpoint(
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let form: std::collections::HashMap<String, String> =
+    let mut form: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(body).into_owned().collect();
+    // Anthropic's and OpenAI's token endpoints take JSON.
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(body) {
+        form = m
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+            .collect();
+    }
     let deny = |why: &str| {
         json(
             400,
@@ -496,6 +533,11 @@ fn token_endpoint(
                 Err(e) => return deny(&e.to_string()),
             }
         }
+        Some("refresh_token")
+            if form.contains_key("refresh_token") && agent_client(&form).is_some() =>
+        {
+            return agent_refresh(sh, &form, json);
+        }
         Some("refresh_token") => {
             if form.get("refresh_token").map(String::as_str) != Some("adc-refresh-token")
                 || form.get("client_secret").map(String::as_str) != Some("adc-client-secret")
@@ -510,5 +552,46 @@ fn token_endpoint(
     json(
         200,
         serde_json::json!({"access_token": format!("ya29.minted-{n}"), "expires_in": 3600, "token_type": "Bearer"}),
+    )
+}
+
+/// The agent whose OAuth client a refresh request names (by client id),
+/// with the prefix of the tokens it answers.
+fn agent_client(form: &std::collections::HashMap<String, String>) -> Option<&'static str> {
+    match form.get("client_id").map(String::as_str)? {
+        "9d1c250a-e61b-44d9-88ed-5944d1962f5e" => Some("sk-ant-oat01-refreshed-"),
+        "app_EMoamEEZ73f0CkXaXp7hrann" => Some("codex-refreshed-"),
+        "681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com" => {
+            Some("ya29.refreshed-")
+        }
+        _ => None,
+    }
+}
+
+/// An agent vendor's refresh grant: each refresh token is good once, and
+/// the answer rotates it.
+fn agent_refresh(
+    sh: &Shared,
+    form: &std::collections::HashMap<String, String>,
+    json: impl Fn(u16, serde_json::Value) -> Response<Body>,
+) -> Response<Body> {
+    let prefix = agent_client(form).expect("checked");
+    let rt = form["refresh_token"].clone();
+    let mut spent = sh.spent.lock().unwrap();
+    if spent.contains(&rt) {
+        return json(
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "refresh token already used"}),
+        );
+    }
+    spent.push(rt.clone());
+    let mut n = sh.minted.lock().unwrap();
+    *n += 1;
+    let base = rt.split("-rotated-").next().unwrap_or(&rt).to_string();
+    json(
+        200,
+        serde_json::json!({"access_token": format!("{prefix}{n}"),
+            "refresh_token": format!("{base}-rotated-{n}"),
+            "expires_in": 3600, "token_type": "Bearer"}),
     )
 }
