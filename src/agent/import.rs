@@ -24,11 +24,10 @@ use crate::profile::oauth_meta::{
 };
 use crate::profile::{Kind, META_HANDLE, Profile, ProfileId, ProfileStore};
 
-pub use crate::profile::oauth_meta::{META_AGENT, SOURCE_AGENT};
+pub use crate::profile::oauth_meta::{META_AGENT, META_IMPORTED_FROM, SOURCE_AGENT};
 
 /// Metadata keys of an imported profile.
 pub const META_CREDENTIAL_TYPE: &str = "credential_type";
-pub const META_IMPORTED_FROM: &str = "imported_from";
 pub const META_ACCOUNT: &str = "account";
 pub const META_PLAN: &str = "plan";
 
@@ -150,9 +149,9 @@ pub fn import(ctx: &mut Context, req: ImportRequest) -> crate::Result<ImportResu
             CredentialType::ApiKey => Kind::KeyringRef,
             CredentialType::Subscription => Kind::OAuth,
         };
-        // craik refreshed this login since the agent wrote its file (and
-        // could not write it back): the agent's copy is older, and its
-        // refresh token may be spent. Keep craik's.
+        // craik refreshed this login, and the agent's file holds nothing
+        // newer: the login craik wrote back, or an older one whose refresh
+        // token may be spent. Keep craik's (and its refresh mark).
         let newer = old.as_ref().filter(|o| {
             o.kind == kind
                 && kind == Kind::OAuth
@@ -161,11 +160,11 @@ pub fn import(ctx: &mut Context, req: ImportRequest) -> crate::Result<ImportResu
                 && o.meta(META_EXPIRES)
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                     .zip(f.expires_at)
-                    .is_some_and(|(mine, theirs)| mine.timestamp() > theirs.timestamp())
+                    .is_some_and(|(mine, theirs)| mine.timestamp() >= theirs.timestamp())
         });
         if newer.is_some() {
             warnings.push(format!(
-                "{id}: kept the login craik refreshed, newer than the one in {}",
+                "{id}: kept the login craik refreshed; the one in {} is not newer",
                 found.place
             ));
         } else if !req.dry_run {
@@ -271,7 +270,10 @@ fn store(
                         .and_then(|o| o.meta(META_TOKEN_ENDPOINT))
                         .map(str::to_string)
                 })
-                .or_else(|| super::refresh::vendor(agent).map(|v| v.token_url.to_string()));
+                .or_else(|| {
+                    crate::credential::agent_login::vendor(agent.as_str())
+                        .map(|v| v.token_url.to_string())
+                });
             if let (Some(e), Some(_)) = (endpoint, &f.refresh) {
                 profile.metadata.insert(META_TOKEN_ENDPOINT.into(), e);
             }

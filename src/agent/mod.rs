@@ -8,7 +8,6 @@
 pub mod config;
 pub mod env;
 pub mod import;
-pub mod refresh;
 pub mod run;
 pub mod source;
 

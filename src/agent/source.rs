@@ -369,7 +369,7 @@ pub fn parse_expiry(v: &Value) -> Option<DateTime<Utc>> {
 
 /// The `exp` of a JWT, read without checking its signature (for display
 /// and refresh timing only; craik never trusts it for anything else).
-pub(crate) fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
+fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

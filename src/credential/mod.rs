@@ -3,6 +3,7 @@
 //! adding/removing/migrating profiles, and onboarding (`auth setup`,
 //! `auth login`).
 
+pub mod agent_login;
 pub mod manage;
 pub mod oauth;
 pub mod onboard;

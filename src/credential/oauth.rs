@@ -134,13 +134,20 @@ pub(crate) fn access_token(
         return match expires(profile) {
             Some(t) if t <= Utc::now() => {
                 let agent = profile.meta(META_AGENT).unwrap_or("the agent");
-                Err(fail(
-                    &profile.id,
-                    format!(
-                        "the {agent} login imported into it expired at {}; sign in with {agent} again and re-import it: craik agent import {agent}",
-                        t.to_rfc3339()
+                Err(SourceError::AgentLogin {
+                    id: profile.id.to_string(),
+                    agent: agent.to_string(),
+                    why: format!(
+                        "the {agent} login imported into it expired at {}{}",
+                        t.to_rfc3339(),
+                        if profile.meta(META_REFRESH).is_some() {
+                            ""
+                        } else {
+                            " and has no refresh token"
+                        }
                     ),
-                ))
+                }
+                .into())
             }
             _ => read(ctx, profile),
         };
@@ -242,18 +249,16 @@ fn refresh_oidc(ctx: &Context, p: &Profile) -> crate::Result<Fresh> {
 /// own OAuth client, stores it, and writes the rotated tokens back into
 /// the agent's file (see [`crate::agent::refresh`]).
 fn refresh_agent(ctx: &mut Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
-    let name = p.meta(META_AGENT).unwrap_or_default();
-    let agent = crate::agent::parse(name).map_err(|e| fail(&p.id, e))?;
-    let vendor = crate::agent::refresh::vendor(agent)
-        .ok_or_else(|| fail(&p.id, format!("craik cannot refresh a {agent} login")))?;
-    let relogin = |why: String| {
-        fail(
-            &p.id,
-            format!(
-                "the {agent} login could not be refreshed ({why}); sign in with {} again and re-import it: craik agent import {agent}",
-                agent.program()
-            ),
-        )
+    let agent = p.meta(META_AGENT).unwrap_or_default();
+    let vendor = super::agent_login::vendor(agent)
+        .ok_or_else(|| fail(&p.id, format!("craik cannot refresh a {agent:?} login")))?;
+    let relogin = |why: String| -> crate::Error {
+        SourceError::AgentLogin {
+            id: p.id.to_string(),
+            agent: agent.to_string(),
+            why: format!("the {agent} login expired and could not be refreshed: {why}"),
+        }
+        .into()
     };
     let endpoint = p.meta(META_TOKEN_ENDPOINT).unwrap_or_default();
     // Where the refresh token goes is read from auth-profiles.json (sealed,
@@ -276,28 +281,29 @@ fn refresh_agent(ctx: &mut Context, p: &Profile) -> crate::Result<Zeroizing<Stri
     if let Some(secret) = vendor.client_secret {
         fields.push(("client_secret", secret));
     }
-    let r = post(&p.id, endpoint, &fields, vendor.json).map_err(|e| relogin(e.to_string()))?;
+    let r = post(&p.id, endpoint, &fields, vendor.json).map_err(|e| match e {
+        crate::Error::Source(SourceError::OAuth { why, .. }) => relogin(why),
+        other => other,
+    })?;
     let access = Zeroizing::new(r.access_token);
     let refresh = r.refresh_token.map(Zeroizing::new);
     let id_token = r.id_token.map(Zeroizing::new);
     // OpenAI answers without expires_in: its access token is a JWT.
     let lifetime = r.expires_in.or_else(|| {
-        crate::agent::source::jwt_expiry(&access)
+        super::agent_login::jwt_expiry(&access)
             .map(|t| (t - Utc::now()).num_seconds().max(0) as u64)
     });
     let expires_at = expiry_after(lifetime);
     // Written back first: should craik's own store fail now, the agent's
     // file still holds a live login for the next import.
-    let place = p
-        .meta(crate::agent::import::META_IMPORTED_FROM)
-        .unwrap_or_default();
-    let rotated = crate::agent::refresh::Rotated {
+    let place = p.meta(META_IMPORTED_FROM).unwrap_or_default();
+    let rotated = super::agent_login::Rotated {
         access: &access,
         refresh: refresh.as_ref().map(|r| r.as_str()),
         id_token: id_token.as_ref().map(|r| r.as_str()),
         expires_at,
     };
-    let written_back = match crate::agent::refresh::write_back(agent, place, &rt, &rotated) {
+    let written_back = match super::agent_login::write_back(agent, place, &rt, &rotated) {
         Ok(true) => serde_json::Value::from(place),
         Ok(false) => serde_json::Value::Null,
         Err(e) => serde_json::Value::from(format!("failed: {e}")),

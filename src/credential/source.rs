@@ -31,6 +31,14 @@ pub enum SourceError {
     Encoding { id: String },
     #[error("profile {id}: {why}")]
     OAuth { id: String, why: String },
+    /// A subscription login imported from an agent that is expired and
+    /// could not be refreshed.
+    #[error("profile {id}: {why}")]
+    AgentLogin {
+        id: String,
+        agent: String,
+        why: String,
+    },
 }
 
 impl SourceError {
@@ -50,6 +58,9 @@ impl SourceError {
             SourceError::OAuth { id, .. } => Some(format!(
                 "check the profile with craik doctor; log in again with craik auth login {}",
                 id.split(':').next().unwrap_or_default()
+            )),
+            SourceError::AgentLogin { agent, .. } => Some(format!(
+                "sign in with {agent} again, then re-import it: craik agent import {agent}"
             )),
         }
     }

@@ -179,6 +179,8 @@ pub mod oauth_meta {
     pub const META_AGENT: &str = "agent";
     /// The `oauth_source` of a subscription login imported from an agent.
     pub const SOURCE_AGENT: &str = "agent";
+    /// Where an imported credential came from (a file's path, a variable).
+    pub const META_IMPORTED_FROM: &str = "imported_from";
 }
 
 pub const META_ENV_VAR: &str = "env_var";

@@ -342,9 +342,11 @@ fn dry_run_reimport_expiry_warning_and_a_profile_not_ours() {
     );
     assert_eq!(before["created_at"], after["created_at"]);
     assert_eq!(after["health"]["ok"], false);
-    // An expired imported login is not handed out.
+    // An expired imported login is not handed out: craik's refresh at
+    // the vendor's endpoint fails here (no network), and says what to do.
     let t = env.run(&["auth", "test", "anthropic:claude"]);
-    assert_ne!(t.code, 0);
+    t.code(7).error_with_hint("craik agent import claude");
+    assert!(t.stderr.contains("could not be refreshed"), "{}", t.stderr);
     // A profile made another way is never overwritten.
     env.run_stdin(
         &[
@@ -1208,7 +1210,8 @@ fn craik_refreshes_an_expired_login_once_and_writes_it_back() {
         refreshed[0]["details"]["written_back"],
         file.display().to_string()
     );
-    // A later run re-imports the written-back login and refreshes nothing.
+    // A later run finds the written-back login no newer than craik's,
+    // keeps craik's, and refreshes nothing.
     let mut cmd = env.command(&["agent", "run", "claude", "--", "-p", "say hi"]);
     cmd.current_dir(&work).stdin(std::process::Stdio::null());
     crate::common::to_run(cmd.output().unwrap()).ok();

@@ -1,4 +1,5 @@
-//! Subscription logins imported from agents, refreshed by craik.
+//! Subscription logins imported from agents (`craik agent import`),
+//! refreshed by craik.
 //!
 //! An agent run through craik's proxy holds only a placeholder for its
 //! login, so it cannot refresh it: craik does, at the agent vendor's token
@@ -9,12 +10,12 @@
 //! craik used: the agent used outside craik, and the next `sync` import,
 //! then find a live login rather than a dead one.
 
+use std::io::Read;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-
-use super::Agent;
+use zeroize::Zeroizing;
 
 /// How an agent's vendor refreshes its logins.
 #[derive(Debug, Clone, Copy)]
@@ -28,29 +29,69 @@ pub struct Vendor {
     pub json: bool,
 }
 
-/// The vendor of an agent that keeps a subscription login.
-pub fn vendor(agent: Agent) -> Option<Vendor> {
+/// The vendor of an agent (by name) that keeps a subscription login.
+pub fn vendor(agent: &str) -> Option<Vendor> {
     match agent {
-        Agent::Claude => Some(Vendor {
+        "claude" => Some(Vendor {
             token_url: "https://platform.claude.com/v1/oauth/token",
             client_id: "9d1c250a-e61b-44d9-88ed-5944d1962f5e",
             client_secret: None,
             json: true,
         }),
-        Agent::Codex => Some(Vendor {
+        "codex" => Some(Vendor {
             token_url: "https://auth.openai.com/oauth/token",
             client_id: "app_EMoamEEZ73f0CkXaXp7hrann",
             client_secret: None,
             json: true,
         }),
-        Agent::Gemini => Some(Vendor {
+        "gemini" => Some(Vendor {
             token_url: "https://oauth2.googleapis.com/token",
             client_id: "681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com",
             client_secret: Some("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"),
             json: false,
         }),
-        Agent::OpenCode | Agent::Amp => None,
+        _ => None,
     }
+}
+
+/// When a JWT-shaped access token (OpenAI's) expires, from its `exp`.
+pub fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let exp = serde_json::from_slice::<Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_i64()?;
+    DateTime::from_timestamp(exp, 0)
+}
+
+/// Reads the agent's file: a regular file of the user's, not through a
+/// symbolic link; `None` when it is anything else.
+fn read_own(path: &Path) -> Option<Zeroizing<Vec<u8>>> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() || m.uid() != crate::home::current_uid() {
+        return None;
+    }
+    let mut buf = Zeroizing::new(Vec::new());
+    f.read_to_end(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// Why a write-back failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the refreshed login back to {path}: {why}")]
+pub struct WriteBackError {
+    path: String,
+    why: String,
 }
 
 /// What a refresh returned.
@@ -66,16 +107,16 @@ pub struct Rotated<'a> {
 /// the user's, and still holds `used` as its refresh token. Returns
 /// whether it wrote.
 pub fn write_back(
-    agent: Agent,
+    agent: &str,
     place: &str,
     used: &str,
     new: &Rotated,
-) -> Result<bool, super::AgentError> {
+) -> Result<bool, WriteBackError> {
     let path = Path::new(place);
     if !path.is_absolute() {
         return Ok(false);
     }
-    let Some(bytes) = super::source::read_source(path)? else {
+    let Some(bytes) = read_own(path) else {
         return Ok(false);
     };
     let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
@@ -89,7 +130,7 @@ pub fn write_back(
         }
     };
     match agent {
-        Agent::Claude => {
+        "claude" => {
             let Some(o) = v
                 .get_mut("claudeAiOauth")
                 .filter(|o| holds(o, "refreshToken"))
@@ -100,7 +141,7 @@ pub fn write_back(
             set(o, "refreshToken", new.refresh);
             o["expiresAt"] = json!(ms);
         }
-        Agent::Codex => {
+        "codex" => {
             let Some(t) = v.get_mut("tokens").filter(|t| holds(t, "refresh_token")) else {
                 return Ok(false);
             };
@@ -109,7 +150,7 @@ pub fn write_back(
             set(t, "id_token", new.id_token);
             v["last_refresh"] = json!(Utc::now().to_rfc3339());
         }
-        Agent::Gemini => {
+        "gemini" => {
             if !holds(&v, "refresh_token") {
                 return Ok(false);
             }
@@ -118,12 +159,12 @@ pub fn write_back(
             set(&mut v, "id_token", new.id_token);
             v["expiry_date"] = json!(ms);
         }
-        Agent::OpenCode | Agent::Amp => return Ok(false),
+        _ => return Ok(false),
     }
-    let out = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&v).unwrap_or_default());
-    crate::home::write_atomic_path(path, &out).map_err(|e| super::AgentError::Unreadable {
-        place: place.into(),
-        why: format!("cannot write the refreshed login back: {e}"),
+    let out = Zeroizing::new(serde_json::to_vec_pretty(&v).unwrap_or_default());
+    crate::home::write_atomic_path(path, &out).map_err(|e| WriteBackError {
+        path: place.into(),
+        why: e.to_string(),
     })?;
     Ok(true)
 }
@@ -148,11 +189,13 @@ mod tests {
         )
         .unwrap();
         let place = p.display().to_string();
-        assert!(!write_back(Agent::Codex, &place, "other", &new).unwrap());
-        assert!(write_back(Agent::Codex, &place, "r1", &new).unwrap());
+        assert!(!write_back("codex", &place, "other", &new).unwrap());
+        assert!(write_back("codex", &place, "r1", &new).unwrap());
         let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(v["tokens"]["refresh_token"], "r2");
         assert_eq!(v["x"], 1);
-        assert!(!write_back(Agent::Codex, "$CODEX_HOME", "r1", &new).unwrap());
+        assert!(!write_back("codex", "$CODEX_HOME", "r1", &new).unwrap());
+        assert!(jwt_expiry("a.eyJleHAiOjE5MDAwMDAwMDB9.c").is_some());
+        assert!(jwt_expiry("not a jwt").is_none());
     }
 }
