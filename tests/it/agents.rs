@@ -975,17 +975,19 @@ fn env_files_for_a_container() {
 /// Runs `agent` in mode `sync` with the subscription login in `file`
 /// (relative to HOME), imported with its calls sent to the local upstream:
 /// the agent prints the answer, the upstream gets the real access token
-/// at `call_path`, and the agent's environment, argv and home hold only
-/// the proxy token. Returns the upstream's requests.
+/// at `call_path` (or, with `refreshed`, the token craik refreshed it to
+/// at the upstream's token endpoint), and the agent's environment, argv
+/// and home hold only the proxy token. Returns the upstream's requests,
+/// the environment and the login file.
 fn run_subscription(
     agent: &str,
     file: &str,
     login: serde_json::Value,
     access: &str,
-    base_path: &str,
+    refreshed: Option<&str>,
     args: &[&str],
     call_path: &str,
-) -> Vec<crate::upstream::Seen> {
+) -> (Vec<crate::upstream::Seen>, Env, PathBuf) {
     let up = Upstream::start(Behavior::Agents);
     let mut env = Env::new();
     let (shims, record) = shim(&env, agent);
@@ -997,16 +999,20 @@ fn run_subscription(
     if agent == "codex" {
         env.set("CODEX_HOME", &path.parent().unwrap().display().to_string());
     }
-    let base = format!("{}{base_path}", up.url());
-    env.run(&[
+    let base = up.url();
+    let token_url = format!("{base}/token");
+    let mut import = vec![
         "agent",
         "import",
         agent,
         "--base-url",
         &base,
         "--allow-local-base-url",
-    ])
-    .ok();
+    ];
+    if refreshed.is_some() {
+        import.extend(["--token-url", &token_url]);
+    }
+    env.run(&import).ok();
     let work = env.dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let kept = env.dir.path().join("agent-home");
@@ -1029,26 +1035,28 @@ fn run_subscription(
         .filter(|s| s.path_and_query.starts_with(call_path))
         .collect();
     assert!(!calls.is_empty(), "no call to {call_path}: {seen:?}");
-    for s in &seen {
+    for s in seen.iter().filter(|s| s.path_and_query != "/token") {
         assert_eq!(
             s.headers
                 .get("authorization")
                 .map(|v| v.to_str().unwrap().to_string()),
-            Some(format!("Bearer {access}")),
+            Some(format!("Bearer {}", refreshed.unwrap_or(access))),
             "{agent}: {}",
             s.path_and_query
         );
     }
     // The agent held the proxy token only; its home never the login.
     let agent_env = std::fs::read_to_string(&record).unwrap();
-    assert!(
-        !agent_env.contains(access),
-        "{agent}'s environment held the token"
-    );
-    assert!(agent_env.contains("craik-proxy-"));
-    for (p, b) in files_under(&kept) {
-        assert!(!contains(&b, access), "{} holds the token", p.display());
+    for token in [Some(access), refreshed].into_iter().flatten() {
+        assert!(
+            !agent_env.contains(token),
+            "{agent}'s environment held the token"
+        );
+        for (p, b) in files_under(&kept) {
+            assert!(!contains(&b, token), "{} holds the token", p.display());
+        }
     }
+    assert!(agent_env.contains("craik-proxy-"));
     let started = receipts(&env, "agent.started");
     assert_eq!(started[0]["details"]["mode"], "sync");
     assert_eq!(started[0]["details"]["forwarded"], "subscription");
@@ -1061,7 +1069,7 @@ fn run_subscription(
         .count();
     assert!(with_usage > 0, "no call receipt carries the usage");
     nowhere(&env, access, &[&out]);
-    seen
+    (seen, env, path)
 }
 
 /// Codex with a ChatGPT login: the proxy stands for chatgpt.com's
@@ -1070,22 +1078,25 @@ fn run_subscription(
 #[test]
 fn codex_with_a_chatgpt_login_runs_through_the_proxy() {
     let c = canary();
-    let access = jwt(serde_json::json!({"exp": 1_900_000_000u64}), &c);
+    // Expired: craik refreshes it (OpenAI's JSON refresh grant, as Codex's
+    // client) before the first call, and writes it back to auth.json.
+    let access = jwt(serde_json::json!({"exp": 1_600_000_000u64}), &c);
     let id_token = jwt(
         serde_json::json!({"email": "dev@example.com",
             "https://api.openai.com/auth": {"chatgpt_plan_type": "plus"}}),
         "sig",
     );
+    let refresh = format!("rt-{c}");
     let login = serde_json::json!({"auth_mode": "chatgpt", "OPENAI_API_KEY": null,
         "tokens": {"id_token": id_token, "access_token": access,
-            "refresh_token": format!("rt-{c}"), "account_id": "acct-test"},
+            "refresh_token": refresh, "account_id": "acct-test"},
         "last_refresh": "2026-12-01T00:00:00Z"});
-    let seen = run_subscription(
+    let (seen, env, file) = run_subscription(
         "codex",
         "user-codex/auth.json",
         login,
         &access,
-        "",
+        Some("codex-refreshed-1"),
         &["exec", "--skip-git-repo-check", "say hi"],
         "/backend-api/codex/responses",
     );
@@ -1099,6 +1110,23 @@ fn codex_with_a_chatgpt_login_runs_through_the_proxy() {
             .any(|s| s.path_and_query == "/backend-api/wham/accounts/check"),
         "{seen:?}"
     );
+    let host: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(host["tokens"]["access_token"], "codex-refreshed-1");
+    assert_eq!(
+        host["tokens"]["refresh_token"],
+        format!("{refresh}-rotated-1")
+    );
+    assert_eq!(
+        host["tokens"]["id_token"], id_token,
+        "kept: the endpoint sent none"
+    );
+    assert_ne!(host["last_refresh"], "2026-12-01T00:00:00Z");
+    let refreshed = receipts(&env, "credential_refreshed");
+    assert_eq!(refreshed.len(), 1);
+    assert_eq!(
+        refreshed[0]["details"]["written_back"],
+        file.display().to_string()
+    );
 }
 
 /// Gemini CLI with a Google login: Code Assist calls go to the proxy with
@@ -1110,12 +1138,12 @@ fn gemini_cli_with_a_google_login_runs_through_the_proxy() {
     let access = format!("ya29.{c}");
     let login = serde_json::json!({"access_token": access, "refresh_token": format!("1//{c}"),
         "token_type": "Bearer", "expiry_date": 1_900_000_000_000u64});
-    let seen = run_subscription(
+    let (seen, _, _) = run_subscription(
         "gemini",
         ".gemini/oauth_creds.json",
         login,
         &access,
-        "",
+        None,
         &["-m", "gemini-2.5-flash", "-p", "say hi"],
         "/v1internal:streamGenerateContent",
     );
