@@ -320,7 +320,11 @@ fn store(
                     .detail("credential_type", f.credential_type.as_str())
                     .detail("imported_from", found.place.as_str())
                     .detail("replaced", old.is_some())
-                    .detail("base_url", profile.base_url.as_deref().unwrap_or_default()),
+                    .detail("base_url", profile.base_url.as_deref().unwrap_or_default())
+                    .detail(
+                        "token_endpoint",
+                        profile.meta(META_TOKEN_ENDPOINT).unwrap_or_default(),
+                    ),
             )
         });
     if let Err(e) = receipt {
