@@ -27,6 +27,7 @@ pub mod error;
 pub mod exit;
 pub mod home;
 pub mod operator;
+pub mod page;
 pub mod pattern;
 pub mod policy;
 pub mod pool;

@@ -408,6 +408,10 @@ pub struct ApprovalLine {
     /// whose seal does not verify: not made by craik here).
     pub state: &'static str,
     pub pending: bool,
+    /// The `approval_requested` receipt's id.
+    pub request: String,
+    /// The `approval` receipt's id, once approved.
+    pub approval: Option<String>,
 }
 
 pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<ApprovalLine>> {
@@ -468,6 +472,8 @@ pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<App
             expires_at,
             pending: state == "pending",
             state,
+            request: r.id.clone(),
+            approval: a.as_ref().map(|a| a.id.clone()),
         });
     }
     Ok(out)

@@ -333,3 +333,59 @@ impl NewReceipt {
         self
     }
 }
+
+/// The columns of a CSV export (`receipts export --format csv`, the
+/// audit page's export), one per field.
+pub const CSV_HEADER: [&str; 22] = [
+    "seq",
+    "id",
+    "created_at",
+    "kind",
+    "run_id",
+    "capability",
+    "status",
+    "reason",
+    "policy_condition",
+    "auth_profile_id",
+    "auth_kind",
+    "auth_identity_hash",
+    "provider_family",
+    "pool_id",
+    "operator_subject",
+    "operator_issuer",
+    "operator_email",
+    "operator_groups",
+    "operator_identity_hash",
+    "details",
+    "prev_hash",
+    "hash",
+];
+
+/// A receipt as a CSV row, in [`CSV_HEADER`]'s order.
+pub fn csv_row(r: &Receipt) -> [String; 22] {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        r.seq.to_string(),
+        r.id.clone(),
+        r.created_at.clone(),
+        r.kind.clone(),
+        o(&r.run_id),
+        o(&r.capability),
+        r.status.clone(),
+        o(&r.reason),
+        o(&r.policy_condition),
+        o(&r.auth_profile_id),
+        o(&r.auth_kind),
+        o(&r.auth_identity_hash),
+        o(&r.provider_family),
+        o(&r.pool_id),
+        o(&r.operator_subject),
+        o(&r.operator_issuer),
+        o(&r.operator_email),
+        o(&r.operator_groups),
+        o(&r.operator_identity_hash),
+        r.details.clone(),
+        r.prev_hash.clone(),
+        r.hash.clone(),
+    ]
+}

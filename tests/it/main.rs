@@ -27,6 +27,7 @@ mod idp;
 mod layout;
 mod onboard;
 mod operator;
+mod page;
 mod policy;
 mod profiles;
 mod receipts;

@@ -43,9 +43,10 @@ pub(in crate::audit) const QUERY_BUSY: Duration = Duration::from_millis(500);
 /// does not hold the index's lock for long.
 const CHUNK: i64 = 20_000;
 /// The index schema; an index file of another version is rebuilt.
-const INDEX_VERSION: i64 = 1;
+/// (2: `pool_id`, for the audit page's pool filter.)
+const INDEX_VERSION: i64 = 2;
 /// Columns copied from `receipts`, in the order of `entries`.
-const INDEXED: &str = "seq, created_at, kind, status, run_id, auth_profile_id, auth_identity_hash, operator_subject, operator_email, operator_identity_hash";
+const INDEXED: &str = "seq, created_at, kind, status, run_id, auth_profile_id, auth_identity_hash, operator_subject, operator_email, operator_identity_hash, pool_id";
 
 const SCHEMA: &str = "
 DROP TABLE IF EXISTS idx.entries;
@@ -60,8 +61,10 @@ CREATE TABLE idx.entries (
     auth_identity_hash     TEXT,
     operator_subject       TEXT,
     operator_email         TEXT,
-    operator_identity_hash TEXT
+    operator_identity_hash TEXT,
+    pool_id                TEXT
 );
+CREATE INDEX idx.entries_by_pool ON entries (pool_id, seq);
 CREATE INDEX idx.entries_by_created ON entries (created_at, seq);
 CREATE INDEX idx.entries_by_operator_subject ON entries (operator_subject, seq);
 CREATE INDEX idx.entries_by_operator_email ON entries (operator_email, seq);

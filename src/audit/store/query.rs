@@ -28,6 +28,10 @@ pub struct Filter {
     pub kind: Option<String>,
     pub status: Option<String>,
     pub run: Option<String>,
+    /// A pool id: receipts of calls the pool chose a profile for.
+    pub pool: Option<String>,
+    /// Only receipts before this seq (a page of a listing).
+    pub before: Option<i64>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub limit: Option<usize>,
@@ -127,6 +131,12 @@ impl Filter {
         if let Some(r) = &self.run {
             push("run_id = ?", r);
         }
+        if let Some(p) = &self.pool {
+            push("pool_id = ?", p);
+        }
+        if let Some(b) = &self.before {
+            push("seq < CAST(? AS INTEGER)", &b.to_string());
+        }
         if let Some(t) = &self.since {
             push("created_at >= ?", &ts(t));
         }
@@ -157,6 +167,7 @@ impl Filter {
             && self.profile.is_none()
             && self.identity_hash.is_none()
             && self.run.is_none()
+            && self.pool.is_none()
             && (self.since.is_some() || self.until.is_some());
         let order = if only_time {
             format!("e.created_at {dir}, e.seq {dir}")

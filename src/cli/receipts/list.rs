@@ -23,9 +23,12 @@ pub struct Args {
     /// Only receipts with this status (ok, denied, failed, ...).
     #[arg(long, value_name = "S")]
     pub status: Option<String>,
-    /// The run id (default: a fresh run_<hex>).
+    /// Only receipts of this run.
     #[arg(long, value_name = "R")]
     pub run: Option<String>,
+    /// Only receipts of calls this pool chose the profile for.
+    #[arg(long, value_name = "P")]
+    pub pool: Option<String>,
     /// RFC 3339, or relative: 30m, 24h, 7d.
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
@@ -54,6 +57,7 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
         kind,
         status,
         run,
+        pool,
         since,
         until,
         limit,
@@ -77,6 +81,8 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
         kind,
         status,
         run,
+        pool,
+        before: None,
         since: time(since)?,
         until: time(until)?,
         limit: Some(limit),

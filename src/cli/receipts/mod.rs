@@ -4,6 +4,7 @@ mod checkpoint;
 mod export;
 mod hash;
 mod list;
+mod serve;
 mod show;
 mod stats;
 mod verify;
@@ -41,64 +42,16 @@ pub enum ReceiptsCommand {
     Verify(verify::Args),
     /// Write a signed checkpoint of the log's current tail.
     Checkpoint(checkpoint::Args),
+    /// A read-only web page over the log (timeline, denials, approvals,
+    /// use, chain status) on a loopback address, for people.
+    Serve(serve::Args),
     /// Print the identity hash the log would hold for a value read from
     /// standard input: a credential (--family) or an operator subject
     /// (--operator-issuer).
     Hash(hash::Args),
 }
 
-const CSV_HEADER: [&str; 22] = [
-    "seq",
-    "id",
-    "created_at",
-    "kind",
-    "run_id",
-    "capability",
-    "status",
-    "reason",
-    "policy_condition",
-    "auth_profile_id",
-    "auth_kind",
-    "auth_identity_hash",
-    "provider_family",
-    "pool_id",
-    "operator_subject",
-    "operator_issuer",
-    "operator_email",
-    "operator_groups",
-    "operator_identity_hash",
-    "details",
-    "prev_hash",
-    "hash",
-];
-
-fn csv_row(r: &Receipt) -> [String; 22] {
-    let o = |v: &Option<String>| v.clone().unwrap_or_default();
-    [
-        r.seq.to_string(),
-        r.id.clone(),
-        r.created_at.clone(),
-        r.kind.clone(),
-        o(&r.run_id),
-        o(&r.capability),
-        r.status.clone(),
-        o(&r.reason),
-        o(&r.policy_condition),
-        o(&r.auth_profile_id),
-        o(&r.auth_kind),
-        o(&r.auth_identity_hash),
-        o(&r.provider_family),
-        o(&r.pool_id),
-        o(&r.operator_subject),
-        o(&r.operator_issuer),
-        o(&r.operator_email),
-        o(&r.operator_groups),
-        o(&r.operator_identity_hash),
-        r.details.clone(),
-        r.prev_hash.clone(),
-        r.hash.clone(),
-    ]
-}
+use craik::audit::{CSV_HEADER, csv_row};
 
 fn io_err(e: impl std::fmt::Display) -> Error {
     Error::input(
@@ -143,5 +96,6 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
         ReceiptsCommand::Verify(a) => verify::run(ctx, a),
         ReceiptsCommand::Checkpoint(a) => checkpoint::run(ctx, a),
         ReceiptsCommand::Hash(a) => hash::run(ctx, a),
+        ReceiptsCommand::Serve(a) => serve::run(ctx, a),
     }
 }
