@@ -106,6 +106,20 @@ fn canary_never_leaks() {
     go(&["receipts", "checkpoint", "--out", &cp, "--json"], None);
     go(&["receipts", "verify", "--checkpoint", &cp], None);
     go(&["receipts", "hash", "--family", "openai"], s);
+    // The audit page: every view, every receipt's page, the exports.
+    {
+        let served = crate::page::serve(&env);
+        let tail = receipts_total(&env);
+        let pages = crate::page::fetch_all(&served, tail);
+        assert_eq!(pages.len() as i64, 7 + tail);
+        for (path, status, body) in pages {
+            assert_eq!(status, 200, "the audit page's {path}");
+            assert!(
+                !body.contains(&secret),
+                "the audit page's {path} leaks the canary"
+            );
+        }
+    }
     go(
         &["auth", "login", "local", "--stdin", "--base-url", &base],
         s,
@@ -202,4 +216,11 @@ fn canary_never_leaks() {
             path.display()
         );
     }
+}
+
+/// How many receipts the home's log holds.
+fn receipts_total(env: &Env) -> i64 {
+    let r = env.run(&["receipts", "stats", "--json"]);
+    r.ok();
+    r.json()["total"].as_i64().unwrap()
 }

@@ -16,7 +16,7 @@ fn page_dir() -> PathBuf {
 }
 
 /// The serving craik, stopped when dropped.
-struct Served {
+pub struct Served {
     child: Child,
     url: String,
 }
@@ -28,7 +28,8 @@ impl Drop for Served {
     }
 }
 
-fn serve(env: &Env) -> Served {
+/// Starts `craik receipts serve` in `env`'s home.
+pub fn serve(env: &Env) -> Served {
     let mut cmd = env.command(&["receipts", "serve", "--listen", "127.0.0.1:0"]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
@@ -42,6 +43,47 @@ fn serve(env: &Env) -> Served {
         .unwrap_or_else(|| panic!("serve printed {line:?}"))
         .to_string();
     Served { child, url }
+}
+
+/// Every view of the page, each receipt's page and the exports, fetched
+/// with the cookie the printed token buys: (path, status, body).
+pub fn fetch_all(served: &Served, receipts: i64) -> Vec<(String, u16, String)> {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let first = http.get(&served.url).send().unwrap();
+    assert_eq!(first.status(), 303);
+    let cookie = first
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let origin = served.url.split("/?").next().unwrap();
+    let mut paths: Vec<String> = [
+        "/", "/denials", "/approvals", "/usage", "/chain", "/export.csv", "/export.jsonl",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    paths.extend((1..=receipts).map(|s| format!("/receipt/{s}")));
+    paths
+        .into_iter()
+        .map(|p| {
+            let r = http
+                .get(format!("{origin}{p}"))
+                .header("cookie", &cookie)
+                .send()
+                .unwrap();
+            let status = r.status().as_u16();
+            (p, status, r.text().unwrap())
+        })
+        .collect()
 }
 
 /// A home with a few hundred receipts of most kinds, from real flows.
