@@ -42,16 +42,18 @@ fn sample(key: &AuditKey, i: usize) -> NewReceipt {
         .detail("path", "/v1/responses")
         .detail("model", "gpt-test");
     if kind == ReceiptKind::CallFinished {
-        r = r
-            .detail("status", 200)
-            .detail(
-                "usage",
-                serde_json::json!({"input_tokens": 11, "output_tokens": 22}),
-            );
+        r = r.detail("status", 200).detail(
+            "usage",
+            serde_json::json!({"input_tokens": 11, "output_tokens": 22}),
+        );
     }
     if kind == ReceiptKind::Denial {
-        let cond = ["denied_credential_profiles", "allowed_operator_groups", "approval", "grants"]
-            [(i / 1000) % 4];
+        let cond = [
+            "denied_credential_profiles",
+            "allowed_operator_groups",
+            "approval",
+            "grants",
+        ][(i / 1000) % 4];
         r = r.reason(format!("denied by {cond}"));
         r.policy_condition = Some(cond.to_string());
     }
@@ -97,11 +99,9 @@ fn main() {
 
     // Reference: the bare query for the timeline's first page, and the
     // same through craik's query code (what the page runs).
-    let raw = rusqlite::Connection::open_with_flags(
-        &db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let raw =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let mut bare = Vec::new();
     for _ in 0..21 {
         let t = Instant::now();
@@ -188,7 +188,7 @@ fn main() {
         }
     );
     for (name, path, runs) in [
-        ("the timeline, newest 100 (median of 21)", "/", 21),
+        ("the timeline, newest 100", "/", 21),
         (
             "the timeline, 100 from the middle (`before=500000`)",
             "/?before=500000",
@@ -211,6 +211,11 @@ fn main() {
             "use over time, the newest 200,000 finished calls (capped)",
             "/usage",
             3,
+        ),
+        (
+            "export of the whole log as JSONL (streamed)",
+            "/export.jsonl",
+            1,
         ),
         ("the chain: verify 1,000,000 receipts", "/chain", 3),
     ] {

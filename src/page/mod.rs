@@ -48,6 +48,8 @@ pub(crate) struct Reply {
     pub body: Vec<u8>,
     /// `attachment; filename=…` for exports.
     pub disposition: Option<String>,
+    /// A body streamed in chunks instead of `body` (an export).
+    pub stream: Option<mpsc::Receiver<std::io::Result<bytes::Bytes>>>,
 }
 
 impl Reply {
@@ -57,6 +59,7 @@ impl Reply {
             content_type: "text/html; charset=utf-8",
             body: markup.into_string().into_bytes(),
             disposition: None,
+            stream: None,
         }
     }
 }
@@ -303,7 +306,13 @@ async fn route(sh: &Shared, req: Request) -> Response<Body> {
     let Ok(reply) = rx.await else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "no answer\n");
     };
-    let mut r = Response::new(Body::from(reply.body));
+    let body = match reply.stream {
+        Some(rx) => Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        })),
+        None => Body::from(reply.body),
+    };
+    let mut r = Response::new(body);
     *r.status_mut() = reply.status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -670,26 +670,51 @@ fn export(ctx: &mut Context, p: &Params, jsonl: bool) -> crate::Result<Reply> {
     filter.limit = p.limit;
     filter.before = None;
     filter.ascending = true;
+    // Streamed from a log of its own on a thread of its own: an export of
+    // the whole log neither waits in memory nor holds up the other views.
     let log = ctx.read_audit_log()?;
-    let mut out = Vec::new();
-    if jsonl {
-        log.for_each(&filter, |r| {
-            serde_json::to_writer(&mut out, &r.to_json())?;
-            out.push(b'\n');
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(1 << 16);
+        let flush = |buf: &mut Vec<u8>| {
+            tx.blocking_send(Ok(bytes::Bytes::from(std::mem::take(buf))))
+                // The reader went away: stop (for_each ends quietly).
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        };
+        if !jsonl {
+            let mut w = csv::Writer::from_writer(&mut buf);
+            let _ = w.write_record(crate::audit::CSV_HEADER);
+            drop(w);
+        }
+        let done = log.for_each(&filter, |r| {
+            if jsonl {
+                serde_json::to_writer(&mut buf, &r.to_json())?;
+                buf.push(b'\n');
+            } else {
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(&mut buf);
+                w.write_record(crate::audit::csv_row(&r))
+                    .map_err(std::io::Error::other)?;
+                w.flush()?;
+            }
+            if buf.len() >= 1 << 16 {
+                flush(&mut buf)?;
+            }
             Ok(())
-        })?;
-    } else {
-        let mut w = csv::Writer::from_writer(&mut out);
-        w.write_record(crate::audit::CSV_HEADER)
-            .map_err(|e| crate::audit::AuditError::Query(e.to_string()))?;
-        log.for_each(&filter, |r| {
-            w.write_record(crate::audit::csv_row(&r))
-                .map_err(std::io::Error::other)
-        })?;
-        w.flush()
-            .map_err(|e| crate::audit::AuditError::Query(e.to_string()))?;
-        drop(w);
-    }
+        });
+        match done {
+            Ok(()) if !buf.is_empty() => {
+                let _ = flush(&mut buf);
+            }
+            Ok(()) => {}
+            // The response is under way: cut it short, so the download
+            // fails rather than look complete.
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+    });
     let (ct, ext) = if jsonl {
         ("application/x-ndjson", "jsonl")
     } else {
@@ -698,7 +723,8 @@ fn export(ctx: &mut Context, p: &Params, jsonl: bool) -> crate::Result<Reply> {
     Ok(Reply {
         status: StatusCode::OK,
         content_type: ct,
-        body: out,
+        body: Vec::new(),
         disposition: Some(format!("attachment; filename=\"receipts.{ext}\"")),
+        stream: Some(rx),
     })
 }

@@ -66,7 +66,13 @@ pub fn fetch_all(served: &Served, receipts: i64) -> Vec<(String, u16, String)> {
         .to_string();
     let origin = served.url.split("/?").next().unwrap();
     let mut paths: Vec<String> = [
-        "/", "/denials", "/approvals", "/usage", "/chain", "/export.csv", "/export.jsonl",
+        "/",
+        "/denials",
+        "/approvals",
+        "/usage",
+        "/chain",
+        "/export.csv",
+        "/export.jsonl",
     ]
     .iter()
     .map(|p| p.to_string())
@@ -165,6 +171,23 @@ fn fixture(idp: &Idp, up: &Upstream, key: &str) -> Env {
     for i in 0..5 {
         check(&format!("run_x{i}"), "openai:personal-x").code(3);
     }
+    // An agent run (a stand-in `claude` on PATH, mode ignore), the store
+    // unlocked and locked, a profile removed, a logout.
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("claude");
+    std::fs::write(&fake, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let mut cmd = env.command(&[
+        "agent", "run", "claude", "--mode", "ignore", "--", "-p", "hi",
+    ]);
+    cmd.env("PATH", &path).current_dir(env.dir.path());
+    crate::common::to_run(cmd.output().unwrap()).ok();
+    env.run(&["unlock", "--for", "1m"]).ok();
+    env.run(&["lock"]).ok();
+    env.run(&["auth", "remove", "openai:personal-x"]).ok();
+    env.run(&["logout"]).ok();
     env
 }
 
@@ -218,6 +241,18 @@ fn the_audit_page_in_a_browser() {
     let v = browse(&served.url, &shots);
     let views = &v["views"];
 
+    // Receipts of most kinds reached the page's first pages.
+    let kinds = strings(&views["timeline"]["kinds"]);
+    for k in [
+        "agent.finished",
+        "agent.started",
+        "store_locked",
+        "store_unlocked",
+        "profile_removed",
+        "logout",
+    ] {
+        assert!(kinds.contains(&k.to_string()), "{k} not among {kinds:?}");
+    }
     // The token became a cookie and left the address bar.
     assert_eq!(views["first"]["url"], format!("{origin}/"));
     assert_eq!(views["anonymous"]["status"], 401);
