@@ -16,7 +16,7 @@
 //! shows nothing but the log.
 
 mod chart;
-mod query;
+pub mod query;
 mod views;
 
 use std::net::SocketAddr;
