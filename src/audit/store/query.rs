@@ -85,7 +85,9 @@ impl Filter {
     }
 
     /// The filter's conditions on table alias `t`, and their arguments.
-    fn conds(&self, t: &str) -> (Vec<String>, Vec<Value>) {
+    /// With `walk`, a profile pattern is matched row by row along seq
+    /// rather than through the profile index (see [`Filter::walk`]).
+    fn conds(&self, t: &str, walk: bool) -> (Vec<String>, Vec<Value>) {
         let mut conds: Vec<String> = Vec::new();
         let mut args: Vec<Value> = Vec::new();
         // A condition on one column of `t`, or (naming `t` as `$t`) on more.
@@ -113,7 +115,11 @@ impl Filter {
             if is_pattern(p) {
                 // GLOB for the index's range (it matches a superset), the
                 // policies' own matching for the answer.
-                push("auth_profile_id GLOB ?", &glob_superset(p));
+                if walk {
+                    push("+$t.auth_profile_id GLOB ?", &glob_superset(p));
+                } else {
+                    push("auth_profile_id GLOB ?", &glob_superset(p));
+                }
                 push("craik_profile_match(?, $t.auth_profile_id)", p);
             } else {
                 push("auth_profile_id = ?", p);
@@ -171,9 +177,9 @@ impl Filter {
     /// The query over the index: each entry that matches, read back from
     /// the log and checked again there (the last argument is the index's
     /// last seq).
-    fn indexed_sql(&self) -> (String, Vec<Value>) {
-        let (mut conds, args) = self.conds("e");
-        let (again, _) = self.conds("r");
+    fn indexed_sql(&self, walk: bool) -> (String, Vec<Value>) {
+        let (mut conds, args) = self.conds("e", walk);
+        let (again, _) = self.conds("r", walk);
         conds.extend(again);
         conds.insert(0, format!("e.seq <= ?{}", args.len() + 1));
         let dir = self.dir();
@@ -204,7 +210,7 @@ impl Filter {
     /// The query over the log itself, for receipts after the seq given as
     /// the last argument (all of them when the index is not used).
     fn tail_sql(&self) -> (String, Vec<Value>) {
-        let (conds, args) = self.conds("r");
+        let (conds, args) = self.conds("r", false);
         let mut sql = format!(
             "SELECT {COLUMNS} FROM main.receipts AS r WHERE r.seq > ?{}",
             args.len() + 1
@@ -226,7 +232,31 @@ impl Filter {
             ascending: false,
             ..self.clone()
         };
-        !f.conds("e").0.is_empty()
+        !f.conds("e", false).0.is_empty()
+    }
+
+    /// Whether a page of a profile pattern's receipts is found faster by
+    /// walking the index newest first (or oldest) and matching each row,
+    /// than by reading the pattern's whole range of the profile index and
+    /// sorting it by seq. The walk reads about `limit × total ÷ matches`
+    /// entries, the range `matches`: it wins once the pattern matches more
+    /// than √(limit × total), which a count through the index up to that
+    /// many tells cheaply.
+    fn walk(&self, conn: &rusqlite::Connection, upto: i64) -> bool {
+        let (Some(p), Some(limit)) = (&self.profile, self.limit) else {
+            return false;
+        };
+        let p = crate::pattern::normalize_alias(p);
+        if !is_pattern(&p) {
+            return false;
+        }
+        let enough = ((limit as f64) * (upto as f64)).sqrt().ceil() as i64;
+        conn.query_row(
+            "SELECT count(*) FROM (SELECT 1 FROM idx.entries WHERE auth_profile_id GLOB ?1 AND seq <= ?2 LIMIT ?3)",
+            rusqlite::params![glob_superset(&p), upto, enough],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n >= enough)
     }
 }
 
@@ -276,7 +306,7 @@ fn stream_filter(
     if upto > 0 {
         // The tail holds the newest receipts.
         let at = if filter.ascending { 0 } else { 1 };
-        parts.insert(at, filter.indexed_sql());
+        parts.insert(at, filter.indexed_sql(filter.walk(conn, upto)));
     }
     for (sql, mut args) in parts {
         args.push(Value::Integer(upto));
@@ -332,7 +362,7 @@ impl AuditLog {
         let mut out = Vec::new();
         let mut plans = vec![filter.tail_sql()];
         if indexed && filter.uses_index() {
-            plans.insert(0, filter.indexed_sql());
+            plans.insert(0, filter.indexed_sql(false));
         }
         for (sql, mut args) in plans {
             args.push(Value::Integer(0));
