@@ -200,6 +200,11 @@ fn main() {
             21,
         ),
         (
+            "the timeline filtered by a pattern no profile matches, `nobody:*`",
+            "/?profile=nobody%3A*",
+            21,
+        ),
+        (
             "the timeline filtered by operator email",
             "/?operator=user7%40example.com",
             21,
