@@ -289,6 +289,12 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
                         "delegates to the provider's CLI",
                         None,
                     )),
+                    Kind::CliBridge => {
+                        let (ok, msg) = crate::credential::bridge::health(p);
+                        let level = if ok { Level::Ok } else { Level::Fail };
+                        let hint = (!ok).then(|| "install the command, or fix it: craik auth add ID --kind=cli-bridge --command ... --force".to_string());
+                        out.push(check(name, level, msg, hint));
+                    }
                     Kind::OAuth => {
                         let (ok, msg) = crate::credential::oauth::health(p);
                         let level = if ok { Level::Ok } else { Level::Fail };

@@ -1,5 +1,5 @@
-//! Profile ids, secret references, base URLs, families, kinds and
-//! relative times from arbitrary text.
+//! Profile ids, secret references, base URLs, families, kinds, relative
+//! times and cli-bridge `--extract` specs from arbitrary text.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,4 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = s.parse::<craik::profile::Kind>();
     let _ = craik::audit::parse_time(s);
     let _ = craik::profile::mask(s);
+    if let Ok(craik::profile::bridge::Extract::StdoutJson(key)) =
+        craik::profile::bridge::Extract::parse(s)
+    {
+        assert!(!key.is_empty() && key.iter().all(|k| !k.is_empty()));
+    }
 });

@@ -31,12 +31,15 @@ pub struct AddRequest {
     pub base_url: Option<String>,
     pub allow_local_base_url: bool,
     pub force: bool,
+    /// cli-bridge: the program and its arguments, and `--extract`.
+    pub command: Vec<String>,
+    pub extract: Option<String>,
 }
 
 fn flag_misuse(flag: &str, kind: Kind) -> Error {
     Error::input(
         format!("{flag} does not apply to --kind={kind}"),
-        "api-key takes --env-var, secret-ref takes --secret-ref, keyring-ref takes --stdin (or a prompt)",
+        "api-key takes --env-var, secret-ref takes --secret-ref, keyring-ref takes --stdin (or a prompt), cli-bridge takes --command and --extract",
     )
 }
 
@@ -85,13 +88,61 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
             SecretRef::parse(r)
                 .map_err(|e| Error::input(e.to_string(), e.hint().unwrap_or_default()))?;
         }
-        Kind::KeyringRef | Kind::Marker => {
+        Kind::KeyringRef | Kind::Marker | Kind::CliBridge => {
             if req.env_var.is_some() {
                 return Err(flag_misuse("--env-var", req.kind));
             }
             if req.secret_ref.is_some() {
                 return Err(flag_misuse("--secret-ref", req.kind));
             }
+        }
+    }
+    if req.kind == Kind::CliBridge {
+        // --command takes every word after it (its arguments may start
+        // with '-'): one of craik's own flags there was meant for craik.
+        if let Some(f) = req.command.iter().find(|a| {
+            a.split('=').next().is_some_and(|f| {
+                [
+                    "--extract",
+                    "--json",
+                    "--force",
+                    "--base-url",
+                    "--allow-local-base-url",
+                ]
+                .contains(&f)
+            })
+        }) {
+            return Err(Error::input(
+                format!(
+                    "--command takes every word after it, so {f} became an argument of the command"
+                ),
+                "put --command last, e.g. --extract stdout_line --command gh auth token",
+            ));
+        }
+        if req.command.first().is_none_or(|c| c.is_empty()) {
+            return Err(Error::input(
+                "--kind=cli-bridge needs --command PROGRAM [ARG...]",
+                "for example --command gh auth token --extract stdout_line",
+            ));
+        }
+        let spec = req.extract.as_deref().ok_or_else(|| {
+            Error::input(
+                "--kind=cli-bridge needs --extract",
+                "stdout_line, stdout_json:KEY.PATH or credentials_file:/ABSOLUTE/PATH:KEY.PATH",
+            )
+        })?;
+        crate::profile::bridge::Extract::parse(spec).map_err(|e| {
+            Error::input(
+                e.to_string(),
+                "for example --extract stdout_json:token or --extract stdout_line",
+            )
+        })?;
+    } else {
+        if !req.command.is_empty() {
+            return Err(flag_misuse("--command", req.kind));
+        }
+        if req.extract.is_some() {
+            return Err(flag_misuse("--extract", req.kind));
         }
     }
     if let Some(url) = &req.base_url {
@@ -130,6 +181,16 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
             profile
                 .metadata
                 .insert(META_REF.into(), req.secret_ref.clone().unwrap_or_default());
+        }
+        Kind::CliBridge => {
+            use crate::profile::bridge::{META_COMMAND, META_EXTRACT};
+            profile.metadata.insert(
+                META_COMMAND.into(),
+                serde_json::to_string(&req.command).unwrap_or_default(),
+            );
+            profile
+                .metadata
+                .insert(META_EXTRACT.into(), req.extract.clone().unwrap_or_default());
         }
         Kind::KeyringRef | Kind::Marker | Kind::OAuth => {}
     }

@@ -4,6 +4,7 @@
 //! `auth login`).
 
 pub mod agent_login;
+pub mod bridge;
 pub mod manage;
 pub mod oauth;
 pub mod onboard;
@@ -49,6 +50,7 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
             "no secret (delegated to the provider's CLI)".to_string(),
         ),
         Kind::OAuth => oauth::health(profile),
+        Kind::CliBridge => bridge::health(profile),
     };
     Health {
         ok,
@@ -86,7 +88,8 @@ pub(crate) fn identity_hash(
     let family = profile.provider_family.as_str();
     let material: Option<Zeroizing<String>> = match material {
         Some(m) => Some(Zeroizing::new(m.to_string())),
-        None if profile.kind == Kind::Marker => None,
+        // A bridge is not run for a profile change: running it is a call.
+        None if matches!(profile.kind, Kind::Marker | Kind::CliBridge) => None,
         None => source::resolve(profile, &ctx.secrets).ok(),
     };
     match material {
@@ -98,14 +101,15 @@ pub(crate) fn identity_hash(
 /// What an approval binds to: the credential the profile uses now, as a
 /// keyed hash. For a stored or referenced secret it is the material's
 /// identity hash (a different key under the same profile is a different
-/// credential); for an OAuth profile, whose token rotates, and a marker,
-/// it is how the profile names the credential (its kind, handles, token
+/// credential); for an OAuth profile, whose token rotates, a cli-bridge
+/// (its command's answer may rotate too) and a marker, it is how the
+/// profile names the credential (its kind, handles, token
 /// endpoint, base URL and when it was added). The material never leaves
 /// this function.
 pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<String> {
     use crate::profile::oauth_meta::{META_EXPIRES, META_LAST_REFRESH};
     let family = profile.provider_family.as_str();
-    if !matches!(profile.kind, Kind::OAuth | Kind::Marker)
+    if !matches!(profile.kind, Kind::OAuth | Kind::Marker | Kind::CliBridge)
         && let Some(h) = identity_hash(ctx, profile, None)?
     {
         // The same key sent elsewhere is not what was approved either.
@@ -125,7 +129,7 @@ pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<Str
         "kind": profile.kind.as_str(),
         "base_url": profile.base_url,
         "metadata": meta,
-        "created_at": matches!(profile.kind, Kind::OAuth | Kind::Marker)
+        "created_at": matches!(profile.kind, Kind::OAuth | Kind::Marker | Kind::CliBridge)
             .then(|| profile.created_at.to_rfc3339()),
     })
     .to_string();

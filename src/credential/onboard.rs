@@ -133,6 +133,8 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
         base_url: req.base_url.clone(),
         allow_local_base_url: req.allow_local_base_url,
         force: req.force,
+        command: Vec::new(),
+        extract: None,
     };
     manage::validate_add(&add)?;
     let existing = ProfileStore::new(&ctx.home).load()?.get(&id).cloned();
@@ -346,6 +348,8 @@ fn store_key(
             base_url,
             allow_local_base_url: allow_local,
             force: true,
+            command: Vec::new(),
+            extract: None,
         },
     )?;
     pool::create(&ctx.home, id, Strategy::Failover, &[(id.clone(), 1)], true)?;

@@ -31,6 +31,13 @@ pub enum SourceError {
     Encoding { id: String },
     #[error("profile {id}: {why}")]
     OAuth { id: String, why: String },
+    /// A `cli-bridge` profile's command gave no credential.
+    #[error("profile {id}: {why}")]
+    Bridge {
+        id: String,
+        why: String,
+        hint: String,
+    },
     /// A subscription login imported from an agent that is expired and
     /// could not be refreshed.
     #[error("profile {id}: {why}")]
@@ -59,6 +66,7 @@ impl SourceError {
                 "check the profile with craik doctor; log in again with craik auth login {}",
                 id.split(':').next().unwrap_or_default()
             )),
+            SourceError::Bridge { hint, .. } => Some(hint.clone()),
             SourceError::AgentLogin { agent, .. } => Some(format!(
                 "sign in with {agent} again, then re-import it: craik agent import {agent}"
             )),
@@ -91,6 +99,7 @@ pub fn backend_label(profile: &Profile, secrets: &Secrets) -> String {
             _ => "secret-ref".into(),
         },
         Kind::Marker => "none".into(),
+        Kind::CliBridge => "cli-bridge".into(),
         Kind::OAuth => format!(
             "oauth:{}",
             profile
@@ -143,6 +152,19 @@ pub(crate) fn resolve(
                 .map_err(|source| SourceError::Ref { id, source })
         }
         Kind::Marker => Err(SourceError::NoMaterial { id }),
+        Kind::CliBridge => {
+            let (command, extract) =
+                super::bridge::of(profile).map_err(|why| SourceError::Bridge {
+                    id: id.clone(),
+                    why,
+                    hint: format!("add it again: craik auth add {id} --kind=cli-bridge --command ... --extract ... --force"),
+                })?;
+            super::bridge::material(&id, &command, &extract).map_err(|e| SourceError::Bridge {
+                id,
+                hint: e.hint(),
+                why: e.to_string(),
+            })
+        }
         // Needs the home (refresh, lock): see crate::credential::oauth::access_token.
         Kind::OAuth => Err(SourceError::OAuth {
             id,

@@ -77,14 +77,21 @@ pub enum Kind {
     /// `oauth_source`: `oidc`, `adc` or `service-account`).
     #[serde(rename = "oauth")]
     OAuth,
+    /// What a command prints (metadata `command`, a JSON array of its
+    /// arguments, and `extract`), run at use time.
+    #[serde(rename = "cli-bridge")]
+    CliBridge,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    /// The kinds `auth add --kind` makes (oauth profiles come from
+    /// `auth login` and `agent import`).
+    pub const ALL: [Kind; 5] = [
         Kind::ApiKey,
         Kind::KeyringRef,
         Kind::SecretRef,
         Kind::Marker,
+        Kind::CliBridge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +101,7 @@ impl Kind {
             Kind::SecretRef => "secret-ref",
             Kind::Marker => "marker",
             Kind::OAuth => "oauth",
+            Kind::CliBridge => "cli-bridge",
         }
     }
 }

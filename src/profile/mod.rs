@@ -3,6 +3,7 @@
 //! A profile names a credential and says how to obtain it; it never holds
 //! secret material, only handles and references.
 
+pub mod bridge;
 mod id;
 mod store;
 mod url_check;
@@ -258,6 +259,9 @@ impl Profile {
                 None => return Err(invalid("kind secret-ref needs metadata ref".into())),
             },
             Kind::Marker => {}
+            Kind::CliBridge => {
+                bridge::of(self).map_err(invalid)?;
+            }
             Kind::OAuth => match self.meta(oauth_meta::META_SOURCE) {
                 Some("oidc") => {
                     for k in [oauth_meta::META_ACCESS, oauth_meta::META_TOKEN_ENDPOINT] {

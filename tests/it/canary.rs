@@ -78,6 +78,37 @@ fn canary_never_leaks() {
         ],
         None,
     );
+    // A cli-bridge whose command prints the canary (and writes it to
+    // stderr too), read from a file so it is in no argv.
+    let bridge = env.dir.path().join("bridge.sh");
+    std::fs::write(
+        &bridge,
+        format!(
+            "#!/bin/sh\ncat '{0}' >&2\ncat '{0}'\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bridge, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let bridge = bridge.display().to_string();
+    go(
+        &[
+            "auth",
+            "add",
+            "openai:bridge",
+            "--kind=cli-bridge",
+            "--base-url",
+            &base,
+            "--allow-local-base-url",
+            "--extract",
+            "stdout_line",
+            "--command",
+            &bridge,
+        ],
+        None,
+    );
+    go(&["auth", "test", "openai:bridge"], None);
+    go(&["exec", "--profile", "openai:bridge", "--", "true"], None);
     go(
         &["auth", "add", "openai:bad", "--kind=api-key", "--stdin"],
         s,

@@ -598,3 +598,205 @@ t 'craik exec --profile=openai:w'"#,
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
     assert!(!none.exists());
 }
+
+/// Writes an executable script under the test's directory.
+fn script(env: &Env, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = env.dir.path().join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+/// `cli-bridge`: the credential is what a command prints, found where
+/// `--extract` says; a command that hangs, floods or fails gives exit 7
+/// and never shows what it wrote to stderr; nothing is stored.
+#[test]
+fn cli_bridge_profiles_run_a_command_for_the_credential() {
+    use crate::common::{canary, contains, files_under, receipts};
+    use crate::upstream::{Behavior, Upstream};
+    let up = Upstream::start(Behavior::Normal);
+    let env = Env::new();
+    let c = canary();
+    let key = format!("sk-{c}");
+    let runs = env.dir.path().join("runs");
+    let json = script(
+        &env,
+        "bridge-json",
+        &format!(
+            "echo run >> '{}'\necho 'stderr-{c}' >&2\necho '{{\"token\":{{\"value\":\"{key}\"}}}}'",
+            runs.display()
+        ),
+    );
+    let add = |id: &str, extract: &str, command: &[&str]| {
+        let mut argv = vec![
+            "auth",
+            "add",
+            id,
+            "--kind=cli-bridge",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--allow-local-base-url",
+            "--extract",
+            extract,
+            "--command",
+        ];
+        argv.extend(command);
+        env.run(&argv)
+    };
+    let base = up.url();
+    env.run(&[
+        "auth",
+        "add",
+        "openai:json",
+        "--kind=cli-bridge",
+        "--base-url",
+        &base,
+        "--allow-local-base-url",
+        "--extract",
+        "stdout_json:token.value",
+        "--command",
+        &json,
+    ])
+    .ok();
+    let status = env.run(&["auth", "status", "--json"]);
+    status.ok();
+    let p = &status.json()["profiles"][0];
+    assert_eq!(p["kind"], "cli-bridge");
+    assert_eq!(p["health"]["ok"], true, "{p}");
+    assert_schema(
+        "auth-profiles.schema.json",
+        &env.read_json("auth-profiles.json"),
+    );
+    // status ran nothing; a call runs it and the upstream gets its key.
+    assert!(!runs.exists(), "auth status ran the bridge");
+    let test = env.run(&["auth", "test", "openai:json"]);
+    test.ok();
+    assert!(up.seen().iter().any(|s| {
+        s.headers
+            .get("authorization")
+            .is_some_and(|v| v.to_str().unwrap() == format!("Bearer {key}"))
+    }));
+    let exec = env.run(&[
+        "exec",
+        "--profile",
+        "openai:json",
+        "--",
+        "sh",
+        "-c",
+        &format!("test \"$OPENAI_API_KEY\" = {key}"),
+    ]);
+    exec.ok();
+
+    // A file the command writes, read at a path in it.
+    let file = env.dir.path().join("creds.json");
+    let writes = script(
+        &env,
+        "bridge-file",
+        &format!(
+            "printf '{{\"a\":[{{\"b\":\"{key}\"}}]}}' > '{}'",
+            file.display()
+        ),
+    );
+    let extract = format!("credentials_file:{}:a.0.b", file.display());
+    add("openai:file", &extract, &[&writes]).ok();
+    env.run(&[
+        "exec",
+        "--profile",
+        "openai:file",
+        "--",
+        "sh",
+        "-c",
+        &format!("test \"$OPENAI_API_KEY\" = {key}"),
+    ])
+    .ok();
+
+    // Hangs (its process group is stopped), floods, fails, prints no JSON.
+    let marker = format!("bridge-hang-{}", &c[..8]);
+    let hang = script(&env, &marker, "sleep 30 &\nsleep 30");
+    add("openai:hang", "stdout_line", &[&hang]).ok();
+    let t = std::time::Instant::now();
+    let r = env.run(&["exec", "--profile", "openai:hang", "--", "true"]);
+    r.code(7).error_with_hint("run the command yourself");
+    assert!(r.stderr.contains("ran longer than 5 s"), "{}", r.stderr);
+    assert!(t.elapsed() < std::time::Duration::from_secs(15));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "the hung bridge's processes remain");
+    let flood = script(&env, "bridge-flood", "head -c 2000000 /dev/zero");
+    add("openai:flood", "stdout_line", &[&flood]).ok();
+    let r = env.run(&["exec", "--profile", "openai:flood", "--", "true"]);
+    r.code(7);
+    assert!(r.stderr.contains("more than 1048576 bytes"), "{}", r.stderr);
+    let fail = script(
+        &env,
+        "bridge-fail",
+        &format!("echo 'stderr-{c}' >&2\nexit 3"),
+    );
+    add("openai:fail", "stdout_line", &[&fail]).ok();
+    let failed = env.run(&["exec", "--profile", "openai:fail", "--", "true"]);
+    failed.code(7).error_with_hint("run the command yourself");
+    assert!(
+        failed.stderr.contains("exit status: 3"),
+        "{}",
+        failed.stderr
+    );
+    add("openai:nojson", "stdout_json:token", &["echo", "plain"]).ok();
+    env.run(&["exec", "--profile", "openai:nojson", "--", "true"])
+        .code(7)
+        .error_with_hint("--extract");
+
+    // Refused when added.
+    add("openai:x", "stdout_json:", &["echo"])
+        .code(1)
+        .error_with_hint("--extract stdout_json:token");
+    env.run(&[
+        "auth",
+        "add",
+        "openai:y",
+        "--kind=cli-bridge",
+        "--extract",
+        "stdout_line",
+    ])
+    .code(1)
+    .error_with_hint("--command");
+    env.run(&[
+        "auth",
+        "add",
+        "openai:z",
+        "--kind=cli-bridge",
+        "--command",
+        "gh",
+        "auth",
+        "token",
+        "--extract",
+        "stdout_line",
+    ])
+    .code(1)
+    .error_with_hint("put --command last");
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:k",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--command",
+            "x",
+        ],
+        Some("sk-0123456789abcdef"),
+    )
+    .code(1)
+    .error_with_hint("cli-bridge takes --command");
+
+    // Neither the key nor what the commands wrote to stderr is anywhere.
+    for r in [&test, &exec, &failed] {
+        assert!(!r.stdout.contains(&c) && !r.stderr.contains(&c));
+    }
+    for (p, b) in files_under(&env.home) {
+        assert!(!contains(&b, &c), "{} holds it", p.display());
+    }
+    assert!(!receipts(&env, "call.finished").is_empty());
+}

@@ -20,6 +20,15 @@ pub struct Args {
     /// keyring-ref: read the secret from standard input.
     #[arg(long)]
     pub stdin: bool,
+    /// cli-bridge: the program that prints the credential, and its
+    /// arguments (run without a shell, for at most 5 s). Takes every word
+    /// after it: put it last.
+    #[arg(long, value_name = "ARG", num_args = 1.., allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// cli-bridge: where the credential is: stdout_line,
+    /// stdout_json:KEY.PATH or credentials_file:/ABSOLUTE/PATH:KEY.PATH.
+    #[arg(long, value_name = "SPEC")]
+    pub extract: Option<String>,
     /// The provider endpoint, when not the family's default.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
@@ -41,6 +50,8 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         env_var,
         secret_ref,
         stdin,
+        command,
+        extract,
         base_url,
         allow_local_base_url,
         force,
@@ -63,6 +74,8 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         base_url,
         allow_local_base_url,
         force,
+        command,
+        extract,
     };
     manage::validate_add(&req)?;
     if kind == Kind::KeyringRef {
