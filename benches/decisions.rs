@@ -47,6 +47,7 @@ fn operator() -> Operator {
         email: Some("alice@example.com".into()),
         groups: vec!["devs".into(), "prod-deploy".into()],
         identity_hash: String::new(),
+        workload: None,
     }
 }
 

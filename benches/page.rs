@@ -37,6 +37,7 @@ fn sample(key: &AuditKey, i: usize) -> NewReceipt {
             subject,
             issuer: "https://idp.example.com".into(),
             groups: vec!["devs".into()],
+            workload: None,
         }))
         .detail("method", "POST")
         .detail("path", "/v1/responses")

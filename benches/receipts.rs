@@ -35,6 +35,7 @@ fn call(
             subject: subject.into(),
             issuer: "https://idp.example.com".into(),
             groups: vec!["devs".into()],
+            workload: None,
         }))
         .detail("method", "POST")
         .detail("path", "/v1/chat/completions")

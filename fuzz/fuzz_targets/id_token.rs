@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use craik::operator::token::{
-    Expected, LEEWAY_SECS, MAX_TOKEN_LEN, parse_jwks, token_kid, validate,
+    Expected, LEEWAY_SECS, MAX_TOKEN_LEN, parse_jwks, token_kid, validate, validate_workload,
 };
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -57,6 +57,12 @@ fn check(raw: &str, once: Option<bool>) {
             assert!(claims.expires_at.saturating_add(LEEWAY_SECS) >= NOW);
             assert!(claims.issued_at.saturating_sub(LEEWAY_SECS) <= NOW);
         }
+    }
+    // The same bytes as a workload's token (no azp, iat optional).
+    if let Ok(w) = validate_workload(raw, &JWKS, ISSUER, CLIENT, NOW) {
+        assert_eq!(w.issuer, ISSUER);
+        assert!(!w.subject.is_empty());
+        assert!(w.expires_at.saturating_add(LEEWAY_SECS) >= NOW);
     }
 }
 

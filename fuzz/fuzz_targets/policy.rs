@@ -14,13 +14,29 @@ fuzz_target!(|data: &[u8]| {
             email: None,
             groups: vec!["devs".into()],
             identity_hash: String::new(),
+            workload: None,
+        };
+        // A workload whose claims are the input itself, when it is an
+        // object, so bound_claims meet what they name.
+        let claims = serde_json::from_slice::<serde_json::Value>(data)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        let job = craik::audit::Operator {
+            workload: Some(craik::audit::Workload {
+                source: "github".into(),
+                claims,
+            }),
+            ..op.clone()
         };
         for id in ["openai:x", "anthropic:prod-eu", "chat_completions:a.b-c"] {
             let p = craik::profile::Profile::new(id.parse().unwrap(), craik::profile::Kind::ApiKey);
             let policies = [policy.clone()];
-            let fast = craik::policy::allows(&policies, &p, Some(&op));
-            let full = craik::policy::evaluate(&policies, &p, Some(&op));
-            assert_eq!(fast, full.allowed, "the fast path and the full evaluation agree");
+            for who in [Some(&op), Some(&job), None] {
+                let fast = craik::policy::allows(&policies, &p, who);
+                let full = craik::policy::evaluate(&policies, &p, who);
+                assert_eq!(fast, full.allowed, "the fast path and the full evaluation agree");
+            }
         }
     }
     // The pattern matcher on its own: split the input into a pattern and an id.

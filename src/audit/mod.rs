@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 
 pub use checkpoint::Checkpoint;
 pub use identity::AuditKey;
-pub use receipt::{CSV_HEADER, NewReceipt, Operator, Receipt, ReceiptKind, Status, csv_row};
+pub use receipt::{
+    CSV_HEADER, NewReceipt, Operator, Receipt, ReceiptKind, Status, Workload, csv_row,
+};
 pub use store::log::{AUDIT_FILE, AuditLog, SCHEMA_VERSION};
 pub use store::query::{Filter, Stats, parse_time};
 pub use store::{INDEX_NOTICE_FROM, Notice};

@@ -97,6 +97,19 @@ pub struct Operator {
     pub email: Option<String>,
     pub groups: Vec<String>,
     pub identity_hash: String,
+    /// Set when the operator is a workload (a CI job, a pod): where its
+    /// token came from and every claim it carried, for policies'
+    /// `bound_claims`. Receipts name the source and the claims a policy
+    /// bound, never the token.
+    pub workload: Option<Workload>,
+}
+
+/// A workload operator's token, verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// `github`, `kubernetes` or `file:PATH`.
+    pub source: String,
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a receipt records. The log stores [`ReceiptKind::as_str`]; reading
@@ -108,6 +121,8 @@ pub enum ReceiptKind {
     ProfileRemoved,
     SecretMigrated,
     CredentialRefreshed,
+    /// An `oidc-exchange` profile's token exchange (RFC 8693).
+    CredentialExchanged,
     Login,
     Refresh,
     Logout,
@@ -135,11 +150,12 @@ pub enum ReceiptKind {
 }
 
 impl ReceiptKind {
-    pub const ALL: [ReceiptKind; 20] = [
+    pub const ALL: [ReceiptKind; 21] = [
         ReceiptKind::ProfileAdded,
         ReceiptKind::ProfileRemoved,
         ReceiptKind::SecretMigrated,
         ReceiptKind::CredentialRefreshed,
+        ReceiptKind::CredentialExchanged,
         ReceiptKind::Login,
         ReceiptKind::Refresh,
         ReceiptKind::Logout,
@@ -164,6 +180,7 @@ impl ReceiptKind {
             ReceiptKind::ProfileRemoved => "profile_removed",
             ReceiptKind::SecretMigrated => "secret_migrated",
             ReceiptKind::CredentialRefreshed => "credential_refreshed",
+            ReceiptKind::CredentialExchanged => "credential_exchanged",
             ReceiptKind::Login => "login",
             ReceiptKind::Refresh => "refresh",
             ReceiptKind::Logout => "logout",
@@ -314,6 +331,10 @@ impl NewReceipt {
     }
 
     pub fn operator(mut self, op: Option<Operator>) -> Self {
+        if let Some(w) = op.as_ref().and_then(|o| o.workload.as_ref()) {
+            self.details
+                .insert("workload".into(), serde_json::json!({ "source": w.source }));
+        }
         self.operator = op;
         self
     }

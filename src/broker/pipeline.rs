@@ -32,12 +32,14 @@ use crate::secret::ExposeSecret as _;
 
 /// The conditions about who the operator is: failing one while nobody is
 /// logged in means "log in" (exit 6), not "you may not" (exit 3).
-const IDENTITY_CONDITIONS: [&str; 5] = [
+const IDENTITY_CONDITIONS: [&str; 7] = [
     "required_operator",
     "required_operator_issuer",
     "allowed_operator_groups",
     "allowed_operator_subjects",
     "profile_grants",
+    "allowed_workload_issuers",
+    "bound_claims",
 ];
 
 /// What a request uses a credential for, named in receipts' `capability`.
@@ -279,6 +281,9 @@ impl Authorized {
                 "conditions",
                 serde_json::to_value(&failing).unwrap_or_default(),
             );
+        if !eval.bound_claims.is_empty() {
+            r = r.detail("bound_claims", bound_claims_json(eval));
+        }
         r.capability = Some(self.capability.as_str().to_string());
         r.policy_condition = Some(first.field.clone());
         if let Err(e) = ctx.record(r) {
@@ -294,7 +299,9 @@ impl Authorized {
         let hint = if login_required {
             failing
                 .iter()
-                .find(|c| c.field == "required_operator_issuer")
+                .find(|c| {
+                    c.field == "required_operator_issuer" || c.field == "allowed_workload_issuers"
+                })
                 .and_then(|c| c.fix.clone())
                 .unwrap_or_else(|| "run craik login".into())
         } else if failing.len() > 1 {
@@ -330,7 +337,7 @@ impl Authorized {
     /// the same decision receipt as `auth check` and a proxy's session.
     pub fn start(self, ctx: &mut Context, details: Map<String, Value>) -> crate::Result<Started> {
         let mut r = self.receipt(ReceiptKind::CallStarted, Status::Ok);
-        r.details = details;
+        r.details.extend(details);
         if self.profile.kind == Kind::Marker {
             r = r.detail("delegated", true);
         }
@@ -344,6 +351,9 @@ impl Authorized {
     /// The `authorization` receipt of this request (status `allowed`).
     fn authorization_receipt(&self) -> NewReceipt {
         let mut r = self.receipt(ReceiptKind::Authorization, Status::Allowed);
+        if !self.evaluation.bound_claims.is_empty() {
+            r = r.detail("bound_claims", bound_claims_json(&self.evaluation));
+        }
         if let Some(a) = &self.approval {
             r = r.detail("approval", a.id.as_str());
         }
@@ -721,4 +731,14 @@ fn same_credential(a: &Profile, b: &Profile) -> bool {
         && a.provider_family == b.provider_family
         && a.base_url == b.base_url
         && meta(a) == meta(b)
+}
+
+/// The bound claims a workload's token matched, for receipts.
+fn bound_claims_json(eval: &Evaluation) -> Value {
+    Value::Object(
+        eval.bound_claims
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }

@@ -6,6 +6,7 @@ use clap::Args;
 
 use craik::exit;
 use craik::operator::session::{self, Session};
+use craik::operator::workload::{self, Source, WorkloadConfig, WorkloadSession};
 use craik::operator::{self, LoginEvent, OidcConfig, OperatorError};
 
 use super::output::{self, outln};
@@ -29,9 +30,51 @@ pub struct LoginArgs {
     /// instead of the device code.
     #[arg(long)]
     browser: bool,
+    /// Log in as this workload, with no person: github (GitHub Actions'
+    /// OIDC token), kubernetes (the projected token at
+    /// /var/run/secrets/tokens/craik, or CRAIK_WORKLOAD_TOKEN_FILE) or
+    /// file:PATH. --issuer names the issuer to trust (default: GitHub's,
+    /// or CRAIK_WORKLOAD_ISSUER).
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["client_id", "scopes", "groups_claim", "browser"])]
+    workload: Option<String>,
+    /// The audience the workload's token must carry (and GitHub is asked
+    /// for; default: CRAIK_WORKLOAD_AUDIENCE or "craik").
+    #[arg(long, value_name = "A", requires = "workload")]
+    audience: Option<String>,
     /// One JSON object per line: device_code, then logged_in or error.
     #[arg(long)]
     json: bool,
+}
+
+fn workload_json(s: &WorkloadSession) -> serde_json::Value {
+    serde_json::json!({
+        "subject": s.subject,
+        "issuer": s.issuer,
+        "workload": s.source,
+        "audience": s.audience,
+        "claims": s.claims,
+        "expires_at": s.expires_at.to_rfc3339(),
+    })
+}
+
+fn workload_login(args: LoginArgs, source: &str) -> craik::Result<i32> {
+    let mut ctx = super::context()?;
+    let config = WorkloadConfig::resolve(Source::parse(source)?, args.issuer, args.audience)?;
+    let s = workload::login(&mut ctx, &config)?;
+    if args.json {
+        let mut v = workload_json(&s);
+        v["event"] = "logged_in".into();
+        output::json_line(&v);
+    } else {
+        outln!(
+            "logged in as workload {} ({}) via {}; session ends with the token at {}",
+            craik::term::printable(&s.subject),
+            s.source,
+            s.issuer,
+            s.expires_at.to_rfc3339()
+        );
+    }
+    Ok(exit::OK)
 }
 
 fn session_json(s: &Session) -> serde_json::Value {
@@ -64,6 +107,9 @@ pub fn login(args: LoginArgs) -> craik::Result<i32> {
 }
 
 fn login_inner(args: LoginArgs) -> craik::Result<i32> {
+    if let Some(source) = args.workload.clone() {
+        return workload_login(args, &source);
+    }
     let mut ctx = super::context()?;
     let config = OidcConfig::resolve(args.issuer, args.client_id, args.scopes, args.groups_claim)?;
     let json = args.json;
@@ -143,6 +189,24 @@ pub fn whoami(json: bool) -> craik::Result<i32> {
 
 fn whoami_inner(json: bool) -> craik::Result<i32> {
     let mut ctx = super::context()?;
+    if let Some(w) = workload::current(&mut ctx)? {
+        if json {
+            output::json(&workload_json(&w));
+        } else {
+            use craik::term::printable;
+            outln!("subject:  {}", printable(&w.subject));
+            outln!("workload: {}", printable(&w.source));
+            outln!("issuer:   {}", printable(&w.issuer));
+            outln!("audience: {}", printable(&w.audience));
+            for (k, v) in &w.claims {
+                if let Some(v) = v.as_str() {
+                    outln!("  {k}: {}", printable(v));
+                }
+            }
+            outln!("expires:  {}", w.expires_at.to_rfc3339());
+        }
+        return Ok(exit::OK);
+    }
     let s = operator::current_session(&mut ctx)?;
     if s.expired() {
         return Err(OperatorError::Expired("the session has expired".into()).into());
@@ -175,6 +239,20 @@ fn whoami_inner(json: bool) -> craik::Result<i32> {
 
 pub fn logout(json: bool) -> craik::Result<i32> {
     let mut ctx = super::context()?;
+    if let Some(w) = workload::logout(&mut ctx)? {
+        if json {
+            output::json(&serde_json::json!({
+                "logged_out": true, "subject": w.subject, "workload": w.source,
+                "revocation": "none",
+            }));
+        } else {
+            outln!(
+                "logged out workload {}: its session is deleted (the token is the platform's; nothing to revoke)",
+                craik::term::printable(&w.subject)
+            );
+        }
+        return Ok(exit::OK);
+    }
     match operator::logout(&mut ctx)? {
         None => {
             if json {

@@ -34,12 +34,23 @@ pub struct AddRequest {
     /// cli-bridge: the program and its arguments, and `--extract`.
     pub command: Vec<String>,
     pub extract: Option<String>,
+    /// oidc-exchange: where and for what to exchange.
+    pub exchange: Option<ExchangeRequest>,
+}
+
+/// `--exchange-url`, `--audience`, `--requested-token-type`, `--scope`.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeRequest {
+    pub url: Option<String>,
+    pub audience: Option<String>,
+    pub requested_token_type: Option<String>,
+    pub scope: Option<String>,
 }
 
 fn flag_misuse(flag: &str, kind: Kind) -> Error {
     Error::input(
         format!("{flag} does not apply to --kind={kind}"),
-        "api-key takes --env-var, secret-ref takes --secret-ref, keyring-ref takes --stdin (or a prompt), cli-bridge takes --command and --extract",
+        "api-key takes --env-var, secret-ref takes --secret-ref, keyring-ref takes --stdin (or a prompt), cli-bridge takes --command and --extract, oidc-exchange takes --exchange-url, --audience, --requested-token-type and --scope",
     )
 }
 
@@ -88,7 +99,7 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
             SecretRef::parse(r)
                 .map_err(|e| Error::input(e.to_string(), e.hint().unwrap_or_default()))?;
         }
-        Kind::KeyringRef | Kind::Marker | Kind::CliBridge => {
+        Kind::KeyringRef | Kind::Marker | Kind::CliBridge | Kind::OidcExchange => {
             if req.env_var.is_some() {
                 return Err(flag_misuse("--env-var", req.kind));
             }
@@ -96,6 +107,34 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
                 return Err(flag_misuse("--secret-ref", req.kind));
             }
         }
+    }
+    if req.kind == Kind::OidcExchange {
+        let x = req.exchange.clone().unwrap_or_default();
+        let url = x.url.as_deref().ok_or_else(|| {
+            Error::input(
+                "--kind=oidc-exchange needs --exchange-url URL",
+                "the RFC 8693 token endpoint that trades the workload's token, e.g. --exchange-url https://sts.example.com/token",
+            )
+        })?;
+        crate::operator::check_issuer(url).map_err(|e| {
+            Error::input(
+                format!("--exchange-url: {e}"),
+                "use https (plain http only on loopback addresses)",
+            )
+        })?;
+        if x.audience.as_deref().is_none_or(|a| a.trim().is_empty()) {
+            return Err(Error::input(
+                "--kind=oidc-exchange needs --audience A",
+                "the audience the issued credential is for, as the exchange endpoint names it",
+            ));
+        }
+    } else if req.exchange.as_ref().is_some_and(|x| {
+        x.url.is_some()
+            || x.audience.is_some()
+            || x.requested_token_type.is_some()
+            || x.scope.is_some()
+    }) {
+        return Err(flag_misuse("--exchange-url/--audience", req.kind));
     }
     if req.kind == Kind::CliBridge {
         // --command takes every word after it (its arguments may start
@@ -191,6 +230,20 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
             profile
                 .metadata
                 .insert(META_EXTRACT.into(), req.extract.clone().unwrap_or_default());
+        }
+        Kind::OidcExchange => {
+            use crate::profile::exchange::*;
+            let x = req.exchange.clone().unwrap_or_default();
+            for (k, v) in [
+                (META_EXCHANGE_URL, x.url),
+                (META_AUDIENCE, x.audience),
+                (META_REQUESTED_TYPE, x.requested_token_type),
+                (META_SCOPE, x.scope),
+            ] {
+                if let Some(v) = v {
+                    profile.metadata.insert(k.into(), v);
+                }
+            }
         }
         Kind::KeyringRef | Kind::Marker | Kind::OAuth => {}
     }

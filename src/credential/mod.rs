@@ -5,6 +5,7 @@
 
 pub mod agent_login;
 pub mod bridge;
+pub mod exchange;
 pub mod manage;
 pub mod oauth;
 pub mod onboard;
@@ -51,6 +52,7 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
         ),
         Kind::OAuth => oauth::health(profile),
         Kind::CliBridge => bridge::health(profile),
+        Kind::OidcExchange => exchange::health(profile),
     };
     Health {
         ok,
@@ -69,10 +71,10 @@ pub(crate) fn material(
     ctx: &mut Context,
     p: &Profile,
 ) -> crate::Result<crate::secret::SecretString> {
-    let read = if p.kind == Kind::OAuth {
-        oauth::access_token(ctx, p)?
-    } else {
-        source::resolve(p, &ctx.secrets)?
+    let read = match p.kind {
+        Kind::OAuth => oauth::access_token(ctx, p)?,
+        Kind::OidcExchange => exchange::access_token(ctx, p)?,
+        _ => source::resolve(p, &ctx.secrets)?,
     };
     Ok(crate::secret::hold(&read))
 }
@@ -89,7 +91,13 @@ pub(crate) fn identity_hash(
     let material: Option<Zeroizing<String>> = match material {
         Some(m) => Some(Zeroizing::new(m.to_string())),
         // A bridge is not run for a profile change: running it is a call.
-        None if matches!(profile.kind, Kind::Marker | Kind::CliBridge) => None,
+        None if matches!(
+            profile.kind,
+            Kind::Marker | Kind::CliBridge | Kind::OidcExchange
+        ) =>
+        {
+            None
+        }
         None => source::resolve(profile, &ctx.secrets).ok(),
     };
     match material {
@@ -109,8 +117,10 @@ pub(crate) fn identity_hash(
 pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<String> {
     use crate::profile::oauth_meta::{META_EXPIRES, META_LAST_REFRESH};
     let family = profile.provider_family.as_str();
-    if !matches!(profile.kind, Kind::OAuth | Kind::Marker | Kind::CliBridge)
-        && let Some(h) = identity_hash(ctx, profile, None)?
+    if !matches!(
+        profile.kind,
+        Kind::OAuth | Kind::Marker | Kind::CliBridge | Kind::OidcExchange
+    ) && let Some(h) = identity_hash(ctx, profile, None)?
     {
         // The same key sent elsewhere is not what was approved either.
         let endpoint = crate::provider::base_url(profile).unwrap_or_default();
@@ -121,7 +131,14 @@ pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<Str
     let meta: std::collections::BTreeMap<&str, &str> = profile
         .metadata
         .iter()
-        .filter(|(k, _)| k.as_str() != META_EXPIRES && k.as_str() != META_LAST_REFRESH)
+        .filter(|(k, _)| {
+            ![
+                META_EXPIRES,
+                META_LAST_REFRESH,
+                crate::profile::exchange::META_EXCHANGED_FOR,
+            ]
+            .contains(&k.as_str())
+        })
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let fingerprint = serde_json::json!({
@@ -129,7 +146,10 @@ pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<Str
         "kind": profile.kind.as_str(),
         "base_url": profile.base_url,
         "metadata": meta,
-        "created_at": matches!(profile.kind, Kind::OAuth | Kind::Marker | Kind::CliBridge)
+        "created_at": matches!(
+        profile.kind,
+        Kind::OAuth | Kind::Marker | Kind::CliBridge | Kind::OidcExchange
+    )
             .then(|| profile.created_at.to_rfc3339()),
     })
     .to_string();

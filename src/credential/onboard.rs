@@ -135,6 +135,7 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
         force: req.force,
         command: Vec::new(),
         extract: None,
+        exchange: None,
     };
     manage::validate_add(&add)?;
     let existing = ProfileStore::new(&ctx.home).load()?.get(&id).cloned();
@@ -350,6 +351,7 @@ fn store_key(
             force: true,
             command: Vec::new(),
             extract: None,
+            exchange: None,
         },
     )?;
     pool::create(&ctx.home, id, Strategy::Failover, &[(id.clone(), 1)], true)?;

@@ -38,6 +38,13 @@ pub enum SourceError {
         why: String,
         hint: String,
     },
+    /// An `oidc-exchange` profile's exchange failed.
+    #[error("profile {id}: {why}")]
+    Exchange {
+        id: String,
+        why: String,
+        hint: String,
+    },
     /// A subscription login imported from an agent that is expired and
     /// could not be refreshed.
     #[error("profile {id}: {why}")]
@@ -66,7 +73,9 @@ impl SourceError {
                 "check the profile with craik doctor; log in again with craik auth login {}",
                 id.split(':').next().unwrap_or_default()
             )),
-            SourceError::Bridge { hint, .. } => Some(hint.clone()),
+            SourceError::Bridge { hint, .. } | SourceError::Exchange { hint, .. } => {
+                Some(hint.clone())
+            }
             SourceError::AgentLogin { agent, .. } => Some(format!(
                 "sign in with {agent} again, then re-import it: craik agent import {agent}"
             )),
@@ -100,6 +109,7 @@ pub fn backend_label(profile: &Profile, secrets: &Secrets) -> String {
         },
         Kind::Marker => "none".into(),
         Kind::CliBridge => "cli-bridge".into(),
+        Kind::OidcExchange => "oidc-exchange".into(),
         Kind::OAuth => format!(
             "oauth:{}",
             profile
@@ -165,6 +175,9 @@ pub(crate) fn resolve(
                 why: e.to_string(),
             })
         }
+        // Needs the operator, the home and a lock: see
+        // crate::credential::exchange::access_token.
+        Kind::OidcExchange => Err(SourceError::NoMaterial { id }),
         // Needs the home (refresh, lock): see crate::credential::oauth::access_token.
         Kind::OAuth => Err(SourceError::OAuth {
             id,

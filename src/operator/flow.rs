@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use super::token::{self, Claims, Expected};
 use super::{OidcConfig, OperatorError, http};
 use crate::home::Home;
+use crate::secret::Secrets;
+use crate::secret::seal::{Domain, SealKey};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ExtraMetadata {
@@ -51,17 +53,36 @@ pub type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
-/// `oidc-cache.json`: the issuer's discovery document and JWKS.
+/// `oidc-cache.json`: the login issuer's discovery document and JWKS.
 const CACHE_FILE: &str = "oidc-cache.json";
 /// How long a cached discovery document is used.
 const CACHE_TTL_SECS: i64 = 3600;
 
-#[derive(Serialize, Deserialize)]
+/// The cache is sealed with the home's key: any process of the user can
+/// write CRAIK_HOME, and a JWKS (or a token endpoint) it put there would
+/// let it forge the identity the next validation accepts.
+#[derive(Clone, Serialize, Deserialize)]
 struct Cache {
     issuer: String,
     fetched_at: i64,
     metadata: serde_json::Value,
     jwks: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seal: Option<String>,
+}
+
+impl Cache {
+    fn sealed_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&Cache {
+            seal: None,
+            ..self.clone()
+        })
+        .unwrap_or_default()
+    }
+}
+
+pub(super) fn seal_key(home: &Home) -> Option<SealKey> {
+    SealKey::load(&Secrets::new(home)).ok()
 }
 
 /// An issuer's metadata, its keys, and the HTTP client to talk to it.
@@ -71,6 +92,7 @@ pub struct Issuer {
     pub metadata: Metadata,
     pub jwks: JwkSet,
     home: Home,
+    cache_file: &'static str,
 }
 
 fn discovery_error(config: &OidcConfig, e: impl std::fmt::Display) -> OperatorError {
@@ -80,7 +102,7 @@ fn discovery_error(config: &OidcConfig, e: impl std::fmt::Display) -> OperatorEr
     }
 }
 
-fn one_line(s: &str) -> String {
+pub(super) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -99,14 +121,18 @@ fn chain(e: &dyn std::error::Error) -> String {
 impl Issuer {
     /// Discovery, from the home's cache when fresh.
     pub fn open(home: &Home, config: &OidcConfig) -> Result<Issuer, OperatorError> {
+        let cache_file = CACHE_FILE;
         // The issuer may come from a session file any process of the user
         // can write: nothing is sent to one that is not https (or
         // loopback) before a refresh or a revocation.
         super::check_issuer(&config.issuer)?;
         let http = http::client(config.ca_file.as_deref())?;
-        if let Ok(Some(bytes)) = home.read(CACHE_FILE)
+        if let Ok(Some(bytes)) = home.read(cache_file)
             && let Ok(cache) = serde_json::from_slice::<Cache>(&bytes)
             && cache.issuer == config.issuer
+            && let Some(seal) = &cache.seal
+            && seal_key(home)
+                .is_some_and(|k| k.verify(Domain::OidcCache, &cache.sealed_bytes(), seal))
             && Utc::now().timestamp() - cache.fetched_at < CACHE_TTL_SECS
             && let Ok(metadata) = serde_json::from_value::<Metadata>(cache.metadata)
             && let Ok(jwks) = serde_json::from_value::<JwkSet>(cache.jwks)
@@ -117,10 +143,11 @@ impl Issuer {
                 metadata,
                 jwks,
                 home: home.clone(),
+                cache_file,
             }
             .with_advertised_groups());
         }
-        Ok(Issuer::discover(home, config, http)?.with_advertised_groups())
+        Ok(Issuer::discover(home, config, http, cache_file)?.with_advertised_groups())
     }
 
     /// Adds the `groups` scope when the user chose no scopes and the
@@ -149,6 +176,7 @@ impl Issuer {
         home: &Home,
         config: &OidcConfig,
         http: reqwest::blocking::Client,
+        cache_file: &'static str,
     ) -> Result<Issuer, OperatorError> {
         let issuer_url =
             IssuerUrl::new(config.issuer.clone()).map_err(|e| discovery_error(config, e))?;
@@ -163,21 +191,28 @@ impl Issuer {
             metadata,
             jwks,
             home: home.clone(),
+            cache_file,
         };
         issuer.save_cache();
         Ok(issuer)
     }
 
     fn save_cache(&self) {
-        let cache = Cache {
+        // Without the seal key (a locked store) nothing is cached.
+        let Some(key) = seal_key(&self.home) else {
+            return;
+        };
+        let mut cache = Cache {
             issuer: self.config.issuer.clone(),
             fetched_at: Utc::now().timestamp(),
             metadata: serde_json::to_value(&self.metadata).unwrap_or_default(),
             jwks: serde_json::to_value(&self.jwks).unwrap_or_default(),
+            seal: None,
         };
+        cache.seal = Some(key.seal(Domain::OidcCache, &cache.sealed_bytes()));
         if let Ok(bytes) = serde_json::to_vec(&cache) {
             // A cache; failing to write it is not an error.
-            let _ = self.home.write_atomic(CACHE_FILE, &bytes);
+            let _ = self.home.write_atomic(self.cache_file, &bytes);
         }
     }
 

@@ -6,6 +6,7 @@ mod flow;
 mod http;
 pub mod session;
 pub mod token;
+pub mod workload;
 
 use std::path::PathBuf;
 
@@ -72,6 +73,15 @@ pub enum OperatorError {
     /// retry: the next step is to log in).
     #[error("removed the refused operator session {path} ({why}); nothing in it was trusted")]
     SessionRemoved { path: PathBuf, why: String },
+    /// A workload's token could not be read.
+    #[error("{0}")]
+    Workload(String),
+    #[error("unknown workload {0:?}: expected github, kubernetes or file:PATH")]
+    BadWorkload(String),
+    #[error("no issuer to trust for this workload's token")]
+    NoWorkloadIssuer,
+    #[error("the workload's token was refused: {0}")]
+    WorkloadToken(token::TokenError),
 }
 
 impl OperatorError {
@@ -111,6 +121,18 @@ impl OperatorError {
                 "log in again: craik logout, then craik login (a receipt records the refusal)".into()
             }
             OperatorError::SessionRemoved { .. } => "run craik login".into(),
+            OperatorError::Workload(_) => {
+                "run it inside the workload: a GitHub Actions job with permissions: id-token: write, or a pod with a projected token (CRAIK_WORKLOAD_TOKEN_FILE names its path)".into()
+            }
+            OperatorError::BadWorkload(_) => {
+                "use --workload github, --workload kubernetes or --workload file:/path/to/token (the same for CRAIK_WORKLOAD)".into()
+            }
+            OperatorError::NoWorkloadIssuer => {
+                "name the issuer whose keys sign the token: --issuer URL or CRAIK_WORKLOAD_ISSUER (a cluster's is in kubectl get --raw /.well-known/openid-configuration)".into()
+            }
+            OperatorError::WorkloadToken(_) => {
+                "check --issuer and --audience (CRAIK_WORKLOAD_ISSUER, CRAIK_WORKLOAD_AUDIENCE) against the token the platform issues".into()
+            }
         })
     }
 
@@ -119,7 +141,9 @@ impl OperatorError {
             OperatorError::NotLoggedIn
             | OperatorError::Expired(_)
             | OperatorError::SessionForged { .. }
-            | OperatorError::SessionRemoved { .. } => exit::LOGIN_REQUIRED,
+            | OperatorError::SessionRemoved { .. }
+            | OperatorError::Workload(_)
+            | OperatorError::WorkloadToken(_) => exit::LOGIN_REQUIRED,
             _ => exit::ERROR,
         }
     }
@@ -136,6 +160,10 @@ impl OperatorError {
             OperatorError::Interrupted => "interrupted",
             OperatorError::SessionForged { .. } => "session_refused",
             OperatorError::SessionRemoved { .. } => "session_removed",
+            OperatorError::Workload(_) => "workload_token_unavailable",
+            OperatorError::NoWorkloadIssuer => "no_workload_issuer",
+            OperatorError::BadWorkload(_) => "unknown_workload",
+            OperatorError::WorkloadToken(_) => "invalid_workload_token",
             _ => "login_failed",
         }
     }
@@ -219,7 +247,12 @@ pub fn check_issuer(issuer: &str) -> Result<(), OperatorError> {
 
 /// The logged-in operator receipts should name, if any (refreshing a
 /// session near expiry). No session, or an expired one: `None`.
+/// A workload (`CRAIK_WORKLOAD`, or a session of `craik login --workload`)
+/// comes first: in CI, the job is the operator.
 pub fn current(ctx: &mut crate::context::Context) -> crate::Result<Option<crate::audit::Operator>> {
+    if let Some(w) = workload::current(ctx)? {
+        return Ok(Some(w.operator(ctx.audit_key()?)));
+    }
     match session::load(&ctx.home) {
         Ok(None) => return Ok(None),
         Ok(Some(_)) => {}

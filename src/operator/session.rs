@@ -115,6 +115,7 @@ impl Session {
             email: self.email.clone(),
             groups: self.groups.clone(),
             identity_hash: key.operator(&self.issuer, &self.subject),
+            workload: None,
         }
     }
 

@@ -179,6 +179,166 @@ fn str_claim(c: &Value, name: &'static str) -> Result<Option<String>, TokenError
 
 /// Validates `raw` against `jwks` and `expected`.
 pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Claims, TokenError> {
+    let c = verified_payload(raw, jwks)?;
+    let iss = str_claim(&c, "iss")?.ok_or(TokenError::Missing("iss"))?;
+    if iss != expected.issuer {
+        return Err(TokenError::Issuer {
+            expected: expected.issuer.to_string(),
+            got: iss,
+        });
+    }
+    let auds = audiences(&c)?;
+    if !auds.iter().any(|a| a == expected.client_id) {
+        return Err(TokenError::Audience {
+            client: expected.client_id.to_string(),
+            got: format!("{auds:?}"),
+        });
+    }
+    let azp = str_claim(&c, "azp")?;
+    if auds.len() > 1 || azp.is_some() {
+        match &azp {
+            Some(a) if a == expected.client_id => {}
+            Some(a) => {
+                return Err(TokenError::Azp {
+                    client: expected.client_id.to_string(),
+                    got: a.clone(),
+                });
+            }
+            None => {
+                return Err(TokenError::Azp {
+                    client: expected.client_id.to_string(),
+                    got: "(none)".into(),
+                });
+            }
+        }
+    }
+    let (exp, iat) = times(&c, expected.now, true)?;
+    let sub = str_claim(&c, "sub")?
+        .filter(|s| !s.is_empty())
+        .ok_or(TokenError::Missing("sub"))?;
+    if let Some(n) = expected.nonce {
+        match str_claim(&c, "nonce")? {
+            Some(got) if got == n => {}
+            _ => return Err(TokenError::Nonce),
+        }
+    }
+    let groups_present = !matches!(c.get(expected.groups_claim), None | Some(Value::Null));
+    let groups = match c.get(expected.groups_claim) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(_) => return Err(TokenError::GroupsType(expected.groups_claim.to_string())),
+    };
+    Ok(Claims {
+        issuer: iss,
+        subject: sub,
+        email: str_claim(&c, "email")?,
+        name: str_claim(&c, "name")?,
+        groups,
+        groups_present,
+        jti: str_claim(&c, "jti")?,
+        issued_at: iat.unwrap_or_default(),
+        expires_at: exp,
+    })
+}
+
+/// A workload's token (GitHub Actions, a Kubernetes service account):
+/// what it says once it verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadClaims {
+    pub issuer: String,
+    pub subject: String,
+    pub expires_at: i64,
+    /// Every claim of the token, for policies' `bound_claims`.
+    pub claims: serde_json::Map<String, Value>,
+}
+
+/// Validates a workload's token: the same signature rules as an ID token,
+/// `iss` exactly `issuer`, `aud` containing `audience` (no `azp` rule:
+/// workload tokens are not issued to a client), `exp` required and `iat`,
+/// `nbf` checked when present, all with [`LEEWAY_SECS`], `sub` present.
+pub fn validate_workload(
+    raw: &str,
+    jwks: &JwkSet,
+    issuer: &str,
+    audience: &str,
+    now: i64,
+) -> Result<WorkloadClaims, TokenError> {
+    let c = verified_payload(raw, jwks)?;
+    let iss = str_claim(&c, "iss")?.ok_or(TokenError::Missing("iss"))?;
+    if iss != issuer {
+        return Err(TokenError::Issuer {
+            expected: issuer.to_string(),
+            got: iss,
+        });
+    }
+    let auds = audiences(&c)?;
+    if !auds.iter().any(|a| a == audience) {
+        return Err(TokenError::Audience {
+            client: audience.to_string(),
+            got: format!("{auds:?}"),
+        });
+    }
+    let (exp, _) = times(&c, now, false)?;
+    let sub = str_claim(&c, "sub")?
+        .filter(|s| !s.is_empty())
+        .ok_or(TokenError::Missing("sub"))?;
+    let Value::Object(claims) = c else {
+        return Err(TokenError::Json("payload"));
+    };
+    Ok(WorkloadClaims {
+        issuer: iss,
+        subject: sub,
+        expires_at: exp,
+        claims,
+    })
+}
+
+fn audiences(c: &Value) -> Result<Vec<String>, TokenError> {
+    Ok(match c.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or(TokenError::ClaimType("aud"))
+            })
+            .collect::<Result<_, _>>()?,
+        None | Some(Value::Null) => return Err(TokenError::Missing("aud")),
+        Some(_) => return Err(TokenError::ClaimType("aud")),
+    })
+}
+
+/// `exp` (required), `iat` (required when `need_iat`) and `nbf`, each
+/// with the leeway.
+fn times(c: &Value, now: i64, need_iat: bool) -> Result<(i64, Option<i64>), TokenError> {
+    let exp = int_claim(c, "exp")?.ok_or(TokenError::Missing("exp"))?;
+    if exp.saturating_add(LEEWAY_SECS) < now {
+        return Err(TokenError::Expired(exp));
+    }
+    let iat = int_claim(c, "iat")?;
+    match iat {
+        None if need_iat => return Err(TokenError::Missing("iat")),
+        Some(iat) if iat.saturating_sub(LEEWAY_SECS) > now => {
+            return Err(TokenError::IssuedInFuture(iat));
+        }
+        _ => {}
+    }
+    if let Some(nbf) = int_claim(c, "nbf")?
+        && nbf.saturating_sub(LEEWAY_SECS) > now
+    {
+        return Err(TokenError::NotYetValid(nbf));
+    }
+    Ok((exp, iat))
+}
+
+/// Checks the signature of `raw` with a key of `jwks` and returns its
+/// payload (claims not yet checked).
+fn verified_payload(raw: &str, jwks: &JwkSet) -> Result<Value, TokenError> {
     if raw.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLarge(raw.len()));
     }
@@ -268,95 +428,8 @@ pub fn validate(raw: &str, jwks: &JwkSet, expected: &Expected<'_>) -> Result<Cla
         return Err(TokenError::BadSignature);
     }
 
-    // The signature holds; now the claims.
-    let c = decode_part(parts[1], "payload")?;
-    let iss = str_claim(&c, "iss")?.ok_or(TokenError::Missing("iss"))?;
-    if iss != expected.issuer {
-        return Err(TokenError::Issuer {
-            expected: expected.issuer.to_string(),
-            got: iss,
-        });
-    }
-    let auds: Vec<String> = match c.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or(TokenError::ClaimType("aud"))
-            })
-            .collect::<Result<_, _>>()?,
-        None | Some(Value::Null) => return Err(TokenError::Missing("aud")),
-        Some(_) => return Err(TokenError::ClaimType("aud")),
-    };
-    if !auds.iter().any(|a| a == expected.client_id) {
-        return Err(TokenError::Audience {
-            client: expected.client_id.to_string(),
-            got: format!("{auds:?}"),
-        });
-    }
-    let azp = str_claim(&c, "azp")?;
-    if auds.len() > 1 || azp.is_some() {
-        match &azp {
-            Some(a) if a == expected.client_id => {}
-            Some(a) => {
-                return Err(TokenError::Azp {
-                    client: expected.client_id.to_string(),
-                    got: a.clone(),
-                });
-            }
-            None => {
-                return Err(TokenError::Azp {
-                    client: expected.client_id.to_string(),
-                    got: "(none)".into(),
-                });
-            }
-        }
-    }
-    let exp = int_claim(&c, "exp")?.ok_or(TokenError::Missing("exp"))?;
-    if exp.saturating_add(LEEWAY_SECS) < expected.now {
-        return Err(TokenError::Expired(exp));
-    }
-    let iat = int_claim(&c, "iat")?.ok_or(TokenError::Missing("iat"))?;
-    if iat.saturating_sub(LEEWAY_SECS) > expected.now {
-        return Err(TokenError::IssuedInFuture(iat));
-    }
-    if let Some(nbf) = int_claim(&c, "nbf")?
-        && nbf.saturating_sub(LEEWAY_SECS) > expected.now
-    {
-        return Err(TokenError::NotYetValid(nbf));
-    }
-    let sub = str_claim(&c, "sub")?
-        .filter(|s| !s.is_empty())
-        .ok_or(TokenError::Missing("sub"))?;
-    if let Some(n) = expected.nonce {
-        match str_claim(&c, "nonce")? {
-            Some(got) if got == n => {}
-            _ => return Err(TokenError::Nonce),
-        }
-    }
-    let groups_present = !matches!(c.get(expected.groups_claim), None | Some(Value::Null));
-    let groups = match c.get(expected.groups_claim) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(_) => return Err(TokenError::GroupsType(expected.groups_claim.to_string())),
-    };
-    Ok(Claims {
-        issuer: iss,
-        subject: sub,
-        email: str_claim(&c, "email")?,
-        name: str_claim(&c, "name")?,
-        groups,
-        groups_present,
-        jti: str_claim(&c, "jti")?,
-        issued_at: iat,
-        expires_at: exp,
-    })
+    // The signature holds; the caller checks the claims.
+    decode_part(parts[1], "payload")
 }
 
 /// Parses a JWKS document (a fuzz target).

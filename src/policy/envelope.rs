@@ -66,6 +66,43 @@ pub struct Envelope {
     pub admin_groups: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_subjects: Option<Vec<String>>,
+    /// Only a workload operator (CI job, pod) whose token one of these
+    /// issuers signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_workload_issuers: Option<Vec<String>>,
+    /// Only a workload operator whose token's claims match: claim (a
+    /// dotted path into nested objects) to a glob or a list of globs (any
+    /// may match); every claim named must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_claims: Option<std::collections::BTreeMap<String, ClaimGlobs>>,
+}
+
+/// A `bound_claims` value: one glob, or several of which one must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a bound_claims value: a glob string or a list of glob strings"
+)]
+pub enum ClaimGlobs {
+    One(String),
+    Any(Vec<String>),
+}
+
+impl ClaimGlobs {
+    pub fn patterns(&self) -> &[String] {
+        match self {
+            ClaimGlobs::One(s) => std::slice::from_ref(s),
+            ClaimGlobs::Any(v) => v,
+        }
+    }
+}
+
+/// One `bound_claims` entry, compiled.
+#[derive(Debug, Clone)]
+pub struct BoundClaim {
+    pub claim: String,
+    pub patterns: Vec<String>,
+    pub set: globset::GlobSet,
 }
 
 /// Why a policy file was refused. Every variant names the file.
@@ -94,6 +131,12 @@ pub enum PolicyError {
     Version { path: PathBuf, version: u32 },
     #[error("policy {path}: {field} is empty")]
     EmptyString { path: PathBuf, field: &'static str },
+    #[error("policy {path}: bound_claims.{claim}: {why}")]
+    BoundClaim {
+        path: PathBuf,
+        claim: String,
+        why: String,
+    },
     #[error("policy {path}: approval_ttl: {source}")]
     Ttl {
         path: PathBuf,
@@ -121,6 +164,9 @@ impl PolicyError {
             }
             PolicyError::Unsafe { hint, .. } => hint.clone(),
             PolicyError::Ttl { source, .. } => source.hint(),
+            PolicyError::BoundClaim { .. } => {
+                "a bound claim's value is a glob or a non-empty list of globs: * any characters, ? one, [abc] a class, {a,b} either".into()
+            }
             _ => "fix the file (see docs/policy.md and schemas/policy-envelope.schema.json); craik refuses every authorization until it parses".into(),
         }
     }
@@ -136,6 +182,8 @@ pub struct Policy {
     pub approval_profiles: Option<PatternSet>,
     /// `approval_ttl`, read.
     pub approval_ttl: Option<std::time::Duration>,
+    /// `bound_claims`, compiled (empty when the field is left out).
+    pub bound_claims: Vec<BoundClaim>,
 }
 
 /// The longest `approval_ttl`.
@@ -165,6 +213,57 @@ fn compile(
             })
         })
         .transpose()
+}
+
+fn compile_claims(
+    path: &Path,
+    claims: Option<&std::collections::BTreeMap<String, ClaimGlobs>>,
+) -> Result<Vec<BoundClaim>, PolicyError> {
+    let Some(claims) = claims else {
+        return Ok(Vec::new());
+    };
+    if claims.is_empty() {
+        return Err(PolicyError::EmptyList {
+            path: path.to_path_buf(),
+            field: "bound_claims",
+        });
+    }
+    let bad = |claim: &str, why: String| PolicyError::BoundClaim {
+        path: path.to_path_buf(),
+        claim: claim.to_string(),
+        why,
+    };
+    claims
+        .iter()
+        .map(|(claim, globs)| {
+            if claim.trim().is_empty() {
+                return Err(bad(claim, "the claim name is empty".into()));
+            }
+            let patterns = globs.patterns().to_vec();
+            if patterns.is_empty() {
+                return Err(bad(claim, "the list of globs is empty".into()));
+            }
+            let mut b = globset::GlobSetBuilder::new();
+            for p in &patterns {
+                if p.is_empty() {
+                    return Err(bad(claim, "a glob is empty".into()));
+                }
+                // `*` crosses `/` (refs/heads/*, my-org/*), as in Vault.
+                let g = globset::GlobBuilder::new(p)
+                    .literal_separator(false)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| bad(claim, format!("{p:?}: {}", e.kind())))?;
+                b.add(g);
+            }
+            let set = b.build().map_err(|e| bad(claim, e.to_string()))?;
+            Ok(BoundClaim {
+                claim: claim.clone(),
+                patterns,
+                set,
+            })
+        })
+        .collect()
 }
 
 impl Policy {
@@ -228,6 +327,12 @@ impl Policy {
         non_empty(path, "approver_groups", &envelope.approver_groups)?;
         non_empty(path, "admin_groups", &envelope.admin_groups)?;
         non_empty(path, "admin_subjects", &envelope.admin_subjects)?;
+        non_empty(
+            path,
+            "allowed_workload_issuers",
+            &envelope.allowed_workload_issuers,
+        )?;
+        let bound_claims = compile_claims(path, envelope.bound_claims.as_ref())?;
         for (field, list) in [
             ("allowed_operator_groups", &envelope.allowed_operator_groups),
             (
@@ -237,6 +342,10 @@ impl Policy {
             ("approver_groups", &envelope.approver_groups),
             ("admin_groups", &envelope.admin_groups),
             ("admin_subjects", &envelope.admin_subjects),
+            (
+                "allowed_workload_issuers",
+                &envelope.allowed_workload_issuers,
+            ),
         ] {
             if list.iter().flatten().any(|v| v.trim().is_empty()) {
                 return Err(PolicyError::EmptyString {
@@ -256,6 +365,7 @@ impl Policy {
             })?;
         Ok(Policy {
             approval_ttl,
+            bound_claims,
             source: path.to_path_buf(),
             allowed_profiles: compile(
                 path,

@@ -3,7 +3,11 @@
 
 use serde::Serialize;
 
-use super::envelope::{Policy, RequireApproval};
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::envelope::{BoundClaim, Policy, RequireApproval};
 use crate::audit::Operator;
 use crate::profile::Profile;
 
@@ -72,6 +76,60 @@ pub struct Evaluation {
     pub allowed: bool,
     pub conditions: Vec<Condition>,
     pub approval: ApprovalRule,
+    /// For a workload operator: each `bound_claims` claim and the value
+    /// of the token that matched it (receipts name them).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bound_claims: BTreeMap<String, String>,
+}
+
+/// The values of a workload's claim at `path`, as text: a dotted path
+/// into nested objects, where a key may itself hold dots (Kubernetes'
+/// `kubernetes.io.namespace` is `{"kubernetes.io": {"namespace": …}}`).
+/// A list gives each of its scalar items; an object, none.
+pub fn claim_values(claims: &Map<String, Value>, path: &str) -> Vec<String> {
+    fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+        if let Some(v) = obj.get(path) {
+            return Some(v);
+        }
+        path.match_indices('.')
+            .find_map(|(i, _)| match obj.get(&path[..i]) {
+                Some(Value::Object(inner)) => lookup(inner, &path[i + 1..]),
+                _ => None,
+            })
+    }
+    fn scalar(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    match lookup(claims, path) {
+        Some(Value::Array(a)) => a.iter().filter_map(scalar).collect(),
+        Some(v) => scalar(v).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The value of `op`'s token that matches `b`, if any.
+fn bound_match(b: &BoundClaim, op: Option<&Operator>) -> Option<String> {
+    let w = op?.workload.as_ref()?;
+    claim_values(&w.claims, &b.claim)
+        .into_iter()
+        .find(|v| b.set.is_match(v.as_str()))
+}
+
+fn is_workload_of(op: Option<&Operator>, issuers: &[String]) -> bool {
+    op.is_some_and(|o| o.workload.is_some() && issuers.contains(&o.issuer))
+}
+
+fn who(op: Option<&Operator>) -> String {
+    match op {
+        None => "no operator session".into(),
+        Some(o) if o.workload.is_none() => format!("{} (a person, not a workload)", o.subject),
+        Some(o) => format!("workload {} from {}", o.subject, o.issuer),
+    }
 }
 
 impl Evaluation {
@@ -93,6 +151,7 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
     let id = profile.id.to_string();
     let mut conditions = Vec::new();
     let mut approval = ApprovalRule::default();
+    let mut bound = BTreeMap::new();
     let groups: &[String] = op.map(|o| o.groups.as_slice()).unwrap_or(&[]);
     let seen_groups = if op.is_some() {
         list(groups)
@@ -164,6 +223,42 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
                 got.unwrap_or_else(|| "no operator session".into()),
                 "this operator is not listed in allowed_operator_subjects; ask a policy owner"
                     .into(),
+            );
+        }
+        if let Some(issuers) = &e.allowed_workload_issuers {
+            push(
+                "allowed_workload_issuers",
+                is_workload_of(op, issuers),
+                format!("a workload whose token one of {} signed", list(issuers)),
+                who(op),
+                format!(
+                    "this policy admits workloads from {} only; run it as one: CRAIK_WORKLOAD=github (or kubernetes), or craik login --workload",
+                    list(issuers)
+                ),
+            );
+        }
+        for b in &p.bound_claims {
+            let hit = bound_match(b, op);
+            let seen = match op.and_then(|o| o.workload.as_ref()) {
+                None => who(op),
+                Some(w) => match claim_values(&w.claims, &b.claim) {
+                    v if v.is_empty() => format!("no {} claim", b.claim),
+                    v => format!("{}={}", b.claim, v.join(",")),
+                },
+            };
+            if let Some(v) = &hit {
+                bound.insert(b.claim.clone(), v.clone());
+            }
+            push(
+                "bound_claims",
+                hit.is_some(),
+                format!("{} matching {}", b.claim, list(&b.patterns)),
+                seen.clone(),
+                format!(
+                    "the workload's token has {seen}; this policy binds {} to {}",
+                    b.claim,
+                    list(&b.patterns)
+                ),
             );
         }
         if let Some(kinds) = &e.allowed_credential_kinds {
@@ -266,6 +361,7 @@ pub fn evaluate(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -
         allowed: conditions.iter().all(|c| c.ok),
         conditions,
         approval,
+        bound_claims: bound,
     }
 }
 
@@ -293,6 +389,14 @@ pub fn allows(policies: &[Policy], profile: &Profile, op: Option<&Operator>) -> 
         if let Some(allowed) = &e.allowed_operator_subjects
             && op.is_none_or(|o| !allowed.contains(&o.subject))
         {
+            return false;
+        }
+        if let Some(issuers) = &e.allowed_workload_issuers
+            && !is_workload_of(op, issuers)
+        {
+            return false;
+        }
+        if p.bound_claims.iter().any(|b| bound_match(b, op).is_none()) {
             return false;
         }
         if let Some(kinds) = &e.allowed_credential_kinds
@@ -342,6 +446,109 @@ mod tests {
             email: None,
             groups: groups.iter().map(|g| g.to_string()).collect(),
             identity_hash: format!("hmac-sha256:{subject}"),
+            workload: None,
+        }
+    }
+
+    /// A GitHub Actions job (or a pod) from `issuer` with these claims.
+    fn job(issuer: &str, claims: serde_json::Value) -> Option<Operator> {
+        let claims = claims.as_object().cloned().unwrap_or_default();
+        Some(Operator {
+            workload: Some(crate::audit::Workload {
+                source: "github".into(),
+                claims,
+            }),
+            ..op("repo:my-org/app:ref:refs/heads/main", issuer, &[])
+        })
+    }
+
+    const GH: &str = "https://token.actions.githubusercontent.com";
+
+    #[test]
+    fn bound_claims_bind_workloads_by_glob_and_nested_path() {
+        let p = policies(&[r#"{"version": 1,
+            "allowed_workload_issuers": ["https://token.actions.githubusercontent.com"],
+            "bound_claims": {"repository": "my-org/*", "ref": ["refs/heads/main", "refs/tags/v*"],
+                             "kubernetes.io.namespace": "ci", "run_attempt": "1"}}"#]);
+        let prof = profile("openai:ci", Kind::OidcExchange);
+        let good = serde_json::json!({
+            "repository": "my-org/app", "ref": "refs/tags/v1.2", "run_attempt": 1,
+            "kubernetes.io": {"namespace": "ci"},
+        });
+        let e = evaluate(&p, &prof, job(GH, good.clone()).as_ref());
+        assert!(e.allowed, "{:?}", e.failures().collect::<Vec<_>>());
+        assert_eq!(e.bound_claims["repository"], "my-org/app");
+        assert_eq!(e.bound_claims["ref"], "refs/tags/v1.2");
+        assert_eq!(e.bound_claims["kubernetes.io.namespace"], "ci");
+        assert!(allows(&p, &prof, job(GH, good.clone()).as_ref()));
+        // `*` crosses `/`, but a glob must match the whole value.
+        for (claim, bad) in [
+            ("repository", serde_json::json!("evil-org/my-org/app-x")),
+            ("repository", serde_json::json!("my-org")),
+            ("ref", serde_json::json!("refs/heads/main-feature")),
+            ("ref", serde_json::json!(["refs/heads/dev"])),
+            ("run_attempt", serde_json::json!(2)),
+            ("repository", serde_json::json!({"name": "my-org/app"})),
+        ] {
+            let mut c = good.clone();
+            c[claim] = bad.clone();
+            let e = evaluate(&p, &prof, job(GH, c.clone()).as_ref());
+            assert!(!e.allowed, "{claim}={bad} passed");
+            assert_eq!(e.first_failure().unwrap().field, "bound_claims");
+            assert!(!allows(&p, &prof, job(GH, c).as_ref()), "{claim}={bad}");
+        }
+        // A missing claim, another issuer, a person, nobody.
+        let mut c = good.clone();
+        c.as_object_mut().unwrap().remove("repository");
+        let e = evaluate(&p, &prof, job(GH, c).as_ref());
+        assert!(e.failures().any(|f| f.seen == "no repository claim"));
+        let e = evaluate(
+            &p,
+            &prof,
+            job("https://evil.example.com", good.clone()).as_ref(),
+        );
+        assert_eq!(e.first_failure().unwrap().field, "allowed_workload_issuers");
+        for who in [alice(), None] {
+            let e = evaluate(&p, &prof, who.as_ref());
+            assert!(!e.allowed);
+            assert!(!allows(&p, &prof, who.as_ref()));
+        }
+        // A list value matches when one item does.
+        let mut c = good.clone();
+        c["ref"] = serde_json::json!(["refs/heads/dev", "refs/heads/main"]);
+        assert!(allows(&p, &prof, job(GH, c).as_ref()));
+    }
+
+    #[test]
+    fn bad_bound_claims_are_refused_by_name() {
+        for (json, needle) in [
+            (
+                r#"{"version": 1, "bound_claims": {}}"#,
+                "bound_claims is an empty list",
+            ),
+            (
+                r#"{"version": 1, "bound_claims": {"ref": []}}"#,
+                "bound_claims.ref: the list of globs is empty",
+            ),
+            (
+                r#"{"version": 1, "bound_claims": {"ref": "refs/[heads"}}"#,
+                "bound_claims.ref",
+            ),
+            (
+                r#"{"version": 1, "bound_claims": {"ref": ""}}"#,
+                "a glob is empty",
+            ),
+            (
+                r#"{"version": 1, "bound_claims": {"ref": 3}}"#,
+                "bound_claims",
+            ),
+            (
+                r#"{"version": 1, "allowed_workload_issuers": []}"#,
+                "allowed_workload_issuers is an empty list",
+            ),
+        ] {
+            let e = Policy::parse(json.as_bytes(), Path::new("p.json")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{json}: {e}");
         }
     }
 

@@ -81,17 +81,22 @@ pub enum Kind {
     /// arguments, and `extract`), run at use time.
     #[serde(rename = "cli-bridge")]
     CliBridge,
+    /// The operator's (a workload's) token exchanged at use time for the
+    /// credential (RFC 8693; metadata `exchange_url`, `audience`).
+    #[serde(rename = "oidc-exchange")]
+    OidcExchange,
 }
 
 impl Kind {
     /// The kinds `auth add --kind` makes (oauth profiles come from
     /// `auth login` and `agent import`).
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::ApiKey,
         Kind::KeyringRef,
         Kind::SecretRef,
         Kind::Marker,
         Kind::CliBridge,
+        Kind::OidcExchange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +107,7 @@ impl Kind {
             Kind::Marker => "marker",
             Kind::OAuth => "oauth",
             Kind::CliBridge => "cli-bridge",
+            Kind::OidcExchange => "oidc-exchange",
         }
     }
 }

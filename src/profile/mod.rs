@@ -4,6 +4,7 @@
 //! secret material, only handles and references.
 
 pub mod bridge;
+pub mod exchange;
 mod id;
 mod store;
 mod url_check;
@@ -261,6 +262,9 @@ impl Profile {
             Kind::Marker => {}
             Kind::CliBridge => {
                 bridge::of(self).map_err(invalid)?;
+            }
+            Kind::OidcExchange => {
+                exchange::of(self).map_err(invalid)?;
             }
             Kind::OAuth => match self.meta(oauth_meta::META_SOURCE) {
                 Some("oidc") => {

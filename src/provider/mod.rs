@@ -77,6 +77,10 @@ pub const CREDENTIAL_ENV_VARS: &[&str] = &[
     "GOOGLE_CLOUD_ACCESS_TOKEN",
     // A path to a Google credential file (ADC, a service-account key).
     "GOOGLE_APPLICATION_CREDENTIALS",
+    // GitHub Actions' OIDC request: with both, a child could get the
+    // job's workload token and be the operator craik admits.
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
 ];
 
 /// Every environment variable a client reads a provider's base URL from.

@@ -34,6 +34,10 @@ pub enum Domain {
     Request,
     /// `agent-config.json`: the agents' modes per scope.
     AgentConfig,
+    /// `oidc-cache.json`, `workload-cache.json`: issuers' keys.
+    OidcCache,
+    /// `workload-session.json`.
+    Workload,
 }
 
 impl Domain {
@@ -44,6 +48,8 @@ impl Domain {
             Domain::Approval => b"craik-seal-approval-v1",
             Domain::Request => b"craik-seal-approval-request-v1",
             Domain::AgentConfig => b"craik-seal-agent-config-v1",
+            Domain::OidcCache => b"craik-seal-oidc-cache-v1",
+            Domain::Workload => b"craik-seal-workload-session-v1",
         }
     }
 }
@@ -90,9 +96,13 @@ impl SealKey {
                     .flatten()
                     .is_some_and(|b| String::from_utf8_lossy(&b).contains("\"seal\""))
             };
-            match ["auth-profiles.json", "operator-session.json"]
-                .into_iter()
-                .find(|n| sealed(n))
+            match [
+                "auth-profiles.json",
+                "operator-session.json",
+                "workload-session.json",
+            ]
+            .into_iter()
+            .find(|n| sealed(n))
             {
                 Some(n) => Err(format!("{n} was sealed with it")),
                 None => Ok(()),

@@ -34,3 +34,4 @@ mod receipts;
 mod secrets;
 mod tokens;
 mod upstream;
+mod workload;

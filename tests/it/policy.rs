@@ -387,6 +387,7 @@ fn approvals_bind_to_their_policy_run_requester_credential_seal_and_time() {
                 email: None,
                 groups: vec![],
                 identity_hash: format!("hmac-sha256:{}", "1".repeat(64)),
+                workload: None,
             }));
         for k in ["mode", "policy_digest", "credential", "policies", "seal"] {
             r = r.detail(k, hers["details"][k].clone());

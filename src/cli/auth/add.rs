@@ -29,6 +29,19 @@ pub struct Args {
     /// stdout_json:KEY.PATH or credentials_file:/ABSOLUTE/PATH:KEY.PATH.
     #[arg(long, value_name = "SPEC")]
     pub extract: Option<String>,
+    /// oidc-exchange: the RFC 8693 token endpoint the workload's token is
+    /// traded at.
+    #[arg(long, value_name = "URL")]
+    pub exchange_url: Option<String>,
+    /// oidc-exchange: the audience of the credential asked for.
+    #[arg(long, value_name = "A")]
+    pub audience: Option<String>,
+    /// oidc-exchange: the requested_token_type to ask for.
+    #[arg(long, value_name = "T")]
+    pub requested_token_type: Option<String>,
+    /// oidc-exchange: the scope to ask for.
+    #[arg(long, value_name = "S")]
+    pub scope: Option<String>,
     /// The provider endpoint, when not the family's default.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
@@ -52,6 +65,10 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         stdin,
         command,
         extract,
+        exchange_url,
+        audience,
+        requested_token_type,
+        scope,
         base_url,
         allow_local_base_url,
         force,
@@ -76,6 +93,12 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         force,
         command,
         extract,
+        exchange: Some(manage::ExchangeRequest {
+            url: exchange_url,
+            audience,
+            requested_token_type,
+            scope,
+        }),
     };
     manage::validate_add(&req)?;
     if kind == Kind::KeyringRef {

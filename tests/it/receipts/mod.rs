@@ -120,6 +120,7 @@ fn operators(key: &AuditKey) -> Vec<Operator> {
         email: email.map(str::to_string),
         groups: groups.into_iter().map(str::to_string).collect(),
         identity_hash: key.operator(iss, sub),
+        workload: None,
     })
     .collect()
 }
