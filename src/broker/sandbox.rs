@@ -353,6 +353,17 @@ pub fn command(
     // After the working directory, so a home inside it stays hidden.
     args.push("--tmpfs".into());
     args.push(craik_home.clone().into());
+    // The workload's token file (a pod's projected token): the agent is
+    // not the workload.
+    if let Some(f) = crate::operator::workload::token_file_in_use(home)
+        && f.exists()
+    {
+        for p in std::iter::once(f.clone()).chain(std::fs::canonicalize(&f).ok()) {
+            args.push("--ro-bind".into());
+            args.push("/dev/null".into());
+            args.push(p.into());
+        }
+    }
     args.push("--chdir".into());
     args.push(cwd.into());
     let mut relay: Vec<OsString> = Vec::new();

@@ -222,6 +222,16 @@ fn github_token(config: &WorkloadConfig) -> Result<String, OperatorError> {
         .ok_or_else(|| OperatorError::Workload("GitHub's answer has no token value".into()))
 }
 
+/// The token file of the workload in use (`CRAIK_WORKLOAD`, else the
+/// session's), for the sandbox to hide; `None` for GitHub or no workload.
+pub fn token_file_in_use(home: &Home) -> Option<PathBuf> {
+    let source = match env("CRAIK_WORKLOAD") {
+        Some(s) => Source::parse(&s).ok()?,
+        None => Source::parse(&load(home).ok()??.source).ok()?,
+    };
+    source.file()
+}
+
 /// The session: who the workload is, until its token expires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

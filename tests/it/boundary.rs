@@ -48,6 +48,11 @@ fn hostile_parent() -> (Env, String) {
         .set("OPENAI_BASE_URL", "http://evil.invalid/v1")
         .set("ANTHROPIC_BASE_URL", "http://evil.invalid")
         .set("GOOGLE_APPLICATION_CREDENTIALS", "/tmp/adc.json")
+        .set("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token")
+        .set(
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "https://pipelines.actions.githubusercontent.com/x",
+        )
         .set("KEEP_ME", "kept");
     (env, key)
 }
@@ -84,6 +89,9 @@ fn a_child_inherits_nothing_that_reaches_a_credential() {
             "REF_SOURCE",
             "ANTHROPIC_BASE_URL",
             "GOOGLE_APPLICATION_CREDENTIALS",
+            // The job's workload identity: the child is not the job.
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
         ] {
             assert!(!names.contains(&gone), "{mode:?}: the child got {gone}");
         }

@@ -254,14 +254,13 @@ fn a_github_actions_job_is_the_operator_and_policies_bind_its_claims() {
         "CI_OPENAI_KEY",
     ])
     .ok();
-    write_policy(
-        &env,
-        json!({
-            "version": 1,
-            "allowed_workload_issuers": [idp.url()],
-            "bound_claims": {"repository": "my-org/*", "ref": ["refs/heads/main", "refs/tags/v*"]},
-        }),
-    );
+    // policies/github-actions.json, with this test's issuer for GitHub's.
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/github-actions.json"),
+    )
+    .unwrap()
+    .replace("https://token.actions.githubusercontent.com", &idp.url());
+    write_policy(&env, serde_json::from_str(&example).unwrap());
 
     // whoami: the job, by its token's claims; GitHub was asked with the
     // request token and the default audience.
@@ -650,4 +649,55 @@ fn oidc_exchange_trades_the_workloads_token_once_across_processes() {
         );
         assert!(!contains(&bytes, REQUEST_TOKEN), "{}", f.display());
     }
+}
+
+#[test]
+fn a_sandboxed_child_cannot_read_the_workloads_token_file() {
+    require_tool("bwrap", "apt-get install bubblewrap");
+    let idp = WorkloadIssuer::start();
+    let mut env = Env::new();
+    // The token in the project directory, which the sandbox binds
+    // writable: only craik's own bind hides it.
+    let project = env.dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    let file = project.join("token");
+    let token = idp
+        .shared
+        .mint(json!({"sub": "system:serviceaccount:ci:agent", "aud": "craik"}));
+    std::fs::write(&file, &token).unwrap();
+    env.set("CRAIK_WORKLOAD", &format!("file:{}", file.display()))
+        .set("CRAIK_WORKLOAD_ISSUER", &idp.url())
+        .set("CI_OPENAI_KEY", "sk-sandbox-canary-3");
+    env.run(&[
+        "auth",
+        "add",
+        "openai:ci",
+        "--kind=api-key",
+        "--env-var",
+        "CI_OPENAI_KEY",
+    ])
+    .ok();
+    let read = |sandbox: bool| {
+        let mut args = vec!["exec", "--profile", "openai:ci"];
+        if sandbox {
+            args.push("--sandbox");
+        }
+        args.extend_from_slice(&["--", "sh", "-c", "cat token; echo; echo done"]);
+        let mut c = env.command(&args);
+        c.current_dir(&project);
+        to_run(c.output().unwrap())
+    };
+    let plain = read(false);
+    plain.ok();
+    assert!(
+        plain.stdout.contains(&token),
+        "without the sandbox the file is readable: {plain:?}"
+    );
+    let boxed = read(true);
+    boxed.ok();
+    assert!(boxed.stdout.contains("done"), "{boxed:?}");
+    assert!(
+        !boxed.stdout.contains(&token[..40]),
+        "the sandbox let the child read the token"
+    );
 }
