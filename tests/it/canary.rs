@@ -204,6 +204,51 @@ fn canary_never_leaks() {
         None,
     );
     go(&["exec", "--profile", "gemini:default", "--", "true"], None);
+    // A workload operator, and a credential exchanged for its token: the
+    // exchange endpoint issues the canary.
+    let idp = crate::workload::WorkloadIssuer::start();
+    *idp.shared.issued.lock().unwrap() = Some(secret.clone());
+    let wl_token = env.dir.path().join("workload-token");
+    std::fs::write(
+        &wl_token,
+        idp.shared
+            .mint(serde_json::json!({"sub": "system:serviceaccount:ci:agent", "aud": "craik"})),
+    )
+    .unwrap();
+    let wl = format!("file:{}", wl_token.display());
+    let exchange_url = format!("{}/exchange", idp.url());
+    go(&["login", "--workload", &wl, "--issuer", &idp.url()], None);
+    go(
+        &[
+            "auth",
+            "add",
+            "openai:sts",
+            "--kind=oidc-exchange",
+            "--exchange-url",
+            &exchange_url,
+            "--audience",
+            "openai",
+            "--base-url",
+            &base,
+            "--allow-local-base-url",
+        ],
+        None,
+    );
+    go(&["auth", "test", "openai:sts", "--json"], None);
+    go(
+        &[
+            "exec",
+            "--profile",
+            "openai:sts",
+            "--via-proxy",
+            "--",
+            "true",
+        ],
+        None,
+    );
+    go(&["whoami", "--json"], None);
+    go(&["auth", "status", "--json"], None);
+    go(&["logout", "--json"], None);
     go(&["unlock", "--for", "1m"], None);
     go(&["doctor"], None);
     go(&["doctor", "--json"], None);
@@ -229,6 +274,8 @@ fn canary_never_leaks() {
     // The commands did their work (so the test exercised real paths).
     let ok = runs.iter().filter(|(_, r)| r.code == 0).count();
     assert!(ok >= runs.len() - 3, "{runs:#?}");
+    // The exchange ran (once: the proxy and the test call share its cache).
+    assert_eq!(idp.shared.exchanges.lock().unwrap().len(), 1);
     // The upstream got the canary, injected: the path was really exercised.
     assert!(up.seen().iter().any(|s| {
         s.headers

@@ -36,6 +36,8 @@ pub struct Shared {
     pub exchange: Mutex<Result<i64, String>>,
     /// The subject and audience of each exchange, in order.
     pub exchanges: Mutex<Vec<(String, String)>>,
+    /// What the exchange issues instead of `sk-exchanged-<n>-canary`.
+    pub issued: Mutex<Option<String>>,
 }
 
 pub struct WorkloadIssuer {
@@ -152,8 +154,14 @@ async fn exchange(
                 e.push((subject, audience));
                 e.len()
             };
+            let token = s
+                .issued
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| format!("sk-exchanged-{n}-canary"));
             axum::Json(json!({
-                "access_token": format!("sk-exchanged-{n}-canary"),
+                "access_token": token,
                 "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
                 "token_type": "Bearer",
                 "expires_in": expires_in,
@@ -190,6 +198,7 @@ impl WorkloadIssuer {
             github_requests: Mutex::new(Vec::new()),
             exchange: Mutex::new(Ok(3600)),
             exchanges: Mutex::new(Vec::new()),
+            issued: Mutex::new(None),
         });
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
