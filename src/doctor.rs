@@ -295,6 +295,12 @@ pub fn run(ctx: &mut Context) -> Vec<Check> {
                         let hint = (!ok).then(|| "install the command, or fix it: craik auth add ID --kind=cli-bridge --command ... --force".to_string());
                         out.push(check(name, level, msg, hint));
                     }
+                    Kind::StigmemRef => {
+                        let (ok, msg) = crate::credential::stigmem::health(p);
+                        let level = if ok { Level::Ok } else { Level::Fail };
+                        let hint = (!ok).then(|| "add it again: craik auth add ID --kind=stigmem-ref --node URL --entity E --force".to_string());
+                        out.push(check(name, level, msg, hint));
+                    }
                     Kind::OidcExchange => {
                         let (ok, msg) = crate::credential::exchange::health(p);
                         let level = if ok { Level::Ok } else { Level::Fail };

@@ -36,6 +36,28 @@ pub struct AddRequest {
     pub extract: Option<String>,
     /// oidc-exchange: where and for what to exchange.
     pub exchange: Option<ExchangeRequest>,
+    /// stigmem-ref: which fact of which node (its API key is `secret`).
+    pub stigmem: Option<StigmemRequest>,
+}
+
+/// `--node`, `--entity`, `--scope`, `--relation`, `--timeout`.
+#[derive(Debug, Clone, Default)]
+pub struct StigmemRequest {
+    pub node: Option<String>,
+    pub entity: Option<String>,
+    pub scope: Option<String>,
+    pub relation: Option<String>,
+    pub timeout: Option<String>,
+}
+
+impl StigmemRequest {
+    fn any(&self) -> bool {
+        self.node.is_some()
+            || self.entity.is_some()
+            || self.scope.is_some()
+            || self.relation.is_some()
+            || self.timeout.is_some()
+    }
 }
 
 /// `--exchange-url`, `--audience`, `--requested-token-type`, `--scope`.
@@ -50,7 +72,7 @@ pub struct ExchangeRequest {
 fn flag_misuse(flag: &str, kind: Kind) -> Error {
     Error::input(
         format!("{flag} does not apply to --kind={kind}"),
-        "api-key takes --env-var, secret-ref takes --secret-ref, keyring-ref takes --stdin (or a prompt), cli-bridge takes --command and --extract, oidc-exchange takes --exchange-url, --audience, --requested-token-type and --scope",
+        "api-key takes --env-var, secret-ref takes --secret-ref, keyring-ref takes --stdin (or a prompt), cli-bridge takes --command and --extract, oidc-exchange takes --exchange-url, --audience, --requested-token-type and --scope, stigmem-ref takes --node, --entity, --scope, --relation, --timeout and --stdin",
     )
 }
 
@@ -99,7 +121,11 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
             SecretRef::parse(r)
                 .map_err(|e| Error::input(e.to_string(), e.hint().unwrap_or_default()))?;
         }
-        Kind::KeyringRef | Kind::Marker | Kind::CliBridge | Kind::OidcExchange => {
+        Kind::KeyringRef
+        | Kind::Marker
+        | Kind::CliBridge
+        | Kind::OidcExchange
+        | Kind::StigmemRef => {
             if req.env_var.is_some() {
                 return Err(flag_misuse("--env-var", req.kind));
             }
@@ -107,6 +133,22 @@ pub fn validate_add(req: &AddRequest) -> crate::Result<()> {
                 return Err(flag_misuse("--secret-ref", req.kind));
             }
         }
+    }
+    if req.kind == Kind::StigmemRef {
+        // Checked as the profile will be: build it and ask.
+        let mut p = Profile::new(req.id.clone(), req.kind);
+        stigmem_metadata(&mut p, req)?;
+        crate::profile::stigmem::of(&p).map_err(|why| {
+            Error::input(
+                why,
+                "--kind=stigmem-ref takes --node URL (https, or http on loopback) --entity E [--scope local|team|company|public] [--relation R] [--timeout 5s] [--stdin for the node's API key]",
+            )
+        })?;
+    } else if req.stigmem.as_ref().is_some_and(StigmemRequest::any) {
+        return Err(flag_misuse(
+            "--node/--entity/--relation/--timeout",
+            req.kind,
+        ));
     }
     if req.kind == Kind::OidcExchange {
         let x = req.exchange.clone().unwrap_or_default();
@@ -245,6 +287,7 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
                 }
             }
         }
+        Kind::StigmemRef => stigmem_metadata(&mut profile, &req)?,
         Kind::KeyringRef | Kind::Marker | Kind::OAuth => {}
     }
     let home = ctx.home.clone();
@@ -260,6 +303,16 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
             profile.grants = old.grants.clone();
         }
         let mut new_handle = None;
+        if req.kind == Kind::StigmemRef
+            && let Some(key) = &req.secret
+        {
+            let handle = ctx.secrets.put(
+                &crate::secret::purpose::stigmem_key(&req.id.to_string()),
+                key.as_bytes(),
+            )?;
+            profile.metadata.insert(META_HANDLE.into(), handle.clone());
+            new_handle = Some(handle);
+        }
         if req.kind == Kind::KeyringRef {
             let secret = req.secret.as_ref().ok_or_else(|| {
                 Error::input(
@@ -274,23 +327,27 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
             profile.metadata.insert(META_HANDLE.into(), handle.clone());
             new_handle = Some(handle);
         }
-        let receipt =
-            super::identity_hash(ctx, &profile, req.secret.as_deref().map(|s| s.as_str()))
-                .and_then(|identity| {
-                    let mut r = profile_receipt(ReceiptKind::ProfileAdded, &profile)
-                        .identity(identity)
-                        .operator(operator.clone());
-                    if req.force {
-                        r = r.detail(
-                            "replaced",
-                            replaced_handle.is_some() || file.get(&req.id).is_some(),
-                        );
-                    }
-                    if let Some(b) = &profile.base_url {
-                        r = r.detail("base_url", b.as_str());
-                    }
-                    ctx.record(r)
-                });
+        // A stigmem-ref's secret is the node's API key, not the credential.
+        let material = req
+            .secret
+            .as_deref()
+            .map(|s| s.as_str())
+            .filter(|_| req.kind == Kind::KeyringRef);
+        let receipt = super::identity_hash(ctx, &profile, material).and_then(|identity| {
+            let mut r = profile_receipt(ReceiptKind::ProfileAdded, &profile)
+                .identity(identity)
+                .operator(operator.clone());
+            if req.force {
+                r = r.detail(
+                    "replaced",
+                    replaced_handle.is_some() || file.get(&req.id).is_some(),
+                );
+            }
+            if let Some(b) = &profile.base_url {
+                r = r.detail("base_url", b.as_str());
+            }
+            ctx.record(r)
+        });
         if let Err(e) = receipt {
             if let Some(h) = new_handle {
                 let _ = ctx.secrets.delete(&h);
@@ -305,6 +362,34 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
         let _ = ctx.secrets.delete(&h);
     }
     Ok(profile)
+}
+
+fn stigmem_metadata(p: &mut Profile, req: &AddRequest) -> crate::Result<()> {
+    use crate::profile::stigmem::*;
+    let x = req.stigmem.clone().unwrap_or_default();
+    let timeout = x
+        .timeout
+        .as_deref()
+        .map(|t| {
+            crate::duration::parse_nonzero(t, std::time::Duration::from_millis(MAX_TIMEOUT_MS))
+                .map_err(|e| Error::input(format!("--timeout: {e}"), e.hint()))
+        })
+        .transpose()?;
+    for (k, v) in [
+        (META_NODE, x.node),
+        (META_ENTITY, x.entity),
+        (META_SCOPE, x.scope),
+        (META_RELATION, x.relation),
+        (
+            META_TIMEOUT,
+            timeout.map(|t| t.as_millis().max(1).to_string()),
+        ),
+    ] {
+        if let Some(v) = v {
+            p.metadata.insert(k.into(), v);
+        }
+    }
+    Ok(())
 }
 
 /// Removes profiles (and their stored secrets); writes `profile_removed`
@@ -342,6 +427,12 @@ fn remove_where(ctx: &mut Context, pred: impl Fn(&Profile) -> bool) -> crate::Re
     for p in &removed {
         if let Some(h) = p.meta(META_HANDLE) {
             ctx.secrets.delete(h)?;
+        }
+        // An exchanged token cached for an oidc-exchange profile.
+        if p.kind == Kind::OidcExchange
+            && let Some(h) = p.meta(crate::profile::oauth_meta::META_ACCESS)
+        {
+            let _ = ctx.secrets.delete(h);
         }
     }
     Ok(removed)

@@ -10,6 +10,7 @@ pub mod manage;
 pub mod oauth;
 pub mod onboard;
 pub mod source;
+pub mod stigmem;
 
 pub use source::{Health, SourceError, backend_label};
 
@@ -53,6 +54,7 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
         Kind::OAuth => oauth::health(profile),
         Kind::CliBridge => bridge::health(profile),
         Kind::OidcExchange => exchange::health(profile),
+        Kind::StigmemRef => stigmem::health(profile),
     };
     Health {
         ok,
@@ -93,7 +95,7 @@ pub(crate) fn identity_hash(
         // A bridge is not run for a profile change: running it is a call.
         None if matches!(
             profile.kind,
-            Kind::Marker | Kind::CliBridge | Kind::OidcExchange
+            Kind::Marker | Kind::CliBridge | Kind::OidcExchange | Kind::StigmemRef
         ) =>
         {
             None
@@ -119,7 +121,7 @@ pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<Str
     let family = profile.provider_family.as_str();
     if !matches!(
         profile.kind,
-        Kind::OAuth | Kind::Marker | Kind::CliBridge | Kind::OidcExchange
+        Kind::OAuth | Kind::Marker | Kind::CliBridge | Kind::OidcExchange | Kind::StigmemRef
     ) && let Some(h) = identity_hash(ctx, profile, None)?
     {
         // The same key sent elsewhere is not what was approved either.
@@ -148,7 +150,7 @@ pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<Str
         "metadata": meta,
         "created_at": matches!(
         profile.kind,
-        Kind::OAuth | Kind::Marker | Kind::CliBridge | Kind::OidcExchange
+        Kind::OAuth | Kind::Marker | Kind::CliBridge | Kind::OidcExchange | Kind::StigmemRef
     )
             .then(|| profile.created_at.to_rfc3339()),
     })

@@ -136,6 +136,7 @@ pub fn setup(ctx: &mut Context, req: SetupRequest) -> crate::Result<SetupResult>
         command: Vec::new(),
         extract: None,
         exchange: None,
+        stigmem: None,
     };
     manage::validate_add(&add)?;
     let existing = ProfileStore::new(&ctx.home).load()?.get(&id).cloned();
@@ -352,6 +353,7 @@ fn store_key(
             command: Vec::new(),
             extract: None,
             exchange: None,
+            stigmem: None,
         },
     )?;
     pool::create(&ctx.home, id, Strategy::Failover, &[(id.clone(), 1)], true)?;

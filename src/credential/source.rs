@@ -38,6 +38,13 @@ pub enum SourceError {
         why: String,
         hint: String,
     },
+    /// A `stigmem-ref` profile's node gave no (or a revoked) value.
+    #[error("profile {id}: {why}")]
+    Stigmem {
+        id: String,
+        why: String,
+        hint: String,
+    },
     /// An `oidc-exchange` profile's exchange failed.
     #[error("profile {id}: {why}")]
     Exchange {
@@ -73,9 +80,9 @@ impl SourceError {
                 "check the profile with craik doctor; log in again with craik auth login {}",
                 id.split(':').next().unwrap_or_default()
             )),
-            SourceError::Bridge { hint, .. } | SourceError::Exchange { hint, .. } => {
-                Some(hint.clone())
-            }
+            SourceError::Bridge { hint, .. }
+            | SourceError::Exchange { hint, .. }
+            | SourceError::Stigmem { hint, .. } => Some(hint.clone()),
             SourceError::AgentLogin { agent, .. } => Some(format!(
                 "sign in with {agent} again, then re-import it: craik agent import {agent}"
             )),
@@ -110,6 +117,7 @@ pub fn backend_label(profile: &Profile, secrets: &Secrets) -> String {
         Kind::Marker => "none".into(),
         Kind::CliBridge => "cli-bridge".into(),
         Kind::OidcExchange => "oidc-exchange".into(),
+        Kind::StigmemRef => "stigmem".into(),
         Kind::OAuth => format!(
             "oauth:{}",
             profile
@@ -178,6 +186,7 @@ pub(crate) fn resolve(
         // Needs the operator, the home and a lock: see
         // crate::credential::exchange::access_token.
         Kind::OidcExchange => Err(SourceError::NoMaterial { id }),
+        Kind::StigmemRef => super::stigmem::material(profile, secrets),
         // Needs the home (refresh, lock): see crate::credential::oauth::access_token.
         Kind::OAuth => Err(SourceError::OAuth {
             id,

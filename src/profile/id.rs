@@ -85,18 +85,24 @@ pub enum Kind {
     /// credential (RFC 8693; metadata `exchange_url`, `audience`).
     #[serde(rename = "oidc-exchange")]
     OidcExchange,
+    /// A fact read from a stigmem node at each use (metadata `node_url`,
+    /// `entity`, `scope`, `relation`, `timeout_ms`; the node's API key
+    /// under `handle`).
+    #[serde(rename = "stigmem-ref")]
+    StigmemRef,
 }
 
 impl Kind {
     /// The kinds `auth add --kind` makes (oauth profiles come from
     /// `auth login` and `agent import`).
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::ApiKey,
         Kind::KeyringRef,
         Kind::SecretRef,
         Kind::Marker,
         Kind::CliBridge,
         Kind::OidcExchange,
+        Kind::StigmemRef,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +114,7 @@ impl Kind {
             Kind::OAuth => "oauth",
             Kind::CliBridge => "cli-bridge",
             Kind::OidcExchange => "oidc-exchange",
+            Kind::StigmemRef => "stigmem-ref",
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod bridge;
 pub mod exchange;
 mod id;
+pub mod stigmem;
 mod store;
 mod url_check;
 
@@ -265,6 +266,14 @@ impl Profile {
             }
             Kind::OidcExchange => {
                 exchange::of(self).map_err(invalid)?;
+            }
+            Kind::StigmemRef => {
+                stigmem::of(self).map_err(invalid)?;
+                if let Some(h) = self.meta(META_HANDLE)
+                    && !crate::secret::valid_handle(h)
+                {
+                    return Err(invalid("metadata handle is not a valid handle".into()));
+                }
             }
             Kind::OAuth => match self.meta(oauth_meta::META_SOURCE) {
                 Some("oidc") => {

@@ -218,6 +218,11 @@ pub mod purpose {
         format!("profile {id}")
     }
 
+    /// A `stigmem-ref` profile's API key for its node.
+    pub fn stigmem_key(id: &str) -> String {
+        format!("stigmem api key {id}")
+    }
+
     /// An `oauth` profile's access token.
     pub fn oauth_access(id: &str) -> String {
         format!("oauth access token {id}")

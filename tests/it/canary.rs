@@ -247,6 +247,34 @@ fn canary_never_leaks() {
         None,
     );
     go(&["whoami", "--json"], None);
+    // A stigmem node whose fact is the canary, behind an API key.
+    let node = crate::stigmem::NodeServer::start();
+    node.put(
+        "me/openai",
+        "craik:credential:value",
+        "local",
+        &secret,
+        false,
+    );
+    go(
+        &[
+            "auth",
+            "add",
+            "openai:mem",
+            "--kind=stigmem-ref",
+            "--node",
+            &node.url(),
+            "--entity",
+            "me/openai",
+            "--base-url",
+            &base,
+            "--allow-local-base-url",
+            "--stdin",
+        ],
+        Some(crate::stigmem::NODE_KEY),
+    );
+    go(&["exec", "--profile", "openai:mem", "--", "true"], None);
+    go(&["auth", "test", "openai:mem"], None);
     go(&["auth", "status", "--json"], None);
     go(&["logout", "--json"], None);
     go(&["unlock", "--for", "1m"], None);
@@ -274,6 +302,8 @@ fn canary_never_leaks() {
     // The commands did their work (so the test exercised real paths).
     let ok = runs.iter().filter(|(_, r)| r.code == 0).count();
     assert!(ok >= runs.len() - 3, "{runs:#?}");
+    // The node was read for the exec and the test (never for status).
+    assert_eq!(node.reads(), 2);
     // The exchange ran (once: the proxy and the test call share its cache).
     assert_eq!(idp.shared.exchanges.lock().unwrap().len(), 1);
     // The upstream got the canary, injected: the path was really exercised.

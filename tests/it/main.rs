@@ -32,6 +32,7 @@ mod policy;
 mod profiles;
 mod receipts;
 mod secrets;
+mod stigmem;
 mod tokens;
 mod upstream;
 mod workload;

@@ -17,7 +17,8 @@ pub struct Args {
     /// (0600, yours).
     #[arg(long, value_name = "REF", value_parser = crate::cli::secret_ref_value)]
     pub secret_ref: Option<String>,
-    /// keyring-ref: read the secret from standard input.
+    /// keyring-ref: read the secret from standard input; stigmem-ref: read
+    /// the node's API key from it.
     #[arg(long)]
     pub stdin: bool,
     /// cli-bridge: the program that prints the credential, and its
@@ -39,9 +40,22 @@ pub struct Args {
     /// oidc-exchange: the requested_token_type to ask for.
     #[arg(long, value_name = "T")]
     pub requested_token_type: Option<String>,
-    /// oidc-exchange: the scope to ask for.
+    /// oidc-exchange: the scope to ask for; stigmem-ref: the fact's scope
+    /// (local, team, company or public; default local).
     #[arg(long, value_name = "S")]
     pub scope: Option<String>,
+    /// stigmem-ref: the node's URL (https, or http on loopback).
+    #[arg(long, value_name = "URL")]
+    pub node: Option<String>,
+    /// stigmem-ref: the entity whose fact holds the credential.
+    #[arg(long, value_name = "E")]
+    pub entity: Option<String>,
+    /// stigmem-ref: the relation to read (default craik:credential:value).
+    #[arg(long, value_name = "R")]
+    pub relation: Option<String>,
+    /// stigmem-ref: how long to wait for the node (default 5s, at most 60s).
+    #[arg(long, value_name = "D")]
+    pub timeout: Option<String>,
     /// The provider endpoint, when not the family's default.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
@@ -69,6 +83,10 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         audience,
         requested_token_type,
         scope,
+        node,
+        entity,
+        relation,
+        timeout,
         base_url,
         allow_local_base_url,
         force,
@@ -76,12 +94,17 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
     } = args;
     let typed_local = id.starts_with("local:");
     let id: ProfileId = id.parse()?;
-    if stdin && kind != Kind::KeyringRef {
+    if stdin && !matches!(kind, Kind::KeyringRef | Kind::StigmemRef) {
         return Err(Error::input(
             format!("--stdin does not apply to --kind={kind}"),
-            "only keyring-ref stores a secret; api-key and secret-ref read theirs at use time",
+            "only keyring-ref stores a secret (and stigmem-ref its node's API key); api-key and secret-ref read theirs at use time",
         ));
     }
+    let (exchange_scope, stigmem_scope) = if kind == Kind::StigmemRef {
+        (None, scope)
+    } else {
+        (scope, None)
+    };
     let mut req = AddRequest {
         id,
         kind,
@@ -97,10 +120,20 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
             url: exchange_url,
             audience,
             requested_token_type,
-            scope,
+            scope: exchange_scope,
+        }),
+        stigmem: Some(manage::StigmemRequest {
+            node,
+            entity,
+            scope: stigmem_scope,
+            relation,
+            timeout,
         }),
     };
     manage::validate_add(&req)?;
+    if kind == Kind::StigmemRef && stdin {
+        req.secret = Some(term::read_secret_stdin()?);
+    }
     if kind == Kind::KeyringRef {
         req.secret = Some(if stdin {
             term::read_secret_stdin()?
