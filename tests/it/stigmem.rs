@@ -15,10 +15,12 @@ use crate::common::*;
 
 pub const NODE_KEY: &str = "node-api-key-canary-5521";
 
+/// (entity, relation, scope) -> (value, revoked)
+type Facts = HashMap<(String, String, String), (String, bool)>;
+
 #[derive(Default)]
 struct Node {
-    /// (entity, relation, scope) -> (value, revoked)
-    facts: Mutex<HashMap<(String, String, String), (String, bool)>>,
+    facts: Mutex<Facts>,
     reads: Mutex<usize>,
     /// Answer 410 instead of `"revoked": true`.
     gone: Mutex<bool>,
