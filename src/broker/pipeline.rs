@@ -395,7 +395,7 @@ impl Authorized {
         start: NewReceipt,
     ) -> crate::Result<Started> {
         let material = (self.profile.kind != Kind::Marker)
-            .then(|| crate::credential::material(ctx, &self.profile));
+            .then(|| crate::credential::material(ctx, &self.profile, self.operator.as_ref()));
         let identity_hash = match &material {
             Some(Ok(m)) => Some(
                 ctx.audit_key()?

@@ -265,6 +265,18 @@ fn program_binds(
     out
 }
 
+/// Binds `/dev/null` over `f` (and what it resolves to), if it exists.
+fn null_over(args: &mut Vec<OsString>, f: &Path) {
+    if !f.exists() {
+        return;
+    }
+    for p in std::iter::once(f.to_path_buf()).chain(std::fs::canonicalize(f).ok()) {
+        args.push("--ro-bind".into());
+        args.push("/dev/null".into());
+        args.push(p.into());
+    }
+}
+
 /// Whether `a` is `b` or one of its ancestors.
 fn covers(a: &Path, b: &Path) -> bool {
     b.starts_with(a)
@@ -353,16 +365,26 @@ pub fn command(
     // After the working directory, so a home inside it stays hidden.
     args.push("--tmpfs".into());
     args.push(craik_home.clone().into());
-    // The workload's token file (a pod's projected token): the agent is
-    // not the workload.
-    if let Some(f) = crate::operator::workload::token_file_in_use(home)
-        && f.exists()
-    {
-        for p in std::iter::once(f.clone()).chain(std::fs::canonicalize(&f).ok()) {
-            args.push("--ro-bind".into());
-            args.push("/dev/null".into());
-            args.push(p.into());
+    // The workload's token (a pod's projected token, a token file): the
+    // agent is not the workload. A projected token's directory is emptied
+    // (the kubelet rotates it through a symlink to a new directory, which
+    // a bind over today's file would miss); a single file is covered.
+    use crate::operator::workload::Source;
+    match crate::operator::workload::source_in_use(home) {
+        Some(Source::Kubernetes(f)) => {
+            let dir = f.parent().filter(|d| {
+                d.parent().is_some() && !covers(d, cwd) && !writable.iter().any(|w| covers(d, w))
+            });
+            match dir {
+                Some(d) if d.is_dir() => {
+                    args.push("--tmpfs".into());
+                    args.push(d.into());
+                }
+                _ => null_over(&mut args, &f),
+            }
         }
+        Some(Source::File(f)) => null_over(&mut args, &f),
+        _ => {}
     }
     args.push("--chdir".into());
     args.push(cwd.into());

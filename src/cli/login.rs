@@ -60,7 +60,7 @@ fn workload_json(s: &WorkloadSession) -> serde_json::Value {
 fn workload_login(args: LoginArgs, source: &str) -> craik::Result<i32> {
     let mut ctx = super::context()?;
     let config = WorkloadConfig::resolve(Source::parse(source)?, args.issuer, args.audience)?;
-    let s = workload::login(&mut ctx, &config)?;
+    let s = workload::login_now(&mut ctx, &config)?;
     if args.json {
         let mut v = workload_json(&s);
         v["event"] = "logged_in".into();
@@ -239,19 +239,29 @@ fn whoami_inner(json: bool) -> craik::Result<i32> {
 
 pub fn logout(json: bool) -> craik::Result<i32> {
     let mut ctx = super::context()?;
-    if let Some(w) = workload::logout(&mut ctx)? {
-        if json {
-            output::json(&serde_json::json!({
-                "logged_out": true, "subject": w.subject, "workload": w.source,
-                "revocation": "none",
-            }));
-        } else {
-            outln!(
-                "logged out workload {}: its session is deleted (the token is the platform's; nothing to revoke)",
-                craik::term::printable(&w.subject)
-            );
+    match workload::logout(&mut ctx)? {
+        Some(workload::Logout::Removed(w)) => {
+            if json {
+                output::json(&serde_json::json!({
+                    "logged_out": true, "subject": w.subject, "workload": w.source,
+                    "revocation": "none",
+                }));
+            } else {
+                outln!(
+                    "logged out workload {}: its session is deleted (the token is the platform's; nothing to revoke)",
+                    craik::term::printable(&w.subject)
+                );
+            }
+            return Ok(exit::OK);
         }
-        return Ok(exit::OK);
+        Some(workload::Logout::RemovedRefused) => {
+            return Err(OperatorError::SessionRemoved {
+                path: ctx.home.path(workload::SESSION_FILE),
+                why: "it does not match its seal".into(),
+            }
+            .into());
+        }
+        None => {}
     }
     match operator::logout(&mut ctx)? {
         None => {

@@ -50,10 +50,10 @@ fn expires(p: &Profile) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// Whether the cached token may be used by `operator` (an identity hash).
-fn cached_for(p: &Profile, operator: &str) -> bool {
+/// Whether the cached token may be used for `bound` ([`bound_to`]).
+fn cached_for(p: &Profile, bound: &str) -> bool {
     p.meta(META_ACCESS).is_some()
-        && p.meta(META_EXCHANGED_FOR) == Some(operator)
+        && p.meta(META_EXCHANGED_FOR) == Some(bound)
         && expires(p).is_some_and(|t| (t - Utc::now()).num_seconds() > WINDOW_SECS)
 }
 
@@ -83,21 +83,43 @@ struct Issued {
     expires_in: Option<i64>,
 }
 
-/// The profile's credential for the current operator: the cached one, or
-/// a new exchange.
+/// What the cached token is bound to: a keyed hash over the workload's
+/// issuer, subject, audience, source and every claim but the ones that
+/// change with each token (`exp`, `iat`, `nbf`, `jti`). Two workflows
+/// that share a subject but differ in a claim the exchange endpoint may
+/// trust on (`job_workflow_ref`) never share a token.
+fn bound_to(ctx: &Context, op: &crate::audit::Operator) -> crate::Result<String> {
+    let w = op.workload.as_ref().expect("a workload operator");
+    let claims: serde_json::Map<String, serde_json::Value> = w
+        .claims
+        .iter()
+        .filter(|(k, _)| !["exp", "iat", "nbf", "jti"].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let text = serde_json::json!({
+        "issuer": op.issuer, "subject": op.subject, "source": w.source, "claims": claims,
+    })
+    .to_string();
+    let key = crate::secret::seal::SealKey::load(&ctx.secrets)?;
+    Ok(key.seal(crate::secret::seal::Domain::Workload, text.as_bytes()))
+}
+
+/// The profile's credential for `operator`, the workload the call was
+/// authorized for: the cached one, or a new exchange of its token.
 pub(crate) fn access_token(
     ctx: &mut Context,
     profile: &Profile,
+    operator: Option<&crate::audit::Operator>,
 ) -> crate::Result<Zeroizing<String>> {
-    let Some(session) = crate::operator::workload::current(ctx)? else {
+    let Some(operator) = operator.filter(|o| o.workload.is_some()) else {
         return Err(fail(
             profile,
             "an oidc-exchange profile trades a workload's token, and no workload is the operator",
             "run it in the workload: CRAIK_WORKLOAD=github (or kubernetes, file:PATH), or craik login --workload",
         ));
     };
-    let operator = session.operator(ctx.audit_key()?);
-    if cached_for(profile, &operator.identity_hash) {
+    let bound = bound_to(ctx, operator)?;
+    if cached_for(profile, &bound) {
         return read(ctx, profile);
     }
     let _lock = ctx.home.lock(&format!("oauth-{}", profile.id))?;
@@ -107,7 +129,7 @@ pub(crate) fn access_token(
         .cloned()
         .ok_or_else(|| ProfileError::NotFound(profile.id.to_string()))?;
     // Another process exchanged while this one waited.
-    if cached_for(&current, &operator.identity_hash) {
+    if cached_for(&current, &bound) {
         return read(ctx, &current);
     }
     let (url, audience) = endpoint_of(&current).map_err(|why| {
@@ -120,11 +142,21 @@ pub(crate) fn access_token(
             ),
         )
     })?;
-    let config = session.config()?;
+    // The token read now must still be the authorized operator's.
+    let session = crate::operator::workload::load(&ctx.home)?
+        .filter(|s| s.subject == operator.subject && s.issuer == operator.issuer);
+    let config = match session {
+        Some(s) => s.config()?,
+        None => crate::operator::workload::WorkloadConfig::from_env()?.ok_or_else(|| {
+            crate::operator::OperatorError::Workload(
+                "the workload's session changed since the call was authorized; run it again".into(),
+            )
+        })?,
+    };
     let (subject_token, claims) = crate::operator::workload::verify(&ctx.home, &config)?;
-    if claims.subject != session.subject || claims.issuer != session.issuer {
+    if claims.subject != operator.subject || claims.issuer != operator.issuer {
         return Err(crate::operator::OperatorError::Workload(
-            "the workload's token now names another subject than its session; log in again: craik login --workload".into(),
+            "the workload's token now names another subject than the one the call was authorized for; run it again".into(),
         )
         .into());
     }
@@ -153,7 +185,8 @@ pub(crate) fn access_token(
         &current,
         &token,
         expires_at,
-        &operator,
+        operator,
+        &bound,
         issued.issued_token_type.as_deref(),
     )?;
     Ok(token)
@@ -216,6 +249,7 @@ fn store(
     token: &str,
     expires_at: DateTime<Utc>,
     operator: &crate::audit::Operator,
+    bound: &str,
     issued_type: Option<&str>,
 ) -> crate::Result<()> {
     let handle = match p.meta(META_ACCESS) {
@@ -248,7 +282,7 @@ fn store(
                 .insert(META_EXPIRES.into(), expires_at.to_rfc3339());
             q.metadata.insert(META_LAST_REFRESH.into(), now.clone());
             q.metadata
-                .insert(META_EXCHANGED_FOR.into(), operator.identity_hash.clone());
+                .insert(META_EXCHANGED_FOR.into(), bound.to_string());
         }
         Ok(())
     })

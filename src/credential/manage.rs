@@ -293,12 +293,18 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
     let home = ctx.home.clone();
     let store = ProfileStore::new(&home);
     let mut replaced_handle = None;
+    let mut replaced_access = None;
     let result = store.update(|file| {
         if let Some(old) = file.get(&req.id) {
             if !req.force {
                 return Err(ProfileError::Exists(req.id.clone()).into());
             }
             replaced_handle = old.meta(META_HANDLE).map(str::to_string);
+            if old.kind == Kind::OidcExchange {
+                replaced_access = old
+                    .meta(crate::profile::oauth_meta::META_ACCESS)
+                    .map(str::to_string);
+            }
             profile.created_at = old.created_at;
             profile.grants = old.grants.clone();
         }
@@ -358,7 +364,7 @@ pub fn add_profile(ctx: &mut Context, req: AddRequest) -> crate::Result<Profile>
         Ok(())
     });
     result?;
-    if let Some(h) = replaced_handle {
+    for h in [replaced_handle, replaced_access].into_iter().flatten() {
         let _ = ctx.secrets.delete(&h);
     }
     Ok(profile)

@@ -69,13 +69,16 @@ pub fn health(profile: &Profile, secrets: &Secrets) -> Health {
 /// Only the broker's pipeline calls this, once the receipt that starts the
 /// call is durable ([`crate::broker::pipeline`]); nothing else in craik
 /// hands material out.
+/// `operator` is the one the call was authorized for: an `oidc-exchange`
+/// profile exchanges that operator's token, and no other.
 pub(crate) fn material(
     ctx: &mut Context,
     p: &Profile,
+    operator: Option<&crate::audit::Operator>,
 ) -> crate::Result<crate::secret::SecretString> {
     let read = match p.kind {
         Kind::OAuth => oauth::access_token(ctx, p)?,
-        Kind::OidcExchange => exchange::access_token(ctx, p)?,
+        Kind::OidcExchange => exchange::access_token(ctx, p, operator)?,
         _ => source::resolve(p, &ctx.secrets)?,
     };
     Ok(crate::secret::hold(&read))
@@ -134,12 +137,17 @@ pub(crate) fn binding(ctx: &mut Context, profile: &Profile) -> crate::Result<Str
         .metadata
         .iter()
         .filter(|(k, _)| {
-            ![
+            let moving = [
                 META_EXPIRES,
                 META_LAST_REFRESH,
                 crate::profile::exchange::META_EXCHANGED_FOR,
             ]
-            .contains(&k.as_str())
+            .contains(&k.as_str());
+            // An exchange's cached token comes and goes; the profile names
+            // the same credential before and after.
+            let cached = profile.kind == Kind::OidcExchange
+                && k.as_str() == crate::profile::oauth_meta::META_ACCESS;
+            !moving && !cached
         })
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();

@@ -186,7 +186,26 @@ pub(crate) fn resolve(
         // Needs the operator, the home and a lock: see
         // crate::credential::exchange::access_token.
         Kind::OidcExchange => Err(SourceError::NoMaterial { id }),
-        Kind::StigmemRef => super::stigmem::material(profile, secrets),
+        Kind::StigmemRef => {
+            let key = match profile.meta(META_HANDLE) {
+                Some(h) => Some(
+                    secrets
+                        .get_for(h, &crate::secret::purpose::stigmem_key(&id))
+                        .map_err(|source| SourceError::Secret {
+                            id: id.clone(),
+                            source,
+                        })?,
+                ),
+                None => None,
+            };
+            super::stigmem::material(profile, key.as_ref().map(|k| k.as_slice())).map_err(|r| {
+                SourceError::Stigmem {
+                    id,
+                    why: r.why,
+                    hint: r.hint,
+                }
+            })
+        }
         // Needs the home (refresh, lock): see crate::credential::oauth::access_token.
         Kind::OAuth => Err(SourceError::OAuth {
             id,

@@ -16,23 +16,28 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::source::SourceError;
+use crate::profile::Profile;
 use crate::profile::stigmem::{Fact, of};
-use crate::profile::{META_HANDLE, Profile};
-use crate::secret::Secrets;
 
 const MAX_ANSWER: u64 = 1024 * 1024;
 
-fn fail(p: &Profile, why: impl Into<String>, hint: impl Into<String>) -> SourceError {
-    SourceError::Stigmem {
-        id: p.id.to_string(),
+/// Why no value was read: what happened and what to do.
+#[derive(Debug)]
+pub struct Refusal {
+    pub why: String,
+    pub hint: String,
+}
+
+fn fail(_p: &Profile, why: impl Into<String>, hint: impl Into<String>) -> Refusal {
+    Refusal {
         why: why.into(),
         hint: hint.into(),
     }
 }
 
-/// The fact's value, read now.
-pub(crate) fn material(p: &Profile, secrets: &Secrets) -> Result<Zeroizing<String>, SourceError> {
+/// The fact's value, read now, with the node's API key when the profile
+/// has one (the caller reads it from the secret store).
+pub(crate) fn material(p: &Profile, key: Option<&[u8]>) -> Result<Zeroizing<String>, Refusal> {
     let fact = of(p).map_err(|why| {
         fail(
             p,
@@ -43,25 +48,10 @@ pub(crate) fn material(p: &Profile, secrets: &Secrets) -> Result<Zeroizing<Strin
             ),
         )
     })?;
-    let key = match p.meta(META_HANDLE) {
-        Some(h) => Some(
-            secrets
-                .get_for(h, &crate::secret::purpose::stigmem_key(&p.id.to_string()))
-                .map_err(|source| SourceError::Secret {
-                    id: p.id.to_string(),
-                    source,
-                })?,
-        ),
-        None => None,
-    };
-    fetch(p, &fact, key.as_ref().map(|k| k.as_slice()))
+    fetch(p, &fact, key)
 }
 
-fn fetch(
-    p: &Profile,
-    fact: &Fact<'_>,
-    key: Option<&[u8]>,
-) -> Result<Zeroizing<String>, SourceError> {
+fn fetch(p: &Profile, fact: &Fact<'_>, key: Option<&[u8]>) -> Result<Zeroizing<String>, Refusal> {
     let mut url = url::Url::parse(fact.node)
         .map_err(|_| fail(p, "node_url is not a URL", "check the profile's --node"))?;
     url.path_segments_mut()
@@ -190,7 +180,7 @@ fn fetch(
     }
 }
 
-fn revoked(p: &Profile, who: &str) -> SourceError {
+fn revoked(p: &Profile, who: &str) -> Refusal {
     fail(
         p,
         format!("the node says {who} was revoked"),

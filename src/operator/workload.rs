@@ -43,12 +43,19 @@ const MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// Claims every JWT has; receipts leave them out of a login's claims.
 const REGISTERED: &[&str] = &["iss", "sub", "aud", "exp", "iat", "nbf", "jti"];
 
-/// Where the workload's token comes from.
+/// Where the workload's token comes from. File paths are absolute,
+/// resolved when the source is named (a later command from another
+/// directory, or with another `CRAIK_WORKLOAD_TOKEN_FILE`, reads the same
+/// file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Github,
-    Kubernetes,
+    Kubernetes(PathBuf),
     File(PathBuf),
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 impl Source {
@@ -56,9 +63,14 @@ impl Source {
     pub fn parse(s: &str) -> Result<Source, OperatorError> {
         match s {
             "github" => Ok(Source::Github),
-            "kubernetes" => Ok(Source::Kubernetes),
+            "kubernetes" => Ok(Source::Kubernetes(absolute(
+                &std::env::var_os("CRAIK_WORKLOAD_TOKEN_FILE")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(KUBERNETES_TOKEN_FILE)),
+            ))),
             _ => match s.strip_prefix("file:") {
-                Some(p) if !p.is_empty() => Ok(Source::File(PathBuf::from(p))),
+                Some(p) if !p.is_empty() => Ok(Source::File(absolute(std::path::Path::new(p)))),
                 _ => Err(OperatorError::BadWorkload(s.to_string())),
             },
         }
@@ -67,21 +79,16 @@ impl Source {
     pub fn label(&self) -> String {
         match self {
             Source::Github => "github".into(),
-            Source::Kubernetes => "kubernetes".into(),
+            Source::Kubernetes(_) => "kubernetes".into(),
             Source::File(p) => format!("file:{}", p.display()),
         }
     }
 
-    fn file(&self) -> Option<PathBuf> {
+    /// The token's file, for a file source.
+    pub fn file(&self) -> Option<&std::path::Path> {
         match self {
             Source::Github => None,
-            Source::Kubernetes => Some(
-                std::env::var_os("CRAIK_WORKLOAD_TOKEN_FILE")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(KUBERNETES_TOKEN_FILE)),
-            ),
-            Source::File(p) => Some(p.clone()),
+            Source::Kubernetes(p) | Source::File(p) => Some(p),
         }
     }
 }
@@ -139,7 +146,7 @@ impl WorkloadConfig {
 /// The workload's current token, from its source. Never stored by craik.
 pub fn token(config: &WorkloadConfig) -> Result<SecretString, OperatorError> {
     let raw = match config.source.file() {
-        Some(path) => read_token_file(&path)?,
+        Some(path) => read_token_file(path)?,
         None => github_token(config)?,
     };
     Ok(SecretString::from(raw))
@@ -201,9 +208,13 @@ fn github_token(config: &WorkloadConfig) -> Result<String, OperatorError> {
         .send()
         .map_err(|e| OperatorError::Workload(format!("asking GitHub for a token failed: {e}")))?;
     let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .map_err(|e| OperatorError::Workload(format!("reading GitHub's answer failed: {e}")))?;
+    let mut bytes = Vec::new();
+    {
+        use std::io::Read as _;
+        resp.take(MAX_TOKEN_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| OperatorError::Workload(format!("reading GitHub's answer failed: {e}")))?;
+    }
     if !status.is_success() {
         return Err(OperatorError::Workload(format!(
             "GitHub's token endpoint answered HTTP {}",
@@ -222,14 +233,13 @@ fn github_token(config: &WorkloadConfig) -> Result<String, OperatorError> {
         .ok_or_else(|| OperatorError::Workload("GitHub's answer has no token value".into()))
 }
 
-/// The token file of the workload in use (`CRAIK_WORKLOAD`, else the
-/// session's), for the sandbox to hide; `None` for GitHub or no workload.
-pub fn token_file_in_use(home: &Home) -> Option<PathBuf> {
-    let source = match env("CRAIK_WORKLOAD") {
-        Some(s) => Source::parse(&s).ok()?,
-        None => Source::parse(&load(home).ok()??.source).ok()?,
-    };
-    source.file()
+/// The source of the workload in use (`CRAIK_WORKLOAD`, else the
+/// session's), for the sandbox to hide its token file.
+pub fn source_in_use(home: &Home) -> Option<Source> {
+    match env("CRAIK_WORKLOAD") {
+        Some(s) => Source::parse(&s).ok(),
+        None => load(home).ok()??.config().ok().map(|c| c.source),
+    }
 }
 
 /// The session: who the workload is, until its token expires.
@@ -248,6 +258,15 @@ pub struct WorkloadSession {
     pub acquired_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// The token's file (absolute), for `kubernetes` and `file:` sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+    /// A keyed hash of what the session was made from: the token itself
+    /// for a file source, this job's `ACTIONS_ID_TOKEN_REQUEST_*` for
+    /// GitHub. The session is used only while its source still gives the
+    /// same: another job sharing the home, a rotated or replaced token
+    /// file, makes a new login.
+    pub binding: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
 }
@@ -279,8 +298,12 @@ impl WorkloadSession {
     /// The configuration it was made with (to renew it, or to read its
     /// token again for an exchange).
     pub fn config(&self) -> Result<WorkloadConfig, OperatorError> {
+        let source = match (self.source.as_str(), &self.token_file) {
+            ("kubernetes", Some(f)) => Source::Kubernetes(PathBuf::from(f)),
+            (s, _) => Source::parse(s)?,
+        };
         Ok(WorkloadConfig {
-            source: Source::parse(&self.source)?,
+            source,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             ca_file: self.ca_file.clone().map(PathBuf::from),
@@ -288,7 +311,10 @@ impl WorkloadSession {
     }
 
     fn matches(&self, c: &WorkloadConfig) -> bool {
-        self.source == c.source.label() && self.issuer == c.issuer && self.audience == c.audience
+        self.source == c.source.label()
+            && self.token_file.as_deref().map(std::path::Path::new) == c.source.file()
+            && self.issuer == c.issuer
+            && self.audience == c.audience
     }
 
     /// The claims a login receipt names: all but the registered ones.
@@ -391,9 +417,13 @@ fn get_json(
     if !resp.status().is_success() {
         return Err(bad(format!("HTTP {}", resp.status().as_u16())));
     }
-    let bytes = resp
-        .bytes()
-        .map_err(|e| bad(super::flow::one_line(&e.to_string())))?;
+    let mut bytes = Vec::new();
+    {
+        use std::io::Read as _;
+        resp.take(MAX_DOC_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(super::flow::one_line(&e.to_string())))?;
+    }
     if bytes.len() > MAX_DOC_BYTES {
         return Err(bad("larger than 1 MiB".into()));
     }
@@ -486,13 +516,35 @@ pub fn verify(
     Ok((raw, claims))
 }
 
+/// The binding of a source as it is now (see [`WorkloadSession::binding`]):
+/// `raw` is the token just read, for a file source; GitHub's comes from
+/// the job's environment. `None`: nothing to bind to (GitHub's variables
+/// are not set: this is not that job).
+fn binding(home: &Home, config: &WorkloadConfig, raw: Option<&str>) -> Option<String> {
+    let key = super::flow::seal_key(home)?;
+    let mut bytes = config.source.label().into_bytes();
+    bytes.push(0);
+    match &config.source {
+        Source::Github => {
+            bytes.extend(env("ACTIONS_ID_TOKEN_REQUEST_URL")?.as_bytes());
+            bytes.push(0);
+            bytes.extend(env("ACTIONS_ID_TOKEN_REQUEST_TOKEN")?.as_bytes());
+        }
+        Source::Kubernetes(_) | Source::File(_) => match raw {
+            Some(t) => bytes.extend(t.as_bytes()),
+            None => bytes.extend(token(config).ok()?.expose_secret().as_bytes()),
+        },
+    }
+    Some(key.seal(Domain::Workload, &bytes))
+}
+
 /// `craik login --workload`: reads and validates the token, writes the
 /// `login` receipt (flow `workload`, the source, the claims) and the
 /// session. A token that fails leaves a failed `login` receipt.
 pub fn login(ctx: &mut Context, config: &WorkloadConfig) -> crate::Result<WorkloadSession> {
     ctx.audit()?;
-    let claims = match verify(&ctx.home, config) {
-        Ok((_, c)) => c,
+    let (raw, claims) = match verify(&ctx.home, config) {
+        Ok(v) => v,
         Err(e) => {
             let r = NewReceipt::new(ReceiptKind::Login, Status::Failed)
                 .reason(e.to_string())
@@ -504,9 +556,14 @@ pub fn login(ctx: &mut Context, config: &WorkloadConfig) -> crate::Result<Worklo
             return Err(e.into());
         }
     };
+    let binding = binding(&ctx.home, config, Some(raw.expose_secret()))
+        .ok_or_else(|| OperatorError::Workload("cannot bind the session to its source".into()))?;
+    drop(raw);
     let s = WorkloadSession {
         version: 1,
         source: config.source.label(),
+        token_file: config.source.file().map(|p| p.display().to_string()),
+        binding,
         issuer: claims.issuer,
         audience: config.audience.clone(),
         subject: claims.subject,
@@ -519,57 +576,66 @@ pub fn login(ctx: &mut Context, config: &WorkloadConfig) -> crate::Result<Worklo
         ca_file: config.ca_file.as_ref().map(|p| p.display().to_string()),
         seal: None,
     };
-    let receipt = NewReceipt::new(ReceiptKind::Login, Status::Ok)
+    let mut receipt = NewReceipt::new(ReceiptKind::Login, Status::Ok)
         .operator(Some(s.operator(ctx.audit_key()?)))
         .detail("flow", "workload")
         .detail("issuer", s.issuer.as_str())
         .detail("audience", s.audience.as_str())
-        .detail("expires_at", s.expires_at.to_rfc3339())
-        .detail("claims", s.claims_for_receipt());
+        .detail("expires_at", s.expires_at.to_rfc3339());
+    // With receipts naming operators by hash only, the claims (an actor's
+    // name, a pod's) stay out too.
+    if std::env::var("CRAIK_RECEIPT_OPERATOR").as_deref() != Ok("hash") {
+        receipt = receipt.detail("claims", s.claims_for_receipt());
+    }
     ctx.record(receipt)?;
     save(ctx, &s)?;
     Ok(s)
 }
 
-/// The workload operator, if any: with `CRAIK_WORKLOAD` set, the session
-/// made from it (a new one when there is none, it names another source, or
-/// it is within 30 s of expiry); otherwise the session `craik login
-/// --workload` made, renewed from its source near expiry. A session whose
-/// token expired and cannot be renewed is deleted (exit 6).
+/// The workload operator, if any: with `CRAIK_WORKLOAD` set, the workload
+/// it names; otherwise the one `craik login --workload` made. Its session
+/// is used while its source still gives what it was made from (the same
+/// token file, the same GitHub job) and its token has more than 30 s
+/// left; otherwise the token is read and validated again (a new `login`
+/// receipt). A session whose source is gone is deleted (exit 6).
 pub fn current(ctx: &mut Context) -> crate::Result<Option<WorkloadSession>> {
     let wanted = WorkloadConfig::from_env()?;
     let loaded = match load(&ctx.home) {
         Ok(s) => s,
         Err(e) => return Err(super::session::refuse_forged(ctx, e)),
     };
-    match (&wanted, &loaded) {
-        (Some(c), Some(s)) if s.matches(c) && !s.near_expiry() => return Ok(loaded),
-        (None, Some(s)) if !s.near_expiry() => return Ok(loaded),
-        (None, None) => return Ok(None),
-        _ => {}
-    }
-    let _lock = ctx.home.lock(SESSION_FILE)?;
-    // Another process renewed it while this one waited.
-    if let Ok(Some(s)) = load(&ctx.home)
-        && Some(&s) != loaded.as_ref()
-        && !s.near_expiry()
-        && wanted.as_ref().is_none_or(|c| s.matches(c))
-    {
-        return Ok(Some(s));
-    }
     let config = match (wanted, &loaded) {
         (Some(c), _) => c,
         (None, Some(s)) => s.config()?,
         (None, None) => return Ok(None),
     };
+    let usable = |s: &WorkloadSession, home: &Home| {
+        s.matches(&config)
+            && !s.near_expiry()
+            && binding(home, &config, None).as_deref() == Some(s.binding.as_str())
+    };
+    if let Some(s) = &loaded
+        && usable(s, &ctx.home)
+    {
+        return Ok(loaded);
+    }
+    let _lock = ctx.home.lock(SESSION_FILE)?;
+    // Another process logged in again while this one waited.
+    let now = load(&ctx.home).ok().flatten();
+    if let Some(s) = &now
+        && Some(s) != loaded.as_ref()
+        && usable(s, &ctx.home)
+    {
+        return Ok(now);
+    }
     match login(ctx, &config) {
         Ok(s) => Ok(Some(s)),
-        Err(e) => match loaded {
-            Some(s) if s.matches(&config) && !s.expired() => Ok(Some(s)),
+        Err(e) => match now {
+            // The session's own source failed: it is not kept past that.
             Some(s) if s.matches(&config) => {
                 ctx.home.remove(SESSION_FILE)?;
                 Err(OperatorError::Expired(format!(
-                    "the workload's token expired and a new one could not be read: {e}"
+                    "the workload's session no longer matches its source, and its token could not be read again: {e}"
                 ))
                 .into())
             }
@@ -578,9 +644,23 @@ pub fn current(ctx: &mut Context) -> crate::Result<Option<WorkloadSession>> {
     }
 }
 
+/// `craik login --workload` from the command line: [`login`] under the
+/// session's lock.
+pub fn login_now(ctx: &mut Context, config: &WorkloadConfig) -> crate::Result<WorkloadSession> {
+    let _lock = ctx.home.lock(SESSION_FILE)?;
+    login(ctx, config)
+}
+
+/// What `craik logout` did with a workload session.
+pub enum Logout {
+    Removed(Box<WorkloadSession>),
+    /// A refused (unsealed) session file, removed without trusting it.
+    RemovedRefused,
+}
+
 /// `craik logout` for a workload: the session goes (there is nothing to
 /// revoke: the token belongs to the platform), with a `logout` receipt.
-pub fn logout(ctx: &mut Context) -> crate::Result<Option<WorkloadSession>> {
+pub fn logout(ctx: &mut Context) -> crate::Result<Option<Logout>> {
     let _lock = ctx.home.lock(SESSION_FILE)?;
     let s = match load(&ctx.home) {
         Ok(Some(s)) => Some(s),
@@ -597,5 +677,8 @@ pub fn logout(ctx: &mut Context) -> crate::Result<Option<WorkloadSession>> {
     };
     ctx.record(r)?;
     ctx.home.remove(SESSION_FILE)?;
-    Ok(s)
+    Ok(Some(match s {
+        Some(s) => Logout::Removed(Box::new(s)),
+        None => Logout::RemovedRefused,
+    }))
 }

@@ -333,6 +333,15 @@ impl Policy {
             &envelope.allowed_workload_issuers,
         )?;
         let bound_claims = compile_claims(path, envelope.bound_claims.as_ref())?;
+        // Claims mean something only from an issuer the policy trusts: a
+        // token from any issuer can carry any claim.
+        if !bound_claims.is_empty() && envelope.allowed_workload_issuers.is_none() {
+            return Err(PolicyError::BoundClaim {
+                path: path.to_path_buf(),
+                claim: bound_claims[0].claim.clone(),
+                why: "bound_claims needs allowed_workload_issuers in the same envelope (claims are only as good as the issuer that signed them)".into(),
+            });
+        }
         for (field, list) in [
             ("allowed_operator_groups", &envelope.allowed_operator_groups),
             (

@@ -34,6 +34,9 @@ pub fn of(p: &Profile) -> Result<Fact<'_>, String> {
         .meta(META_NODE)
         .ok_or("kind stigmem-ref needs metadata node_url")?;
     crate::operator::check_issuer(node).map_err(|e| format!("node_url: {e}"))?;
+    if super::exchange::has_userinfo(node) {
+        return Err("node_url must not hold a user name or password (store the node's API key with --stdin)".into());
+    }
     let entity = p
         .meta(META_ENTITY)
         .filter(|e| !e.trim().is_empty())

@@ -215,3 +215,36 @@ fn every_option_has_help_text() {
         bare.join("\n")
     );
 }
+
+/// The GitHub Actions example runs craik commands that exist, with flags
+/// craik takes (each is parsed by clap, up to `--help`).
+#[test]
+fn the_workflow_example_uses_real_commands() {
+    let env = Env::new();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/examples/github-actions-workflow.yml"
+    ))
+    .expect("the workflow example");
+    // Join continued lines, then take each `c ...` (the step's craik).
+    let joined = text.replace("\\\n", " ");
+    let mut seen = 0;
+    for line in joined.lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix("c ") else {
+            continue;
+        };
+        let rest = rest
+            .split(" -- ")
+            .next()
+            .unwrap()
+            .split(" >")
+            .next()
+            .unwrap();
+        let mut args: Vec<&str> = rest.split_whitespace().collect();
+        args.push("--help");
+        let r = env.run(&args);
+        assert_eq!(r.code, 0, "craik {rest}: {}", r.stderr);
+        seen += 1;
+    }
+    assert!(seen >= 5, "found {seen} craik commands in the example");
+}

@@ -111,7 +111,9 @@ async fn github(
         .lock()
         .unwrap()
         .push(format!("{} audience={:?}", auth, q.get("audience")));
-    if auth != format!("Bearer {REQUEST_TOKEN}") || !q.contains_key("api-version") {
+    // Each job has its own request token: this one's, or another job's
+    // (`<REQUEST_TOKEN>-<job>`).
+    if !auth.starts_with(&format!("Bearer {REQUEST_TOKEN}")) || !q.contains_key("api-version") {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let mut claims = s.github_claims.lock().unwrap().clone();
@@ -301,14 +303,17 @@ fn a_github_actions_job_is_the_operator_and_policies_bind_its_claims() {
     assert_eq!(login["details"]["flow"], "workload");
     assert_eq!(login["details"]["claims"]["workflow"], "ci");
 
-    // Another repository's job: denied by the bound claim (exit 3), the
-    // receipt naming the condition and the value it saw. It is a new
-    // session (CRAIK_WORKLOAD asks again when the session is not the one
-    // wanted: here, we drop it as a new job would start clean).
-    std::fs::remove_file(env.home.join("workload-session.json")).unwrap();
+    // Another repository's job on the same runner, sharing the home: its
+    // own request token makes a new session (never the first job's), and
+    // the bound claim denies it (exit 3), the receipt naming the
+    // condition and the value it saw.
     idp.shared.github_claims.lock().unwrap()["repository"] = json!("other-org/app");
     idp.shared.github_claims.lock().unwrap()["sub"] =
         json!("repo:other-org/app:ref:refs/heads/main");
+    env.set(
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        &format!("{REQUEST_TOKEN}-job2"),
+    );
     let d = env.run(&["auth", "check", "openai:ci"]);
     d.code(3);
     assert!(d.stderr.contains("bound_claims"), "{}", d.stderr);
@@ -331,6 +336,7 @@ fn a_github_actions_job_is_the_operator_and_policies_bind_its_claims() {
     assert!(p.stderr.contains("CRAIK_WORKLOAD"), "{}", p.stderr);
 
     // craik login --workload github, then logout.
+    env.set("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN);
     idp.shared.github_claims.lock().unwrap()["repository"] = json!("my-org/app");
     let l = env.run(&["login", "--workload", "github"]);
     l.ok();
