@@ -29,6 +29,8 @@ pub enum Error {
     Operator(#[from] crate::operator::OperatorError),
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Team(#[from] crate::team::TeamError),
     /// Denied by policy or by a grant (exit 3; exit 6 when
     /// `login_required`: nobody is logged in and a failing condition is
     /// about who the operator is). `conditions` names every condition
@@ -139,6 +141,7 @@ impl Error {
             Error::Duration(e) => Some(e.hint()),
             Error::Audit(e) => e.hint(),
             Error::Operator(e) => e.hint(),
+            Error::Team(e) => e.hint(),
             Error::Input { hint, .. } => Some(hint.clone()),
             Error::Internal { .. } | Error::Bug(_) => Some(
                 "this is not something you did: run it again, and if it persists report it with this error line"
@@ -181,6 +184,7 @@ impl Error {
         match self {
             Error::Audit(e) => e.exit_code(),
             Error::Operator(e) => e.exit_code(),
+            Error::Team(e) => e.exit_code(),
             Error::Agent(e) => e.exit_code(),
             Error::Denied {
                 login_required: true,

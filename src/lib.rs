@@ -34,6 +34,7 @@ pub mod pool;
 pub mod profile;
 pub mod provider;
 pub mod secret;
+pub mod team;
 pub mod term;
 
 pub use error::{Error, Result};

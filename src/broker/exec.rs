@@ -147,6 +147,7 @@ fn prepare_child(
             let upstream = Upstream::new(call.clone(), recheck)?;
             let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
             super::auto_checkpoints(ctx, &committer);
+            super::ship_to_team(&ctx.home);
             let state = Arc::new(ProxyState::new(
                 proxy::new_token(),
                 family,

@@ -92,6 +92,23 @@ pub fn start_proxy(ctx: &mut Context, spec: &CallSpec) -> crate::Result<ProxySes
 /// since the last, or an hour) from the small checkpoint file. One that
 /// cannot be made now is tried again later; receipts are durable either
 /// way.
+/// While a proxy runs, its receipts go to the team store every second
+/// (when this home is in a team): the backlog stays small however long
+/// the proxy runs. The thread ends with the process.
+pub(crate) fn ship_to_team(home: &crate::home::Home) {
+    if !home.path(crate::team::CONFIG_FILE).exists() {
+        return;
+    }
+    let home = home.clone();
+    std::thread::spawn(move || {
+        let mut ctx = crate::context::Context::open(home);
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let _ = crate::team::ship(&mut ctx);
+        }
+    });
+}
+
 pub(crate) fn auto_checkpoints(
     ctx: &crate::context::Context,
     committer: &crate::audit::group::GroupCommitter,

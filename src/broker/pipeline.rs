@@ -180,8 +180,9 @@ impl Resolved {
             _ => load_profile(ctx, &self.id)?,
         };
         // Fail closed before deciding anything: every outcome leaves a
-        // receipt.
+        // receipt, and a team's store is not left too far behind.
         ctx.audit()?;
+        crate::team::check_backlog(ctx)?;
         let operator = crate::operator::current(ctx)?;
         let evaluation = policy::evaluate(&policies, &profile, operator.as_ref());
         let mut authorized = Authorized {

@@ -1326,6 +1326,7 @@ impl Proxy {
         let family = crate::provider::info(sessions.upstreams[0].profile().provider_family);
         let committer = GroupCommitter::start(ctx.open_audit_log()?)?;
         super::auto_checkpoints(ctx, &committer);
+        super::ship_to_team(&ctx.home);
         let state = Arc::new(ProxyState::new(
             new_token(),
             family,

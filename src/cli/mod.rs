@@ -9,6 +9,7 @@ mod login;
 mod output;
 mod policy;
 mod receipts;
+mod team;
 
 use std::ffi::OsString;
 
@@ -53,6 +54,9 @@ enum Command {
     Agent(agent::AgentCommand),
     /// A local reverse proxy that injects the credential.
     Proxy(broker::ProxyArgs),
+    /// The team store: receipts of every member's home in PostgreSQL.
+    #[command(subcommand)]
+    Team(team::TeamCommand),
     /// Sign in with OpenID Connect (device code, or --browser).
     Login(login::LoginArgs),
     /// Show the logged-in operator.
@@ -301,6 +305,12 @@ pub fn run() -> i32 {
             return exit::USAGE;
         }
     };
+    // Commands that may have written receipts ship them to the team store
+    // afterwards (when this home is in a team).
+    let ships = !matches!(
+        cli.command,
+        Command::Team(_) | Command::Completions { .. } | Command::SandboxRelay { .. }
+    );
     let result = match cli.command {
         Command::Auth(cmd) => auth::run(cmd),
         Command::Receipts(cmd) => receipts::run(cmd),
@@ -312,6 +322,7 @@ pub fn run() -> i32 {
         Command::Exec(args) => broker::exec(args),
         Command::Agent(cmd) => agent::run(cmd),
         Command::Proxy(args) => broker::proxy(args),
+        Command::Team(cmd) => team::run(cmd),
         Command::Whoami { json } => login::whoami(json),
         Command::Logout { json } => login::logout(json),
         Command::SandboxRelay { addr, socket, argv } => {
@@ -323,6 +334,13 @@ pub fn run() -> i32 {
             Ok(exit::OK)
         }
     };
+    if ships
+        && craik::home::Home::open_default()
+            .is_ok_and(|h| h.path(craik::team::CONFIG_FILE).exists())
+        && let Ok(mut ctx) = context()
+    {
+        craik::team::ship_quietly(&mut ctx);
+    }
     let code = match result {
         Ok(code) => code,
         // Failed on writing to a reader that has gone: end quietly.

@@ -38,6 +38,8 @@ pub enum Domain {
     OidcCache,
     /// `workload-session.json`.
     Workload,
+    /// `team.json`.
+    Team,
 }
 
 impl Domain {
@@ -50,6 +52,7 @@ impl Domain {
             Domain::AgentConfig => b"craik-seal-agent-config-v1",
             Domain::OidcCache => b"craik-seal-oidc-cache-v1",
             Domain::Workload => b"craik-seal-workload-session-v1",
+            Domain::Team => b"craik-seal-team-config-v1",
         }
     }
 }

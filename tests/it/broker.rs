@@ -8,15 +8,15 @@ use std::time::Duration;
 use crate::common::{Env, Run, canary, contains, files_under, receipts};
 use crate::upstream::{Behavior, Upstream};
 
-struct Proxy {
+pub(crate) struct Proxy {
     child: Option<Child>,
-    url: String,
-    token: String,
+    pub(crate) url: String,
+    pub(crate) token: String,
     out: serde_json::Value,
 }
 
 impl Proxy {
-    fn start(env: &Env, args: &[&str]) -> Proxy {
+    pub(crate) fn start(env: &Env, args: &[&str]) -> Proxy {
         let mut full = vec!["proxy", "--json"];
         full.extend_from_slice(args);
         let mut c = env.command(&full);
@@ -53,7 +53,7 @@ impl Proxy {
         rustix::process::Pid::from_raw(self.child.as_ref().unwrap().id() as i32).unwrap()
     }
 
-    fn stop(mut self) -> Run {
+    pub(crate) fn stop(mut self) -> Run {
         rustix::process::kill_process(self.pid(), rustix::process::Signal::TERM).unwrap();
         let out = self.child.take().unwrap().wait_with_output().unwrap();
         crate::common::to_run(out)

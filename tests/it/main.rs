@@ -33,6 +33,7 @@ mod profiles;
 mod receipts;
 mod secrets;
 mod stigmem;
+mod team;
 mod tokens;
 mod upstream;
 mod workload;

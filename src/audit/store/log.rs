@@ -622,6 +622,22 @@ impl AuditLog {
             .map_err(|e| self.unavailable(e))
     }
 
+    /// Up to `limit` receipts after `seq`, oldest first (what the team
+    /// store lacks).
+    pub fn after(&self, seq: i64, limit: usize) -> Result<Vec<Receipt>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM receipts WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))
+            .map_err(|e| self.unavailable(e))?;
+        let rows = st
+            .query_map(params![seq, limit as i64], row_to_receipt)
+            .map_err(|e| self.unavailable(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.unavailable(e))
+    }
+
     /// Appends one receipt durably and returns it.
     pub fn append(&mut self, r: NewReceipt) -> Result<Receipt> {
         Ok(self.append_batch(vec![r])?.remove(0))

@@ -12,17 +12,59 @@ pub struct Args {
     /// audit-signing.pub.
     #[arg(long, value_name = "KEY|FILE")]
     pub public_key: Option<String>,
+    /// Every chain of the team store instead of this home's log (a
+    /// read-only login suffices).
+    #[arg(long, conflicts_with_all = ["checkpoint", "public_key"])]
+    pub team: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+fn run_team(mut ctx: Context, json: bool) -> craik::Result<i32> {
+    let chains = craik::team::verify(&mut ctx)?;
+    let ok = chains.iter().all(|c| c.damage.is_none());
+    if json {
+        let list: Vec<serde_json::Value> = chains
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "home_id": c.home_id, "label": c.label, "receipts": c.receipts,
+                    "damage": c.damage.as_ref().map(|(seq, what)| serde_json::json!({"seq": seq, "what": what})),
+                })
+            })
+            .collect();
+        output::json(&serde_json::json!({"ok": ok, "chains": list}));
+    } else {
+        for c in &chains {
+            match &c.damage {
+                None => outln!(
+                    "ok    home {} ({}): {} receipts verify",
+                    c.home_id,
+                    craik::term::printable(&c.label),
+                    c.receipts
+                ),
+                Some((seq, what)) => outln!(
+                    "FAIL  home {} ({}): receipt {seq}: {what}",
+                    c.home_id,
+                    craik::term::printable(&c.label)
+                ),
+            }
+        }
+    }
+    Ok(if ok { exit::OK } else { exit::ERROR })
 }
 
 pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
     let Args {
         checkpoint: files,
         public_key,
+        team,
         json,
     } = args;
+    if team {
+        return run_team(ctx, json);
+    }
     let key_given = public_key.is_some();
     let trusted = match public_key {
         Some(k) => Some(craik::audit::checkpoint::trusted_key(&k)?),

@@ -1,0 +1,198 @@
+//! `craik team`: the PostgreSQL team store (docs/team.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use craik::exit;
+use craik::team;
+
+use super::output::{self, outln};
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create the team store's tables, roles and triggers (needs DDL
+    /// rights; run once per database, by its administrator).
+    Init(InitArgs),
+    /// Join this home to a team store: register its chain as this
+    /// login's and ship its receipts there from now on.
+    Join(JoinArgs),
+    /// The team store, this home's chain in it, and what is not shipped.
+    Status {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy this home's receipts into its chain now (all of them, once;
+    /// running it again ships only what is new), then check the chain.
+    MigrateLocal {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// postgres://USER@HOST:PORT/DB (default: CRAIK_AUDIT_URL); no
+    /// password in it.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Read the database password from standard input (else a .pgpass
+    /// file, or none).
+    #[arg(long)]
+    password_stdin: bool,
+    /// A CA certificate (PEM) to trust for the server's TLS.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// postgres://USER@HOST:PORT/DB (default: CRAIK_AUDIT_URL); no
+    /// password in it.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Read the database password from standard input; it is kept in the
+    /// secret store (else a .pgpass file, or none).
+    #[arg(long)]
+    password_stdin: bool,
+    /// A CA certificate (PEM) to trust for the server's TLS.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// A name for this home in the team's listings (default: the host
+    /// name).
+    #[arg(long, value_name = "NAME")]
+    label: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn url_of(url: Option<String>) -> craik::Result<String> {
+    url.or_else(|| {
+        std::env::var("CRAIK_AUDIT_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    })
+    .ok_or_else(|| {
+        craik::Error::input(
+            "no team store named",
+            "pass --url postgres://USER@HOST:PORT/DB or set CRAIK_AUDIT_URL",
+        )
+    })
+}
+
+fn password(stdin: bool) -> craik::Result<Option<String>> {
+    if !stdin {
+        return Ok(None);
+    }
+    let p = craik::term::read_secret_stdin()?;
+    Ok(Some(p.as_str().to_string()))
+}
+
+pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
+    match cmd {
+        TeamCommand::Init(a) => {
+            let url = url_of(a.url)?;
+            let pw = password(a.password_stdin)?;
+            let version = team::init(&url, pw.as_deref(), a.ca_file.as_deref())?;
+            if a.json {
+                output::json(&serde_json::json!({"schema_version": version}));
+            } else {
+                outln!("the team store at {url} has craik's schema (version {version})");
+                outln!(
+                    "grant its roles to your team's logins: GRANT craik_writer TO alice; GRANT craik_reader TO auditor;"
+                );
+            }
+            Ok(exit::OK)
+        }
+        TeamCommand::Join(a) => {
+            let mut ctx = super::context()?;
+            let url = url_of(a.url)?;
+            let pw = password(a.password_stdin)?;
+            let label = a.label.unwrap_or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_default()
+            });
+            let j = team::join(&mut ctx, &url, pw, a.ca_file, &label)?;
+            let shipped = team::ship(&mut ctx)?.unwrap_or_default();
+            if a.json {
+                output::json(&serde_json::json!({
+                    "home_id": j.config.home_id, "audit_url": j.config.audit_url,
+                    "shipped": shipped.shipped, "head": shipped.head,
+                }));
+            } else {
+                outln!(
+                    "joined {url} as home {}; {} receipt(s) shipped, its chain holds {}",
+                    j.config.home_id,
+                    shipped.shipped,
+                    shipped.head
+                );
+            }
+            Ok(exit::OK)
+        }
+        TeamCommand::Status { json } => {
+            let mut ctx = super::context()?;
+            let s = team::status(&mut ctx)?;
+            if json {
+                output::json(&serde_json::to_value(&s).unwrap_or_default());
+            } else {
+                outln!("team store: {}", s.audit_url);
+                outln!("home:       {}", s.home_id);
+                outln!(
+                    "receipts:   {} here, {} in the store, {} not shipped (limit {})",
+                    s.local_seq,
+                    s.shipped_seq,
+                    s.backlog,
+                    s.max_backlog
+                );
+                outln!(
+                    "server:     {}",
+                    if s.reachable {
+                        "answers"
+                    } else {
+                        "does not answer"
+                    }
+                );
+                if let Some(t) = s.last_shipped_at {
+                    outln!("shipped:    {}", t.to_rfc3339());
+                }
+                if let Some(e) = &s.last_error {
+                    outln!("last error: {}", craik::term::printable(e));
+                }
+            }
+            Ok(if s.reachable { exit::OK } else { exit::ERROR })
+        }
+        TeamCommand::MigrateLocal { json } => {
+            let mut ctx = super::context()?;
+            let shipped = team::ship(&mut ctx)?.ok_or(team::TeamError::NotJoined)?;
+            let home_id = team::config(&ctx.home)?
+                .map(|c| c.home_id)
+                .unwrap_or_default();
+            let chains = team::verify(&mut ctx)?;
+            let mine = chains.iter().find(|c| c.home_id == home_id);
+            let ok = mine.is_some_and(|c| c.damage.is_none() && c.receipts == shipped.head)
+                && shipped.head == shipped.local;
+            if json {
+                output::json(&serde_json::json!({
+                    "shipped": shipped.shipped, "head": shipped.head, "local": shipped.local,
+                    "verified": ok,
+                }));
+            } else {
+                outln!(
+                    "{} receipt(s) shipped; the chain holds {} of this home's {}, {}",
+                    shipped.shipped,
+                    shipped.head,
+                    shipped.local,
+                    if ok { "verified" } else { "NOT verified" }
+                );
+            }
+            Ok(if ok { exit::OK } else { exit::ERROR })
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! Team mode: every home's receipts in one PostgreSQL store, each home on
+//! its own chain, nobody able to rewrite another's (docs/team.md).
+//!
+//! Durability: a receipt is durable in the home's own `audit.db` before
+//! the credential leaves (as without a team), then shipped, verbatim (the
+//! same seq and hashes), to the home's chain in PostgreSQL. Shipping runs
+//! after every craik command that may have written receipts and in a
+//! running proxy; it resumes from the chain's head, so a cut connection or
+//! a server restart mid-batch loses and duplicates nothing (a batch is one
+//! transaction; the database refuses a receipt that does not follow its
+//! chain's head). What is not shipped yet is the backlog; at
+//! `max_backlog` (10,000 by default) new authorizations are refused
+//! (exit 5) until it drains.
+
+pub mod store;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::chain::receipt_hash;
+use crate::context::Context;
+use crate::exit;
+use crate::home::Home;
+use crate::secret::Secrets;
+use crate::secret::seal::{Domain, SealKey};
+use store::Db;
+
+pub const CONFIG_FILE: &str = "team.json";
+pub const STATE_FILE: &str = "team-state.json";
+/// Receipts not yet shipped at which new authorizations stop.
+pub const DEFAULT_MAX_BACKLOG: i64 = 10_000;
+/// Receipts per shipping transaction.
+const BATCH: usize = 1_000;
+/// The secret store's purpose for the database password.
+pub const PASSWORD_PURPOSE: &str = "team database password";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TeamError {
+    #[error("this home is not in a team")]
+    NotJoined,
+    #[error("the team store URL: {0}")]
+    Url(String),
+    #[error("the team store: {0}")]
+    Config(String),
+    #[error("the team store is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the team store refused: {0}")]
+    Db(String),
+    #[error("home {0} is not registered in the team store")]
+    NotRegistered(String),
+    #[error("the team store has no craik schema (version {found}, this craik needs {needed})")]
+    Schema { found: i64, needed: i64 },
+    #[error(
+        "{backlog} receipts are not in the team store yet (the limit is {max}); new calls wait until they are"
+    )]
+    Backlog { backlog: i64, max: i64 },
+    #[error("this home's chain in the team store differs from its audit log at seq {seq}: {why}")]
+    Diverged { seq: i64, why: String },
+    #[error("team.json was written or edited outside craik")]
+    ConfigForged,
+}
+
+impl TeamError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            TeamError::NotJoined => {
+                "join one: craik team join --url postgres://USER@HOST/DB --password-stdin".into()
+            }
+            TeamError::Url(_) => {
+                "write it as postgres://USER@HOST:PORT/DB, with no password in it".into()
+            }
+            TeamError::Config(_) => "check --ca-file and the URL".into(),
+            TeamError::Unreachable(_) | TeamError::Backlog { .. } => {
+                "see craik team status; receipts stay in this home's audit log and are shipped when the server answers".into()
+            }
+            TeamError::Db(_) => {
+                "check the login's grants (GRANT craik_writer TO ...; see docs/team.md)".into()
+            }
+            TeamError::NotRegistered(_) => "run craik team join again".into(),
+            TeamError::Schema { .. } => {
+                "have someone with DDL rights run craik team init against it".into()
+            }
+            TeamError::Diverged { .. } => {
+                "this home's log or the store was changed: check both with craik receipts verify and craik receipts verify --team".into()
+            }
+            TeamError::ConfigForged => {
+                "join again: craik team join --url ... (a receipt records the refusal)".into()
+            }
+        })
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TeamError::Backlog { .. } => exit::AUDIT_UNAVAILABLE,
+            _ => exit::ERROR,
+        }
+    }
+}
+
+/// `team.json`: where this home ships, as whom. Sealed: an edit (another
+/// server, a larger backlog) is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    pub version: u32,
+    /// `postgres://USER@HOST:PORT/DB`, no password.
+    pub audit_url: String,
+    /// This home's chain.
+    pub home_id: String,
+    /// The database password's handle in the secret store, if any
+    /// (otherwise a `.pgpass` file, or none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_handle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    pub max_backlog: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
+}
+
+fn sealed_bytes(c: &TeamConfig) -> Vec<u8> {
+    serde_json::to_vec(&TeamConfig {
+        seal: None,
+        ..c.clone()
+    })
+    .expect("config serializes")
+}
+
+/// This home's team configuration, if it joined one.
+pub fn config(home: &Home) -> crate::Result<Option<TeamConfig>> {
+    let Some(bytes) = home.read(CONFIG_FILE)? else {
+        return Ok(None);
+    };
+    let c: TeamConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| TeamError::Config(format!("{CONFIG_FILE}: {e}")))?;
+    let key = SealKey::load(&Secrets::new(home))?;
+    if !c
+        .seal
+        .as_deref()
+        .is_some_and(|s| key.verify(Domain::Team, &sealed_bytes(&c), s))
+    {
+        return Err(TeamError::ConfigForged.into());
+    }
+    Ok(Some(c))
+}
+
+fn save_config(ctx: &Context, c: &TeamConfig) -> crate::Result<()> {
+    let key = SealKey::load(&ctx.secrets)?;
+    let sealed = TeamConfig {
+        seal: Some(key.seal(Domain::Team, &sealed_bytes(c))),
+        ..c.clone()
+    };
+    let mut bytes = serde_json::to_vec_pretty(&sealed).expect("config serializes");
+    bytes.push(b'\n');
+    ctx.home.write_atomic(CONFIG_FILE, &bytes)?;
+    Ok(())
+}
+
+/// `team-state.json`: how far shipping got, and its last error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShipState {
+    /// The chain's head in the team store, as last seen.
+    pub shipped_seq: i64,
+    pub last_shipped_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+fn state(home: &Home) -> ShipState {
+    home.read(STATE_FILE)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_state(home: &Home, s: &ShipState) {
+    if let Ok(bytes) = serde_json::to_vec_pretty(s) {
+        let _ = home.write_atomic(STATE_FILE, &bytes);
+    }
+}
+
+/// Reads a `.pgpass`-style file (`PGPASSFILE`, else `~/.pgpass`): the
+/// password of the first line matching host, port, database and user
+/// (`*` matches anything; `\:` and `\\` escape).
+fn pgpass(url: &str) -> Option<String> {
+    let config: postgres::Config = url.parse().ok()?;
+    let host = match config.get_hosts().first()? {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        postgres::config::Host::Unix(_) => "localhost".into(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = config.get_user()?.to_string();
+    let db = config.get_dbname().unwrap_or(&user).to_string();
+    let path = std::env::var_os("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+    // Like libpq: a file others can read is ignored.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&path).ok()?;
+    if meta.mode() & 0o077 != 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut fields = Vec::new();
+        let mut cur = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => cur.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        fields.push(cur);
+        if fields.len() != 5 {
+            continue;
+        }
+        let want = [&host, &port, &db, &user];
+        if fields[..4]
+            .iter()
+            .zip(want)
+            .all(|(f, w)| f == "*" || f == w)
+        {
+            return Some(fields[4].clone());
+        }
+    }
+    None
+}
+
+fn password(secrets: &Secrets, c: &TeamConfig) -> crate::Result<Option<String>> {
+    match &c.password_handle {
+        Some(h) => {
+            let bytes = secrets.get_for(h, PASSWORD_PURPOSE)?;
+            Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+        }
+        None => Ok(pgpass(&c.audit_url)),
+    }
+}
+
+fn open(secrets: &Secrets, c: &TeamConfig) -> crate::Result<Db> {
+    let pw = password(secrets, c)?;
+    Ok(Db::connect(
+        &c.audit_url,
+        pw.as_deref(),
+        c.ca_file.as_deref().map(std::path::Path::new),
+    )?)
+}
+
+/// `craik team init`: applies the schema (DDL rights needed). Returns the
+/// schema version.
+pub fn init(
+    url: &str,
+    password: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> crate::Result<i64> {
+    let pw = password.map(str::to_string).or_else(|| pgpass(url));
+    let mut db = Db::connect(url, pw.as_deref(), ca_file)?;
+    Ok(db.migrate()?)
+}
+
+/// What `team join` did.
+pub struct Joined {
+    pub config: TeamConfig,
+    /// Receipts of this home already in its chain.
+    pub head: i64,
+}
+
+/// `craik team join`: registers this home's chain as this login's and
+/// writes `team.json`. The password, when given, goes to the secret store.
+pub fn join(
+    ctx: &mut Context,
+    url: &str,
+    password: Option<String>,
+    ca_file: Option<PathBuf>,
+    label: &str,
+) -> crate::Result<Joined> {
+    ctx.audit()?;
+    let existing = config(&ctx.home).ok().flatten();
+    let home_id = match &existing {
+        Some(c) => c.home_id.clone(),
+        None => {
+            let mut b = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+            hex::encode(b)
+        }
+    };
+    let pw = password.clone().or_else(|| pgpass(url));
+    let mut db = Db::connect(url, pw.as_deref(), ca_file.as_deref())?;
+    let found = db.schema_version()?;
+    let needed = store::MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if found < needed {
+        return Err(TeamError::Schema { found, needed }.into());
+    }
+    db.register(&home_id, label)?;
+    let (head, _) = db.head(&home_id)?;
+    let password_handle = match password {
+        Some(p) => Some(ctx.secrets.put(PASSWORD_PURPOSE, p.as_bytes())?),
+        None => None,
+    };
+    let c = TeamConfig {
+        version: 1,
+        audit_url: url.to_string(),
+        home_id,
+        password_handle,
+        ca_file: ca_file.map(|p| p.display().to_string()),
+        max_backlog: DEFAULT_MAX_BACKLOG,
+        seal: None,
+    };
+    save_config(ctx, &c)?;
+    if let Some(old) = existing.and_then(|o| o.password_handle)
+        && Some(&old) != c.password_handle.as_ref()
+    {
+        let _ = ctx.secrets.delete(&old);
+    }
+    Ok(Joined { config: c, head })
+}
+
+/// What one shipping round did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Shipped {
+    pub shipped: i64,
+    pub head: i64,
+    pub local: i64,
+}
+
+/// Ships what the team store lacks of this home's chain; `None` when the
+/// home is in no team. The result (or the error) is kept in
+/// `team-state.json` for `team status`.
+pub fn ship(ctx: &mut Context) -> crate::Result<Option<Shipped>> {
+    let Some(c) = config(&ctx.home)? else {
+        return Ok(None);
+    };
+    let _lock = ctx.home.lock("team-ship")?;
+    let mut st = state(&ctx.home);
+    st.last_attempt_at = Some(Utc::now());
+    let result = ship_to(ctx, &c, &mut st);
+    if let Err(e) = &result {
+        st.last_error = Some(e.to_string());
+    }
+    save_state(&ctx.home, &st);
+    result.map(Some)
+}
+
+fn ship_to(ctx: &mut Context, c: &TeamConfig, st: &mut ShipState) -> crate::Result<Shipped> {
+    let mut db = open(&ctx.secrets, c)?;
+    let (mut head, head_hash) = db.head(&c.home_id)?;
+    st.shipped_seq = head;
+    let log = ctx.audit()?;
+    // The store's head must be this log's receipt at that seq.
+    if head > 0 {
+        let mine = log
+            .0
+            .get(&head.to_string())
+            .map_err(|e| TeamError::Diverged {
+                seq: head,
+                why: format!("this log has no receipt {head}: {e}"),
+            })?;
+        if mine.hash != head_hash {
+            return Err(TeamError::Diverged {
+                seq: head,
+                why: "the hashes differ".into(),
+            }
+            .into());
+        }
+    }
+    let local = log.0.tail()?.map(|t| t.0).unwrap_or(0);
+    let mut shipped = 0;
+    loop {
+        let batch = ctx.audit()?.0.after(head, BATCH)?;
+        let Some(last) = batch.last() else { break };
+        let last = last.seq;
+        db.append(&c.home_id, &batch)?;
+        shipped += batch.len() as i64;
+        head = last;
+        st.shipped_seq = head;
+        st.last_shipped_at = Some(Utc::now());
+    }
+    st.last_error = None;
+    Ok(Shipped {
+        shipped,
+        head,
+        local,
+    })
+}
+
+/// After a command: ships when the home is in a team, quietly (a failure
+/// is kept for `team status`, and the backlog gate decides what it means).
+pub fn ship_quietly(ctx: &mut Context) {
+    if ctx.home.path(CONFIG_FILE).exists() {
+        let _ = ship(ctx);
+    }
+}
+
+/// The pipeline's gate: refuses a new authorization when the backlog is
+/// at `max_backlog`, after trying to ship it.
+pub fn check_backlog(ctx: &mut Context) -> crate::Result<()> {
+    let Some(mut c) = config(&ctx.home)? else {
+        return Ok(());
+    };
+    // `CRAIK_TEAM_MAX_BACKLOG` can only lower the limit.
+    if let Some(n) = std::env::var("CRAIK_TEAM_MAX_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+    {
+        c.max_backlog = c.max_backlog.min(n);
+    }
+    let local = ctx.audit()?.0.tail()?.map(|t| t.0).unwrap_or(0);
+    let backlog = local - state(&ctx.home).shipped_seq;
+    if backlog < c.max_backlog {
+        return Ok(());
+    }
+    let _ = ship(ctx);
+    let backlog = local - state(&ctx.home).shipped_seq;
+    if backlog < c.max_backlog {
+        return Ok(());
+    }
+    Err(TeamError::Backlog {
+        backlog,
+        max: c.max_backlog,
+    }
+    .into())
+}
+
+/// `craik team status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub audit_url: String,
+    pub home_id: String,
+    pub local_seq: i64,
+    /// The chain's head in the store, live (or as last seen when the
+    /// server does not answer).
+    pub shipped_seq: i64,
+    pub backlog: i64,
+    pub max_backlog: i64,
+    pub reachable: bool,
+    pub last_shipped_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+pub fn status(ctx: &mut Context) -> crate::Result<Status> {
+    let c = config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
+    let shipped = ship(ctx);
+    let st = state(&ctx.home);
+    let local = ctx.audit()?.0.tail()?.map(|t| t.0).unwrap_or(0);
+    Ok(Status {
+        audit_url: c.audit_url.clone(),
+        home_id: c.home_id.clone(),
+        local_seq: local,
+        shipped_seq: st.shipped_seq,
+        backlog: local - st.shipped_seq,
+        max_backlog: c.max_backlog,
+        reachable: shipped.is_ok(),
+        last_shipped_at: st.last_shipped_at,
+        last_error: st.last_error,
+    })
+}
+
+/// One chain's verification.
+#[derive(Debug, Serialize)]
+pub struct ChainReport {
+    pub home_id: String,
+    pub label: String,
+    pub receipts: i64,
+    /// The first damage found: seq and what.
+    pub damage: Option<(i64, String)>,
+}
+
+/// `craik receipts verify --team`: every chain in the store, each receipt's
+/// hash recomputed and linked to the one before (a read-only login
+/// suffices). Uses this home's team config for where and as whom.
+pub fn verify(ctx: &mut Context) -> crate::Result<Vec<ChainReport>> {
+    let c = config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
+    let mut db = open(&ctx.secrets, &c)?;
+    let mut out = Vec::new();
+    for (home_id, label, head) in db.chains()? {
+        let mut prev = (0i64, crate::audit::chain::GENESIS.to_string());
+        let mut damage = None;
+        'chain: loop {
+            let batch = db.receipts_after(&home_id, prev.0, 5_000)?;
+            if batch.is_empty() {
+                break;
+            }
+            for r in batch {
+                let why = if r.seq != prev.0 + 1 {
+                    Some(format!("missing: expected seq {}", prev.0 + 1))
+                } else if r.prev_hash != prev.1 {
+                    Some("its prev_hash is not the hash before it".to_string())
+                } else if receipt_hash(&r) != r.hash {
+                    Some("modified: its hash does not match its fields".to_string())
+                } else {
+                    None
+                };
+                if let Some(w) = why {
+                    damage = Some((r.seq, w));
+                    break 'chain;
+                }
+                prev = (r.seq, r.hash);
+            }
+        }
+        if damage.is_none() && prev.0 != head {
+            damage = Some((prev.0 + 1, format!("truncated: the chain's head is {head}")));
+        }
+        out.push(ChainReport {
+            home_id,
+            label,
+            receipts: prev.0,
+            damage,
+        });
+    }
+    Ok(out)
+}

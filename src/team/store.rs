@@ -1,0 +1,285 @@
+//! The PostgreSQL side of the team store: connecting (TLS by rustls,
+//! required off loopback), the schema (`migrations/postgres/`), homes and
+//! their chains, appending receipts, reading them back.
+
+use std::time::Duration;
+
+use postgres::config::{Host, SslMode};
+use postgres::{Client, Config};
+
+use super::TeamError;
+use crate::audit::Receipt;
+
+/// The schema `craik team init` applies (idempotent).
+pub const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/postgres/0001_team.sql"))];
+
+/// The columns of a receipt, in [`Receipt`]'s order.
+const COLUMNS: &str = "seq, id, created_at, kind, run_id, capability, status, reason, policy_condition, auth_profile_id, auth_kind, auth_identity_hash, provider_family, pool_id, operator_subject, operator_issuer, operator_email, operator_groups, operator_identity_hash, details, prev_hash, hash";
+
+pub struct Db {
+    client: Client,
+}
+
+fn db_err(e: postgres::Error) -> TeamError {
+    // The server's own message (a trigger's, a permission's) when there is
+    // one: it says what was refused.
+    let why = match e.as_db_error() {
+        Some(d) => d.message().to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(c) = src {
+                s.push_str(": ");
+                s.push_str(&c.to_string());
+                src = c.source();
+            }
+            s
+        }
+    };
+    TeamError::Db(why)
+}
+
+fn loopback(host: &Host) -> bool {
+    match host {
+        Host::Unix(_) => true,
+        Host::Tcp(h) => {
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    }
+}
+
+fn tls(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, TeamError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let bad = |why: String| TeamError::Config(format!("CA file {}: {why}", path.display()));
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no certificate in it".into()));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TeamError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+impl Db {
+    /// Connects to `url` (`postgres://user@host:port/db`) as its user,
+    /// with `password`. Off loopback TLS is required, whatever `sslmode`
+    /// the URL says: a password never crosses a network in clear.
+    pub fn connect(
+        url: &str,
+        password: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Db, TeamError> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e: postgres::Error| TeamError::Url(e.to_string()))?;
+        if config.get_password().is_some() {
+            return Err(TeamError::Url(
+                "the URL holds a password; craik takes it from the secret store (--password-stdin) or a .pgpass file, never from a URL".into(),
+            ));
+        }
+        if let Some(p) = password {
+            config.password(p);
+        }
+        if config.get_hosts().iter().any(|h| !loopback(h)) {
+            config.ssl_mode(SslMode::Require);
+        }
+        config.connect_timeout(Duration::from_secs(5));
+        config.application_name("craik");
+        let client = config.connect(tls(ca_file)?).map_err(|e| match db_err(e) {
+            TeamError::Db(why) => TeamError::Unreachable(why),
+            other => other,
+        })?;
+        Ok(Db { client })
+    }
+
+    /// Applies the schema (needs DDL rights: `craik team init`).
+    pub fn migrate(&mut self) -> Result<i64, TeamError> {
+        let mut last = 0;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.client.transaction().map_err(db_err)?;
+            tx.batch_execute(sql).map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+            last = *version;
+        }
+        Ok(last)
+    }
+
+    /// The schema version the server holds (0: none).
+    pub fn schema_version(&mut self) -> Result<i64, TeamError> {
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass('craik_meta') IS NOT NULL", &[])
+            .map_err(db_err)?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        let v: Option<String> = self
+            .client
+            .query_opt(
+                "SELECT value FROM craik_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .map_err(db_err)?
+            .map(|r| r.get(0));
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Registers `home_id` as this login's (idempotent); refused when
+    /// another login registered it.
+    pub fn register(&mut self, home_id: &str, label: &str) -> Result<(), TeamError> {
+        self.client
+            .execute(
+                "INSERT INTO craik_homes (home_id, label) VALUES ($1, $2) ON CONFLICT (home_id) DO NOTHING",
+                &[&home_id, &label],
+            )
+            .map_err(db_err)?;
+        let row = self
+            .client
+            .query_one(
+                "SELECT registered_by::text = current_user::text FROM craik_homes WHERE home_id = $1",
+                &[&home_id],
+            )
+            .map_err(db_err)?;
+        if !row.get::<_, bool>(0) {
+            return Err(TeamError::Db(format!(
+                "home {home_id} is registered by another login"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The head of a home's chain: (seq, hash); (0, genesis) when empty.
+    pub fn head(&mut self, home_id: &str) -> Result<(i64, String), TeamError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT seq, hash FROM craik_chain_heads WHERE home_id = $1",
+                &[&home_id],
+            )
+            .map_err(db_err)?
+            .ok_or_else(|| TeamError::NotRegistered(home_id.to_string()))?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Appends `receipts` (contiguous, following the head) in one
+    /// transaction: all of them or none.
+    pub fn append(&mut self, home_id: &str, receipts: &[Receipt]) -> Result<(), TeamError> {
+        let mut tx = self.client.transaction().map_err(db_err)?;
+        let st = tx
+            .prepare(&format!(
+                "INSERT INTO craik_receipts (home_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+            ))
+            .map_err(db_err)?;
+        for r in receipts {
+            tx.execute(
+                &st,
+                &[
+                    &home_id,
+                    &r.seq,
+                    &r.id,
+                    &r.created_at,
+                    &r.kind,
+                    &r.run_id,
+                    &r.capability,
+                    &r.status,
+                    &r.reason,
+                    &r.policy_condition,
+                    &r.auth_profile_id,
+                    &r.auth_kind,
+                    &r.auth_identity_hash,
+                    &r.provider_family,
+                    &r.pool_id,
+                    &r.operator_subject,
+                    &r.operator_issuer,
+                    &r.operator_email,
+                    &r.operator_groups,
+                    &r.operator_identity_hash,
+                    &r.details,
+                    &r.prev_hash,
+                    &r.hash,
+                ],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Every registered home: (id, label, head seq).
+    pub fn chains(&mut self) -> Result<Vec<(String, String, i64)>, TeamError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT h.home_id, h.label, coalesce(c.seq, 0) FROM craik_homes h LEFT JOIN craik_chain_heads c USING (home_id) ORDER BY h.registered_at, h.home_id",
+                &[],
+            )
+            .map_err(db_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Up to `limit` receipts of a home's chain after `seq`, oldest first.
+    pub fn receipts_after(
+        &mut self,
+        home_id: &str,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Receipt>, TeamError> {
+        Ok(self
+            .client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM craik_receipts WHERE home_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                ),
+                &[&home_id, &seq, &limit],
+            )
+            .map_err(db_err)?
+            .iter()
+            .map(|r| Receipt {
+                seq: r.get(0),
+                id: r.get(1),
+                created_at: r.get(2),
+                kind: r.get(3),
+                run_id: r.get(4),
+                capability: r.get(5),
+                status: r.get(6),
+                reason: r.get(7),
+                policy_condition: r.get(8),
+                auth_profile_id: r.get(9),
+                auth_kind: r.get(10),
+                auth_identity_hash: r.get(11),
+                provider_family: r.get(12),
+                pool_id: r.get(13),
+                operator_subject: r.get(14),
+                operator_issuer: r.get(15),
+                operator_email: r.get(16),
+                operator_groups: r.get(17),
+                operator_identity_hash: r.get(18),
+                details: r.get(19),
+                prev_hash: r.get(20),
+                hash: r.get(21),
+            })
+            .collect())
+    }
+}

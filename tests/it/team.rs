@@ -1,0 +1,539 @@
+//! Team mode against a real PostgreSQL (Debian's `postgresql` package),
+//! started here on a private port and data directory.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const ADMIN_PW: &str = "admin-pw-canary-8812";
+
+/// A PostgreSQL server of its own.
+pub struct Pg {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    sock: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    /// Run the server's programs as this user (initdb refuses root).
+    as_user: Option<String>,
+}
+
+fn pg_bin() -> PathBuf {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg("command -v initdb || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty());
+    match found {
+        Some(p) => PathBuf::from(p.lines().next().unwrap())
+            .parent()
+            .unwrap()
+            .to_path_buf(),
+        None => panic!(
+            "PostgreSQL's server programs (initdb, pg_ctl) are missing: apt-get install postgresql"
+        ),
+    }
+}
+
+impl Pg {
+    pub fn start() -> Pg {
+        require_tool("psql", "apt-get install postgresql-client");
+        let bin = pg_bin();
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.path().join("pg");
+        std::fs::create_dir(&root).unwrap();
+        let as_user = (unsafe_is_root()).then(|| "postgres".to_string());
+        if as_user.is_some() {
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&root)
+                .status()
+                .unwrap();
+            assert!(st.success(), "chown to postgres failed");
+        }
+        let data = root.join("data");
+        let sock = root.join("sock");
+        let pwfile = root.join("pw");
+        std::fs::write(&pwfile, ADMIN_PW).unwrap();
+        std::fs::create_dir(&sock).unwrap();
+        if as_user.is_some() {
+            for p in [&pwfile, &sock] {
+                Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(p)
+                    .status()
+                    .unwrap();
+            }
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let pg = Pg {
+            _dir: dir,
+            data,
+            sock,
+            bin,
+            port,
+            as_user,
+        };
+        let out = pg
+            .server_cmd("initdb")
+            .arg("-D")
+            .arg(&pg.data)
+            .args(["-U", "craik_admin", "-A", "scram-sha-256", "--no-sync"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.start_server();
+        pg
+    }
+
+    fn server_cmd(&self, prog: &str) -> Command {
+        let path = self.bin.join(prog);
+        match &self.as_user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        }
+    }
+
+    pub fn start_server(&self) {
+        let out = self
+            .server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1",
+                self.port,
+                self.sock.display()
+            ))
+            .arg("-l")
+            .arg(self.data.join("log"))
+            .args(["-w", "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&self) {
+        let _ = self
+            .server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
+    pub fn url(&self, user: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs SQL as `user` (password `pw`); the output and whether it
+    /// succeeded.
+    pub fn sql_as(&self, user: &str, pw: &str, sql: &str) -> (bool, String) {
+        let out = Command::new("psql")
+            .arg(self.url(user))
+            .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+            .env("PGPASSWORD", pw)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    pub fn admin(&self, sql: &str) -> String {
+        let (ok, out) = self.sql_as("craik_admin", ADMIN_PW, sql);
+        assert!(ok, "{sql}: {out}");
+        out.trim().to_string()
+    }
+
+    /// A login in the craik_writer role (or craik_reader).
+    pub fn login(&self, user: &str, role: &str) -> String {
+        let pw = format!("{user}-pw-canary");
+        self.admin(&format!(
+            "CREATE ROLE {user} LOGIN PASSWORD '{pw}'; GRANT {role} TO {user};"
+        ));
+        pw
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A home with a profile, `n` authorizations (two receipts each at least).
+fn home_with_receipts(n: usize) -> Env {
+    let env = Env::new();
+    env.run_stdin(
+        &["auth", "add", "openai:t", "--kind=keyring-ref", "--stdin"],
+        Some("sk-team-test-key"),
+    )
+    .ok();
+    for _ in 0..n {
+        env.run(&["auth", "check", "openai:t"]).ok();
+    }
+    env
+}
+
+fn local_tail(env: &Env) -> i64 {
+    let r = env.run(&["receipts", "list", "--json", "--limit", "1"]);
+    r.ok();
+    r.json()["receipts"][0]["seq"].as_i64().unwrap()
+}
+
+fn status(env: &Env) -> (i32, Value) {
+    let r = env.run(&["team", "status", "--json"]);
+    (r.code, r.json())
+}
+
+fn join(env: &Env, pg: &Pg, user: &str, pw: &str) -> Run {
+    env.run_stdin(
+        &[
+            "team",
+            "join",
+            "--url",
+            &pg.url(user),
+            "--password-stdin",
+            "--json",
+        ],
+        Some(pw),
+    )
+}
+
+#[test]
+fn homes_ship_their_own_chains_and_nobody_rewrites_them() {
+    let pg = Pg::start();
+    // A login without DDL rights cannot init; the administrator can.
+    let outsider = Env::new();
+    let r = outsider.run_stdin(
+        &[
+            "team",
+            "init",
+            "--url",
+            &pg.url("craik_admin"),
+            "--password-stdin",
+        ],
+        Some(ADMIN_PW),
+    );
+    r.ok();
+    // Again: idempotent.
+    outsider
+        .run_stdin(
+            &[
+                "team",
+                "init",
+                "--url",
+                &pg.url("craik_admin"),
+                "--password-stdin",
+                "--json",
+            ],
+            Some(ADMIN_PW),
+        )
+        .ok();
+    let alice_pw = pg.login("alice", "craik_writer");
+    let bob_pw = pg.login("bob", "craik_writer");
+    let auditor_pw = pg.login("auditor", "craik_reader");
+
+    // Two homes with receipts from before they joined: join ships them.
+    let a = home_with_receipts(3);
+    let b = home_with_receipts(2);
+    let ja = join(&a, &pg, "alice", &alice_pw);
+    ja.ok();
+    let home_a = ja.json()["home_id"].as_str().unwrap().to_string();
+    assert_eq!(ja.json()["head"].as_i64(), Some(local_tail(&a)));
+    join(&b, &pg, "bob", &bob_pw).ok();
+    // New receipts are shipped after each command.
+    a.run(&["auth", "check", "openai:t"]).ok();
+    let (code, s) = status(&a);
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["backlog"], 0, "{s}");
+    assert_eq!(s["shipped_seq"].as_i64(), Some(local_tail(&a)));
+    // The password is in neither home's files nor any output.
+    for (f, bytes) in files_under(&a.home) {
+        assert!(
+            !contains(&bytes, &alice_pw),
+            "{} holds the password",
+            f.display()
+        );
+    }
+    let cfg = std::fs::read_to_string(a.home.join("team.json")).unwrap();
+    assert!(!cfg.contains(&alice_pw));
+
+    // Through craik's role: no UPDATE, no DELETE, nothing in another's
+    // chain, nothing out of order in one's own.
+    let (ok, out) = pg.sql_as("alice", &alice_pw, "UPDATE craik_receipts SET reason = 'x'");
+    assert!(!ok && out.contains("permission denied"), "{out}");
+    let (ok, out) = pg.sql_as("alice", &alice_pw, "DELETE FROM craik_receipts");
+    assert!(!ok && out.contains("permission denied"), "{out}");
+    let (ok, out) = pg.sql_as("alice", &alice_pw, "UPDATE craik_chain_heads SET seq = 0");
+    assert!(!ok && out.contains("permission denied"), "{out}");
+    let bob_home = pg.admin(&format!(
+        "SELECT home_id FROM craik_homes WHERE home_id <> '{home_a}'"
+    ));
+    let forge = |home: &str, seq: i64| {
+        format!(
+            "INSERT INTO craik_receipts (home_id, seq, id, created_at, kind, status, details, prev_hash, hash) \
+             SELECT '{home}', {seq}, 'x', 'now', 'login', 'ok', '{{}}', hash, repeat('1', 64) \
+             FROM craik_chain_heads WHERE home_id = '{home}'"
+        )
+    };
+    let bob_head: i64 = pg
+        .admin(&format!(
+            "SELECT seq FROM craik_chain_heads WHERE home_id = '{bob_home}'"
+        ))
+        .parse()
+        .unwrap();
+    let (ok, out) = pg.sql_as("alice", &alice_pw, &forge(&bob_home, bob_head + 1));
+    assert!(!ok && out.contains("row-level security"), "{out}");
+    let a_head = local_tail(&a);
+    let (ok, out) = pg.sql_as("alice", &alice_pw, &forge(&home_a, a_head + 2));
+    assert!(!ok && out.contains("does not follow"), "{out}");
+    // The reader sees every chain and writes nothing.
+    let (ok, out) = pg.sql_as("auditor", &auditor_pw, &forge(&home_a, a_head + 1));
+    assert!(!ok && out.contains("permission denied"), "{out}");
+
+    // verify --team from any member: both chains whole.
+    let v = a.run(&["receipts", "verify", "--team", "--json"]);
+    v.ok();
+    let chains = v.json()["chains"].as_array().unwrap().clone();
+    assert_eq!(chains.len(), 2, "{chains:?}");
+    assert!(chains.iter().all(|c| c["damage"].is_null()), "{chains:?}");
+
+    // A superuser changes one of bob's receipts: verify --team names it.
+    pg.admin(&format!(
+        "UPDATE craik_receipts SET reason = 'edited' WHERE home_id = '{bob_home}' AND seq = 2"
+    ));
+    let v = a.run(&["receipts", "verify", "--team"]);
+    v.code(1);
+    assert!(
+        v.stdout.contains(&bob_home) || v.stderr.contains(&bob_home),
+        "{v:?}"
+    );
+    assert!(format!("{v:?}").contains("modified"), "{v:?}");
+
+    // migrate-local again: nothing new, the chain verified.
+    let m = a.run(&["team", "migrate-local", "--json"]);
+    m.ok();
+    assert_eq!(m.json()["shipped"], 0);
+    assert_eq!(m.json()["verified"], true);
+}
+
+#[test]
+fn a_server_down_and_back_loses_and_duplicates_nothing() {
+    let pg = Pg::start();
+    Env::new()
+        .run_stdin(
+            &[
+                "team",
+                "init",
+                "--url",
+                &pg.url("craik_admin"),
+                "--password-stdin",
+            ],
+            Some(ADMIN_PW),
+        )
+        .ok();
+    let pw = pg.login("carol", "craik_writer");
+    let mut env = home_with_receipts(1);
+    join(&env, &pg, "carol", &pw).ok();
+
+    // The server is killed: calls go on (durable in the home's own log),
+    // the backlog grows, status says so (exit 1).
+    pg.kill();
+    for _ in 0..4 {
+        env.run(&["auth", "check", "openai:t"]).ok();
+    }
+    let (code, s) = status(&env);
+    assert_eq!(code, 1, "{s}");
+    assert_eq!(s["reachable"], false);
+    assert_eq!(s["backlog"].as_i64(), Some(4), "{s}");
+    assert!(
+        s["last_error"].as_str().unwrap().contains("unreachable"),
+        "{s}"
+    );
+    // At the backlog limit new calls are refused: exit 5.
+    env.set("CRAIK_TEAM_MAX_BACKLOG", "4");
+    let r = env.run(&["auth", "check", "openai:t"]);
+    r.code(5);
+    assert!(r.stderr.contains("not in the team store yet"), "{r:?}");
+    assert!(r.stderr.contains("hint: see craik team status"), "{r:?}");
+    env.unset("CRAIK_TEAM_MAX_BACKLOG");
+
+    // Back: the next command ships everything, once.
+    pg.start_server();
+    env.run(&["auth", "check", "openai:t"]).ok();
+    let (code, s) = status(&env);
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["backlog"], 0, "{s}");
+    let tail = local_tail(&env);
+    let rows: i64 = pg
+        .admin("SELECT count(*) FROM craik_receipts")
+        .parse()
+        .unwrap();
+    assert_eq!(rows, tail);
+    env.run(&["receipts", "verify", "--team"]).ok();
+}
+
+#[test]
+fn concurrent_processes_of_three_homes_keep_every_chain_contiguous() {
+    let pg = Pg::start();
+    Env::new()
+        .run_stdin(
+            &[
+                "team",
+                "init",
+                "--url",
+                &pg.url("craik_admin"),
+                "--password-stdin",
+            ],
+            Some(ADMIN_PW),
+        )
+        .ok();
+    let homes: Vec<Env> = ["dana", "erin", "finn"]
+        .iter()
+        .map(|u| {
+            let pw = pg.login(u, "craik_writer");
+            let env = home_with_receipts(0);
+            join(&env, &pg, u, &pw).ok();
+            env
+        })
+        .collect();
+    // 8 processes over 3 homes, each writing and shipping.
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut c = homes[i % 3].command(&["auth", "check", "openai:t"]);
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for env in &homes {
+        env.run(&["team", "status"]).ok();
+    }
+    let v = homes[0].run(&["receipts", "verify", "--team", "--json"]);
+    v.ok();
+    let chains = v.json()["chains"].as_array().unwrap().clone();
+    assert_eq!(chains.len(), 3);
+    for (c, env) in chains.iter().zip(&homes) {
+        assert!(c["damage"].is_null(), "{c}");
+        let _ = env;
+    }
+    let total: i64 = homes.iter().map(local_tail).sum();
+    let rows: i64 = pg
+        .admin("SELECT count(*) FROM craik_receipts")
+        .parse()
+        .unwrap();
+    assert_eq!(rows, total);
+}
+
+#[test]
+fn a_running_proxy_ships_its_receipts_while_it_runs() {
+    use crate::upstream::{Behavior, Upstream};
+    let pg = Pg::start();
+    Env::new()
+        .run_stdin(
+            &[
+                "team",
+                "init",
+                "--url",
+                &pg.url("craik_admin"),
+                "--password-stdin",
+            ],
+            Some(ADMIN_PW),
+        )
+        .ok();
+    let pw = pg.login("gus", "craik_writer");
+    let up = Upstream::start(Behavior::Normal);
+    let env = Env::new();
+    env.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:p",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--base-url",
+            &up.url(),
+            "--allow-local-base-url",
+        ],
+        Some("sk-team-proxy"),
+    )
+    .ok();
+    join(&env, &pg, "gus", &pw).ok();
+    let before: i64 = pg
+        .admin("SELECT count(*) FROM craik_receipts")
+        .parse()
+        .unwrap();
+    let proxy = crate::broker::Proxy::start(&env, &["--profile", "openai:p"]);
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..5 {
+        let r = client
+            .get(format!("{}/models", proxy.url))
+            .header("authorization", format!("Bearer {}", proxy.token))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // The proxy's authorization and each call's two receipts: in the
+    // store within a few seconds, while the proxy still runs.
+    let want = before + 1 + 10;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut rows = before;
+    while std::time::Instant::now() < deadline {
+        rows = pg
+            .admin("SELECT count(*) FROM craik_receipts")
+            .parse()
+            .unwrap();
+        if rows >= want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(rows >= want, "{rows} receipts in the store, want {want}");
+    proxy.stop();
+}
