@@ -15,8 +15,8 @@ pub struct Args {
 pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
     if args.team {
         return Err(Error::input(
-            "there is no team store to serve: team mode (PostgreSQL) is not built yet",
-            "drop --team to serve this home's log",
+            "the audit page cannot serve the team store yet",
+            "drop --team to serve this home's log; check the team's chains with craik receipts verify --team",
         ));
     }
     let listen = match args.listen.strip_prefix("localhost:") {
