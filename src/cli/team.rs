@@ -67,6 +67,10 @@ pub struct JoinArgs {
     /// name).
     #[arg(long, value_name = "NAME")]
     label: Option<String>,
+    /// Join to read only, with an auditor's craik_reader login: this home
+    /// gets no chain of its own and ships nothing.
+    #[arg(long)]
+    reader: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -119,13 +123,15 @@ pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
                     .map(|h| h.trim().to_string())
                     .unwrap_or_default()
             });
-            let j = team::join(&mut ctx, &url, pw, a.ca_file, &label)?;
+            let j = team::join(&mut ctx, &url, pw, a.ca_file, &label, a.reader)?;
             let shipped = team::ship(&mut ctx)?.unwrap_or_default();
             if a.json {
                 output::json(&serde_json::json!({
                     "home_id": j.config.home_id, "audit_url": j.config.audit_url,
                     "shipped": shipped.shipped, "head": shipped.head,
                 }));
+            } else if j.config.reader {
+                outln!("joined {url} to read (receipts list, export and verify --team)");
             } else {
                 outln!(
                     "joined {url} as home {}; {} receipt(s) shipped, its chain holds {}",

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Receipt;
 use crate::audit::chain::receipt_hash;
 use crate::context::Context;
 use crate::exit;
@@ -117,6 +118,10 @@ pub struct TeamConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
     pub max_backlog: i64,
+    /// Joined to read only (an auditor's `craik_reader` login): no chain
+    /// of its own, nothing shipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reader: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
 }
@@ -283,6 +288,7 @@ pub fn join(
     password: Option<String>,
     ca_file: Option<PathBuf>,
     label: &str,
+    reader: bool,
 ) -> crate::Result<Joined> {
     ctx.audit()?;
     let existing = config(&ctx.home).ok().flatten();
@@ -301,8 +307,15 @@ pub fn join(
     if found < needed {
         return Err(TeamError::Schema { found, needed }.into());
     }
-    db.register(&home_id, label)?;
-    let (head, _) = db.head(&home_id)?;
+    let head = if reader {
+        // Reads at least something, so a login without the reader role
+        // is found now, not at the first query.
+        db.chains()?;
+        0
+    } else {
+        db.register(&home_id, label)?;
+        db.head(&home_id)?.0
+    };
     let password_handle = match password {
         Some(p) => Some(ctx.secrets.put(PASSWORD_PURPOSE, p.as_bytes())?),
         None => None,
@@ -314,6 +327,7 @@ pub fn join(
         password_handle,
         ca_file: ca_file.map(|p| p.display().to_string()),
         max_backlog: DEFAULT_MAX_BACKLOG,
+        reader,
         seal: None,
     };
     save_config(ctx, &c)?;
@@ -337,7 +351,7 @@ pub struct Shipped {
 /// home is in no team. The result (or the error) is kept in
 /// `team-state.json` for `team status`.
 pub fn ship(ctx: &mut Context) -> crate::Result<Option<Shipped>> {
-    let Some(c) = config(&ctx.home)? else {
+    let Some(c) = config(&ctx.home)?.filter(|c| !c.reader) else {
         return Ok(None);
     };
     let _lock = ctx.home.lock("team-ship")?;
@@ -404,7 +418,7 @@ pub fn ship_quietly(ctx: &mut Context) {
 /// The pipeline's gate: refuses a new authorization when the backlog is
 /// at `max_backlog`, after trying to ship it.
 pub fn check_backlog(ctx: &mut Context) -> crate::Result<()> {
-    let Some(mut c) = config(&ctx.home)? else {
+    let Some(mut c) = config(&ctx.home)?.filter(|c| !c.reader) else {
         return Ok(());
     };
     // `CRAIK_TEAM_MAX_BACKLOG` can only lower the limit.
@@ -450,7 +464,11 @@ pub struct Status {
 
 pub fn status(ctx: &mut Context) -> crate::Result<Status> {
     let c = config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
-    let shipped = ship(ctx);
+    let shipped = if c.reader {
+        open(&ctx.secrets, &c).and_then(|mut db| Ok(db.chains().map(|_| None)?))
+    } else {
+        ship(ctx)
+    };
     let st = state(&ctx.home);
     let local = ctx.audit()?.0.tail()?.map(|t| t.0).unwrap_or(0);
     Ok(Status {
@@ -464,6 +482,44 @@ pub fn status(ctx: &mut Context) -> crate::Result<Status> {
         last_shipped_at: st.last_shipped_at,
         last_error: st.last_error,
     })
+}
+
+/// `receipts list/export --team`: every chain's receipts matching
+/// `filter` (a profile pattern as in `receipts list`; `limit` counts
+/// across chains), each with its home id, to `f`.
+pub fn query(
+    ctx: &mut Context,
+    filter: &crate::audit::store::query::Filter,
+    mut f: impl FnMut(&str, Receipt) -> std::io::Result<()>,
+) -> crate::Result<()> {
+    let c = config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
+    let pattern = match filter.profile.as_ref().filter(|p| p.contains(['*', '?'])) {
+        Some(p) => Some(
+            crate::pattern::PatternSet::new(std::slice::from_ref(p)).map_err(|e| {
+                crate::Error::input(format!("--profile {p:?}: {e}"), "patterns use *, ** and ?")
+            })?,
+        ),
+        None => None,
+    };
+    let mut db = open(&ctx.secrets, &c)?;
+    let mut left = filter.limit.unwrap_or(usize::MAX);
+    db.query(filter, |home, r| {
+        if left == 0 {
+            return Ok(false);
+        }
+        if let Some(set) = &pattern
+            && !r
+                .auth_profile_id
+                .as_deref()
+                .is_some_and(|id| set.is_match(id))
+        {
+            return Ok(true);
+        }
+        left -= 1;
+        f(&home, r).map_err(|e| TeamError::Config(format!("writing the output: {e}")))?;
+        Ok(left > 0)
+    })?;
+    Ok(())
 }
 
 /// One chain's verification.

@@ -239,6 +239,77 @@ impl Db {
             .collect())
     }
 
+    /// Every receipt of every chain matching `filter` (all but its
+    /// profile pattern and `before`, which the caller applies), newest
+    /// first or oldest first, streamed to `f` with the chain's home id,
+    /// in batches; `f` returns whether to go on.
+    pub fn query(
+        &mut self,
+        filter: &crate::audit::store::query::Filter,
+        mut f: impl FnMut(String, Receipt) -> Result<bool, TeamError>,
+    ) -> Result<(), TeamError> {
+        use postgres::types::ToSql;
+        let mut conds: Vec<String> = Vec::new();
+        let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+        let mut eq = |conds: &mut Vec<String>, col: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                params.push(Box::new(v.clone()));
+                conds.push(format!("{col} = ${}", params.len()));
+            }
+        };
+        eq(&mut conds, "operator_identity_hash", &filter.operator_hash);
+        eq(&mut conds, "auth_identity_hash", &filter.identity_hash);
+        eq(&mut conds, "kind", &filter.kind);
+        eq(&mut conds, "status", &filter.status);
+        eq(&mut conds, "run_id", &filter.run);
+        eq(&mut conds, "pool_id", &filter.pool);
+        if let Some(p) = filter.profile.as_ref().filter(|p| !p.contains(['*', '?'])) {
+            eq(&mut conds, "auth_profile_id", &Some(p.clone()));
+        }
+        if let Some(op) = &filter.operator {
+            params.push(Box::new(op.clone()));
+            let n = params.len();
+            conds.push(format!(
+                "(operator_subject = ${n} OR operator_email = ${n})"
+            ));
+        }
+        // created_at is RFC 3339 in UTC with milliseconds: its text sorts
+        // as its time.
+        for (t, cmp) in [(&filter.since, ">="), (&filter.until, "<=")] {
+            if let Some(t) = t {
+                params.push(Box::new(
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ));
+                conds.push(format!("created_at {cmp} ${}", params.len()));
+            }
+        }
+        let order = if filter.ascending { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT home_id, {COLUMNS} FROM craik_receipts {} ORDER BY created_at {order}, home_id, seq {order}",
+            if conds.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conds.join(" AND "))
+            }
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
+        let mut tx = self.client.transaction().map_err(db_err)?;
+        let portal = tx.bind(sql.as_str(), &refs).map_err(db_err)?;
+        loop {
+            let rows = tx.query_portal(&portal, 2_000).map_err(db_err)?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                let home: String = r.get(0);
+                if !f(home, receipt_at(r, 1))? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Up to `limit` receipts of a home's chain after `seq`, oldest first.
     pub fn receipts_after(
         &mut self,
@@ -256,30 +327,35 @@ impl Db {
             )
             .map_err(db_err)?
             .iter()
-            .map(|r| Receipt {
-                seq: r.get(0),
-                id: r.get(1),
-                created_at: r.get(2),
-                kind: r.get(3),
-                run_id: r.get(4),
-                capability: r.get(5),
-                status: r.get(6),
-                reason: r.get(7),
-                policy_condition: r.get(8),
-                auth_profile_id: r.get(9),
-                auth_kind: r.get(10),
-                auth_identity_hash: r.get(11),
-                provider_family: r.get(12),
-                pool_id: r.get(13),
-                operator_subject: r.get(14),
-                operator_issuer: r.get(15),
-                operator_email: r.get(16),
-                operator_groups: r.get(17),
-                operator_identity_hash: r.get(18),
-                details: r.get(19),
-                prev_hash: r.get(20),
-                hash: r.get(21),
-            })
+            .map(|r| receipt_at(r, 0))
             .collect())
+    }
+}
+
+/// The receipt in `r`'s columns from `at` on ([`COLUMNS`]' order).
+fn receipt_at(r: &postgres::Row, at: usize) -> Receipt {
+    Receipt {
+        seq: r.get(at),
+        id: r.get(at + 1),
+        created_at: r.get(at + 2),
+        kind: r.get(at + 3),
+        run_id: r.get(at + 4),
+        capability: r.get(at + 5),
+        status: r.get(at + 6),
+        reason: r.get(at + 7),
+        policy_condition: r.get(at + 8),
+        auth_profile_id: r.get(at + 9),
+        auth_kind: r.get(at + 10),
+        auth_identity_hash: r.get(at + 11),
+        provider_family: r.get(at + 12),
+        pool_id: r.get(at + 13),
+        operator_subject: r.get(at + 14),
+        operator_issuer: r.get(at + 15),
+        operator_email: r.get(at + 16),
+        operator_groups: r.get(at + 17),
+        operator_identity_hash: r.get(at + 18),
+        details: r.get(at + 19),
+        prev_hash: r.get(at + 20),
+        hash: r.get(at + 21),
     }
 }

@@ -329,6 +329,71 @@ fn homes_ship_their_own_chains_and_nobody_rewrites_them() {
     let (ok, out) = pg.sql_as("auditor", &auditor_pw, &forge(&home_a, a_head + 1));
     assert!(!ok && out.contains("permission denied"), "{out}");
 
+    // An auditor joins to read: one place for the whole team, with the
+    // same filters as a home's log, each receipt naming its home.
+    let auditor = Env::new();
+    auditor
+        .run_stdin(
+            &[
+                "team",
+                "join",
+                "--reader",
+                "--url",
+                &pg.url("auditor"),
+                "--password-stdin",
+            ],
+            Some(&auditor_pw),
+        )
+        .ok();
+    let l = auditor.run(&[
+        "receipts",
+        "list",
+        "--team",
+        "--json",
+        "--kind",
+        "authorization",
+        "--limit",
+        "1000",
+    ]);
+    l.ok();
+    let rows = l.json()["receipts"].as_array().unwrap().clone();
+    let homes: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["home_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(homes.len(), 2, "{rows:?}");
+    // 3 + 1 checks in a, 2 in b.
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(rows.iter().all(|r| r["kind"] == "authorization"));
+    let l = auditor.run(&[
+        "receipts",
+        "list",
+        "--team",
+        "--json",
+        "--profile",
+        "openai:*",
+        "--limit",
+        "2",
+    ]);
+    l.ok();
+    assert_eq!(l.json()["receipts"].as_array().unwrap().len(), 2);
+    let e = auditor.run(&["receipts", "export", "--team", "--format", "csv"]);
+    e.ok();
+    assert!(e.stdout.starts_with("home_id,seq,"), "{}", e.stdout);
+    let all_rows: i64 = pg
+        .admin("SELECT count(*) FROM craik_receipts")
+        .parse()
+        .unwrap();
+    assert_eq!(e.stdout.lines().count() as i64, all_rows + 1);
+    auditor.run(&["team", "status"]).ok();
+    // A reader ships nothing and writes nothing to the store.
+    let (ok, out) = pg.sql_as(
+        "auditor",
+        &auditor_pw,
+        "INSERT INTO craik_homes (home_id) VALUES ('0123456789abcdef0123456789abcdef')",
+    );
+    assert!(!ok && out.contains("permission denied"), "{out}");
+
     // verify --team from any member: both chains whole.
     let v = a.run(&["receipts", "verify", "--team", "--json"]);
     v.ok();

@@ -46,6 +46,17 @@ pub struct Args {
     /// CSV with a header line.
     #[arg(long)]
     pub csv: bool,
+    /// Every home's receipts in the team store (each with its home id)
+    /// instead of this home's log.
+    #[arg(long)]
+    pub team: bool,
+}
+
+/// A receipt's JSON with the home it came from.
+fn with_home(home: &str, r: &Receipt) -> serde_json::Value {
+    let mut v = serde_json::to_value(r.to_json()).unwrap_or_default();
+    v["home_id"] = home.into();
+    v
 }
 
 pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
@@ -64,6 +75,7 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
         json,
         jsonl,
         csv,
+        team,
     } = args;
     for (flag, h) in [
         ("--operator-hash", &operator_hash),
@@ -99,6 +111,9 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
             ),
             "swap them: --since is the earlier time",
         ));
+    }
+    if team {
+        return list_team(ctx, &filter, json, jsonl, csv);
     }
     let log = open_log(&ctx)?;
     let rows = log.list(&filter)?;
@@ -146,6 +161,63 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
                 r.status.clone(),
                 // exec, proxy, check, test, approve, grant.
                 r.capability.clone().unwrap_or_default(),
+                r.auth_profile_id.clone().unwrap_or_default(),
+                r.operator_email
+                    .clone()
+                    .or_else(|| r.operator_subject.clone())
+                    .unwrap_or_default(),
+                r.run_id.clone().unwrap_or_default(),
+            ]);
+        }
+        output::print_table(&t);
+    }
+    Ok(exit::OK)
+}
+
+fn list_team(
+    mut ctx: Context,
+    filter: &Filter,
+    json: bool,
+    jsonl: bool,
+    csv: bool,
+) -> craik::Result<i32> {
+    let mut rows: Vec<(String, Receipt)> = Vec::new();
+    craik::team::query(&mut ctx, filter, |home, r| {
+        rows.push((home.to_string(), r));
+        Ok(())
+    })?;
+    if json {
+        let rows: Vec<_> = rows.iter().map(|(h, r)| with_home(h, r)).collect();
+        output::json(&serde_json::json!({ "receipts": rows }));
+    } else if jsonl {
+        let mut out = std::io::BufWriter::new(output::Out);
+        for (h, r) in &rows {
+            serde_json::to_writer(&mut out, &with_home(h, r)).map_err(io_err)?;
+            writeln!(out).map_err(io_err)?;
+        }
+        out.flush().map_err(io_err)?;
+    } else if csv {
+        let mut w = csv::Writer::from_writer(output::Out);
+        let mut header = vec!["home_id"];
+        header.extend(CSV_HEADER);
+        w.write_record(&header).map_err(io_err)?;
+        for (h, r) in &rows {
+            let mut row = vec![h.clone()];
+            row.extend(csv_row(r));
+            w.write_record(&row).map_err(io_err)?;
+        }
+        w.flush().map_err(io_err)?;
+    } else {
+        let mut t = output::table(&[
+            "HOME", "SEQ", "TIME", "KIND", "STATUS", "PROFILE", "OPERATOR", "RUN",
+        ]);
+        for (h, r) in &rows {
+            t.add_row(vec![
+                h.chars().take(8).collect(),
+                r.seq.to_string(),
+                r.created_at.clone(),
+                r.kind.clone(),
+                r.status.clone(),
                 r.auth_profile_id.clone().unwrap_or_default(),
                 r.operator_email
                     .clone()
