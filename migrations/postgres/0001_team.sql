@@ -88,6 +88,10 @@ BEGIN
     END IF;
     UPDATE craik_chain_heads SET seq = NEW.seq, hash = NEW.hash
     WHERE home_id = NEW.home_id;
+    -- Who shipped it, as the server knows it (a writer cannot name
+    -- another: the function runs as its owner, so session_user).
+    NEW.shipped_by := session_user;
+    NEW.shipped_at := now();
     RETURN NEW;
 END $$;
 DROP TRIGGER IF EXISTS craik_receipt_appended ON craik_receipts;

@@ -72,6 +72,31 @@ fn signing_key(secrets: &Secrets) -> Result<SigningKey> {
     Ok(SigningKey::from_bytes(&arr))
 }
 
+/// Signs `message` with this home's checkpoint key (made on first use;
+/// `audit-signing.pub` written beside the log): (public key, signature),
+/// both base64. The team checkpoint's signer.
+pub fn sign(home: &Home, secrets: &Secrets, message: &[u8]) -> Result<(String, String)> {
+    let key = signing_key(secrets)?;
+    let public_key = B64.encode(key.verifying_key().to_bytes());
+    home.write_atomic(PUBLIC_KEY_FILE, format!("{public_key}\n").as_bytes())
+        .map_err(|e| AuditError::CannotCheckpoint {
+            path: home.path(PUBLIC_KEY_FILE),
+            why: e.to_string(),
+        })?;
+    Ok((public_key, B64.encode(key.sign(message).to_bytes())))
+}
+
+/// Whether `signature` (base64) is `public_key`'s (base64) over `message`.
+pub fn signature_verifies(public_key: &str, message: &[u8], signature: &str) -> bool {
+    let Some(key) = parse_key(public_key) else {
+        return false;
+    };
+    B64.decode(signature)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .is_some_and(|sig| key.verify(message, &sig).is_ok())
+}
+
 /// The automatic checkpoint, kept beside the log (not in it): a rewrite
 /// of the log with recomputed hashes, or a cut tail, no longer matches it.
 pub const AUTO_FILE: &str = "audit-checkpoint.json";

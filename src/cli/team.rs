@@ -180,7 +180,7 @@ pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
             let home_id = team::config(&ctx.home)?
                 .map(|c| c.home_id)
                 .unwrap_or_default();
-            let chains = team::verify(&mut ctx)?;
+            let chains = team::verify(&mut ctx, &[])?;
             let mine = chains.iter().find(|c| c.home_id == home_id);
             let ok = mine.is_some_and(|c| c.damage.is_none() && c.receipts == shipped.head)
                 && shipped.head == shipped.local;

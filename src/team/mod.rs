@@ -522,6 +522,110 @@ pub fn query(
     Ok(())
 }
 
+/// A team checkpoint: every chain's head, signed with the signing home's
+/// checkpoint key. Kept outside the store, it catches a rewrite of a
+/// chain with recomputed hashes, or a chain cut back, by whoever can
+/// change the database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamCheckpoint {
+    pub version: u32,
+    pub kind: String,
+    pub created_at: String,
+    pub chains: Vec<ChainHead>,
+    pub public_key: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainHead {
+    pub home_id: String,
+    pub seq: i64,
+    pub hash: String,
+}
+
+fn checkpoint_message(created_at: &str, chains: &[ChainHead]) -> Vec<u8> {
+    let mut m = format!("craik-team-checkpoint v1\n{created_at}\n");
+    for c in chains {
+        m.push_str(&format!("{} {} {}\n", c.home_id, c.seq, c.hash));
+    }
+    m.into_bytes()
+}
+
+/// `craik receipts checkpoint --team`: verifies every chain (a damaged
+/// store is never signed), then signs their heads.
+pub fn checkpoint(ctx: &mut Context) -> crate::Result<TeamCheckpoint> {
+    let reports = verify(ctx, &[])?;
+    if let Some((r, (seq, what))) = reports
+        .iter()
+        .find_map(|r| r.damage.as_ref().map(|d| (r, d)))
+    {
+        return Err(TeamError::Diverged {
+            seq: *seq,
+            why: format!(
+                "home {}'s chain is damaged ({what}); craik will not sign it",
+                r.home_id
+            ),
+        }
+        .into());
+    }
+    let c = config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
+    let mut db = open(&ctx.secrets, &c)?;
+    let mut chains = Vec::new();
+    for r in &reports {
+        let (seq, hash) = db.head(&r.home_id)?;
+        chains.push(ChainHead {
+            home_id: r.home_id.clone(),
+            seq,
+            hash,
+        });
+    }
+    chains.sort_by(|a, b| a.home_id.cmp(&b.home_id));
+    let created_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (public_key, signature) = crate::audit::checkpoint::sign(
+        &ctx.home,
+        &ctx.secrets,
+        &checkpoint_message(&created_at, &chains),
+    )?;
+    Ok(TeamCheckpoint {
+        version: 1,
+        kind: "team".into(),
+        created_at,
+        chains,
+        public_key,
+        signature,
+    })
+}
+
+/// Reads a team checkpoint and checks its signature against `trusted`
+/// (else the key it names, which proves nothing about who signed).
+pub fn load_checkpoint(
+    path: &std::path::Path,
+    trusted: Option<&str>,
+) -> crate::Result<TeamCheckpoint> {
+    let bad = |why: String| TeamError::Config(format!("team checkpoint {}: {why}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let cp: TeamCheckpoint =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a team checkpoint: {e}")))?;
+    if cp.version != 1 || cp.kind != "team" {
+        return Err(bad("not a version 1 team checkpoint".into()).into());
+    }
+    if let Some(t) = trusted
+        && t.trim() != cp.public_key.trim()
+    {
+        return Err(bad("signed by a key other than the trusted one (--public-key, else this home's audit-signing.pub)".into()).into());
+    }
+    if !crate::audit::checkpoint::signature_verifies(
+        &cp.public_key,
+        &checkpoint_message(&cp.created_at, &cp.chains),
+        &cp.signature,
+    ) {
+        return Err(bad("the signature does not verify".into()).into());
+    }
+    Ok(cp)
+}
+
 /// One chain's verification.
 #[derive(Debug, Serialize)]
 pub struct ChainReport {
@@ -535,11 +639,41 @@ pub struct ChainReport {
 /// `craik receipts verify --team`: every chain in the store, each receipt's
 /// hash recomputed and linked to the one before (a read-only login
 /// suffices). Uses this home's team config for where and as whom.
-pub fn verify(ctx: &mut Context) -> crate::Result<Vec<ChainReport>> {
+/// With `checkpoints`, each chain must also still hold, at each signed
+/// head's seq, the receipt with that hash.
+pub fn verify(
+    ctx: &mut Context,
+    checkpoints: &[TeamCheckpoint],
+) -> crate::Result<Vec<ChainReport>> {
     let c = config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
     let mut db = open(&ctx.secrets, &c)?;
     let mut out = Vec::new();
-    for (home_id, label, head) in db.chains()? {
+    let chains = db.chains()?;
+    // A chain a checkpoint signed that the store no longer has.
+    for cp in checkpoints {
+        for h in &cp.chains {
+            if !chains.iter().any(|(id, _, _)| *id == h.home_id) {
+                out.push(ChainReport {
+                    home_id: h.home_id.clone(),
+                    label: String::new(),
+                    receipts: 0,
+                    damage: Some((
+                        1,
+                        format!(
+                            "missing: the chain a team checkpoint signed at seq {} is gone",
+                            h.seq
+                        ),
+                    )),
+                });
+            }
+        }
+    }
+    for (home_id, label, head) in chains {
+        let signed: Vec<&ChainHead> = checkpoints
+            .iter()
+            .flat_map(|cp| cp.chains.iter())
+            .filter(|h| h.home_id == home_id)
+            .collect();
         let mut prev = (0i64, crate::audit::chain::GENESIS.to_string());
         let mut damage = None;
         'chain: loop {
@@ -554,6 +688,11 @@ pub fn verify(ctx: &mut Context) -> crate::Result<Vec<ChainReport>> {
                     Some("its prev_hash is not the hash before it".to_string())
                 } else if receipt_hash(&r) != r.hash {
                     Some("modified: its hash does not match its fields".to_string())
+                } else if signed.iter().any(|h| h.seq == r.seq && h.hash != r.hash) {
+                    Some(
+                        "rewritten: not the receipt a team checkpoint signed at this seq"
+                            .to_string(),
+                    )
                 } else {
                     None
                 };
@@ -566,6 +705,17 @@ pub fn verify(ctx: &mut Context) -> crate::Result<Vec<ChainReport>> {
         }
         if damage.is_none() && prev.0 != head {
             damage = Some((prev.0 + 1, format!("truncated: the chain's head is {head}")));
+        }
+        if damage.is_none()
+            && let Some(h) = signed.iter().find(|h| h.seq > prev.0)
+        {
+            damage = Some((
+                prev.0 + 1,
+                format!(
+                    "truncated: a team checkpoint signed this chain up to seq {}",
+                    h.seq
+                ),
+            ));
         }
         out.push(ChainReport {
             home_id,

@@ -401,6 +401,45 @@ fn homes_ship_their_own_chains_and_nobody_rewrites_them() {
     assert_eq!(chains.len(), 2, "{chains:?}");
     assert!(chains.iter().all(|c| c["damage"].is_null()), "{chains:?}");
 
+    // A team checkpoint kept elsewhere: a superuser who cuts bob's chain
+    // back (and moves its head, so the chain alone still looks whole)
+    // is caught by it.
+    let cp = a.dir.path().join("team-cp.json");
+    let r = a.run(&[
+        "receipts",
+        "checkpoint",
+        "--team",
+        "--out",
+        cp.to_str().unwrap(),
+    ]);
+    r.ok();
+    pg.admin(&format!(
+        "DELETE FROM craik_receipts WHERE home_id = '{bob_home}' AND seq = {bob_head}; \
+         UPDATE craik_chain_heads SET seq = {prev}, hash = (SELECT hash FROM craik_receipts WHERE home_id = '{bob_home}' AND seq = {prev}) WHERE home_id = '{bob_home}'",
+        prev = bob_head - 1
+    ));
+    a.run(&["receipts", "verify", "--team"]).ok();
+    let v = a.run(&[
+        "receipts",
+        "verify",
+        "--team",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--json",
+    ]);
+    v.code(1);
+    assert!(
+        v.stdout
+            .contains("a team checkpoint signed this chain up to seq"),
+        "{}",
+        v.stdout
+    );
+    // Who shipped a receipt is the server's word, not the writer's.
+    let by = pg.admin(&format!(
+        "SELECT DISTINCT shipped_by FROM craik_receipts WHERE home_id = '{home_a}'"
+    ));
+    assert_eq!(by, "alice");
+
     // A superuser changes one of bob's receipts: verify --team names it.
     pg.admin(&format!(
         "UPDATE craik_receipts SET reason = 'edited' WHERE home_id = '{bob_home}' AND seq = 2"

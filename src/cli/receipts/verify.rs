@@ -13,16 +13,26 @@ pub struct Args {
     #[arg(long, value_name = "KEY|FILE")]
     pub public_key: Option<String>,
     /// Every chain of the team store instead of this home's log (a
-    /// read-only login suffices).
-    #[arg(long, conflicts_with_all = ["checkpoint", "public_key"])]
+    /// read-only login suffices); --checkpoint then takes team
+    /// checkpoints (craik receipts checkpoint --team).
+    #[arg(long)]
     pub team: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-fn run_team(mut ctx: Context, json: bool) -> craik::Result<i32> {
-    let chains = craik::team::verify(&mut ctx)?;
+fn run_team(
+    mut ctx: Context,
+    files: &[PathBuf],
+    trusted: Option<&str>,
+    json: bool,
+) -> craik::Result<i32> {
+    let cps = files
+        .iter()
+        .map(|f| craik::team::load_checkpoint(f, trusted))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chains = craik::team::verify(&mut ctx, &cps)?;
     let ok = chains.iter().all(|c| c.damage.is_none());
     if json {
         let list: Vec<serde_json::Value> = chains
@@ -62,9 +72,6 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
         team,
         json,
     } = args;
-    if team {
-        return run_team(ctx, json);
-    }
     let key_given = public_key.is_some();
     let trusted = match public_key {
         Some(k) => Some(craik::audit::checkpoint::trusted_key(&k)?),
@@ -73,6 +80,9 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
             .read(craik::audit::checkpoint::PUBLIC_KEY_FILE)?
             .map(|b| String::from_utf8_lossy(&b).trim().to_string()),
     };
+    if team {
+        return run_team(ctx, &files, trusted.as_deref(), json);
+    }
     let mut cps = files
         .iter()
         .map(|f| craik::audit::checkpoint::load(f, trusted.as_deref()))
