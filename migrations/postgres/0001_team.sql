@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS craik_homes (
     home_id text PRIMARY KEY CHECK (home_id ~ '^[0-9a-f]{32}$'),
     label text NOT NULL DEFAULT '',
     registered_at timestamptz NOT NULL DEFAULT now(),
-    registered_by name NOT NULL DEFAULT current_user
+    registered_by name NOT NULL DEFAULT session_user
 );
 
 -- Each chain's head: written only by the triggers below.
@@ -49,17 +49,23 @@ CREATE TABLE IF NOT EXISTS craik_receipts (
     prev_hash text NOT NULL,
     hash text NOT NULL,
     shipped_at timestamptz NOT NULL DEFAULT now(),
-    shipped_by name NOT NULL DEFAULT current_user,
+    shipped_by name NOT NULL DEFAULT session_user,
     PRIMARY KEY (home_id, seq)
 );
 CREATE INDEX IF NOT EXISTS craik_receipts_by_kind ON craik_receipts (kind, home_id, seq);
 CREATE INDEX IF NOT EXISTS craik_receipts_by_operator ON craik_receipts (operator_identity_hash, home_id, seq);
 
+-- The triggers run as the tables' owner: their search_path puts a
+-- session's temporary schema last and their tables are qualified, so a
+-- writer's temporary table of the same name is never the one they touch.
+-- Chains belong to the session's login (session_user), whatever role it
+-- SETs.
+
 -- A new home's chain starts at seq 0 with the genesis hash.
 CREATE OR REPLACE FUNCTION craik_home_registered() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
-    INSERT INTO craik_chain_heads (home_id, seq, hash)
+    INSERT INTO public.craik_chain_heads (home_id, seq, hash)
     VALUES (NEW.home_id, 0, repeat('0', 64));
     RETURN NEW;
 END $$;
@@ -70,13 +76,13 @@ CREATE TRIGGER craik_home_registered AFTER INSERT ON craik_homes
 -- A receipt must follow its chain's head: the next seq, linked by hash.
 -- The head row is locked, so two writers of one home never fork it.
 CREATE OR REPLACE FUNCTION craik_receipt_appended() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     head_seq bigint;
     head_hash text;
 BEGIN
     SELECT seq, hash INTO head_seq, head_hash
-    FROM craik_chain_heads WHERE home_id = NEW.home_id FOR UPDATE;
+    FROM public.craik_chain_heads WHERE home_id = NEW.home_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'craik: home % is not registered', NEW.home_id
             USING ERRCODE = 'foreign_key_violation';
@@ -86,7 +92,7 @@ BEGIN
             NEW.seq, NEW.home_id, head_seq
             USING ERRCODE = 'check_violation';
     END IF;
-    UPDATE craik_chain_heads SET seq = NEW.seq, hash = NEW.hash
+    UPDATE public.craik_chain_heads SET seq = NEW.seq, hash = NEW.hash
     WHERE home_id = NEW.home_id;
     -- Who shipped it, as the server knows it (a writer cannot name
     -- another: the function runs as its owner, so session_user).
@@ -119,7 +125,7 @@ DROP POLICY IF EXISTS craik_homes_read ON craik_homes;
 CREATE POLICY craik_homes_read ON craik_homes FOR SELECT USING (true);
 DROP POLICY IF EXISTS craik_homes_own ON craik_homes;
 CREATE POLICY craik_homes_own ON craik_homes FOR INSERT TO craik_writer
-    WITH CHECK (registered_by = current_user);
+    WITH CHECK (registered_by = session_user);
 
 ALTER TABLE craik_receipts ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS craik_receipts_read ON craik_receipts;
@@ -128,7 +134,7 @@ DROP POLICY IF EXISTS craik_receipts_own ON craik_receipts;
 CREATE POLICY craik_receipts_own ON craik_receipts FOR INSERT TO craik_writer
     WITH CHECK (EXISTS (
         SELECT 1 FROM craik_homes h
-        WHERE h.home_id = craik_receipts.home_id AND h.registered_by = current_user
+        WHERE h.home_id = craik_receipts.home_id AND h.registered_by = session_user
     ));
 
 INSERT INTO craik_meta (key, value) VALUES ('schema_version', '1')

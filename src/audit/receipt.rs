@@ -147,10 +147,12 @@ pub enum ReceiptKind {
     StoreUnlocked,
     /// `craik lock`: that key dropped before its time.
     StoreLocked,
+    /// `craik team join`: this home ships to a team store from now on.
+    TeamJoined,
 }
 
 impl ReceiptKind {
-    pub const ALL: [ReceiptKind; 21] = [
+    pub const ALL: [ReceiptKind; 22] = [
         ReceiptKind::ProfileAdded,
         ReceiptKind::ProfileRemoved,
         ReceiptKind::SecretMigrated,
@@ -172,6 +174,7 @@ impl ReceiptKind {
         ReceiptKind::AgentFinished,
         ReceiptKind::StoreUnlocked,
         ReceiptKind::StoreLocked,
+        ReceiptKind::TeamJoined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -197,6 +200,7 @@ impl ReceiptKind {
             ReceiptKind::AgentFinished => "agent.finished",
             ReceiptKind::StoreUnlocked => "store_unlocked",
             ReceiptKind::StoreLocked => "store_locked",
+            ReceiptKind::TeamJoined => "team_joined",
         }
     }
 }

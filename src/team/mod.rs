@@ -164,7 +164,9 @@ fn save_config(ctx: &Context, c: &TeamConfig) -> crate::Result<()> {
     Ok(())
 }
 
-/// `team-state.json`: how far shipping got, and its last error.
+/// `team-state.json`: how far shipping got, and its last error. Sealed:
+/// one that does not verify counts as nothing shipped, so an edit can
+/// only make the backlog gate stricter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShipState {
     /// The chain's head in the team store, as last seen.
@@ -172,18 +174,44 @@ pub struct ShipState {
     pub last_shipped_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
+}
+
+fn state_bytes(s: &ShipState) -> Vec<u8> {
+    serde_json::to_vec(&ShipState {
+        seal: None,
+        ..s.clone()
+    })
+    .unwrap_or_default()
 }
 
 fn state(home: &Home) -> ShipState {
-    home.read(STATE_FILE)
+    let Some(s) = home
+        .read(STATE_FILE)
         .ok()
         .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+        .and_then(|b| serde_json::from_slice::<ShipState>(&b).ok())
+    else {
+        return ShipState::default();
+    };
+    let sealed = SealKey::load(&Secrets::new(home)).is_ok_and(|k| {
+        s.seal
+            .as_deref()
+            .is_some_and(|seal| k.verify(Domain::Team, &state_bytes(&s), seal))
+    });
+    if sealed { s } else { ShipState::default() }
 }
 
 fn save_state(home: &Home, s: &ShipState) {
-    if let Ok(bytes) = serde_json::to_vec_pretty(s) {
+    let Ok(key) = SealKey::load(&Secrets::new(home)) else {
+        return;
+    };
+    let sealed = ShipState {
+        seal: Some(key.seal(Domain::Team, &state_bytes(s))),
+        ..s.clone()
+    };
+    if let Ok(bytes) = serde_json::to_vec_pretty(&sealed) {
         let _ = home.write_atomic(STATE_FILE, &bytes);
     }
 }
@@ -330,6 +358,21 @@ pub fn join(
         reader,
         seal: None,
     };
+    let operator = crate::operator::current(ctx).ok().flatten();
+    ctx.record(
+        crate::audit::NewReceipt::new(
+            crate::audit::ReceiptKind::TeamJoined,
+            crate::audit::Status::Ok,
+        )
+        .operator(operator)
+        .detail("audit_url", c.audit_url.as_str())
+        .detail("home_id", c.home_id.as_str())
+        .detail("reader", reader)
+        .detail(
+            "previous_url",
+            existing.as_ref().map(|o| o.audit_url.clone()),
+        ),
+    )?;
     save_config(ctx, &c)?;
     if let Some(old) = existing.and_then(|o| o.password_handle)
         && Some(&old) != c.password_handle.as_ref()
@@ -368,7 +411,6 @@ pub fn ship(ctx: &mut Context) -> crate::Result<Option<Shipped>> {
 fn ship_to(ctx: &mut Context, c: &TeamConfig, st: &mut ShipState) -> crate::Result<Shipped> {
     let mut db = open(&ctx.secrets, c)?;
     let (mut head, head_hash) = db.head(&c.home_id)?;
-    st.shipped_seq = head;
     let log = ctx.audit()?;
     // The store's head must be this log's receipt at that seq.
     if head > 0 {
@@ -388,6 +430,15 @@ fn ship_to(ctx: &mut Context, c: &TeamConfig, st: &mut ShipState) -> crate::Resu
         }
     }
     let local = log.0.tail()?.map(|t| t.0).unwrap_or(0);
+    if head > local {
+        return Err(TeamError::Diverged {
+            seq: local + 1,
+            why: format!("the store's chain goes on to seq {head}, this log ends at {local}"),
+        }
+        .into());
+    }
+    // Only a head that is this log's counts as shipped.
+    st.shipped_seq = head;
     let mut shipped = 0;
     loop {
         let batch = ctx.audit()?.0.after(head, BATCH)?;
@@ -430,12 +481,19 @@ pub fn check_backlog(ctx: &mut Context) -> crate::Result<()> {
         c.max_backlog = c.max_backlog.min(n);
     }
     let local = ctx.audit()?.0.tail()?.map(|t| t.0).unwrap_or(0);
-    let backlog = local - state(&ctx.home).shipped_seq;
-    if backlog < c.max_backlog {
+    let backlog_now = |home: &Home| {
+        let shipped = state(home).shipped_seq;
+        if shipped > local {
+            local
+        } else {
+            local - shipped
+        }
+    };
+    if backlog_now(&ctx.home) < c.max_backlog {
         return Ok(());
     }
     let _ = ship(ctx);
-    let backlog = local - state(&ctx.home).shipped_seq;
+    let backlog = backlog_now(&ctx.home);
     if backlog < c.max_backlog {
         return Ok(());
     }
@@ -570,17 +628,16 @@ pub fn checkpoint(ctx: &mut Context) -> crate::Result<TeamCheckpoint> {
         }
         .into());
     }
-    let c = config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
-    let mut db = open(&ctx.secrets, &c)?;
-    let mut chains = Vec::new();
-    for r in &reports {
-        let (seq, hash) = db.head(&r.home_id)?;
-        chains.push(ChainHead {
+    // The heads verify checked, in its snapshot: nothing appended since
+    // is signed unverified.
+    let mut chains: Vec<ChainHead> = reports
+        .iter()
+        .map(|r| ChainHead {
             home_id: r.home_id.clone(),
-            seq,
-            hash,
-        });
-    }
+            seq: r.receipts,
+            hash: r.head_hash.clone(),
+        })
+        .collect();
     chains.sort_by(|a, b| a.home_id.cmp(&b.home_id));
     let created_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (public_key, signature) = crate::audit::checkpoint::sign(
@@ -632,6 +689,9 @@ pub struct ChainReport {
     pub home_id: String,
     pub label: String,
     pub receipts: i64,
+    /// The hash of the last receipt verified.
+    #[serde(skip)]
+    pub head_hash: String,
     /// The first damage found: seq and what.
     pub damage: Option<(i64, String)>,
 }
@@ -647,6 +707,9 @@ pub fn verify(
 ) -> crate::Result<Vec<ChainReport>> {
     let c = config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
     let mut db = open(&ctx.secrets, &c)?;
+    // One snapshot: heads and receipts as they were together, however
+    // much is shipped meanwhile.
+    db.snapshot()?;
     let mut out = Vec::new();
     let chains = db.chains()?;
     // A chain a checkpoint signed that the store no longer has.
@@ -657,6 +720,7 @@ pub fn verify(
                     home_id: h.home_id.clone(),
                     label: String::new(),
                     receipts: 0,
+                    head_hash: String::new(),
                     damage: Some((
                         1,
                         format!(
@@ -677,11 +741,18 @@ pub fn verify(
         let mut prev = (0i64, crate::audit::chain::GENESIS.to_string());
         let mut damage = None;
         'chain: loop {
-            let batch = db.receipts_after(&home_id, prev.0, 5_000)?;
+            let batch = db.receipts_after(&home_id, prev.0, head, 5_000)?;
             if batch.is_empty() {
                 break;
             }
             for r in batch {
+                let r = match r {
+                    Ok(r) => r,
+                    Err(seq) => {
+                        damage = Some((seq, "modified: the row does not read as a receipt".into()));
+                        break 'chain;
+                    }
+                };
                 let why = if r.seq != prev.0 + 1 {
                     Some(format!("missing: expected seq {}", prev.0 + 1))
                 } else if r.prev_hash != prev.1 {
@@ -707,6 +778,15 @@ pub fn verify(
             damage = Some((prev.0 + 1, format!("truncated: the chain's head is {head}")));
         }
         if damage.is_none()
+            && let Some(seq) = db.foreign_rows(&home_id)?
+        {
+            damage = Some((
+                seq,
+                "inserted: shipped by another login than the one the home is registered to"
+                    .to_string(),
+            ));
+        }
+        if damage.is_none()
             && let Some(h) = signed.iter().find(|h| h.seq > prev.0)
         {
             damage = Some((
@@ -721,8 +801,10 @@ pub fn verify(
             home_id,
             label,
             receipts: prev.0,
+            head_hash: prev.1,
             damage,
         });
     }
+    db.end()?;
     Ok(out)
 }

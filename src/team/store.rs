@@ -100,10 +100,19 @@ impl Db {
         if let Some(p) = password {
             config.password(p);
         }
-        if config.get_hosts().iter().any(|h| !loopback(h)) {
+        // `hostaddr` is where the connection really goes: it must be
+        // loopback too for TLS to be optional.
+        let remote_addr = config.get_hostaddrs().iter().any(|a| !a.is_loopback());
+        if remote_addr || config.get_hosts().iter().any(|h| !loopback(h)) {
             config.ssl_mode(SslMode::Require);
         }
         config.connect_timeout(Duration::from_secs(5));
+        // A stalled server or a black-holed connection must not hold the
+        // shipping lock (and every craik of this home) for ever.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        config.tcp_user_timeout(Duration::from_secs(15));
+        config.options("-c statement_timeout=30000");
         config.application_name("craik");
         let client = config.connect(tls(ca_file)?).map_err(|e| match db_err(e) {
             TeamError::Db(why) => TeamError::Unreachable(why),
@@ -179,23 +188,36 @@ impl Db {
             )
             .map_err(db_err)?
             .ok_or_else(|| TeamError::NotRegistered(home_id.to_string()))?;
-        Ok((row.get(0), row.get(1)))
+        Ok((
+            row.try_get(0).map_err(db_err)?,
+            row.try_get(1).map_err(db_err)?,
+        ))
     }
 
     /// Appends `receipts` (contiguous, following the head) in one
-    /// transaction: all of them or none.
+    /// transaction: all of them or none. Rows go 500 to a statement (one
+    /// round trip each; the trigger still checks every row).
     pub fn append(&mut self, home_id: &str, receipts: &[Receipt]) -> Result<(), TeamError> {
+        use postgres::types::ToSql;
         let mut tx = self.client.transaction().map_err(db_err)?;
-        let st = tx
-            .prepare(&format!(
-                "INSERT INTO craik_receipts (home_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
-            ))
-            .map_err(db_err)?;
-        for r in receipts {
-            tx.execute(
-                &st,
-                &[
-                    &home_id,
+        for chunk in receipts.chunks(500) {
+            let mut sql = format!("INSERT INTO craik_receipts (home_id, {COLUMNS}) VALUES ");
+            let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(chunk.len() * 23);
+            for (i, r) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let base = params.len();
+                sql.push('(');
+                for k in 1..=23 {
+                    if k > 1 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", base + k));
+                }
+                sql.push(')');
+                params.extend_from_slice(&[
+                    &home_id as &(dyn ToSql + Sync),
                     &r.seq,
                     &r.id,
                     &r.created_at,
@@ -218,25 +240,50 @@ impl Db {
                     &r.details,
                     &r.prev_hash,
                     &r.hash,
-                ],
-            )
-            .map_err(db_err)?;
+                ]);
+            }
+            tx.execute(sql.as_str(), &params).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
     }
 
     /// Every registered home: (id, label, head seq).
     pub fn chains(&mut self) -> Result<Vec<(String, String, i64)>, TeamError> {
-        Ok(self
-            .client
+        self.client
             .query(
                 "SELECT h.home_id, h.label, coalesce(c.seq, 0) FROM craik_homes h LEFT JOIN craik_chain_heads c USING (home_id) ORDER BY h.registered_at, h.home_id",
                 &[],
             )
             .map_err(db_err)?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(db_err)
+    }
+
+    /// Starts a read-only snapshot: every read until [`Db::end`] sees the
+    /// store as it was at the first one (verify, the team checkpoint).
+    pub fn snapshot(&mut self) -> Result<(), TeamError> {
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(db_err)
+    }
+
+    pub fn end(&mut self) -> Result<(), TeamError> {
+        self.client.batch_execute("COMMIT").map_err(db_err)
+    }
+
+    /// Receipts of a home's chain that another login than the one that
+    /// registered the home shipped (the server records both).
+    pub fn foreign_rows(&mut self, home_id: &str) -> Result<Option<i64>, TeamError> {
+        let r = self
+            .client
+            .query_one(
+                "SELECT min(r.seq) FROM craik_receipts r JOIN craik_homes h USING (home_id) WHERE r.home_id = $1 AND r.shipped_by <> h.registered_by",
+                &[&home_id],
+            )
+            .map_err(db_err)?;
+        r.try_get(0).map_err(db_err)
     }
 
     /// Every receipt of every chain matching `filter` (all but its
@@ -301,8 +348,8 @@ impl Db {
                 break;
             }
             for r in &rows {
-                let home: String = r.get(0);
-                if !f(home, receipt_at(r, 1))? {
+                let home: String = r.try_get(0).map_err(db_err)?;
+                if !f(home, receipt_at(r, 1).map_err(db_err)?)? {
                     return Ok(());
                 }
             }
@@ -310,52 +357,55 @@ impl Db {
         Ok(())
     }
 
-    /// Up to `limit` receipts of a home's chain after `seq`, oldest first.
+    /// Up to `limit` receipts of a home's chain after `seq` and up to
+    /// `upto`, oldest first; a row that does not read as a receipt (a NULL
+    /// or a changed type) is `Err(its seq)`.
     pub fn receipts_after(
         &mut self,
         home_id: &str,
         seq: i64,
+        upto: i64,
         limit: i64,
-    ) -> Result<Vec<Receipt>, TeamError> {
+    ) -> Result<Vec<Result<Receipt, i64>>, TeamError> {
         Ok(self
             .client
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM craik_receipts WHERE home_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                    "SELECT {COLUMNS} FROM craik_receipts WHERE home_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
                 ),
-                &[&home_id, &seq, &limit],
+                &[&home_id, &seq, &upto, &limit],
             )
             .map_err(db_err)?
             .iter()
-            .map(|r| receipt_at(r, 0))
+            .map(|r| receipt_at(r, 0).map_err(|_| r.try_get::<_, i64>(0).unwrap_or(seq + 1)))
             .collect())
     }
 }
 
 /// The receipt in `r`'s columns from `at` on ([`COLUMNS`]' order).
-fn receipt_at(r: &postgres::Row, at: usize) -> Receipt {
-    Receipt {
-        seq: r.get(at),
-        id: r.get(at + 1),
-        created_at: r.get(at + 2),
-        kind: r.get(at + 3),
-        run_id: r.get(at + 4),
-        capability: r.get(at + 5),
-        status: r.get(at + 6),
-        reason: r.get(at + 7),
-        policy_condition: r.get(at + 8),
-        auth_profile_id: r.get(at + 9),
-        auth_kind: r.get(at + 10),
-        auth_identity_hash: r.get(at + 11),
-        provider_family: r.get(at + 12),
-        pool_id: r.get(at + 13),
-        operator_subject: r.get(at + 14),
-        operator_issuer: r.get(at + 15),
-        operator_email: r.get(at + 16),
-        operator_groups: r.get(at + 17),
-        operator_identity_hash: r.get(at + 18),
-        details: r.get(at + 19),
-        prev_hash: r.get(at + 20),
-        hash: r.get(at + 21),
-    }
+fn receipt_at(r: &postgres::Row, at: usize) -> Result<Receipt, postgres::Error> {
+    Ok(Receipt {
+        seq: r.try_get(at)?,
+        id: r.try_get(at + 1)?,
+        created_at: r.try_get(at + 2)?,
+        kind: r.try_get(at + 3)?,
+        run_id: r.try_get(at + 4)?,
+        capability: r.try_get(at + 5)?,
+        status: r.try_get(at + 6)?,
+        reason: r.try_get(at + 7)?,
+        policy_condition: r.try_get(at + 8)?,
+        auth_profile_id: r.try_get(at + 9)?,
+        auth_kind: r.try_get(at + 10)?,
+        auth_identity_hash: r.try_get(at + 11)?,
+        provider_family: r.try_get(at + 12)?,
+        pool_id: r.try_get(at + 13)?,
+        operator_subject: r.try_get(at + 14)?,
+        operator_issuer: r.try_get(at + 15)?,
+        operator_email: r.try_get(at + 16)?,
+        operator_groups: r.try_get(at + 17)?,
+        operator_identity_hash: r.try_get(at + 18)?,
+        details: r.try_get(at + 19)?,
+        prev_hash: r.try_get(at + 20)?,
+        hash: r.try_get(at + 21)?,
+    })
 }

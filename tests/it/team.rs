@@ -325,6 +325,21 @@ fn homes_ship_their_own_chains_and_nobody_rewrites_them() {
     let a_head = local_tail(&a);
     let (ok, out) = pg.sql_as("alice", &alice_pw, &forge(&home_a, a_head + 2));
     assert!(!ok && out.contains("does not follow"), "{out}");
+    // A temporary table named like the chain heads does not fool the
+    // trigger (it runs with the session's temporary schema last).
+    let (ok, out) = pg.sql_as(
+        "alice",
+        &alice_pw,
+        &format!(
+            "CREATE TEMP TABLE craik_chain_heads (home_id text, seq bigint, hash text); \
+             INSERT INTO craik_chain_heads VALUES ('{home_a}', 1000, 'x'); \
+             INSERT INTO craik_receipts (home_id, seq, id, created_at, kind, status, details, prev_hash, hash) \
+             VALUES ('{home_a}', 1001, 'x', 'now', 'login', 'ok', '{{}}', 'x', repeat('1', 64))"
+        ),
+    );
+    assert!(!ok && out.contains("does not follow"), "{out}");
+    // Each join is a receipt in the home's own chain.
+    assert_eq!(receipts(&a, "team_joined").len(), 1);
     // The reader sees every chain and writes nothing.
     let (ok, out) = pg.sql_as("auditor", &auditor_pw, &forge(&home_a, a_head + 1));
     assert!(!ok && out.contains("permission denied"), "{out}");
@@ -498,6 +513,13 @@ fn a_server_down_and_back_loses_and_duplicates_nothing() {
     r.code(5);
     assert!(r.stderr.contains("not in the team store yet"), "{r:?}");
     assert!(r.stderr.contains("hint: see craik team status"), "{r:?}");
+    // An edited team-state.json (claiming all was shipped) counts as
+    // nothing shipped: still refused.
+    let state = env.home.join("team-state.json");
+    let mut st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    st["shipped_seq"] = 1_000_000.into();
+    std::fs::write(&state, st.to_string()).unwrap();
+    env.run(&["auth", "check", "openai:t"]).code(5);
     env.unset("CRAIK_TEAM_MAX_BACKLOG");
 
     // Back: the next command ships everything, once.
