@@ -73,36 +73,68 @@ DROP TRIGGER IF EXISTS craik_home_registered ON craik_homes;
 CREATE TRIGGER craik_home_registered AFTER INSERT ON craik_homes
     FOR EACH ROW EXECUTE FUNCTION craik_home_registered();
 
--- A receipt must follow its chain's head: the next seq, linked by hash.
--- The head row is locked, so two writers of one home never fork it.
-CREATE OR REPLACE FUNCTION craik_receipt_appended() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
-DECLARE
-    head_seq bigint;
-    head_hash text;
+-- Who shipped a receipt, and when, is the server's word: the login of the
+-- session (a writer cannot name another), now.
+CREATE OR REPLACE FUNCTION craik_receipt_stamped() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    SELECT seq, hash INTO head_seq, head_hash
-    FROM public.craik_chain_heads WHERE home_id = NEW.home_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'craik: home % is not registered', NEW.home_id
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    IF NEW.seq <> head_seq + 1 OR NEW.prev_hash <> head_hash THEN
-        RAISE EXCEPTION 'craik: receipt % of home % does not follow its chain''s head (seq %)',
-            NEW.seq, NEW.home_id, head_seq
-            USING ERRCODE = 'check_violation';
-    END IF;
-    UPDATE public.craik_chain_heads SET seq = NEW.seq, hash = NEW.hash
-    WHERE home_id = NEW.home_id;
-    -- Who shipped it, as the server knows it (a writer cannot name
-    -- another: the function runs as its owner, so session_user).
     NEW.shipped_by := session_user;
     NEW.shipped_at := now();
     RETURN NEW;
 END $$;
+DROP TRIGGER IF EXISTS craik_receipt_stamped ON craik_receipts;
+CREATE TRIGGER craik_receipt_stamped BEFORE INSERT ON craik_receipts
+    FOR EACH ROW EXECUTE FUNCTION craik_receipt_stamped();
+
+-- The receipts of one INSERT must follow their chain's head: the next
+-- seqs, each linked by hash to the one before. Checked once per statement
+-- (a batch), with the head row locked, so two writers of one home never
+-- fork a chain; then the head moves once.
+CREATE OR REPLACE FUNCTION craik_receipts_appended() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    home text;
+    head_seq bigint;
+    head_hash text;
+    bad_seq bigint;
+    last_seq bigint;
+    last_hash text;
+BEGIN
+    FOR home IN SELECT DISTINCT n.home_id FROM new_rows n LOOP
+        SELECT c.seq, c.hash INTO head_seq, head_hash
+        FROM public.craik_chain_heads c WHERE c.home_id = home FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'craik: home % is not registered', home
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+        SELECT t.seq INTO bad_seq FROM (
+            SELECT n.seq, n.prev_hash,
+                   lag(n.seq) OVER w AS pseq, lag(n.hash) OVER w AS phash,
+                   row_number() OVER w AS rn
+            FROM new_rows n WHERE n.home_id = home
+            WINDOW w AS (ORDER BY n.seq)
+        ) t
+        WHERE (t.rn = 1 AND (t.seq <> head_seq + 1 OR t.prev_hash <> head_hash))
+           OR (t.rn > 1 AND (t.seq <> t.pseq + 1 OR t.prev_hash <> t.phash))
+        ORDER BY t.seq LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'craik: receipt % of home % does not follow its chain''s head (seq %)',
+                bad_seq, home, head_seq
+                USING ERRCODE = 'check_violation';
+        END IF;
+        SELECT n.seq, n.hash INTO last_seq, last_hash
+        FROM new_rows n WHERE n.home_id = home ORDER BY n.seq DESC LIMIT 1;
+        UPDATE public.craik_chain_heads SET seq = last_seq, hash = last_hash
+        WHERE craik_chain_heads.home_id = home;
+    END LOOP;
+    RETURN NULL;
+END $$;
 DROP TRIGGER IF EXISTS craik_receipt_appended ON craik_receipts;
-CREATE TRIGGER craik_receipt_appended BEFORE INSERT ON craik_receipts
-    FOR EACH ROW EXECUTE FUNCTION craik_receipt_appended();
+DROP FUNCTION IF EXISTS craik_receipt_appended();
+DROP TRIGGER IF EXISTS craik_receipts_appended ON craik_receipts;
+CREATE TRIGGER craik_receipts_appended AFTER INSERT ON craik_receipts
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION craik_receipts_appended();
 
 -- Roles: members are granted by the DBA (GRANT craik_writer TO alice).
 DO $$
@@ -115,7 +147,7 @@ BEGIN
     END IF;
 END $$;
 REVOKE ALL ON craik_meta, craik_homes, craik_chain_heads, craik_receipts FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION craik_home_registered(), craik_receipt_appended() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION craik_home_registered(), craik_receipts_appended(), craik_receipt_stamped() FROM PUBLIC;
 GRANT SELECT ON craik_meta, craik_homes, craik_chain_heads, craik_receipts
     TO craik_writer, craik_reader;
 GRANT INSERT ON craik_homes, craik_receipts TO craik_writer;
