@@ -335,8 +335,8 @@ pub fn run() -> i32 {
         }
     };
     if ships
-        && craik::home::Home::open_default()
-            .is_ok_and(|h| h.path(craik::team::CONFIG_FILE).exists())
+        && craik::home::Home::default_path()
+            .is_ok_and(|p| p.join(craik::team::CONFIG_FILE).exists())
         && let Ok(mut ctx) = context()
     {
         craik::team::ship_quietly(&mut ctx);
