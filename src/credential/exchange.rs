@@ -34,6 +34,76 @@ pub const DEFAULT_LIFETIME_SECS: i64 = 300;
 const MAX_LIFETIME_SECS: i64 = 86_400;
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+
+/// The workload's token, read again from its source: it must still be
+/// the authorized operator's.
+fn workload_token(
+    ctx: &mut Context,
+    operator: &crate::audit::Operator,
+) -> crate::Result<secrecy::SecretString> {
+    let session = crate::operator::workload::load(&ctx.home)?
+        .filter(|s| s.subject == operator.subject && s.issuer == operator.issuer);
+    let config = match session {
+        Some(s) => s.config()?,
+        None => crate::operator::workload::WorkloadConfig::from_env()?.ok_or_else(|| {
+            crate::operator::OperatorError::Workload(
+                "the workload's session changed since the call was authorized; run it again".into(),
+            )
+        })?,
+    };
+    let (subject_token, claims) = crate::operator::workload::verify(&ctx.home, &config)?;
+    if claims.subject != operator.subject || claims.issuer != operator.issuer {
+        return Err(crate::operator::OperatorError::Workload(
+            "the workload's token now names another subject than the one the call was authorized for; run it again".into(),
+        )
+        .into());
+    }
+    Ok(subject_token)
+}
+
+/// A person's current ID token, kept in the secret store by `craik login`
+/// (and each refresh): the session must still be the authorized
+/// operator's, and not expired.
+fn person_token(
+    ctx: &mut Context,
+    profile: &Profile,
+    operator: &crate::audit::Operator,
+) -> crate::Result<secrecy::SecretString> {
+    let session = crate::operator::session::load(&ctx.home)?
+        .filter(|s| s.subject == operator.subject && s.issuer == operator.issuer)
+        .ok_or_else(|| {
+            fail(
+                profile,
+                "the operator's session changed since the call was authorized",
+                "run it again",
+            )
+        })?;
+    if session.expired() {
+        return Err(crate::operator::OperatorError::Expired(
+            "the session's ID token has expired".into(),
+        )
+        .into());
+    }
+    let handle = session.id_token_handle.ok_or_else(|| {
+        fail(
+            profile,
+            "this session keeps no ID token (it was made by an earlier craik)",
+            "log in again: craik login",
+        )
+    })?;
+    let bytes = ctx
+        .secrets
+        .get_for(&handle, crate::secret::purpose::OPERATOR_ID_TOKEN)?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        fail(
+            profile,
+            "the stored ID token is not text",
+            "log in again: craik login",
+        )
+    })?;
+    Ok(secrecy::SecretString::from(text))
+}
 
 fn fail(p: &Profile, why: impl Into<String>, hint: impl Into<String>) -> crate::Error {
     SourceError::Exchange {
@@ -89,16 +159,24 @@ struct Issued {
 /// that share a subject but differ in a claim the exchange endpoint may
 /// trust on (`job_workflow_ref`) never share a token.
 fn bound_to(ctx: &Context, op: &crate::audit::Operator) -> crate::Result<String> {
-    let w = op.workload.as_ref().expect("a workload operator");
-    let claims: serde_json::Map<String, serde_json::Value> = w
-        .claims
-        .iter()
-        .filter(|(k, _)| !["exp", "iat", "nbf", "jti"].contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let text = serde_json::json!({
-        "issuer": op.issuer, "subject": op.subject, "source": w.source, "claims": claims,
-    })
+    let text = match &op.workload {
+        Some(w) => {
+            let claims: serde_json::Map<String, serde_json::Value> = w
+                .claims
+                .iter()
+                .filter(|(k, _)| !["exp", "iat", "nbf", "jti"].contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            serde_json::json!({
+                "issuer": op.issuer, "subject": op.subject, "source": w.source, "claims": claims,
+            })
+        }
+        // A person: their issuer and subject (and groups, which a policy
+        // may have decided on).
+        None => serde_json::json!({
+            "issuer": op.issuer, "subject": op.subject, "groups": op.groups, "person": true,
+        }),
+    }
     .to_string();
     let key = crate::secret::seal::SealKey::load(&ctx.secrets)?;
     Ok(key.seal(crate::secret::seal::Domain::Workload, text.as_bytes()))
@@ -111,11 +189,11 @@ pub(crate) fn access_token(
     profile: &Profile,
     operator: Option<&crate::audit::Operator>,
 ) -> crate::Result<Zeroizing<String>> {
-    let Some(operator) = operator.filter(|o| o.workload.is_some()) else {
+    let Some(operator) = operator else {
         return Err(fail(
             profile,
-            "an oidc-exchange profile trades a workload's token, and no workload is the operator",
-            "run it in the workload: CRAIK_WORKLOAD=github (or kubernetes, file:PATH), or craik login --workload",
+            "an oidc-exchange profile trades the operator's token, and nobody is logged in",
+            "run it as a workload (CRAIK_WORKLOAD=github, kubernetes or file:PATH, or craik login --workload), or log in: craik login",
         ));
     };
     let bound = bound_to(ctx, operator)?;
@@ -142,28 +220,14 @@ pub(crate) fn access_token(
             ),
         )
     })?;
-    // The token read now must still be the authorized operator's.
-    let session = crate::operator::workload::load(&ctx.home)?
-        .filter(|s| s.subject == operator.subject && s.issuer == operator.issuer);
-    let config = match session {
-        Some(s) => s.config()?,
-        None => crate::operator::workload::WorkloadConfig::from_env()?.ok_or_else(|| {
-            crate::operator::OperatorError::Workload(
-                "the workload's session changed since the call was authorized; run it again".into(),
-            )
-        })?,
+    let (subject_token, token_type) = match &operator.workload {
+        Some(_) => (workload_token(ctx, operator)?, JWT_TYPE),
+        None => (person_token(ctx, profile, operator)?, ID_TOKEN_TYPE),
     };
-    let (subject_token, claims) = crate::operator::workload::verify(&ctx.home, &config)?;
-    if claims.subject != operator.subject || claims.issuer != operator.issuer {
-        return Err(crate::operator::OperatorError::Workload(
-            "the workload's token now names another subject than the one the call was authorized for; run it again".into(),
-        )
-        .into());
-    }
     let mut form = vec![
         ("grant_type", GRANT_TYPE),
         ("subject_token", subject_token.expose_secret()),
-        ("subject_token_type", JWT_TYPE),
+        ("subject_token_type", token_type),
         ("audience", audience),
     ];
     if let Some(t) = current.meta(META_REQUESTED_TYPE) {

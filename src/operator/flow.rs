@@ -310,6 +310,7 @@ impl Issuer {
             .ok_or(OperatorError::NoIdToken)?;
         let claims = self.validate(&raw, nonce)?;
         Ok(Tokens {
+            id_token: crate::secret::hold(&raw),
             claims,
             refresh_token: resp
                 .refresh_token()
@@ -358,6 +359,8 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
 /// The result of a successful login or refresh.
 pub struct Tokens {
     pub claims: Claims,
+    /// The ID token itself, validated.
+    pub id_token: crate::secret::SecretString,
     pub refresh_token: Option<crate::secret::SecretString>,
     /// The OAuth access token (used by provider OAuth profiles).
     pub access_token: crate::secret::SecretString,

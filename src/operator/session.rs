@@ -43,6 +43,10 @@ pub struct Session {
     pub refreshed_at: Option<DateTime<Utc>>,
     /// Handle of the refresh token in the secret store.
     pub refresh_token_handle: Option<String>,
+    /// Handle of the current ID token in the secret store (for an
+    /// `oidc-exchange` profile used by a person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_handle: Option<String>,
     /// The seal over every other field ([`crate::secret::seal`]): a
     /// session written or edited by anything but craik, with this home's
     /// key, is refused.
@@ -87,6 +91,7 @@ impl Session {
             logged_in_at: Utc::now(),
             refreshed_at: None,
             refresh_token_handle: handle,
+            id_token_handle: None,
             seal: None,
         }
     }
@@ -225,7 +230,12 @@ pub fn establish(
         )?),
         None => None,
     };
-    let session = Session::from_tokens(config, &tokens, handle.clone());
+    let mut session = Session::from_tokens(config, &tokens, handle.clone());
+    let id_handle = ctx.secrets.put(
+        crate::secret::purpose::OPERATOR_ID_TOKEN,
+        tokens.id_token.expose_secret().as_bytes(),
+    )?;
+    session.id_token_handle = Some(id_handle.clone());
     let receipt = {
         let key = ctx.audit_key()?;
         login_receipt(&session, key, ReceiptKind::Login, Status::Ok).detail("flow", flow)
@@ -234,10 +244,16 @@ pub fn establish(
         if let Some(h) = handle {
             let _ = ctx.secrets.delete(&h);
         }
+        let _ = ctx.secrets.delete(&id_handle);
         return Err(e);
     }
-    if let Some(h) = old.and_then(|o| o.refresh_token_handle) {
-        let _ = ctx.secrets.delete(&h);
+    if let Some(o) = old {
+        for h in [o.refresh_token_handle, o.id_token_handle]
+            .into_iter()
+            .flatten()
+        {
+            let _ = ctx.secrets.delete(&h);
+        }
     }
     Ok(session)
 }
@@ -341,6 +357,17 @@ fn refresh(ctx: &mut Context, s: &Session, handle: &str) -> crate::Result<Sessio
             .replace(handle, new_rt.expose_secret().as_bytes())?;
     }
     let mut fresh = Session::from_tokens(&config, &tokens, Some(handle.to_string()));
+    fresh.id_token_handle = Some(match &s.id_token_handle {
+        Some(h) => {
+            ctx.secrets
+                .replace(h, tokens.id_token.expose_secret().as_bytes())?;
+            h.clone()
+        }
+        None => ctx.secrets.put(
+            crate::secret::purpose::OPERATOR_ID_TOKEN,
+            tokens.id_token.expose_secret().as_bytes(),
+        )?,
+    });
     fresh.logged_in_at = s.logged_in_at;
     fresh.refreshed_at = Some(Utc::now());
     let receipt = login_receipt(&fresh, ctx.audit_key()?, ReceiptKind::Refresh, Status::Ok);
@@ -399,7 +426,10 @@ pub fn logout(ctx: &mut Context) -> crate::Result<Option<(Session, LogoutOutcome
     };
     ctx.record(receipt)?;
     ctx.home.remove(SESSION_FILE)?;
-    if let Some(h) = &s.refresh_token_handle {
+    for h in [&s.refresh_token_handle, &s.id_token_handle]
+        .into_iter()
+        .flatten()
+    {
         let _ = ctx.secrets.delete(h);
     }
     Ok(Some((s, outcome)))

@@ -207,6 +207,9 @@ pub type Result<T, E = SecretError> = std::result::Result<T, E>;
 pub mod purpose {
     /// An operator's OIDC refresh token.
     pub const OPERATOR_REFRESH: &str = "operator refresh token";
+    /// The operator's current ID token (an `oidc-exchange` profile's
+    /// subject token when a person is the operator).
+    pub const OPERATOR_ID_TOKEN: &str = "operator id token";
 
     /// craik's own keys, kept under fixed handles
     /// ([`super::Secrets::internal`]): the seal key, the audit key and the

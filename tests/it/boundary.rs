@@ -917,6 +917,7 @@ fn an_edited_secret_index_cannot_choose_the_seal_key() {
         logged_in_at: now,
         refreshed_at: None,
         refresh_token_handle: None,
+        id_token_handle: None,
         seal: None,
     };
     let mut key = [0u8; 32];

@@ -132,8 +132,13 @@ async fn exchange(
         |code: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({"error": code}))).into_response();
     if form.get("grant_type").map(String::as_str)
         != Some("urn:ietf:params:oauth:grant-type:token-exchange")
-        || form.get("subject_token_type").map(String::as_str)
-            != Some("urn:ietf:params:oauth:token-type:jwt")
+        || !matches!(
+            form.get("subject_token_type").map(String::as_str),
+            Some(
+                "urn:ietf:params:oauth:token-type:jwt"
+                    | "urn:ietf:params:oauth:token-type:id_token"
+            )
+        )
     {
         return bad("invalid_request");
     }
@@ -715,4 +720,36 @@ fn a_sandboxed_child_cannot_read_the_workloads_token_file() {
         !boxed.stdout.contains(&token[..40]),
         "the sandbox let the child read the token"
     );
+}
+
+#[test]
+fn a_logged_in_person_exchanges_their_id_token() {
+    let idp = crate::idp::Idp::start(&[]);
+    let sts = WorkloadIssuer::start();
+    let mut env = Env::new();
+    idp.configure(&mut env);
+    crate::idp::login_as(&env, &idp, "alice");
+    let me = env.run(&["whoami", "--json"]).json()["subject"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    exchange_profile(&env, &sts, "openai:me", "openai");
+    for _ in 0..2 {
+        let r = key_in_child(&env, "openai:me");
+        r.ok();
+        assert_eq!(r.stdout, "sk-exchanged-1-canary");
+    }
+    // Once, for alice, with her ID token.
+    assert_eq!(
+        sts.shared.exchanges.lock().unwrap().clone(),
+        vec![(me.clone(), "openai".to_string())]
+    );
+    let r = receipts(&env, "credential_exchanged");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["operator_subject"], me.as_str());
+    // Logged out: the ID token is gone with the session.
+    env.run(&["logout"]).ok();
+    key_in_child(&env, "openai:me")
+        .code(7)
+        .error_with_hint("craik login");
 }
