@@ -114,33 +114,13 @@ fn fail(p: &Profile, why: impl Into<String>, hint: impl Into<String>) -> crate::
     .into()
 }
 
-fn expires(p: &Profile) -> Option<DateTime<Utc>> {
-    p.meta(META_EXPIRES)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc))
-}
+use super::oauth::{expires, read};
 
 /// Whether the cached token may be used for `bound` ([`bound_to`]).
 fn cached_for(p: &Profile, bound: &str) -> bool {
     p.meta(META_ACCESS).is_some()
         && p.meta(META_EXCHANGED_FOR) == Some(bound)
         && expires(p).is_some_and(|t| (t - Utc::now()).num_seconds() > WINDOW_SECS)
-}
-
-fn read(ctx: &Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
-    let h = p.meta(META_ACCESS).unwrap_or_default();
-    let bytes = ctx
-        .secrets
-        .get_for(h, &crate::secret::purpose::oauth_access(&p.id.to_string()))?;
-    String::from_utf8(bytes.to_vec())
-        .map(Zeroizing::new)
-        .map_err(|_| {
-            fail(
-                p,
-                "the cached token is not text",
-                "craik exchanges anew when it expires",
-            )
-        })
 }
 
 /// The endpoint's answer (RFC 8693 section 2.2.1).

@@ -39,7 +39,7 @@ fn fail(id: &ProfileId, why: impl Into<String>) -> Error {
     .into()
 }
 
-fn expires(p: &Profile) -> Option<DateTime<Utc>> {
+pub(super) fn expires(p: &Profile) -> Option<DateTime<Utc>> {
     p.meta(META_EXPIRES)
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|d| d.with_timezone(&Utc))
@@ -199,7 +199,8 @@ fn expiry_after(lifetime: Option<u64>) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::seconds(lifetime.unwrap_or(3600).min(86_400) as i64)
 }
 
-fn read(ctx: &Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
+/// The access token an OAuth (or exchange) profile holds now.
+pub(super) fn read(ctx: &Context, p: &Profile) -> crate::Result<Zeroizing<String>> {
     let h = p.meta(META_ACCESS).unwrap_or_default();
     let bytes = ctx
         .secrets

@@ -104,17 +104,7 @@ impl NodeServer {
     }
 }
 
-fn key_in_child(env: &Env, id: &str) -> Run {
-    env.run(&[
-        "exec",
-        "--profile",
-        id,
-        "--",
-        "sh",
-        "-c",
-        "printf %s \"$OPENAI_API_KEY\"",
-    ])
-}
+use crate::workload::key_in_child;
 
 #[test]
 fn stigmem_ref_reads_the_fact_at_each_use_and_refuses_a_revoked_one() {

@@ -218,6 +218,22 @@ fn local_tail(env: &Env) -> i64 {
     r.json()["receipts"][0]["seq"].as_i64().unwrap()
 }
 
+/// `craik team init` as the administrator.
+fn init(pg: &Pg) {
+    Env::new()
+        .run_stdin(
+            &[
+                "team",
+                "init",
+                "--url",
+                &pg.url("craik_admin"),
+                "--password-stdin",
+            ],
+            Some(ADMIN_PW),
+        )
+        .ok();
+}
+
 fn status(env: &Env) -> (i32, Value) {
     let r = env.run(&["team", "status", "--json"]);
     (r.code, r.json())
@@ -477,18 +493,7 @@ fn homes_ship_their_own_chains_and_nobody_rewrites_them() {
 #[test]
 fn a_server_down_and_back_loses_and_duplicates_nothing() {
     let pg = Pg::start();
-    Env::new()
-        .run_stdin(
-            &[
-                "team",
-                "init",
-                "--url",
-                &pg.url("craik_admin"),
-                "--password-stdin",
-            ],
-            Some(ADMIN_PW),
-        )
-        .ok();
+    init(&pg);
     let pw = pg.login("carol", "craik_writer");
     let mut env = home_with_receipts(1);
     join(&env, &pg, "carol", &pw).ok();
@@ -540,18 +545,7 @@ fn a_server_down_and_back_loses_and_duplicates_nothing() {
 #[test]
 fn concurrent_processes_of_three_homes_keep_every_chain_contiguous() {
     let pg = Pg::start();
-    Env::new()
-        .run_stdin(
-            &[
-                "team",
-                "init",
-                "--url",
-                &pg.url("craik_admin"),
-                "--password-stdin",
-            ],
-            Some(ADMIN_PW),
-        )
-        .ok();
+    init(&pg);
     let homes: Vec<Env> = ["dana", "erin", "finn"]
         .iter()
         .map(|u| {
@@ -601,18 +595,7 @@ fn concurrent_processes_of_three_homes_keep_every_chain_contiguous() {
 fn a_running_proxy_ships_its_receipts_while_it_runs() {
     use crate::upstream::{Behavior, Upstream};
     let pg = Pg::start();
-    Env::new()
-        .run_stdin(
-            &[
-                "team",
-                "init",
-                "--url",
-                &pg.url("craik_admin"),
-                "--password-stdin",
-            ],
-            Some(ADMIN_PW),
-        )
-        .ok();
+    init(&pg);
     let pw = pg.login("gus", "craik_writer");
     let up = Upstream::start(Behavior::Normal);
     let env = Env::new();

@@ -563,7 +563,8 @@ fn exchange_profile(env: &Env, idp: &WorkloadIssuer, id: &str, audience: &str) {
     .ok();
 }
 
-fn key_in_child(env: &Env, id: &str) -> Run {
+/// What a child run by `exec --profile id` gets as OPENAI_API_KEY.
+pub fn key_in_child(env: &Env, id: &str) -> Run {
     env.run(&[
         "exec",
         "--profile",
