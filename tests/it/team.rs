@@ -72,10 +72,7 @@ impl Pg {
                     .unwrap();
             }
         }
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = free_port_below_ephemeral();
         let pg = Pg {
             _dir: dir,
             data,
@@ -189,6 +186,21 @@ impl Drop for Pg {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A free port below the kernel's ephemeral range (32768 and up): the
+/// server holds it for the whole test, and a port from that range could be
+/// one another test's server (the test IdP) is about to listen on again.
+fn free_port_below_ephemeral() -> u16 {
+    use rand::Rng as _;
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let port = rng.gen_range(20_000..30_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-29999 for the test PostgreSQL")
 }
 
 fn unsafe_is_root() -> bool {
