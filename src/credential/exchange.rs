@@ -296,16 +296,7 @@ fn store(
     bound: &str,
     issued_type: Option<&str>,
 ) -> crate::Result<()> {
-    let handle = match p.meta(META_ACCESS) {
-        Some(h) => {
-            ctx.secrets.replace(h, token.as_bytes())?;
-            h.to_string()
-        }
-        None => ctx.secrets.put(
-            &crate::secret::purpose::oauth_access(&p.id.to_string()),
-            token.as_bytes(),
-        )?,
-    };
+    let handle = super::oauth::keep_access(ctx, p, token)?;
     let (url, audience) = endpoint_of(p).unwrap_or_default();
     let mut r = p
         .receipt(ReceiptKind::CredentialExchanged, Status::Ok)

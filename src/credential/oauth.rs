@@ -445,16 +445,7 @@ fn store(
     written_back: Option<serde_json::Value>,
 ) -> crate::Result<()> {
     let now = Utc::now();
-    let access_handle = match p.meta(META_ACCESS) {
-        Some(h) => {
-            ctx.secrets.replace(h, access.as_bytes())?;
-            h.to_string()
-        }
-        None => ctx.secrets.put(
-            &crate::secret::purpose::oauth_access(&p.id.to_string()),
-            access.as_bytes(),
-        )?,
-    };
+    let access_handle = keep_access(ctx, p, access)?;
     if let (Some(rt), Some(h)) = (refresh, p.meta(META_REFRESH)) {
         ctx.secrets.replace(h, rt.as_bytes())?;
     }
@@ -482,6 +473,21 @@ fn store(
         }
         Ok(())
     })
+}
+
+/// Puts `token` in the secret store as the profile's access token: in
+/// place under its handle, or under a new one. Returns the handle.
+pub(super) fn keep_access(ctx: &Context, p: &Profile, token: &str) -> crate::Result<String> {
+    match p.meta(META_ACCESS) {
+        Some(h) => {
+            ctx.secrets.replace(h, token.as_bytes())?;
+            Ok(h.to_string())
+        }
+        None => Ok(ctx.secrets.put(
+            &crate::secret::purpose::oauth_access(&p.id.to_string()),
+            token.as_bytes(),
+        )?),
+    }
 }
 
 /// Redacted health of an OAuth profile.

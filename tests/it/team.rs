@@ -552,6 +552,20 @@ fn a_server_down_and_back_loses_and_duplicates_nothing() {
         .unwrap();
     assert_eq!(rows, tail);
     env.run(&["receipts", "verify", "--team"]).ok();
+
+    // An agent that raises the limit (or points shipping elsewhere) by
+    // editing team.json stops every authorization instead.
+    let path = env.home.join("team.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg["max_backlog"] = 1_000_000_000.into();
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let r = env.run(&["auth", "check", "openai:t"]);
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("team.json was written or edited outside craik"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -591,9 +605,8 @@ fn concurrent_processes_of_three_homes_keep_every_chain_contiguous() {
     v.ok();
     let chains = v.json()["chains"].as_array().unwrap().clone();
     assert_eq!(chains.len(), 3);
-    for (c, env) in chains.iter().zip(&homes) {
+    for c in &chains {
         assert!(c["damage"].is_null(), "{c}");
-        let _ = env;
     }
     let total: i64 = homes.iter().map(local_tail).sum();
     let rows: i64 = pg

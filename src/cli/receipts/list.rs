@@ -52,6 +52,25 @@ pub struct Args {
     pub team: bool,
 }
 
+/// A receipt's cells in the table: SEQ, TIME, KIND, STATUS, VIA (the
+/// capability: exec, proxy, check, test, approve, grant), PROFILE,
+/// OPERATOR, RUN.
+fn cells(r: &Receipt) -> Vec<String> {
+    vec![
+        r.seq.to_string(),
+        r.created_at.clone(),
+        r.kind.clone(),
+        r.status.clone(),
+        r.capability.clone().unwrap_or_default(),
+        r.auth_profile_id.clone().unwrap_or_default(),
+        r.operator_email
+            .clone()
+            .or_else(|| r.operator_subject.clone())
+            .unwrap_or_default(),
+        r.run_id.clone().unwrap_or_default(),
+    ]
+}
+
 /// A receipt's JSON with the home it came from.
 fn with_home(home: &str, r: &Receipt) -> serde_json::Value {
     let mut v = serde_json::to_value(r.to_json()).unwrap_or_default();
@@ -154,20 +173,7 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
             "SEQ", "TIME", "KIND", "STATUS", "VIA", "PROFILE", "OPERATOR", "RUN",
         ]);
         for r in &rows {
-            t.add_row(vec![
-                r.seq.to_string(),
-                r.created_at.clone(),
-                r.kind.clone(),
-                r.status.clone(),
-                // exec, proxy, check, test, approve, grant.
-                r.capability.clone().unwrap_or_default(),
-                r.auth_profile_id.clone().unwrap_or_default(),
-                r.operator_email
-                    .clone()
-                    .or_else(|| r.operator_subject.clone())
-                    .unwrap_or_default(),
-                r.run_id.clone().unwrap_or_default(),
-            ]);
+            t.add_row(cells(r));
         }
         output::print_table(&t);
     }
@@ -209,22 +215,12 @@ fn list_team(
         w.flush().map_err(io_err)?;
     } else {
         let mut t = output::table(&[
-            "HOME", "SEQ", "TIME", "KIND", "STATUS", "PROFILE", "OPERATOR", "RUN",
+            "HOME", "SEQ", "TIME", "KIND", "STATUS", "VIA", "PROFILE", "OPERATOR", "RUN",
         ]);
         for (h, r) in &rows {
-            t.add_row(vec![
-                h.chars().take(8).collect(),
-                r.seq.to_string(),
-                r.created_at.clone(),
-                r.kind.clone(),
-                r.status.clone(),
-                r.auth_profile_id.clone().unwrap_or_default(),
-                r.operator_email
-                    .clone()
-                    .or_else(|| r.operator_subject.clone())
-                    .unwrap_or_default(),
-                r.run_id.clone().unwrap_or_default(),
-            ]);
+            let mut row = vec![h.chars().take(8).collect::<String>()];
+            row.extend(cells(r));
+            t.add_row(row);
         }
         output::print_table(&t);
     }
