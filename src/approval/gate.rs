@@ -38,15 +38,19 @@ pub(super) fn honours(key: &SealKey, a: &Receipt, want: &Binding) -> bool {
         &d,
         a.operator_identity_hash.as_deref(),
     );
-    if !key.verify(Domain::Approval, &sealed, seal) {
-        return false;
-    }
-    if text(&d, "policy_digest") != Some(want.digest.as_str())
-        || text(&d, "credential") != Some(want.credential.as_str())
+    key.verify(Domain::Approval, &sealed, seal) && binds(a, &d, want)
+}
+
+/// Whether the approval `a` (details `d`) binds to `want` as it is now:
+/// the same envelopes and credential, not expired, and for `each_run` the
+/// same run and requester.
+pub(super) fn binds(a: &Receipt, d: &Value, want: &Binding) -> bool {
+    if text(d, "policy_digest") != Some(want.digest.as_str())
+        || text(d, "credential") != Some(want.credential.as_str())
     {
         return false;
     }
-    if let Some(exp) = text(&d, "expires_at") {
+    if let Some(exp) = text(d, "expires_at") {
         match chrono::DateTime::parse_from_rfc3339(exp) {
             Ok(t) if t > chrono::Utc::now() => {}
             _ => return false,
@@ -54,7 +58,7 @@ pub(super) fn honours(key: &SealKey, a: &Receipt, want: &Binding) -> bool {
     }
     if want.mode == RequireApproval::EachRun
         && (a.run_id.as_deref() != Some(want.run.as_str())
-            || text(&d, "requester") != want.requester.as_deref())
+            || text(d, "requester") != want.requester.as_deref())
     {
         return false;
     }
@@ -67,6 +71,15 @@ pub(super) fn honours(key: &SealKey, a: &Receipt, want: &Binding) -> bool {
 pub struct Approval {
     pub id: String,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The home whose chain in the team store holds it, when it was made
+    /// on another machine.
+    pub home: Option<String>,
+}
+
+pub(super) fn expiry(a: &Receipt) -> Option<chrono::DateTime<chrono::Utc>> {
+    text(&details(a), "expires_at")
+        .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// The newest approval that lets `want` through, if any.
@@ -84,36 +97,50 @@ fn approved(ctx: &mut Context, want: &Binding) -> crate::Result<Option<Approval>
         .into_iter()
         .find(|a| honours(&key, a, want))
         .map(|a| Approval {
-            expires_at: text(&details(&a), "expires_at")
-                .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
-                .map(|t| t.with_timezone(&chrono::Utc)),
+            expires_at: expiry(&a),
             id: a.id,
+            home: None,
         }))
 }
 
 /// Whether a request for `want` is already waiting (same run, envelopes,
 /// credential and requester): it is written once.
 fn requested(ctx: &mut Context, want: &Binding) -> crate::Result<bool> {
+    Ok(!requests(ctx, want, Some(&want.run))?.is_empty())
+}
+
+/// This home's requests for `want` (sealed here, same envelopes,
+/// credential and requester), in `run` when given: their receipt ids.
+pub(super) fn requests(
+    ctx: &mut Context,
+    want: &Binding,
+    run: Option<&str>,
+) -> crate::Result<Vec<String>> {
     let found = ctx.audit()?.0.find_recent(
         &want.profile,
         ReceiptKind::ApprovalRequested,
-        Some(&want.run),
+        run,
         CANDIDATES,
     )?;
     let key = SealKey::load(&ctx.secrets)?;
-    Ok(found.iter().any(|r| {
-        let d = details(r);
-        let sealed = super::request_seal(
-            &want.profile,
-            &want.run,
-            &d,
-            r.operator_identity_hash.as_deref(),
-        );
-        text(&d, "seal").is_some_and(|s| key.verify(Domain::Request, &sealed, s))
+    Ok(found
+        .into_iter()
+        .filter(|r| {
+            let d = details(r);
+            let sealed = super::request_seal(
+                &want.profile,
+                r.run_id.as_deref().unwrap_or_default(),
+                &d,
+                r.operator_identity_hash.as_deref(),
+            );
+            text(&d, "seal").is_some_and(|s| key.verify(Domain::Request, &sealed, s))
             && text(&d, "policy_digest") == Some(want.digest.as_str())
             && text(&d, "credential") == Some(want.credential.as_str())
-            && r.operator_identity_hash.as_deref() == want.requester.as_deref()
-    }))
+            // Within a run, the request is this requester's.
+            && (run.is_none() || r.operator_identity_hash.as_deref() == want.requester.as_deref())
+        })
+        .map(|r| r.id)
+        .collect())
 }
 
 /// Finds the approval `request` (an `approval_requested` receipt about the
@@ -153,10 +180,19 @@ pub fn gate(
     if let Some(a) = approved(ctx, want)? {
         return Ok(Some(a));
     }
+    // In a team, an approver on another machine may have answered.
+    let mut team = super::team::Store::open(ctx);
+    if let Some(t) = team.as_mut()
+        && let Some(a) = t.approved(ctx, want)?
+    {
+        return Ok(Some(a));
+    }
     if !requested(ctx, want)? {
         let key = SealKey::load(&ctx.secrets)?;
         ctx.record(want.request_details(request.clone(), &key))?;
     }
+    // Approvers on other machines see it once it is in the team store.
+    let mut shipped = team.as_mut().is_none_or(|t| t.ship(ctx));
     let id = &want.profile;
     let run = &want.run;
     let command = format!("craik auth approve {id} --run={run}{}", want.policy_args());
@@ -177,6 +213,12 @@ pub fn gate(
     loop {
         if let Some(a) = approved(ctx, want)? {
             return Ok(Some(a));
+        }
+        if let Some(t) = team.as_mut() {
+            shipped = shipped || t.ship(ctx);
+            if let Some(a) = t.approved(ctx, want)? {
+                return Ok(Some(a));
+            }
         }
         if Instant::now() > deadline {
             return Err(Error::ApprovalRequired {

@@ -3,8 +3,10 @@
 //! `auth approvals`, and `auth grant`/`auth revoke`.
 
 mod gate;
+mod team;
 
 pub use gate::{Approval, gate};
+pub use team::team_approvals;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,7 +93,15 @@ pub struct Binding {
     pub credential: String,
     /// The requester's operator identity hash, if logged in.
     pub requester: Option<String>,
+    /// The requester's (issuer, subject), if logged in: what an approval
+    /// from another home (whose identity hashes are keyed apart) is told
+    /// apart by.
+    pub requester_person: Option<(String, String)>,
     pub separate_approver: bool,
+    /// The approver rules an approval from another home is checked
+    /// against here: every envelope's issuer, one group of each list.
+    pub approver_issuers: Vec<String>,
+    pub approver_groups: Vec<Vec<String>>,
     /// The `--policy` files the request was made with (named in the
     /// approver's command).
     pub policy_files: Vec<PathBuf>,
@@ -121,7 +131,10 @@ impl Binding {
             digest: policy::digest(policies),
             credential,
             requester: requester.map(|o| o.identity_hash.clone()),
+            requester_person: requester.map(|o| (o.issuer.clone(), o.subject.clone())),
             separate_approver: rule.separate_approver,
+            approver_issuers: rule.issuers.clone(),
+            approver_groups: rule.approver_groups.clone(),
             policy_files: policy_files.to_vec(),
         })
     }
@@ -191,6 +204,39 @@ fn request_seal(profile: &str, run: &str, d: &Value, requester: Option<&str>) ->
     sealed(profile, run, d, &FIELDS, requester)
 }
 
+/// The profile a request from another home names, for evaluating what
+/// policy asks of it.
+fn requested_profile(id: &ProfileId, request: &Receipt) -> crate::Result<Profile> {
+    let bad = || {
+        Error::input(
+            format!("the request for {id} names no credential kind or provider this craik knows"),
+            "approve it with a craik of the requester's version",
+        )
+    };
+    let kind = request
+        .auth_kind
+        .as_deref()
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(bad)?;
+    let provider_family = request
+        .provider_family
+        .as_deref()
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(bad)?;
+    Ok(Profile {
+        id: id.clone(),
+        kind,
+        provider_family,
+        metadata: Default::default(),
+        base_url: None,
+        created_at: chrono::Utc::now(),
+        last_used_at: None,
+        last_validated_at: None,
+        last_status: None,
+        grants: Default::default(),
+    })
+}
+
 fn details_of(r: &Receipt) -> Value {
     serde_json::from_str(&r.details).unwrap_or(Value::Null)
 }
@@ -198,6 +244,10 @@ fn details_of(r: &Receipt) -> Value {
 /// The outcome of `craik auth approve`.
 #[derive(Debug, Serialize)]
 pub struct Approved {
+    /// The requester's home (its label), for a request from another
+    /// machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
     pub profile: String,
     pub run: String,
     pub approver: Option<String>,
@@ -218,40 +268,56 @@ pub fn approve(
     id: &ProfileId,
     run: &str,
     policy_files: &[PathBuf],
+    in_team: bool,
 ) -> crate::Result<Approved> {
     check_run_id(run)?;
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
-    let profile = load_profile_or_implicit(ctx, id)?;
     let key = id.to_string();
-    let request = ctx
-        .audit()?
-        .0
-        .find_recent(&key, ReceiptKind::ApprovalRequested, Some(run), 1)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            Error::input(
-                format!("no approval request for {key} in run {run}"),
-                "requests are made by craik auth check (or exec/proxy) when a policy asks for approval; list them with: craik auth approvals --pending",
-            )
-        })?;
-    let rd = details_of(&request);
     let seal_key = SealKey::load(&ctx.secrets)?;
-    let request_ok = rd.get("seal").and_then(Value::as_str).is_some_and(|s| {
-        seal_key.verify(
-            Domain::Request,
-            &request_seal(&key, run, &rd, request.operator_identity_hash.as_deref()),
-            s,
-        )
-    });
-    if !request_ok {
-        return Err(Error::input(
-            format!(
-                "the newest approval request for {key} in run {run} was not made by craik here (its seal does not verify)"
-            ),
-            "nothing was approved; run the request again (craik auth check ... --run) and check the audit log: craik receipts verify",
-        ));
-    }
+    // The request: this home's newest (sealed here), or with --team the
+    // newest in another home's chain (vouched for by the server).
+    let (request, request_home, request_label) = if in_team {
+        let t = team::request(ctx, &key, run)?;
+        (t.receipt, Some(t.home_id), Some(t.label))
+    } else {
+        let request = ctx
+            .audit()?
+            .0
+            .find_recent(&key, ReceiptKind::ApprovalRequested, Some(run), 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::input(
+                    format!("no approval request for {key} in run {run}"),
+                    "requests are made by craik auth check (or exec/proxy) when a policy asks for approval; list them with: craik auth approvals --pending (a request made on another machine: craik auth approve --team)",
+                )
+            })?;
+        let rd = details_of(&request);
+        let request_ok = rd.get("seal").and_then(Value::as_str).is_some_and(|s| {
+            seal_key.verify(
+                Domain::Request,
+                &request_seal(&key, run, &rd, request.operator_identity_hash.as_deref()),
+                s,
+            )
+        });
+        if !request_ok {
+            return Err(Error::input(
+                format!(
+                    "the newest approval request for {key} in run {run} was not made by craik here (its seal does not verify)"
+                ),
+                "nothing was approved; run the request again (craik auth check ... --run) and check the audit log: craik receipts verify",
+            ));
+        }
+        (request, None, None)
+    };
+    let rd = details_of(&request);
+    // The approver's home may not hold the profile: what policy asks of
+    // it depends on its id, kind and family, which the request names.
+    let profile = match load_profile_or_implicit(ctx, id) {
+        Ok(p) => p,
+        Err(_) if in_team => requested_profile(id, &request)?,
+        Err(e) => return Err(e),
+    };
     let asked_with = policy_args(
         rd.get("policies")
             .and_then(Value::as_array)
@@ -328,14 +394,18 @@ pub fn approve(
     }
     if rule.separate_approver {
         match (&request.operator_identity_hash, &approver) {
-            (None, _) => {
+            (None, _) if request.operator_subject.is_none() => {
                 return deny(
                     ctx,
                     "separate_approver",
                     "separate_approver: the request names no operator, so nobody can tell its approver apart".into(),
                 );
             }
-            (Some(h), Some(a)) if *h == a.identity_hash => {
+            (h, Some(a))
+                if h.as_deref() == Some(a.identity_hash.as_str())
+                    || (request.operator_subject.as_deref() == Some(a.subject.as_str())
+                        && request.operator_issuer.as_deref() == Some(a.issuer.as_str())) =>
+            {
                 return deny(
                     ctx,
                     "separate_approver",
@@ -364,6 +434,9 @@ pub fn approve(
     if let Some(s) = &request.operator_subject {
         d.insert("requested_by".into(), s.as_str().into());
     }
+    if let Some(h) = &request_home {
+        d.insert("request_home".into(), h.as_str().into());
+    }
     let sealed = approval_seal(
         &key,
         run,
@@ -380,7 +453,12 @@ pub fn approve(
         .run(run);
     r.details = d;
     let (receipt, new) = ctx.audit()?.0.append_approval(r, &request.id)?;
+    if in_team {
+        // The requester waits for it: ship it now, not at the end.
+        crate::team::ship(ctx)?;
+    }
     Ok(Approved {
+        home: request_label,
         profile: key,
         run: run.to_string(),
         approver: receipt.operator_subject.clone(),

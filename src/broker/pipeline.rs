@@ -342,11 +342,21 @@ impl Authorized {
         if self.profile.kind == Kind::Marker {
             r = r.detail("delegated", true);
         }
-        if let Some(a) = &self.approval {
-            r = r.detail("approval", a.id.as_str());
-        }
+        r = self.approval_details(r);
         let authorization = self.authorization_receipt();
         self.begin(ctx, Some(authorization), r)
+    }
+
+    /// Names the approval that let the request through, and the home
+    /// whose chain in the team store holds it when another machine's.
+    fn approval_details(&self, mut r: NewReceipt) -> NewReceipt {
+        if let Some(a) = &self.approval {
+            r = r.detail("approval", a.id.as_str());
+            if let Some(h) = &a.home {
+                r = r.detail("approval_home", h.as_str());
+            }
+        }
+        r
     }
 
     /// The `authorization` receipt of this request (status `allowed`).
@@ -355,9 +365,7 @@ impl Authorized {
         if !self.evaluation.bound_claims.is_empty() {
             r = r.detail("bound_claims", bound_claims_json(&self.evaluation));
         }
-        if let Some(a) = &self.approval {
-            r = r.detail("approval", a.id.as_str());
-        }
+        r = self.approval_details(r);
         r
     }
 

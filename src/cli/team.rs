@@ -23,6 +23,18 @@ pub enum TeamCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Name the person (the issuer and subject of their ID token) a
+    /// database login belongs to: approvals and grants from another
+    /// machine count only when the login that shipped them is the person
+    /// they name. The store's administrator's command.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// The logins the administrator named, and who each is.
+    Members {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy this home's receipts into its chain now (all of them, once;
     /// running it again ships only what is new), then check the chain.
     MigrateLocal {
@@ -30,6 +42,53 @@ pub enum TeamCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Name the person a login belongs to (again: replaces it).
+    Add(MemberAddArgs),
+    /// Take a login out of the members: its approvals and grants stop
+    /// counting on other machines.
+    Remove(MemberRemoveArgs),
+}
+
+/// The administrator's connection.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// postgres://USER@HOST:PORT/DB of the store's administrator (default:
+    /// CRAIK_AUDIT_URL); no password in it.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Read the administrator's password from standard input (else a
+    /// .pgpass file, or none).
+    #[arg(long)]
+    password_stdin: bool,
+    /// A CA certificate (PEM) to trust for the server's TLS.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MemberAddArgs {
+    /// The database login (a craik_writer).
+    login: String,
+    /// The subject (sub) of the person's ID token.
+    #[arg(long, value_name = "SUB")]
+    subject: String,
+    /// Their identity provider's issuer URL (default: CRAIK_OIDC_ISSUER).
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MemberRemoveArgs {
+    /// The database login.
+    login: String,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +232,74 @@ pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
                 }
             }
             Ok(if s.reachable { exit::OK } else { exit::ERROR })
+        }
+        TeamCommand::Member(MemberCommand::Add(a)) => {
+            let issuer = a
+                .issuer
+                .or_else(|| {
+                    std::env::var("CRAIK_OIDC_ISSUER")
+                        .ok()
+                        .filter(|v| !v.trim().is_empty())
+                })
+                .ok_or_else(|| {
+                    craik::Error::input(
+                        "no issuer named",
+                        "pass --issuer URL (the iss of the person's ID token) or set CRAIK_OIDC_ISSUER",
+                    )
+                })?;
+            let url = url_of(a.admin.url)?;
+            let pw = password(a.admin.password_stdin)?;
+            team::add_member(
+                &url,
+                pw.as_deref(),
+                a.admin.ca_file.as_deref(),
+                &a.login,
+                &issuer,
+                &a.subject,
+            )?;
+            outln!(
+                "login {} is {} of {issuer} in the team store",
+                a.login,
+                a.subject
+            );
+            Ok(exit::OK)
+        }
+        TeamCommand::Member(MemberCommand::Remove(a)) => {
+            let url = url_of(a.admin.url)?;
+            let pw = password(a.admin.password_stdin)?;
+            if team::remove_member(&url, pw.as_deref(), a.admin.ca_file.as_deref(), &a.login)? {
+                outln!("login {} is no longer a member", a.login);
+                Ok(exit::OK)
+            } else {
+                Err(craik::Error::input(
+                    format!("login {} is not a member", a.login),
+                    "list the members with: craik team members",
+                ))
+            }
+        }
+        TeamCommand::Members { json } => {
+            let ctx = super::context()?;
+            let list = team::members(&ctx)?;
+            if json {
+                output::json(&serde_json::json!({ "members": list }));
+            } else if list.is_empty() {
+                outln!(
+                    "no members named; the administrator names them with: craik team member add"
+                );
+            } else {
+                let mut t = output::table(&["LOGIN", "SUBJECT", "ISSUER", "ADDED", "BY"]);
+                for m in list {
+                    let cells = [m.login, m.subject, m.issuer, m.added_at, m.added_by];
+                    t.add_row(
+                        cells
+                            .iter()
+                            .map(|c| craik::term::printable(c).into_owned())
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                output::print_table(&t);
+            }
+            Ok(exit::OK)
         }
         TeamCommand::MigrateLocal { json } => {
             let mut ctx = super::context()?;

@@ -289,6 +289,79 @@ fn open(secrets: &Secrets, c: &TeamConfig) -> crate::Result<Db> {
     )?)
 }
 
+/// This home's team and a connection to its store; `None` when the home
+/// is in no team.
+pub fn connect(ctx: &Context) -> crate::Result<Option<(TeamConfig, Db)>> {
+    let Some(c) = config(&ctx.home)? else {
+        return Ok(None);
+    };
+    let db = open(&ctx.secrets, &c)?;
+    Ok(Some((c, db)))
+}
+
+/// The administrator's connection (`team init`, `team member`): the URL's
+/// user, with `password` or a `.pgpass` line.
+fn admin(
+    url: &str,
+    password: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> crate::Result<Db> {
+    let pw = password.map(str::to_string).or_else(|| pgpass(url));
+    Ok(Db::connect(url, pw.as_deref(), ca_file)?)
+}
+
+/// `craik team member add`: names the person a login belongs to. Only the
+/// store's administrator (the tables' owner) may.
+pub fn add_member(
+    url: &str,
+    password: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+    login: &str,
+    issuer: &str,
+    subject: &str,
+) -> crate::Result<()> {
+    for (what, v) in [("login", login), ("issuer", issuer), ("subject", subject)] {
+        if v.trim().is_empty() || v.chars().any(char::is_control) {
+            return Err(crate::Error::input(
+                format!("an empty or unprintable {what}"),
+                "name the login, and the issuer and subject of the person's ID token (craik whoami shows them)",
+            ));
+        }
+    }
+    let mut db = admin(url, password, ca_file)?;
+    needs_schema(&mut db)?;
+    db.add_member(login, issuer, subject)?;
+    Ok(())
+}
+
+/// `craik team member remove`: whether the login was a member.
+pub fn remove_member(
+    url: &str,
+    password: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+    login: &str,
+) -> crate::Result<bool> {
+    let mut db = admin(url, password, ca_file)?;
+    needs_schema(&mut db)?;
+    Ok(db.remove_member(login)?)
+}
+
+/// `craik team members`: the logins the administrator named, read through
+/// this home's own login.
+pub fn members(ctx: &Context) -> crate::Result<Vec<store::Member>> {
+    let (_, mut db) = connect(ctx)?.ok_or(TeamError::NotJoined)?;
+    Ok(db.members()?)
+}
+
+fn needs_schema(db: &mut Db) -> Result<(), TeamError> {
+    let found = db.schema_version()?;
+    let needed = store::MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if found < needed {
+        return Err(TeamError::Schema { found, needed });
+    }
+    Ok(())
+}
+
 /// `craik team init`: applies the schema (DDL rights needed). Returns the
 /// schema version.
 pub fn init(
@@ -296,9 +369,7 @@ pub fn init(
     password: Option<&str>,
     ca_file: Option<&std::path::Path>,
 ) -> crate::Result<i64> {
-    let pw = password.map(str::to_string).or_else(|| pgpass(url));
-    let mut db = Db::connect(url, pw.as_deref(), ca_file)?;
-    Ok(db.migrate()?)
+    Ok(admin(url, password, ca_file)?.migrate()?)
 }
 
 /// What `team join` did.
@@ -330,11 +401,7 @@ pub fn join(
     };
     let pw = password.clone().or_else(|| pgpass(url));
     let mut db = Db::connect(url, pw.as_deref(), ca_file.as_deref())?;
-    let found = db.schema_version()?;
-    let needed = store::MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-    if found < needed {
-        return Err(TeamError::Schema { found, needed }.into());
-    }
+    needs_schema(&mut db)?;
     let head = if reader {
         // Reads at least something, so a login without the reader role
         // is found now, not at the first query.

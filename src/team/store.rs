@@ -11,14 +11,56 @@ use super::TeamError;
 use crate::audit::Receipt;
 
 /// The schema `craik team init` applies (idempotent).
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_team.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_team.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_members.sql"),
+    ),
+];
 
 /// The columns of a receipt, in [`Receipt`]'s order.
 const COLUMNS: &str = "seq, id, created_at, kind, run_id, capability, status, reason, policy_condition, auth_profile_id, auth_kind, auth_identity_hash, provider_family, pool_id, operator_subject, operator_issuer, operator_email, operator_groups, operator_identity_hash, details, prev_hash, hash";
 
 pub struct Db {
     client: Client,
+}
+
+/// A login's entry in `craik_members`: the person it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    pub login: String,
+    pub issuer: String,
+    pub subject: String,
+    pub added_at: String,
+    pub added_by: String,
+}
+
+/// A receipt of some chain, with what the server says of it: the home's
+/// label, the login that registered the home, the login that shipped the
+/// row, and the member that login is (if the administrator named one).
+#[derive(Debug, Clone)]
+pub struct TeamRow {
+    pub home_id: String,
+    pub label: String,
+    pub registered_by: String,
+    pub shipped_by: String,
+    /// (issuer, subject) of `shipped_by` in `craik_members`.
+    pub member: Option<(String, String)>,
+    pub receipt: Receipt,
+}
+
+impl TeamRow {
+    /// Whether the server vouches for the operator the receipt names: the
+    /// login that registered the home shipped it, and that login is the
+    /// member (issuer and subject) the receipt names.
+    pub fn vouched(&self) -> bool {
+        self.shipped_by == self.registered_by
+            && self.member.as_ref().is_some_and(|(iss, sub)| {
+                self.receipt.operator_issuer.as_deref() == Some(iss.as_str())
+                    && self.receipt.operator_subject.as_deref() == Some(sub.as_str())
+            })
+    }
 }
 
 fn db_err(e: postgres::Error) -> TeamError {
@@ -245,6 +287,101 @@ impl Db {
             tx.execute(sql.as_str(), &params).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
+    }
+
+    /// Names `login` as the person (issuer, subject): the administrator's
+    /// `craik team member add` (only the tables' owner may write).
+    pub fn add_member(
+        &mut self,
+        login: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<(), TeamError> {
+        let exists = self
+            .client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&login])
+            .map_err(db_err)?
+            .is_some();
+        if !exists {
+            return Err(TeamError::Db(format!(
+                "no login named {login} on this server"
+            )));
+        }
+        self.client
+            .execute(
+                "INSERT INTO craik_members (login, issuer, subject) VALUES ($1, $2, $3) ON CONFLICT (login) DO UPDATE SET issuer = EXCLUDED.issuer, subject = EXCLUDED.subject, added_at = now(), added_by = session_user",
+                &[&login, &issuer, &subject],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Removes `login` from the members; whether it was one.
+    pub fn remove_member(&mut self, login: &str) -> Result<bool, TeamError> {
+        Ok(self
+            .client
+            .execute("DELETE FROM craik_members WHERE login = $1", &[&login])
+            .map_err(db_err)?
+            > 0)
+    }
+
+    pub fn members(&mut self) -> Result<Vec<Member>, TeamError> {
+        self.client
+            .query(
+                "SELECT login::text, issuer, subject, added_at::text, added_by::text FROM craik_members ORDER BY login",
+                &[],
+            )
+            .map_err(db_err)?
+            .iter()
+            .map(|r| {
+                Ok(Member {
+                    login: r.try_get(0)?,
+                    issuer: r.try_get(1)?,
+                    subject: r.try_get(2)?,
+                    added_at: r.try_get(3)?,
+                    added_by: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(db_err)
+    }
+
+    /// The newest `limit` receipts of `kind` (status ok) of every chain,
+    /// for a profile and a run when given, with what the server says of
+    /// each ([`TeamRow`]).
+    pub fn recent(
+        &mut self,
+        kind: &str,
+        profile: Option<&str>,
+        run: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<TeamRow>, TeamError> {
+        let sql = format!(
+            "SELECT home_id, h.label, h.registered_by::text, r.shipped_by::text, m.issuer, m.subject, {COLUMNS} \
+             FROM craik_receipts r JOIN craik_homes h USING (home_id) \
+             LEFT JOIN craik_members m ON m.login = r.shipped_by \
+             WHERE r.kind = $1 AND r.status = 'ok' \
+             AND ($2::text IS NULL OR r.auth_profile_id = $2) AND ($3::text IS NULL OR r.run_id = $3) \
+             ORDER BY r.created_at DESC, home_id, r.seq DESC LIMIT $4"
+        );
+        self.client
+            .query(sql.as_str(), &[&kind, &profile, &run, &limit])
+            .map_err(db_err)?
+            .iter()
+            .map(|r| {
+                let issuer: Option<String> = r.try_get(4)?;
+                let subject: Option<String> = r.try_get(5)?;
+                Ok(TeamRow {
+                    home_id: r.try_get(0)?,
+                    label: r.try_get(1)?,
+                    registered_by: r.try_get(2)?,
+                    shipped_by: r.try_get(3)?,
+                    member: issuer.zip(subject),
+                    receipt: receipt_at(r, 6)?,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(db_err)
     }
 
     /// Every registered home: (id, label, head seq).

@@ -671,3 +671,209 @@ fn a_running_proxy_ships_its_receipts_while_it_runs() {
     assert!(rows >= want, "{rows} receipts in the store, want {want}");
     proxy.stop();
 }
+
+/// The administrator names the person a login belongs to.
+fn member_add(pg: &Pg, login: &str, issuer: &str, subject: &str) {
+    Env::new()
+        .run_stdin(
+            &[
+                "team",
+                "member",
+                "add",
+                login,
+                "--subject",
+                subject,
+                "--issuer",
+                issuer,
+                "--url",
+                &pg.url("craik_admin"),
+                "--password-stdin",
+            ],
+            Some(ADMIN_PW),
+        )
+        .ok();
+}
+
+/// A home on the team, logged in at `idp` as `person`, shipping as the
+/// database login `login`.
+fn team_home(idp: &crate::idp::Idp, pg: &Pg, login: &str, pw: &str, person: &str) -> Env {
+    let mut env = Env::new();
+    idp.configure(&mut env);
+    crate::idp::login_as(&env, idp, person);
+    env.run_stdin(
+        &[
+            "team",
+            "join",
+            "--url",
+            &pg.url(login),
+            "--password-stdin",
+            "--label",
+            &format!("{login}-laptop"),
+        ],
+        Some(pw),
+    )
+    .ok();
+    env
+}
+
+#[test]
+fn an_approver_on_another_machine_answers_a_request() {
+    let idp = crate::idp::Idp::start(&[]);
+    let pg = Pg::start();
+    init(&pg);
+    let reg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("policies/regulated-team.json")
+        .display()
+        .to_string();
+    // alice asks, carol approves (the policy's approver group), and bob's
+    // login is bob: it cannot speak for carol.
+    let alice_pw = pg.login("alice", "craik_writer");
+    let carol_pw = pg.login("carol", "craik_writer");
+    let bob_pw = pg.login("bob", "craik_writer");
+    for (login, person) in [("alice", "alice"), ("carol", "carol"), ("bob", "bob")] {
+        member_add(&pg, login, &idp.issuer, person);
+    }
+    let alice = team_home(&idp, &pg, "alice", &alice_pw, "alice");
+    alice
+        .run_stdin(
+            &[
+                "auth",
+                "add",
+                "anthropic:prod-eu",
+                "--kind=keyring-ref",
+                "--stdin",
+            ],
+            Some("sk-ant-team-approval"),
+        )
+        .ok();
+    let members = alice.run(&["team", "members", "--json"]);
+    members.ok();
+    assert_eq!(members.json()["members"].as_array().unwrap().len(), 3);
+
+    let check = |run: &str| {
+        alice.run(&[
+            "auth",
+            "check",
+            "anthropic:prod-eu",
+            "--run",
+            run,
+            "--policy",
+            &reg,
+        ])
+    };
+    check("r1").code(4);
+
+    // carol's machine sees alice's request (it holds no such profile).
+    let carol = team_home(&idp, &pg, "carol", &carol_pw, "carol");
+    let pending = carol.run(&["auth", "approvals", "--team", "--pending", "--json"]);
+    pending.ok();
+    let list = pending.json()["approvals"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["requested_by"], "alice");
+    assert_eq!(list[0]["home"], "alice-laptop");
+    assert_eq!(list[0]["run"], "r1");
+    let table = carol.run(&["auth", "approvals", "--team"]);
+    table.ok();
+    assert!(table.stdout.contains("alice-laptop"), "{}", table.stdout);
+
+    // Someone logged in as carol on a machine whose login is bob: the
+    // approval is written and shipped, but the server says bob shipped
+    // it, so alice's gate does not honour it.
+    let mallory = team_home(&idp, &pg, "bob", &bob_pw, "carol");
+    let approve = |env: &Env| {
+        env.run(&[
+            "auth",
+            "approve",
+            "anthropic:prod-eu",
+            "--run=r1",
+            "--team",
+            "--policy",
+            &reg,
+            "--json",
+        ])
+    };
+    approve(&mallory).ok();
+    check("r1").code(4);
+    let still = carol.run(&["auth", "approvals", "--team", "--pending", "--json"]);
+    assert_eq!(still.json()["approvals"].as_array().unwrap().len(), 1);
+
+    // alice waits; carol approves from her machine; alice's wait ends.
+    let waiting = alice
+        .command(&[
+            "auth",
+            "check",
+            "anthropic:prod-eu",
+            "--run",
+            "r1",
+            "--policy",
+            &reg,
+            "--wait",
+            "60s",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let a = approve(&carol);
+    a.ok();
+    assert_eq!(a.json()["home"], "alice-laptop");
+    assert_eq!(a.json()["new"], true);
+    let approved_at = std::time::Instant::now();
+    let out = to_run(waiting.wait_with_output().unwrap());
+    eprintln!(
+        "the waiting request went through {:?} after the approval was shipped",
+        approved_at.elapsed()
+    );
+    out.ok();
+    let auth = receipts(&alice, "authorization");
+    let last = auth.last().unwrap();
+    assert_eq!(last["details"]["approval"], a.json()["receipt"]);
+    let carol_home = pg.admin("SELECT home_id FROM craik_homes WHERE registered_by = 'carol'");
+    assert_eq!(last["details"]["approval_home"], carol_home.as_str());
+    // first_use: another run passes on it too.
+    check("r2").ok();
+    let done = carol.run(&["auth", "approvals", "--team", "--json"]);
+    assert!(done.stdout.contains("\"approved\""), "{}", done.stdout);
+
+    // A request alice's machine made is not alice's to approve from it.
+    let r = approve(&alice);
+    r.code(1);
+    assert!(r.stderr.contains("no approval request"), "{r:?}");
+
+    // carol stops being a member: her approvals stop counting.
+    let r = Env::new().run_stdin(
+        &[
+            "team",
+            "member",
+            "remove",
+            "carol",
+            "--url",
+            &pg.url("craik_admin"),
+            "--password-stdin",
+        ],
+        Some(ADMIN_PW),
+    );
+    r.ok();
+    check("r3").code(4);
+    // Only the administrator names members.
+    let r = Env::new().run_stdin(
+        &[
+            "team",
+            "member",
+            "add",
+            "bob",
+            "--subject",
+            "carol",
+            "--issuer",
+            &idp.issuer,
+            "--url",
+            &pg.url("bob"),
+            "--password-stdin",
+        ],
+        Some(&bob_pw),
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("permission denied"), "{r:?}");
+}

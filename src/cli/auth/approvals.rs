@@ -7,13 +7,24 @@ pub struct Args {
     /// Only requests nobody has approved yet.
     #[arg(long)]
     pub pending: bool,
+    /// The requests of every home in the team store, and their approvals
+    /// from other machines.
+    #[arg(long)]
+    pub team: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
-    let Args { pending, json } = args;
+    let Args {
+        pending,
+        team,
+        json,
+    } = args;
+    if team {
+        return run_team(&ctx, pending, json);
+    }
     let list = craik::approval::approvals(&mut ctx, pending)?;
     if json {
         output::json(&serde_json::json!({ "approvals": list }));
@@ -39,6 +50,48 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
                 l.expires_at.unwrap_or_else(|| "-".into()),
                 l.state.to_string(),
             ]);
+        }
+        output::print_table(&t);
+    }
+    Ok(exit::OK)
+}
+
+fn run_team(ctx: &Context, pending: bool, json: bool) -> craik::Result<i32> {
+    let list = craik::approval::team_approvals(ctx, pending)?;
+    if json {
+        output::json(&serde_json::json!({ "approvals": list }));
+    } else if list.is_empty() {
+        outln!("no approval requests in the team store");
+    } else {
+        let mut t = output::table(&[
+            "HOME",
+            "PROFILE",
+            "RUN",
+            "REQUESTED BY",
+            "REQUESTED AT",
+            "APPROVED BY",
+            "EXPIRES",
+            "STATE",
+        ]);
+        for l in list {
+            // Other homes wrote these: nothing in them reaches the
+            // terminal as a control sequence.
+            let cells = [
+                l.home,
+                l.profile,
+                l.run,
+                l.requested_by.unwrap_or_default(),
+                l.requested_at,
+                l.approved_by.unwrap_or_default(),
+                l.expires_at.unwrap_or_else(|| "-".into()),
+                l.state.to_string(),
+            ];
+            t.add_row(
+                cells
+                    .iter()
+                    .map(|c| craik::term::printable(c).into_owned())
+                    .collect::<Vec<_>>(),
+            );
         }
         output::print_table(&t);
     }

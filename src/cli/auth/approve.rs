@@ -12,6 +12,10 @@ pub struct Args {
     /// An extra policy file in force (repeatable).
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<std::path::PathBuf>,
+    /// Approve a request made on another machine of the team: the newest
+    /// for the profile and run in another home's chain in the team store.
+    #[arg(long)]
+    pub team: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -22,17 +26,22 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         id,
         run,
         policies,
+        team,
         json,
     } = args;
     let id: ProfileId = id.parse()?;
-    let a = craik::approval::approve(&mut ctx, &id, &run, &policies)?;
+    let a = craik::approval::approve(&mut ctx, &id, &run, &policies, team)?;
     if json {
         output::json(&a);
     } else if a.new {
         outln!(
-            "approved {} for run {} ({}{})",
+            "approved {} for run {}{} ({}{})",
             a.profile,
             a.run,
+            a.home
+                .as_deref()
+                .map(|h| format!(" of home {h:?}"))
+                .unwrap_or_default(),
             a.receipt,
             a.expires_at
                 .as_deref()

@@ -1,0 +1,260 @@
+//! Approvals across a team's machines (docs/team.md): a request made in
+//! one home reaches the team store with its chain, an approver on another
+//! machine answers it with `craik auth approve --team`, and the requester's
+//! gate finds the answer in the approver's chain.
+//!
+//! What the requester trusts: not the approval's seal (it is keyed by the
+//! approver's home), but the server. The row is in the chain of a home
+//! another login registered, that login shipped it, and the store's
+//! administrator named that login as the very person (issuer, subject) the
+//! approval names (`craik_members`). An agent holding this home's login
+//! can write only to this home's chain, which the gate never reads for
+//! approvals. The approval must also answer one of this home's own sealed
+//! requests, bind to the request as it is now (envelopes, credential,
+//! expiry), and its approver must meet this home's policies: issuers,
+//! approver groups (as the approver's ID token named them), and never the
+//! requester.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::gate::{Approval, binds, expiry, requests};
+use super::{Binding, details_of};
+use crate::audit::{Receipt, ReceiptKind};
+use crate::context::Context;
+use crate::policy::RequireApproval;
+use crate::team::store::{Db, TeamRow};
+use crate::team::{self, TeamError};
+
+/// How many of a profile's newest approvals in the store the gate reads.
+const CANDIDATES: i64 = 64;
+
+/// This home's team store, kept open while a request waits.
+pub(super) struct Store {
+    home_id: String,
+    db: Option<Db>,
+}
+
+fn text<'a>(d: &'a Value, k: &str) -> Option<&'a str> {
+    d.get(k).and_then(Value::as_str)
+}
+
+impl Store {
+    /// `None` when this home is in no team.
+    pub(super) fn open(ctx: &Context) -> Option<Store> {
+        let c = team::config(&ctx.home).ok().flatten()?;
+        Some(Store {
+            home_id: c.home_id,
+            db: None,
+        })
+    }
+
+    /// Ships this home's backlog (its new request among it); whether it
+    /// went.
+    pub(super) fn ship(&mut self, ctx: &mut Context) -> bool {
+        team::ship(ctx).is_ok()
+    }
+
+    /// The newest approval from another home that lets `want` through.
+    /// A store that does not answer finds none (this home's own approvals
+    /// still count).
+    pub(super) fn approved(
+        &mut self,
+        ctx: &mut Context,
+        want: &Binding,
+    ) -> crate::Result<Option<Approval>> {
+        let run = (want.mode == RequireApproval::EachRun).then_some(want.run.as_str());
+        if self.db.is_none() {
+            self.db = team::connect(ctx).ok().flatten().map(|(_, db)| db);
+        }
+        let Some(db) = self.db.as_mut() else {
+            return Ok(None);
+        };
+        let rows = match db.recent(
+            ReceiptKind::Approval.as_str(),
+            Some(&want.profile),
+            run,
+            CANDIDATES,
+        ) {
+            Ok(rows) => rows,
+            Err(_) => {
+                // Connect again at the next look.
+                self.db = None;
+                return Ok(None);
+            }
+        };
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mine = requests(ctx, want, run)?;
+        Ok(rows
+            .into_iter()
+            .find(|row| self.honours(row, want, &mine))
+            .map(|row| Approval {
+                expires_at: expiry(&row.receipt),
+                id: row.receipt.id,
+                home: Some(row.home_id),
+            }))
+    }
+
+    fn honours(&self, row: &TeamRow, want: &Binding, mine: &[String]) -> bool {
+        let a = &row.receipt;
+        let d = details_of(a);
+        row.home_id != self.home_id
+            && row.vouched()
+            && text(&d, "request_home") == Some(self.home_id.as_str())
+            && text(&d, "request").is_some_and(|r| mine.iter().any(|m| m == r))
+            && binds(a, &d, want)
+            && approver_allowed(a, want)
+    }
+}
+
+/// Whether the approver `a` names meets `want`'s approver rules, checked
+/// here: every envelope's issuer, one group of each list, and (under
+/// `separate_approver`) not the requester.
+fn approver_allowed(a: &Receipt, want: &Binding) -> bool {
+    let (Some(iss), Some(sub)) = (a.operator_issuer.as_deref(), a.operator_subject.as_deref())
+    else {
+        return false;
+    };
+    let groups: Vec<String> = a
+        .operator_groups
+        .as_deref()
+        .and_then(|g| serde_json::from_str(g).ok())
+        .unwrap_or_default();
+    want.approver_issuers.iter().all(|i| i == iss)
+        && want
+            .approver_groups
+            .iter()
+            .all(|list| groups.iter().any(|g| list.contains(g)))
+        && !(want.separate_approver
+            && want
+                .requester_person
+                .as_ref()
+                .is_none_or(|(ri, rs)| ri == iss && rs == sub))
+}
+
+/// A request in another home's chain, for `craik auth approve --team`.
+pub(super) struct TeamRequest {
+    pub receipt: Receipt,
+    pub home_id: String,
+    pub label: String,
+}
+
+/// The newest request for `profile` in `run` in another home's chain.
+/// A request that names an operator must be vouched for by the server
+/// (shipped by its home's login, the member it names): otherwise anyone
+/// could ask in another's name.
+pub(super) fn request(ctx: &Context, profile: &str, run: &str) -> crate::Result<TeamRequest> {
+    let (c, mut db) = team::connect(ctx)?.ok_or(TeamError::NotJoined)?;
+    if c.reader {
+        return Err(crate::Error::input(
+            "this home joined its team to read only; its approvals would reach no one",
+            "approve from a home joined with a craik_writer login",
+        ));
+    }
+    let row = db
+        .recent(
+            ReceiptKind::ApprovalRequested.as_str(),
+            Some(profile),
+            Some(run),
+            16,
+        )?
+        .into_iter()
+        .find(|r| r.home_id != c.home_id)
+        .ok_or_else(|| {
+            crate::Error::input(
+                format!("no approval request for {profile} in run {run} in the team store"),
+                "list the team's requests with: craik auth approvals --team --pending",
+            )
+        })?;
+    if row.receipt.operator_subject.is_some() && !row.vouched() {
+        return Err(crate::Error::input(
+            format!(
+                "the request for {profile} in run {run} names {} but was shipped by login {}, which the team store's administrator has not named as that person",
+                row.receipt.operator_subject.as_deref().unwrap_or_default(),
+                row.shipped_by
+            ),
+            "nothing was approved; the administrator names members with: craik team member add",
+        ));
+    }
+    Ok(TeamRequest {
+        receipt: row.receipt,
+        home_id: row.home_id,
+        label: row.label,
+    })
+}
+
+/// One line of `craik auth approvals --team`.
+#[derive(Debug, Serialize)]
+pub struct TeamApprovalLine {
+    pub home: String,
+    pub home_id: String,
+    pub profile: String,
+    pub run: String,
+    pub requested_by: Option<String>,
+    pub requested_at: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// `pending`, `approved` or `expired`.
+    pub state: &'static str,
+    pub pending: bool,
+    pub request: String,
+    pub approval: Option<String>,
+}
+
+/// How many of the store's newest requests `auth approvals --team` reads.
+const LISTED: i64 = 500;
+
+/// `craik auth approvals --team`: the newest requests of every home in
+/// the team store, and the approvals (vouched for by the server) that
+/// answer them.
+pub fn team_approvals(ctx: &Context, pending_only: bool) -> crate::Result<Vec<TeamApprovalLine>> {
+    let (_, mut db) = team::connect(ctx)?.ok_or(TeamError::NotJoined)?;
+    let requests = db.recent(ReceiptKind::ApprovalRequested.as_str(), None, None, LISTED)?;
+    let approvals: Vec<(TeamRow, Value)> = db
+        .recent(ReceiptKind::Approval.as_str(), None, None, LISTED * 4)?
+        .into_iter()
+        .filter(|a| a.vouched())
+        .map(|a| {
+            let d = details_of(&a.receipt);
+            (a, d)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for r in requests {
+        let answer = approvals.iter().find(|(a, d)| {
+            a.home_id != r.home_id
+                && text(d, "request") == Some(r.receipt.id.as_str())
+                && text(d, "request_home") == Some(r.home_id.as_str())
+        });
+        let expires_at = answer.and_then(|(_, d)| text(d, "expires_at").map(str::to_string));
+        let state = match answer {
+            None => "pending",
+            Some((a, _)) if expiry(&a.receipt).is_some_and(|t| t <= chrono::Utc::now()) => {
+                "expired"
+            }
+            Some(_) => "approved",
+        };
+        if pending_only && state != "pending" {
+            continue;
+        }
+        out.push(TeamApprovalLine {
+            home: r.label,
+            home_id: r.home_id,
+            profile: r.receipt.auth_profile_id.clone().unwrap_or_default(),
+            run: r.receipt.run_id.clone().unwrap_or_default(),
+            requested_by: r.receipt.operator_subject.clone(),
+            requested_at: r.receipt.created_at.clone(),
+            approved_by: answer.and_then(|(a, _)| a.receipt.operator_subject.clone()),
+            approved_at: answer.map(|(a, _)| a.receipt.created_at.clone()),
+            expires_at,
+            pending: state == "pending",
+            state,
+            request: r.receipt.id,
+            approval: answer.map(|(a, _)| a.receipt.id.clone()),
+        });
+    }
+    Ok(out)
+}
