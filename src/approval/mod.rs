@@ -6,7 +6,7 @@ mod gate;
 mod team;
 
 pub use gate::{Approval, gate};
-pub use team::team_approvals;
+pub use team::{team_approvals, with_team_grants};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,7 +74,7 @@ pub fn explain(
     policy_files: &[PathBuf],
 ) -> crate::Result<(Evaluation, Option<Operator>)> {
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
-    let profile = load_profile_or_implicit(ctx, id)?;
+    let profile = with_team_grants(ctx, load_profile_or_implicit(ctx, id)?, &policies)?;
     let op = crate::operator::current(ctx)?;
     Ok((policy::evaluate(&policies, &profile, op.as_ref()), op))
 }
@@ -557,6 +557,69 @@ pub fn approvals(ctx: &mut Context, pending_only: bool) -> crate::Result<Vec<App
     Ok(out)
 }
 
+/// Applies one change to a profile's grants, made by an operator of
+/// `issuer` (a grant restricts the profile to that issuer's operators).
+fn apply_change(
+    g: &mut Grants,
+    change: GrantChange,
+    groups: &[String],
+    subjects: &[String],
+    issuer: &str,
+) {
+    match change {
+        GrantChange::Open => {
+            g.groups.clear();
+            g.subjects.clear();
+            g.restricted = false;
+            g.issuer = None;
+        }
+        GrantChange::Grant | GrantChange::Revoke => {
+            g.restricted = true;
+            g.issuer = Some(issuer.to_string());
+            for (list, add) in [(&mut g.groups, groups), (&mut g.subjects, subjects)] {
+                for v in add {
+                    if change == GrantChange::Grant {
+                        if !list.contains(v) {
+                            list.push(v.clone());
+                        }
+                    } else {
+                        list.retain(|x| x != v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records a refused grant (a `denial` receipt, capability `grant`) and
+/// returns its error (exit 3).
+fn refuse_grant(
+    ctx: &mut Context,
+    base: NewReceipt,
+    op: &Operator,
+    groups: &[String],
+    subjects: &[String],
+    field: &str,
+    message: String,
+) -> Error {
+    let mut r = base
+        .operator(Some(op.clone()))
+        .reason(message.clone())
+        .detail("groups", groups.to_vec())
+        .detail("subjects", subjects.to_vec());
+    r.capability = Some("grant".into());
+    r.policy_condition = Some(field.to_string());
+    if let Err(e) = ctx.record(r) {
+        return e;
+    }
+    Error::Denied {
+        message: format!("grant refused ({field}): {message}"),
+        hint: "ask a policy's admin (or, with none named, another operator allowed to use the profile)".into(),
+        conditions: vec![field.to_string()],
+        login_required: false,
+    }
+}
+
 /// What `craik auth grant` / `craik auth revoke` change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantChange {
@@ -582,6 +645,7 @@ pub fn change_grants(
     subjects: &[String],
     change: GrantChange,
     policy_files: &[PathBuf],
+    in_team: bool,
 ) -> crate::Result<Grants> {
     let grant = change == GrantChange::Grant;
     if change != GrantChange::Open && groups.is_empty() && subjects.is_empty() {
@@ -601,6 +665,9 @@ pub fn change_grants(
         ));
     }
     let policies = policy::load_in_force(&ctx.home, policy_files)?;
+    if in_team {
+        return team::change_team_grants(ctx, id, groups, subjects, change, &policies);
+    }
     let profile = load_profile(ctx, id)?;
     if change == GrantChange::Revoke {
         let g = &profile.grants;
@@ -671,21 +738,8 @@ pub fn change_grants(
         None => None,
     };
     if let Some((field, message)) = refusal {
-        let mut r = profile
-            .receipt(ReceiptKind::Denial, Status::Denied)
-            .operator(Some(op.clone()))
-            .reason(message.clone())
-            .detail("groups", groups.to_vec())
-            .detail("subjects", subjects.to_vec());
-        r.capability = Some("grant".into());
-        r.policy_condition = Some(field.to_string());
-        ctx.record(r)?;
-        return Err(Error::Denied {
-            message: format!("grant refused ({field}): {message}"),
-            hint: "ask a policy's admin (or, with none named, another operator allowed to use the profile)".into(),
-            conditions: vec![field.to_string()],
-            login_required: false,
-        });
+        let r = profile.receipt(ReceiptKind::Denial, Status::Denied);
+        return Err(refuse_grant(ctx, r, &op, groups, subjects, field, message));
     }
     let home = ctx.home.clone();
     ProfileStore::new(&home).update(|file| {
@@ -693,32 +747,7 @@ pub fn change_grants(
             .get_mut(id)
             .ok_or_else(|| ProfileError::NotFound(id.to_string()))?;
         p.grants.admins = admins.clone();
-        match change {
-            GrantChange::Open => {
-                p.grants.groups.clear();
-                p.grants.subjects.clear();
-                p.grants.restricted = false;
-                p.grants.issuer = None;
-            }
-            GrantChange::Grant | GrantChange::Revoke => {
-                p.grants.restricted = true;
-                p.grants.issuer = Some(op.issuer.clone());
-                for (list, add) in [
-                    (&mut p.grants.groups, groups),
-                    (&mut p.grants.subjects, subjects),
-                ] {
-                    for v in add {
-                        if grant {
-                            if !list.contains(v) {
-                                list.push(v.clone());
-                            }
-                        } else {
-                            list.retain(|x| x != v);
-                        }
-                    }
-                }
-            }
-        }
+        apply_change(&mut p.grants, change, groups, subjects, &op.issuer);
         let p = p.clone();
         let mut r = p
             .receipt(

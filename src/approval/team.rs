@@ -19,10 +19,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::gate::{Approval, binds, expiry, requests};
-use super::{Binding, details_of};
-use crate::audit::{Receipt, ReceiptKind};
+use super::{Binding, GrantChange, apply_change, details_of};
+use crate::audit::{NewReceipt, Operator, Receipt, ReceiptKind, Status};
 use crate::context::Context;
-use crate::policy::RequireApproval;
+use crate::operator::OperatorError;
+use crate::policy::{self, Policy, RequireApproval};
+use crate::profile::{Grants, Profile, ProfileId};
 use crate::team::store::{Db, TeamRow};
 use crate::team::{self, TeamError};
 
@@ -257,4 +259,170 @@ pub fn team_approvals(ctx: &Context, pending_only: bool) -> crate::Result<Vec<Te
         });
     }
     Ok(out)
+}
+
+/// The receipt kind and change a team grant records.
+fn change_of(g: &crate::team::TeamGrant) -> GrantChange {
+    if g.kind == ReceiptKind::GrantRevoked.as_str() {
+        GrantChange::Revoke
+    } else if g.details.get("everyone") == Some(&Value::Bool(true)) {
+        GrantChange::Open
+    } else {
+        GrantChange::Grant
+    }
+}
+
+fn strings(d: &Value, k: &str) -> Vec<String> {
+    d.get(k)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Applies, oldest first, the team grants for `profile` made by an
+/// operator every admin list of `policies` admits (and of every pinned
+/// issuer).
+fn apply_team_grants(
+    g: &mut Grants,
+    all: &[crate::team::TeamGrant],
+    profile: &str,
+    policies: &[Policy],
+) {
+    let admins = policy::admins(policies);
+    let pinned: Vec<&str> = policies
+        .iter()
+        .filter_map(|p| p.envelope.required_operator_issuer.as_deref())
+        .collect();
+    for t in all.iter().filter(|t| t.profile == profile) {
+        let op = Operator {
+            subject: t.subject.clone(),
+            issuer: t.issuer.clone(),
+            groups: t.groups.clone(),
+            ..Operator::default()
+        };
+        if admins.is_empty()
+            || !admins.iter().all(|a| a.admit(&op))
+            || pinned.iter().any(|i| *i != t.issuer)
+        {
+            continue;
+        }
+        apply_change(
+            g,
+            change_of(t),
+            &strings(&t.details, "groups"),
+            &strings(&t.details, "subjects"),
+            &t.issuer,
+        );
+    }
+}
+
+/// `profile` with the grants an admin made for the whole team applied on
+/// top of its own (`auth grant --team` on any member's machine). They
+/// count only under envelopes that name admins, and only from those
+/// admins; this home reads them from the team store at each use (or a
+/// copy at most five minutes old, else exit 5).
+pub fn with_team_grants(
+    ctx: &Context,
+    mut profile: Profile,
+    policies: &[Policy],
+) -> crate::Result<Profile> {
+    if policy::admins(policies).is_empty() {
+        return Ok(profile);
+    }
+    let Some(all) = crate::team::grants(ctx)? else {
+        return Ok(profile);
+    };
+    let id = profile.id.to_string();
+    apply_team_grants(&mut profile.grants, &all, &id, policies);
+    Ok(profile)
+}
+
+/// `craik auth grant|revoke --team`: a change every member's machine
+/// applies. Only an admin every envelope in force names may make one
+/// (no envelope naming admins: nobody), from a home that ships; the
+/// receipt goes to the store at once. Returns the team's grants for the
+/// profile as they stand now.
+pub(super) fn change_team_grants(
+    ctx: &mut Context,
+    id: &ProfileId,
+    groups: &[String],
+    subjects: &[String],
+    change: GrantChange,
+    policies: &[Policy],
+) -> crate::Result<Grants> {
+    let c = team::config(&ctx.home)?.ok_or(TeamError::NotJoined)?;
+    if c.reader {
+        return Err(crate::Error::input(
+            "this home joined its team to read only; its grants would reach no one",
+            "grant from a home joined with a craik_writer login",
+        ));
+    }
+    ctx.audit()?;
+    let op = crate::operator::current(ctx)?.ok_or(OperatorError::NotLoggedIn)?;
+    let admins = policy::admins(policies);
+    let pinned = policies
+        .iter()
+        .filter_map(|p| p.envelope.required_operator_issuer.as_deref())
+        .find(|iss| *iss != op.issuer);
+    let key = id.to_string();
+    let refusal = if let Some(iss) = pinned {
+        Some((
+            "required_operator_issuer",
+            format!(
+                "only operators of {iss} may change who uses {key}; you logged in at {}",
+                op.issuer
+            ),
+        ))
+    } else if admins.is_empty() {
+        Some((
+            "admin",
+            format!(
+                "a team grant needs admins named in a policy (admin_groups, admin_subjects); none in force names any, so nobody may change who uses {key} across the team"
+            ),
+        ))
+    } else if !admins.iter().all(|a| a.admit(&op)) {
+        Some((
+            "admin",
+            format!(
+                "only the operators a policy names as admins (admin_groups, admin_subjects) may change who uses {key}"
+            ),
+        ))
+    } else {
+        None
+    };
+    let kind = if change == GrantChange::Revoke {
+        ReceiptKind::GrantRevoked
+    } else {
+        ReceiptKind::Grant
+    };
+    let about = |kind, status| {
+        let mut r = NewReceipt::new(kind, status);
+        r.auth_profile_id = Some(key.clone());
+        r.provider_family = Some(id.family().as_str().to_string());
+        r
+    };
+    if let Some((field, message)) = refusal {
+        let r = about(ReceiptKind::Denial, Status::Denied);
+        return Err(super::refuse_grant(
+            ctx, r, &op, groups, subjects, field, message,
+        ));
+    }
+    let mut r = about(kind, Status::Ok)
+        .operator(Some(op.clone()))
+        .detail("groups", groups.to_vec())
+        .detail("subjects", subjects.to_vec())
+        .detail("team", true);
+    if change == GrantChange::Open {
+        r = r.detail("everyone", true);
+    }
+    ctx.record(r)?;
+    // Every member's next call reads it: ship it now.
+    team::ship(ctx)?;
+    let mut g = Grants::default();
+    if let Some(all) = team::grants(ctx)? {
+        apply_team_grants(&mut g, &all, &key, policies);
+    }
+    Ok(g)
 }

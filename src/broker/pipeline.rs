@@ -183,6 +183,8 @@ impl Resolved {
         // receipt, and a team's store is not left too far behind.
         ctx.audit()?;
         crate::team::check_backlog(ctx)?;
+        // Grants an admin made for the whole team count here too.
+        let profile = approval::with_team_grants(ctx, profile, &policies)?;
         let operator = crate::operator::current(ctx)?;
         let evaluation = policy::evaluate(&policies, &profile, operator.as_ref());
         let mut authorized = Authorized {

@@ -40,6 +40,8 @@ pub enum Domain {
     Workload,
     /// `team.json`.
     Team,
+    /// `team-grants.json`: the last copy of the team's grants.
+    TeamGrants,
 }
 
 impl Domain {
@@ -53,6 +55,7 @@ impl Domain {
             Domain::OidcCache => b"craik-seal-oidc-cache-v1",
             Domain::Workload => b"craik-seal-workload-session-v1",
             Domain::Team => b"craik-seal-team-config-v1",
+            Domain::TeamGrants => b"craik-seal-team-grants-v1",
         }
     }
 }

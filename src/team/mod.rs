@@ -62,6 +62,10 @@ pub enum TeamError {
     Diverged { seq: i64, why: String },
     #[error("team.json was written or edited outside craik")]
     ConfigForged,
+    #[error(
+        "the team's grants are unknown: the team store does not answer ({why}) and this home's copy of them is {age}"
+    )]
+    GrantsUnknown { why: String, age: String },
 }
 
 impl TeamError {
@@ -90,12 +94,15 @@ impl TeamError {
             TeamError::ConfigForged => {
                 "join again: craik team join --url ... (a receipt records the refusal)".into()
             }
+            TeamError::GrantsUnknown { .. } => {
+                "calls wait until the team store answers again: see craik team status".into()
+            }
         })
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            TeamError::Backlog { .. } => exit::AUDIT_UNAVAILABLE,
+            TeamError::Backlog { .. } | TeamError::GrantsUnknown { .. } => exit::AUDIT_UNAVAILABLE,
             _ => exit::ERROR,
         }
     }
@@ -360,6 +367,135 @@ fn needs_schema(db: &mut Db) -> Result<(), TeamError> {
         return Err(TeamError::Schema { found, needed });
     }
     Ok(())
+}
+
+pub const GRANTS_FILE: &str = "team-grants.json";
+/// How old this home's copy of the team's grants may be when the store
+/// does not answer: past that, calls wait for it (exit 5), so cutting the
+/// store off does not undo a revocation for long.
+pub const GRANTS_MAX_AGE_SECS: i64 = 300;
+/// How many of the newest grants and revocations are read.
+const GRANTS_READ: i64 = 10_000;
+
+/// A grant or revocation an admin made for the whole team (`auth grant
+/// --team`), as the server vouches for it: shipped by the login of the
+/// home whose chain holds it, the member it names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamGrant {
+    pub home_id: String,
+    /// `grant` or `grant_revoked`.
+    pub kind: String,
+    pub profile: String,
+    pub issuer: String,
+    pub subject: String,
+    pub groups: Vec<String>,
+    pub details: serde_json::Value,
+    pub created_at: String,
+    pub receipt: String,
+}
+
+/// `team-grants.json`: the last copy read, sealed (an edit is no copy).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GrantsCopy {
+    pulled_at: DateTime<Utc>,
+    grants: Vec<TeamGrant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seal: Option<String>,
+}
+
+fn copy_bytes(c: &GrantsCopy) -> Vec<u8> {
+    serde_json::to_vec(&GrantsCopy {
+        seal: None,
+        ..c.clone()
+    })
+    .unwrap_or_default()
+}
+
+fn read_grants(db: &mut Db) -> Result<Vec<TeamGrant>, TeamError> {
+    let mut out = Vec::new();
+    for kind in [
+        crate::audit::ReceiptKind::Grant,
+        crate::audit::ReceiptKind::GrantRevoked,
+    ] {
+        for row in db.recent(kind.as_str(), None, None, GRANTS_READ)? {
+            let d: serde_json::Value =
+                serde_json::from_str(&row.receipt.details).unwrap_or_default();
+            if d.get("team") != Some(&serde_json::Value::Bool(true)) || !row.vouched() {
+                continue;
+            }
+            let r = row.receipt;
+            out.push(TeamGrant {
+                home_id: row.home_id,
+                kind: r.kind,
+                profile: r.auth_profile_id.unwrap_or_default(),
+                issuer: r.operator_issuer.unwrap_or_default(),
+                subject: r.operator_subject.unwrap_or_default(),
+                groups: r
+                    .operator_groups
+                    .as_deref()
+                    .and_then(|g| serde_json::from_str(g).ok())
+                    .unwrap_or_default(),
+                details: d,
+                created_at: r.created_at,
+                receipt: r.id,
+            });
+        }
+    }
+    // Oldest first, as they are to be applied.
+    out.sort_by(|a, b| (&a.created_at, &a.receipt).cmp(&(&b.created_at, &b.receipt)));
+    Ok(out)
+}
+
+/// The team's grants (oldest first), read from the store now, else this
+/// home's sealed copy if it is at most [`GRANTS_MAX_AGE_SECS`] old (else
+/// exit 5); `None` when the home is in no team.
+pub fn grants(ctx: &Context) -> crate::Result<Option<Vec<TeamGrant>>> {
+    let Some(c) = config(&ctx.home)? else {
+        return Ok(None);
+    };
+    let key = SealKey::load(&ctx.secrets)?;
+    let read = open(&ctx.secrets, &c).and_then(|mut db| Ok(read_grants(&mut db)?));
+    match read {
+        Ok(grants) => {
+            let mut copy = GrantsCopy {
+                pulled_at: Utc::now(),
+                grants,
+                seal: None,
+            };
+            copy.seal = Some(key.seal(Domain::TeamGrants, &copy_bytes(&copy)));
+            if let Ok(bytes) = serde_json::to_vec(&copy) {
+                let _ = ctx.home.write_atomic(GRANTS_FILE, &bytes);
+            }
+            Ok(Some(copy.grants))
+        }
+        Err(e) => {
+            let copy = ctx
+                .home
+                .read(GRANTS_FILE)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<GrantsCopy>(&b).ok())
+                .filter(|c| {
+                    c.seal
+                        .as_deref()
+                        .is_some_and(|s| key.verify(Domain::TeamGrants, &copy_bytes(c), s))
+                });
+            let age = copy
+                .as_ref()
+                .map(|c| (Utc::now() - c.pulled_at).num_seconds());
+            match (copy, age) {
+                (Some(c), Some(a)) if (0..=GRANTS_MAX_AGE_SECS).contains(&a) => Ok(Some(c.grants)),
+                (_, age) => Err(TeamError::GrantsUnknown {
+                    why: e.to_string(),
+                    age: match age {
+                        Some(a) => format!("{a}s old (at most {GRANTS_MAX_AGE_SECS}s counts)"),
+                        None => "missing".into(),
+                    },
+                }
+                .into()),
+            }
+        }
+    }
 }
 
 /// `craik team init`: applies the schema (DDL rights needed). Returns the

@@ -877,3 +877,74 @@ fn an_approver_on_another_machine_answers_a_request() {
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("permission denied"), "{r:?}");
 }
+
+#[test]
+fn an_admins_team_grants_apply_on_every_members_machine() {
+    let idp = crate::idp::Idp::start(&[]);
+    let pg = Pg::start();
+    init(&pg);
+    let bob_pw = pg.login("bob", "craik_writer");
+    let carol_pw = pg.login("carol", "craik_writer");
+    let erin_pw = pg.login("erin", "craik_writer");
+    for (login, person) in [("bob", "bob"), ("carol", "carol"), ("erin", "erin")] {
+        member_add(&pg, login, &idp.issuer, person);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let admins = dir.path().join("admins.json");
+    std::fs::write(&admins, r#"{"version":1,"admin_subjects":["carol"]}"#).unwrap();
+    let admins = admins.display().to_string();
+
+    // bob's machine holds the profile; carol (the policy's admin) does not.
+    let bob = team_home(&idp, &pg, "bob", &bob_pw, "bob");
+    bob.run_stdin(
+        &["auth", "add", "openai:t", "--kind=keyring-ref", "--stdin"],
+        Some("sk-team-grant-key"),
+    )
+    .ok();
+    let check = || bob.run(&["auth", "check", "openai:t", "--policy", &admins]);
+    check().ok();
+    let carol = team_home(&idp, &pg, "carol", &carol_pw, "carol");
+    let grant = |env: &Env, verb: &str, flag: &str, who: &str| {
+        env.run(&[
+            "auth", verb, "openai:t", flag, who, "--team", "--policy", &admins, "--json",
+        ])
+    };
+    let g = grant(&carol, "grant", "--to-subject", "alice");
+    g.ok();
+    assert_eq!(g.json()["grants"]["subjects"][0], "alice");
+    assert_eq!(g.json()["team"], true);
+    // Restricted to alice on bob's machine now.
+    let r = check();
+    r.code(3);
+    assert!(r.stderr.contains("profile_grants"), "{r:?}");
+    grant(&carol, "grant", "--to-subject", "bob").ok();
+    check().ok();
+    let auth = receipts(&bob, "authorization");
+    assert_eq!(auth.last().unwrap()["operator_subject"], "bob");
+
+    // bob is no admin: his team grant is refused where he makes it.
+    let r = grant(&bob, "grant", "--to-subject", "erin");
+    r.code(3);
+    assert!(r.stderr.contains("admin"), "{r:?}");
+    // Logged in as carol on a machine whose login is erin: the revocation
+    // is written and shipped, but the server says erin shipped it.
+    let mallory = team_home(&idp, &pg, "erin", &erin_pw, "carol");
+    grant(&mallory, "revoke", "--subject", "bob").ok();
+    check().ok();
+    // carol's revocation counts.
+    grant(&carol, "revoke", "--subject", "bob").ok();
+    check().code(3);
+
+    // The store down: bob's machine goes by its sealed copy (at most five
+    // minutes old), so the revocation still holds; an edited copy is no
+    // copy: calls wait (exit 5).
+    pg.kill();
+    check().code(3);
+    let copy = bob.home.join("team-grants.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&copy).unwrap()).unwrap();
+    c["grants"] = Value::Array(vec![]);
+    std::fs::write(&copy, c.to_string()).unwrap();
+    let r = check();
+    r.code(5);
+    assert!(r.stderr.contains("the team's grants are unknown"), "{r:?}");
+}

@@ -20,6 +20,10 @@ pub struct Args {
     /// An extra policy file in force (repeatable), as for auth check.
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<std::path::PathBuf>,
+    /// Grant for the whole team: every member's machine applies it (needs
+    /// a policy's admin, and a home joined to the team store).
+    #[arg(long)]
+    pub team: bool,
     /// Print the grants as JSON.
     #[arg(long)]
     pub json: bool,
@@ -32,6 +36,7 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         subjects,
         to_everyone,
         policies,
+        team,
         json,
     } = args;
     let change = if to_everyone {
@@ -39,5 +44,7 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
     } else {
         craik::approval::GrantChange::Grant
     };
-    grants(&mut ctx, &id, &groups, &subjects, change, &policies, json)
+    grants(
+        &mut ctx, &id, &groups, &subjects, change, &policies, team, json,
+    )
 }

@@ -232,17 +232,19 @@ fn grants(
     subjects: &[String],
     change: craik::approval::GrantChange,
     policies: &[std::path::PathBuf],
+    team: bool,
     json: bool,
 ) -> craik::Result<i32> {
     let id: ProfileId = id.parse()?;
-    let g = craik::approval::change_grants(ctx, &id, groups, subjects, change, policies)?;
+    let g = craik::approval::change_grants(ctx, &id, groups, subjects, change, policies, team)?;
+    let scope = if team { " (team)" } else { "" };
     if json {
-        output::json(&serde_json::json!({"profile": id.to_string(), "grants": g}));
+        output::json(&serde_json::json!({"profile": id.to_string(), "grants": g, "team": team}));
     } else if !g.restricts() {
-        outln!("{id}: open to every operator policy allows");
+        outln!("{id}{scope}: open to every operator policy allows");
     } else {
         outln!(
-            "{id}: granted to groups [{}], subjects [{}]{}",
+            "{id}{scope}: granted to groups [{}], subjects [{}]{}",
             g.groups.join(", "),
             g.subjects.join(", "),
             if g.is_empty() {

@@ -16,6 +16,10 @@ pub struct Args {
     /// An extra policy file in force (repeatable), as for auth check.
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<std::path::PathBuf>,
+    /// Revoke a grant made for the whole team (needs a policy's admin, and
+    /// a home joined to the team store).
+    #[arg(long)]
+    pub team: bool,
     /// Print the grants as JSON.
     #[arg(long)]
     pub json: bool,
@@ -27,6 +31,7 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         groups,
         subjects,
         policies,
+        team,
         json,
     } = args;
     grants(
@@ -36,6 +41,7 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         &subjects,
         craik::approval::GrantChange::Revoke,
         &policies,
+        team,
         json,
     )
 }
