@@ -45,6 +45,15 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
         craik::approval::GrantChange::Grant
     };
     grants(
-        &mut ctx, &id, &groups, &subjects, change, &policies, team, json,
+        &mut ctx,
+        GrantCmd {
+            id: &id,
+            groups: &groups,
+            subjects: &subjects,
+            change,
+            policies: &policies,
+            team,
+            json,
+        },
     )
 }

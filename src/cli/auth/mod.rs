@@ -225,16 +225,27 @@ fn confirmed(question: &str, refusal: Error) -> craik::Result<bool> {
     }
 }
 
-fn grants(
-    ctx: &mut Context,
-    id: &str,
-    groups: &[String],
-    subjects: &[String],
+/// What `auth grant` and `auth revoke` ask for.
+struct GrantCmd<'a> {
+    id: &'a str,
+    groups: &'a [String],
+    subjects: &'a [String],
     change: craik::approval::GrantChange,
-    policies: &[std::path::PathBuf],
+    policies: &'a [std::path::PathBuf],
     team: bool,
     json: bool,
-) -> craik::Result<i32> {
+}
+
+fn grants(ctx: &mut Context, cmd: GrantCmd<'_>) -> craik::Result<i32> {
+    let GrantCmd {
+        id,
+        groups,
+        subjects,
+        change,
+        policies,
+        team,
+        json,
+    } = cmd;
     let id: ProfileId = id.parse()?;
     let g = craik::approval::change_grants(ctx, &id, groups, subjects, change, policies, team)?;
     let scope = if team { " (team)" } else { "" };

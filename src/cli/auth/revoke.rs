@@ -36,12 +36,14 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
     } = args;
     grants(
         &mut ctx,
-        &id,
-        &groups,
-        &subjects,
-        craik::approval::GrantChange::Revoke,
-        &policies,
-        team,
-        json,
+        GrantCmd {
+            id: &id,
+            groups: &groups,
+            subjects: &subjects,
+            change: craik::approval::GrantChange::Revoke,
+            policies: &policies,
+            team,
+            json,
+        },
     )
 }
