@@ -783,6 +783,13 @@ pub fn query(
     Ok(())
 }
 
+/// `receipts stats --team`: counts over every chain (a read-only login
+/// suffices).
+pub fn stats(ctx: &Context) -> crate::Result<crate::audit::store::query::Stats> {
+    let (_, mut db) = connect(ctx)?.ok_or(TeamError::NotJoined)?;
+    Ok(db.stats()?)
+}
+
 /// A team checkpoint: every chain's head, signed with the signing home's
 /// checkpoint key. Kept outside the store, it catches a rewrite of a
 /// chain with recomputed hashes, or a chain cut back, by whoever can

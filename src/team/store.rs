@@ -384,6 +384,42 @@ impl Db {
             .map_err(db_err)
     }
 
+    /// `receipts stats --team`: counts over every chain, the same as a
+    /// home's `receipts stats`, and per home.
+    pub fn stats(&mut self) -> Result<crate::audit::store::query::Stats, TeamError> {
+        let mut s = crate::audit::store::query::Stats::default();
+        s.total = self
+            .client
+            .query_one("SELECT count(*) FROM craik_receipts", &[])
+            .map_err(db_err)?
+            .try_get(0)
+            .map_err(db_err)?;
+        for (sql, map) in [
+            ("SELECT kind, count(*) FROM craik_receipts GROUP BY 1", &mut s.by_kind),
+            ("SELECT status, count(*) FROM craik_receipts GROUP BY 1", &mut s.by_status),
+            (
+                "SELECT auth_profile_id, count(*) FROM craik_receipts GROUP BY 1",
+                &mut s.by_profile,
+            ),
+            (
+                "SELECT coalesce(operator_email, operator_subject), count(*) FROM craik_receipts GROUP BY 1",
+                &mut s.by_operator,
+            ),
+            (
+                "SELECT h.label || ' (' || h.home_id || ')', count(r.seq) FROM craik_homes h LEFT JOIN craik_receipts r USING (home_id) GROUP BY 1",
+                &mut s.by_home,
+            ),
+        ] {
+            for r in self.client.query(sql, &[]).map_err(db_err)? {
+                let k: Option<String> = r.try_get(0).map_err(db_err)?;
+                if let Some(k) = k {
+                    map.insert(k, r.try_get(1).map_err(db_err)?);
+                }
+            }
+        }
+        Ok(s)
+    }
+
     /// Every registered home: (id, label, head seq).
     pub fn chains(&mut self) -> Result<Vec<(String, String, i64)>, TeamError> {
         self.client

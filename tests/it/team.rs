@@ -428,6 +428,15 @@ fn homes_ship_their_own_chains_and_nobody_rewrites_them() {
         .parse()
         .unwrap();
     assert_eq!(e.stdout.lines().count() as i64, all_rows + 1);
+    // stats --team counts every chain, and each home.
+    let st = auditor.run(&["receipts", "stats", "--team", "--json"]);
+    st.ok();
+    let st = st.json();
+    assert_eq!(st["total"].as_i64(), Some(all_rows), "{st}");
+    assert_eq!(st["by_kind"]["authorization"], 6, "{st}");
+    assert_eq!(st["by_home"].as_object().unwrap().len(), 2, "{st}");
+    let st = auditor.run(&["receipts", "stats", "--team"]);
+    assert!(st.stdout.contains("by home:"), "{}", st.stdout);
     auditor.run(&["team", "status"]).ok();
     // A reader ships nothing and writes nothing to the store.
     let (ok, out) = pg.sql_as(

@@ -325,6 +325,9 @@ pub struct Stats {
     pub by_status: BTreeMap<String, i64>,
     pub by_profile: BTreeMap<String, i64>,
     pub by_operator: BTreeMap<String, i64>,
+    /// `--team`: receipts per home (its label and id).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_home: BTreeMap<String, i64>,
 }
 
 impl AuditLog {
