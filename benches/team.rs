@@ -156,7 +156,7 @@ fn main() {
             .output();
     };
     let url = |user: &str| format!("postgres://{user}@127.0.0.1:{port}/postgres");
-    craik::team::init(&url("craik_admin"), Some(ADMIN_PW), None).unwrap();
+    craik::team::init(&url("craik_admin"), Some(ADMIN_PW), None, None).unwrap();
 
     check_env();
 
@@ -204,7 +204,16 @@ fn main() {
     std::thread::scope(|s| {
         for (url, pw, ctx) in ctxs.iter_mut() {
             s.spawn(move || {
-                craik::team::join(ctx, url, Some(pw.clone()), None, "bench", false).unwrap();
+                craik::team::join(
+                    ctx,
+                    url,
+                    craik::team::JoinOptions {
+                        password: Some(pw.clone()),
+                        label: "bench".into(),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
                 let shipped = craik::team::ship(ctx).unwrap().unwrap();
                 // Its receipts and the join's own.
                 assert_eq!(shipped.head as usize, per_home + 1);

@@ -74,6 +74,32 @@ impl AuditKey {
         Ok(AuditKey { key })
     }
 
+    /// A key from its text (64 hex digits or base64 of 32 bytes).
+    pub fn parse(raw: &str) -> Result<AuditKey> {
+        let key = decode_key(raw).ok_or_else(|| {
+            AuditError::key("an audit key holds 32 bytes as 64 hex digits or base64")
+        })?;
+        Ok(AuditKey { key })
+    }
+
+    /// Makes `raw` (64 hex digits or base64 of 32 bytes, as
+    /// `CRAIK_AUDIT_KEY` takes) this home's audit key: a team's shared
+    /// key, so that every home hashes alike. Receipts written before keep
+    /// the hashes of the old key.
+    pub fn adopt(secrets: &Secrets, raw: &str) -> Result<AuditKey> {
+        let k = AuditKey::parse(raw)?;
+        secrets
+            .replace_internal(AUDIT_KEY_PURPOSE, &k.key)
+            .map_err(AuditError::key_from_store)?;
+        Ok(k)
+    }
+
+    /// A keyed value the team store keeps to tell whether a home hashes
+    /// with the team's key: it says nothing of the key itself.
+    pub fn team_check(&self) -> String {
+        self.mac(&[b"craik-team-audit-key-check"])
+    }
+
     /// A key from raw bytes (tests, benchmarks).
     pub fn from_bytes(bytes: [u8; 32]) -> AuditKey {
         AuditKey {

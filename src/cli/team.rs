@@ -104,6 +104,11 @@ pub struct InitArgs {
     /// A CA certificate (PEM) to trust for the server's TLS.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+    /// The team's shared audit key, as a secret reference (env:NAME or
+    /// file:PATH holding 64 hex digits): the store keeps a check of it,
+    /// and every home must join with it, so identity hashes agree.
+    #[arg(long, value_name = "REF")]
+    audit_key: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -130,6 +135,10 @@ pub struct JoinArgs {
     /// gets no chain of its own and ships nothing.
     #[arg(long)]
     reader: bool,
+    /// The team's shared audit key (env:NAME or file:PATH), when its
+    /// store was made with one: it becomes this home's audit key.
+    #[arg(long, value_name = "REF")]
+    audit_key: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -149,6 +158,22 @@ fn url_of(url: Option<String>) -> craik::Result<String> {
     })
 }
 
+/// Reads a secret reference given for an audit key (never the key in
+/// argv).
+fn audit_key(r: Option<&str>) -> craik::Result<Option<zeroize::Zeroizing<String>>> {
+    let Some(r) = r else {
+        return Ok(None);
+    };
+    let bad = |e: String| {
+        craik::Error::input(
+            format!("--audit-key: {e}"),
+            "name where the key is: --audit-key env:NAME or --audit-key file:PATH",
+        )
+    };
+    let parsed = craik::secret::reference::SecretRef::parse(r).map_err(|e| bad(e.to_string()))?;
+    Ok(Some(parsed.resolve().map_err(|e| bad(e.to_string()))?))
+}
+
 fn password(stdin: bool) -> craik::Result<Option<String>> {
     if !stdin {
         return Ok(None);
@@ -162,7 +187,13 @@ pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
         TeamCommand::Init(a) => {
             let url = url_of(a.url)?;
             let pw = password(a.password_stdin)?;
-            let version = team::init(&url, pw.as_deref(), a.ca_file.as_deref())?;
+            let key = audit_key(a.audit_key.as_deref())?;
+            let version = team::init(
+                &url,
+                pw.as_deref(),
+                a.ca_file.as_deref(),
+                key.as_deref().map(String::as_str),
+            )?;
             if a.json {
                 output::json(&serde_json::json!({"schema_version": version}));
             } else {
@@ -182,7 +213,17 @@ pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
                     .map(|h| h.trim().to_string())
                     .unwrap_or_default()
             });
-            let j = team::join(&mut ctx, &url, pw, a.ca_file, &label, a.reader)?;
+            let j = team::join(
+                &mut ctx,
+                &url,
+                team::JoinOptions {
+                    password: pw,
+                    ca_file: a.ca_file,
+                    label,
+                    reader: a.reader,
+                    audit_key: audit_key(a.audit_key.as_deref())?,
+                },
+            )?;
             let shipped = team::ship(&mut ctx)?.unwrap_or_default();
             if a.json {
                 output::json(&serde_json::json!({

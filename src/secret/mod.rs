@@ -570,4 +570,19 @@ impl Secrets {
         record(&self.home)?;
         Ok(value)
     }
+
+    /// Replaces an internal key with `value` (a team's shared audit key),
+    /// under its fixed handle in the backend in use.
+    pub fn replace_internal(&self, purpose: &str, value: &[u8]) -> Result<()> {
+        let handle = Secrets::internal_handle(purpose);
+        let backend = self.selection()?.backend;
+        let store = open_backend(&self.home, backend)?;
+        let _lock = self.home.lock(&format!("secret-{purpose}"))?;
+        store.set(&handle, value)?;
+        SecretIndex::update(&self.home, |idx| {
+            idx.secrets.remove(&handle);
+            idx.record(&handle, backend, purpose);
+            Ok(())
+        })
+    }
 }

@@ -498,14 +498,38 @@ pub fn grants(ctx: &Context) -> crate::Result<Option<Vec<TeamGrant>>> {
     }
 }
 
-/// `craik team init`: applies the schema (DDL rights needed). Returns the
-/// schema version.
+/// `craik team init`: applies the schema (DDL rights needed) and, given
+/// a shared audit key, records its check so that every home joining hashes
+/// identities alike. Returns the schema version.
 pub fn init(
     url: &str,
     password: Option<&str>,
     ca_file: Option<&std::path::Path>,
+    audit_key: Option<&str>,
 ) -> crate::Result<i64> {
-    Ok(admin(url, password, ca_file)?.migrate()?)
+    let check = match audit_key {
+        Some(raw) => Some(crate::audit::identity::AuditKey::parse(raw)?.team_check()),
+        None => None,
+    };
+    let mut db = admin(url, password, ca_file)?;
+    let version = db.migrate()?;
+    if let Some(c) = check {
+        db.set_audit_key_check(&c)?;
+    }
+    Ok(version)
+}
+
+/// How a home joins (`craik team join`).
+#[derive(Default)]
+pub struct JoinOptions {
+    /// The login's password, for the secret store.
+    pub password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub label: String,
+    /// Read only (a craik_reader login).
+    pub reader: bool,
+    /// The team's shared audit key, to adopt as this home's.
+    pub audit_key: Option<zeroize::Zeroizing<String>>,
 }
 
 /// What `team join` did.
@@ -517,14 +541,50 @@ pub struct Joined {
 
 /// `craik team join`: registers this home's chain as this login's and
 /// writes `team.json`. The password, when given, goes to the secret store.
-pub fn join(
-    ctx: &mut Context,
-    url: &str,
-    password: Option<String>,
-    ca_file: Option<PathBuf>,
-    label: &str,
-    reader: bool,
-) -> crate::Result<Joined> {
+pub fn join(ctx: &mut Context, url: &str, opts: JoinOptions) -> crate::Result<Joined> {
+    let JoinOptions {
+        password,
+        ca_file,
+        label,
+        reader,
+        audit_key,
+    } = opts;
+    let label = label.as_str();
+    // The team's shared audit key, checked against the store's record of
+    // it, is adopted before anything is hashed.
+    let mut db = {
+        let pw = password.clone().or_else(|| pgpass(url));
+        Db::connect(url, pw.as_deref(), ca_file.as_deref())?
+    };
+    needs_schema(&mut db)?;
+    let team_check = db.audit_key_check()?;
+    match (&team_check, &audit_key) {
+        (Some(want), Some(raw)) => {
+            let k = crate::audit::identity::AuditKey::parse(raw)?;
+            if k.team_check() != *want {
+                return Err(crate::Error::input(
+                    "this is not the team's audit key (the team store's check of it differs)",
+                    "ask the team store's administrator for the key team init was given",
+                ));
+            }
+            crate::audit::identity::AuditKey::adopt(&ctx.secrets, raw)?;
+        }
+        (None, Some(_)) => {
+            return Err(crate::Error::input(
+                "the team store names no shared audit key",
+                "its administrator sets one with: craik team init --audit-key REF (or join without --audit-key)",
+            ));
+        }
+        (Some(want), None) => {
+            if ctx.audit_key()?.team_check() != *want {
+                return Err(crate::Error::input(
+                    "the team hashes identities with a shared audit key, and this home's is another",
+                    "join with it: craik team join ... --audit-key env:NAME (or file:PATH)",
+                ));
+            }
+        }
+        (None, None) => {}
+    }
     ctx.audit()?;
     let existing = config(&ctx.home).ok().flatten();
     let home_id = match &existing {
@@ -535,9 +595,6 @@ pub fn join(
             hex::encode(b)
         }
     };
-    let pw = password.clone().or_else(|| pgpass(url));
-    let mut db = Db::connect(url, pw.as_deref(), ca_file.as_deref())?;
-    needs_schema(&mut db)?;
     let head = if reader {
         // Reads at least something, so a login without the reader role
         // is found now, not at the first query.
@@ -571,6 +628,7 @@ pub fn join(
         .detail("audit_url", c.audit_url.as_str())
         .detail("home_id", c.home_id.as_str())
         .detail("reader", reader)
+        .detail("shared_audit_key", team_check.is_some())
         .detail(
             "previous_url",
             existing.as_ref().map(|o| o.audit_url.clone()),

@@ -196,6 +196,30 @@ impl Db {
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
+    /// The team's audit-key check ([`crate::audit::identity::AuditKey::team_check`]),
+    /// if `team init --audit-key` named a shared key.
+    pub fn audit_key_check(&mut self) -> Result<Option<String>, TeamError> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT value FROM craik_meta WHERE key = 'audit_key_check'",
+                &[],
+            )
+            .map_err(db_err)?
+            .map(|r| r.get(0)))
+    }
+
+    /// Records the shared audit key's check (the administrator's).
+    pub fn set_audit_key_check(&mut self, check: &str) -> Result<(), TeamError> {
+        self.client
+            .execute(
+                "INSERT INTO craik_meta (key, value) VALUES ('audit_key_check', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&check],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Registers `home_id` as this login's (idempotent); refused when
     /// another login registered it.
     pub fn register(&mut self, home_id: &str, label: &str) -> Result<(), TeamError> {
@@ -395,8 +419,14 @@ impl Db {
             .try_get(0)
             .map_err(db_err)?;
         for (sql, map) in [
-            ("SELECT kind, count(*) FROM craik_receipts GROUP BY 1", &mut s.by_kind),
-            ("SELECT status, count(*) FROM craik_receipts GROUP BY 1", &mut s.by_status),
+            (
+                "SELECT kind, count(*) FROM craik_receipts GROUP BY 1",
+                &mut s.by_kind,
+            ),
+            (
+                "SELECT status, count(*) FROM craik_receipts GROUP BY 1",
+                &mut s.by_status,
+            ),
             (
                 "SELECT auth_profile_id, count(*) FROM craik_receipts GROUP BY 1",
                 &mut s.by_profile,

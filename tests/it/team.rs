@@ -957,3 +957,83 @@ fn an_admins_team_grants_apply_on_every_members_machine() {
     r.code(5);
     assert!(r.stderr.contains("the team's grants are unknown"), "{r:?}");
 }
+
+#[test]
+fn a_shared_audit_key_makes_every_home_hash_alike() {
+    let pg = Pg::start();
+    let key = "7f".repeat(32);
+    let mut admin = Env::new();
+    admin.set("TEAM_AUDIT_KEY", &key);
+    admin
+        .run_stdin(
+            &[
+                "team",
+                "init",
+                "--url",
+                &pg.url("craik_admin"),
+                "--password-stdin",
+                "--audit-key",
+                "env:TEAM_AUDIT_KEY",
+            ],
+            Some(ADMIN_PW),
+        )
+        .ok();
+    let hash_of = |env: &Env| {
+        let r = env.run_stdin(
+            &[
+                "receipts",
+                "hash",
+                "--operator-issuer",
+                "https://idp.example",
+            ],
+            Some("alice"),
+        );
+        r.ok();
+        r.stdout.trim().to_string()
+    };
+    let mut homes = Vec::new();
+    for user in ["gina", "hank"] {
+        let pw = pg.login(user, "craik_writer");
+        let mut env = home_with_receipts(1);
+        let own = hash_of(&env);
+        // Without the team's key, or with another, the home does not join.
+        let r = join(&env, &pg, user, &pw);
+        r.code(1);
+        assert!(r.stderr.contains("shared audit key"), "{r:?}");
+        assert!(r.stderr.contains("--audit-key"), "{r:?}");
+        env.set("TEAM_AUDIT_KEY", &"00".repeat(32));
+        let with_key = |env: &Env| {
+            env.run_stdin(
+                &[
+                    "team",
+                    "join",
+                    "--url",
+                    &pg.url(user),
+                    "--password-stdin",
+                    "--audit-key",
+                    "env:TEAM_AUDIT_KEY",
+                ],
+                Some(&pw),
+            )
+        };
+        let r = with_key(&env);
+        r.code(1);
+        assert!(r.stderr.contains("not the team's audit key"), "{r:?}");
+        assert!(!r.stderr.contains(&key) && !r.stdout.contains(&key));
+        env.set("TEAM_AUDIT_KEY", &key);
+        with_key(&env).ok();
+        let shared = hash_of(&env);
+        assert_ne!(own, shared);
+        // The key is in the secret store, not in team.json or anywhere
+        // else in plain text.
+        env.unset("TEAM_AUDIT_KEY");
+        assert_eq!(hash_of(&env), shared);
+        for (path, bytes) in files_under(&env.home) {
+            assert!(!contains(&bytes, &key), "{path:?}");
+        }
+        homes.push((env, shared));
+    }
+    assert_eq!(homes[0].1, homes[1].1);
+    // And their receipts ship as before.
+    homes[0].0.run(&["receipts", "verify", "--team"]).ok();
+}
