@@ -8,15 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Binding, approval_seal};
+use super::{Approval, Binding, CANDIDATES, approval_seal, binds, expiry, requests};
 use crate::Error;
 use crate::audit::{NewReceipt, Receipt, ReceiptKind, Status};
 use crate::context::Context;
 use crate::policy::RequireApproval;
 use crate::secret::seal::{Domain, SealKey};
-
-/// How many recent approvals of a profile the gate looks through.
-const CANDIDATES: usize = 64;
 
 fn details(r: &Receipt) -> Value {
     serde_json::from_str(&r.details).unwrap_or(Value::Null)
@@ -39,47 +36,6 @@ pub(super) fn honours(key: &SealKey, a: &Receipt, want: &Binding) -> bool {
         a.operator_identity_hash.as_deref(),
     );
     key.verify(Domain::Approval, &sealed, seal) && binds(a, &d, want)
-}
-
-/// Whether the approval `a` (details `d`) binds to `want` as it is now:
-/// the same envelopes and credential, not expired, and for `each_run` the
-/// same run and requester.
-pub(super) fn binds(a: &Receipt, d: &Value, want: &Binding) -> bool {
-    if text(d, "policy_digest") != Some(want.digest.as_str())
-        || text(d, "credential") != Some(want.credential.as_str())
-    {
-        return false;
-    }
-    if let Some(exp) = text(d, "expires_at") {
-        match chrono::DateTime::parse_from_rfc3339(exp) {
-            Ok(t) if t > chrono::Utc::now() => {}
-            _ => return false,
-        }
-    }
-    if want.mode == RequireApproval::EachRun
-        && (a.run_id.as_deref() != Some(want.run.as_str())
-            || text(d, "requester") != want.requester.as_deref())
-    {
-        return false;
-    }
-    true
-}
-
-/// An approval that let a request through: its receipt id, and when it
-/// stops holding (a running proxy re-checks then).
-#[derive(Debug, Clone)]
-pub struct Approval {
-    pub id: String,
-    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The home whose chain in the team store holds it, when it was made
-    /// on another machine.
-    pub home: Option<String>,
-}
-
-pub(super) fn expiry(a: &Receipt) -> Option<chrono::DateTime<chrono::Utc>> {
-    text(&details(a), "expires_at")
-        .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
-        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// The newest approval that lets `want` through, if any.
@@ -107,40 +63,6 @@ fn approved(ctx: &mut Context, want: &Binding) -> crate::Result<Option<Approval>
 /// credential and requester): it is written once.
 fn requested(ctx: &mut Context, want: &Binding) -> crate::Result<bool> {
     Ok(!requests(ctx, want, Some(&want.run))?.is_empty())
-}
-
-/// This home's requests for `want` (sealed here, same envelopes,
-/// credential and requester), in `run` when given: their receipt ids.
-pub(super) fn requests(
-    ctx: &mut Context,
-    want: &Binding,
-    run: Option<&str>,
-) -> crate::Result<Vec<String>> {
-    let found = ctx.audit()?.0.find_recent(
-        &want.profile,
-        ReceiptKind::ApprovalRequested,
-        run,
-        CANDIDATES,
-    )?;
-    let key = SealKey::load(&ctx.secrets)?;
-    Ok(found
-        .into_iter()
-        .filter(|r| {
-            let d = details(r);
-            let sealed = super::request_seal(
-                &want.profile,
-                r.run_id.as_deref().unwrap_or_default(),
-                &d,
-                r.operator_identity_hash.as_deref(),
-            );
-            text(&d, "seal").is_some_and(|s| key.verify(Domain::Request, &sealed, s))
-            && text(&d, "policy_digest") == Some(want.digest.as_str())
-            && text(&d, "credential") == Some(want.credential.as_str())
-            // Within a run, the request is this requester's.
-            && (run.is_none() || r.operator_identity_hash.as_deref() == want.requester.as_deref())
-        })
-        .map(|r| r.id)
-        .collect())
 }
 
 /// Finds the approval `request` (an `approval_requested` receipt about the

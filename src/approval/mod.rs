@@ -5,7 +5,7 @@
 mod gate;
 mod team;
 
-pub use gate::{Approval, gate};
+pub use gate::gate;
 pub use team::{team_approvals, with_team_grants};
 
 use std::path::PathBuf;
@@ -239,6 +239,84 @@ fn requested_profile(id: &ProfileId, request: &Receipt) -> crate::Result<Profile
 
 fn details_of(r: &Receipt) -> Value {
     serde_json::from_str(&r.details).unwrap_or(Value::Null)
+}
+
+fn text<'a>(d: &'a Value, k: &str) -> Option<&'a str> {
+    d.get(k).and_then(Value::as_str)
+}
+
+/// How many recent requests or approvals of a profile are looked through.
+const CANDIDATES: usize = 64;
+
+/// Whether the approval `a` (details `d`) binds to `want` as it is now:
+/// the same envelopes and credential, not expired, and for `each_run` the
+/// same run and requester.
+fn binds(a: &Receipt, d: &Value, want: &Binding) -> bool {
+    if text(d, "policy_digest") != Some(want.digest.as_str())
+        || text(d, "credential") != Some(want.credential.as_str())
+    {
+        return false;
+    }
+    if let Some(exp) = text(d, "expires_at") {
+        match chrono::DateTime::parse_from_rfc3339(exp) {
+            Ok(t) if t > chrono::Utc::now() => {}
+            _ => return false,
+        }
+    }
+    if want.mode == RequireApproval::EachRun
+        && (a.run_id.as_deref() != Some(want.run.as_str())
+            || text(d, "requester") != want.requester.as_deref())
+    {
+        return false;
+    }
+    true
+}
+
+/// An approval that let a request through: its receipt id, and when it
+/// stops holding (a running proxy re-checks then).
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub id: String,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The home whose chain in the team store holds it, when it was made
+    /// on another machine.
+    pub home: Option<String>,
+}
+
+fn expiry(a: &Receipt) -> Option<chrono::DateTime<chrono::Utc>> {
+    text(&details_of(a), "expires_at")
+        .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// This home's requests for `want` (sealed here, same envelopes,
+/// credential and requester), in `run` when given: their receipt ids.
+fn requests(ctx: &mut Context, want: &Binding, run: Option<&str>) -> crate::Result<Vec<String>> {
+    let found = ctx.audit()?.0.find_recent(
+        &want.profile,
+        ReceiptKind::ApprovalRequested,
+        run,
+        CANDIDATES,
+    )?;
+    let key = SealKey::load(&ctx.secrets)?;
+    Ok(found
+        .into_iter()
+        .filter(|r| {
+            let d = details_of(r);
+            let sealed = request_seal(
+                &want.profile,
+                r.run_id.as_deref().unwrap_or_default(),
+                &d,
+                r.operator_identity_hash.as_deref(),
+            );
+            text(&d, "seal").is_some_and(|s| key.verify(Domain::Request, &sealed, s))
+            && text(&d, "policy_digest") == Some(want.digest.as_str())
+            && text(&d, "credential") == Some(want.credential.as_str())
+            // Within a run, the request is this requester's.
+            && (run.is_none() || r.operator_identity_hash.as_deref() == want.requester.as_deref())
+        })
+        .map(|r| r.id)
+        .collect())
 }
 
 /// The outcome of `craik auth approve`.

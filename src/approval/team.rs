@@ -18,8 +18,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::gate::{Approval, binds, expiry, requests};
-use super::{Binding, GrantChange, apply_change, details_of};
+use super::{Approval, Binding, GrantChange, apply_change, binds, details_of, expiry, requests};
 use crate::audit::{NewReceipt, Operator, Receipt, ReceiptKind, Status};
 use crate::context::Context;
 use crate::operator::OperatorError;

@@ -411,13 +411,15 @@ impl Db {
     /// `receipts stats --team`: counts over every chain, the same as a
     /// home's `receipts stats`, and per home.
     pub fn stats(&mut self) -> Result<crate::audit::store::query::Stats, TeamError> {
-        let mut s = crate::audit::store::query::Stats::default();
-        s.total = self
-            .client
-            .query_one("SELECT count(*) FROM craik_receipts", &[])
-            .map_err(db_err)?
-            .try_get(0)
-            .map_err(db_err)?;
+        let mut s = crate::audit::store::query::Stats {
+            total: self
+                .client
+                .query_one("SELECT count(*) FROM craik_receipts", &[])
+                .map_err(db_err)?
+                .try_get(0)
+                .map_err(db_err)?,
+            ..Default::default()
+        };
         for (sql, map) in [
             (
                 "SELECT kind, count(*) FROM craik_receipts GROUP BY 1",
