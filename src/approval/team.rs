@@ -24,7 +24,7 @@ use crate::context::Context;
 use crate::operator::OperatorError;
 use crate::policy::{self, Policy, RequireApproval};
 use crate::profile::{Grants, Profile, ProfileId};
-use crate::team::store::{Db, TeamRow};
+use crate::team::store::{Db, Person, TeamRow};
 use crate::team::{self, TeamError};
 
 /// How many of a profile's newest approvals in the store the gate reads.
@@ -106,33 +106,25 @@ impl Store {
             && text(&d, "request_home") == Some(self.home_id.as_str())
             && text(&d, "request").is_some_and(|r| mine.iter().any(|m| m == r))
             && binds(a, &d, want)
-            && approver_allowed(a, want)
+            && row.person().is_some_and(|p| approver_allowed(p, want))
     }
 }
 
-/// Whether the approver `a` names meets `want`'s approver rules, checked
-/// here: every envelope's issuer, one group of each list, and (under
-/// `separate_approver`) not the requester.
-fn approver_allowed(a: &Receipt, want: &Binding) -> bool {
-    let (Some(iss), Some(sub)) = (a.operator_issuer.as_deref(), a.operator_subject.as_deref())
-    else {
-        return false;
-    };
-    let groups: Vec<String> = a
-        .operator_groups
-        .as_deref()
-        .and_then(|g| serde_json::from_str(g).ok())
-        .unwrap_or_default();
-    want.approver_issuers.iter().all(|i| i == iss)
+/// Whether the approver the server vouches for meets `want`'s approver
+/// rules, checked here: every envelope's issuer, one group of each list
+/// (the groups the roster gives them: a receipt's own claim of groups is
+/// its writer's word), and (under `separate_approver`) not the requester.
+fn approver_allowed(p: &Person, want: &Binding) -> bool {
+    want.approver_issuers.iter().all(|i| *i == p.issuer)
         && want
             .approver_groups
             .iter()
-            .all(|list| groups.iter().any(|g| list.contains(g)))
+            .all(|list| p.groups.iter().any(|g| list.contains(g)))
         && !(want.separate_approver
             && want
                 .requester_person
                 .as_ref()
-                .is_none_or(|(ri, rs)| ri == iss && rs == sub))
+                .is_none_or(|(ri, rs)| *ri == p.issuer && *rs == p.subject))
 }
 
 /// A request in another home's chain, for `craik auth approve --team`.

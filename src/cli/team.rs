@@ -79,6 +79,10 @@ pub struct MemberAddArgs {
     /// Their identity provider's issuer URL (default: CRAIK_OIDC_ISSUER).
     #[arg(long, value_name = "URL")]
     issuer: Option<String>,
+    /// A group other machines count for them (repeatable): approver and
+    /// admin rules read these, never the groups a receipt claims.
+    #[arg(long = "group", value_name = "G")]
+    groups: Vec<String>,
     #[command(flatten)]
     admin: AdminArgs,
 }
@@ -295,13 +299,17 @@ pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
                 pw.as_deref(),
                 a.admin.ca_file.as_deref(),
                 &a.login,
-                &issuer,
-                &a.subject,
+                &team::store::Person {
+                    issuer: issuer.clone(),
+                    subject: a.subject.clone(),
+                    groups: a.groups.clone(),
+                },
             )?;
             outln!(
-                "login {} is {} of {issuer} in the team store",
+                "login {} is {} of {issuer} in the team store, in groups [{}]",
                 a.login,
-                a.subject
+                a.subject,
+                a.groups.join(", ")
             );
             Ok(exit::OK)
         }
@@ -328,9 +336,16 @@ pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
                     "no members named; the administrator names them with: craik team member add"
                 );
             } else {
-                let mut t = output::table(&["LOGIN", "SUBJECT", "ISSUER", "ADDED", "BY"]);
+                let mut t = output::table(&["LOGIN", "SUBJECT", "ISSUER", "GROUPS", "ADDED", "BY"]);
                 for m in list {
-                    let cells = [m.login, m.subject, m.issuer, m.added_at, m.added_by];
+                    let cells = [
+                        m.login,
+                        m.subject,
+                        m.issuer,
+                        m.groups.join(", "),
+                        m.added_at,
+                        m.added_by,
+                    ];
                     t.add_row(
                         cells
                             .iter()

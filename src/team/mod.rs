@@ -324,10 +324,13 @@ pub fn add_member(
     password: Option<&str>,
     ca_file: Option<&std::path::Path>,
     login: &str,
-    issuer: &str,
-    subject: &str,
+    person: &store::Person,
 ) -> crate::Result<()> {
-    for (what, v) in [("login", login), ("issuer", issuer), ("subject", subject)] {
+    let (issuer, subject) = (person.issuer.as_str(), person.subject.as_str());
+    for (what, v) in [("login", login), ("issuer", issuer), ("subject", subject)]
+        .into_iter()
+        .chain(person.groups.iter().map(|g| ("group", g.as_str())))
+    {
         if v.trim().is_empty() || v.chars().any(char::is_control) {
             return Err(crate::Error::input(
                 format!("an empty or unprintable {what}"),
@@ -337,7 +340,7 @@ pub fn add_member(
     }
     let mut db = admin(url, password, ca_file)?;
     needs_schema(&mut db)?;
-    db.add_member(login, issuer, subject)?;
+    db.add_member(login, issuer, subject, &person.groups)?;
     Ok(())
 }
 
@@ -379,7 +382,8 @@ const GRANTS_READ: i64 = 10_000;
 
 /// A grant or revocation an admin made for the whole team (`auth grant
 /// --team`), as the server vouches for it: shipped by the login of the
-/// home whose chain holds it, the member it names.
+/// home whose chain holds it, the member it names; `groups` are the
+/// member's in the roster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TeamGrant {
     pub home_id: String,
@@ -420,21 +424,22 @@ fn read_grants(db: &mut Db) -> Result<Vec<TeamGrant>, TeamError> {
         for row in db.recent(kind.as_str(), None, None, GRANTS_READ)? {
             let d: serde_json::Value =
                 serde_json::from_str(&row.receipt.details).unwrap_or_default();
-            if d.get("team") != Some(&serde_json::Value::Bool(true)) || !row.vouched() {
+            if d.get("team") != Some(&serde_json::Value::Bool(true)) {
                 continue;
             }
+            // The maker as the server vouches for them, with the groups
+            // the roster gives them (not those the receipt claims).
+            let Some(p) = row.person().cloned() else {
+                continue;
+            };
             let r = row.receipt;
             out.push(TeamGrant {
                 home_id: row.home_id,
                 kind: r.kind,
                 profile: r.auth_profile_id.unwrap_or_default(),
-                issuer: r.operator_issuer.unwrap_or_default(),
-                subject: r.operator_subject.unwrap_or_default(),
-                groups: r
-                    .operator_groups
-                    .as_deref()
-                    .and_then(|g| serde_json::from_str(g).ok())
-                    .unwrap_or_default(),
+                issuer: p.issuer,
+                subject: p.subject,
+                groups: p.groups,
                 details: d,
                 created_at: r.created_at,
                 receipt: r.id,

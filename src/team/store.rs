@@ -32,6 +32,8 @@ pub struct Member {
     pub login: String,
     pub issuer: String,
     pub subject: String,
+    /// The groups other machines count for this person.
+    pub groups: Vec<String>,
     pub added_at: String,
     pub added_by: String,
 }
@@ -45,9 +47,17 @@ pub struct TeamRow {
     pub label: String,
     pub registered_by: String,
     pub shipped_by: String,
-    /// (issuer, subject) of `shipped_by` in `craik_members`.
-    pub member: Option<(String, String)>,
+    /// `shipped_by`'s entry in `craik_members`.
+    pub member: Option<Person>,
     pub receipt: Receipt,
+}
+
+/// Who the administrator says a login is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub issuer: String,
+    pub subject: String,
+    pub groups: Vec<String>,
 }
 
 impl TeamRow {
@@ -56,10 +66,15 @@ impl TeamRow {
     /// member (issuer and subject) the receipt names.
     pub fn vouched(&self) -> bool {
         self.shipped_by == self.registered_by
-            && self.member.as_ref().is_some_and(|(iss, sub)| {
-                self.receipt.operator_issuer.as_deref() == Some(iss.as_str())
-                    && self.receipt.operator_subject.as_deref() == Some(sub.as_str())
+            && self.member.as_ref().is_some_and(|m| {
+                self.receipt.operator_issuer.as_deref() == Some(m.issuer.as_str())
+                    && self.receipt.operator_subject.as_deref() == Some(m.subject.as_str())
             })
+    }
+
+    /// The person the server vouches for, if it does.
+    pub fn person(&self) -> Option<&Person> {
+        self.member.as_ref().filter(|_| self.vouched())
     }
 }
 
@@ -313,13 +328,15 @@ impl Db {
         tx.commit().map_err(db_err)
     }
 
-    /// Names `login` as the person (issuer, subject): the administrator's
-    /// `craik team member add` (only the tables' owner may write).
+    /// Names `login` as the person (issuer, subject) with the groups other
+    /// machines count for them: the administrator's `craik team member
+    /// add` (only the tables' owner may write).
     pub fn add_member(
         &mut self,
         login: &str,
         issuer: &str,
         subject: &str,
+        groups: &[String],
     ) -> Result<(), TeamError> {
         let exists = self
             .client
@@ -333,8 +350,8 @@ impl Db {
         }
         self.client
             .execute(
-                "INSERT INTO craik_members (login, issuer, subject) VALUES ($1, $2, $3) ON CONFLICT (login) DO UPDATE SET issuer = EXCLUDED.issuer, subject = EXCLUDED.subject, added_at = now(), added_by = session_user",
-                &[&login, &issuer, &subject],
+                "INSERT INTO craik_members (login, issuer, subject, groups) VALUES ($1, $2, $3, $4) ON CONFLICT (login) DO UPDATE SET issuer = EXCLUDED.issuer, subject = EXCLUDED.subject, groups = EXCLUDED.groups, added_at = now(), added_by = session_user",
+                &[&login, &issuer, &subject, &groups],
             )
             .map_err(db_err)?;
         Ok(())
@@ -352,7 +369,7 @@ impl Db {
     pub fn members(&mut self) -> Result<Vec<Member>, TeamError> {
         self.client
             .query(
-                "SELECT login::text, issuer, subject, added_at::text, added_by::text FROM craik_members ORDER BY login",
+                "SELECT login::text, issuer, subject, groups, added_at::text, added_by::text FROM craik_members ORDER BY login",
                 &[],
             )
             .map_err(db_err)?
@@ -362,8 +379,9 @@ impl Db {
                     login: r.try_get(0)?,
                     issuer: r.try_get(1)?,
                     subject: r.try_get(2)?,
-                    added_at: r.try_get(3)?,
-                    added_by: r.try_get(4)?,
+                    groups: r.try_get(3)?,
+                    added_at: r.try_get(4)?,
+                    added_by: r.try_get(5)?,
                 })
             })
             .collect::<Result<_, postgres::Error>>()
@@ -381,7 +399,7 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<TeamRow>, TeamError> {
         let sql = format!(
-            "SELECT home_id, h.label, h.registered_by::text, r.shipped_by::text, m.issuer, m.subject, {COLUMNS} \
+            "SELECT home_id, h.label, h.registered_by::text, r.shipped_by::text, m.issuer, m.subject, m.groups, {COLUMNS} \
              FROM craik_receipts r JOIN craik_homes h USING (home_id) \
              LEFT JOIN craik_members m ON m.login = r.shipped_by \
              WHERE r.kind = $1 AND r.status = 'ok' \
@@ -395,13 +413,18 @@ impl Db {
             .map(|r| {
                 let issuer: Option<String> = r.try_get(4)?;
                 let subject: Option<String> = r.try_get(5)?;
+                let groups: Option<Vec<String>> = r.try_get(6)?;
                 Ok(TeamRow {
                     home_id: r.try_get(0)?,
                     label: r.try_get(1)?,
                     registered_by: r.try_get(2)?,
                     shipped_by: r.try_get(3)?,
-                    member: issuer.zip(subject),
-                    receipt: receipt_at(r, 6)?,
+                    member: issuer.zip(subject).map(|(issuer, subject)| Person {
+                        issuer,
+                        subject,
+                        groups: groups.unwrap_or_default(),
+                    }),
+                    receipt: receipt_at(r, 7)?,
                 })
             })
             .collect::<Result<_, postgres::Error>>()

@@ -681,26 +681,27 @@ fn a_running_proxy_ships_its_receipts_while_it_runs() {
     proxy.stop();
 }
 
-/// The administrator names the person a login belongs to.
-fn member_add(pg: &Pg, login: &str, issuer: &str, subject: &str) {
-    Env::new()
-        .run_stdin(
-            &[
-                "team",
-                "member",
-                "add",
-                login,
-                "--subject",
-                subject,
-                "--issuer",
-                issuer,
-                "--url",
-                &pg.url("craik_admin"),
-                "--password-stdin",
-            ],
-            Some(ADMIN_PW),
-        )
-        .ok();
+/// The administrator names the person a login belongs to, and the groups
+/// other machines count for them.
+fn member_add(pg: &Pg, login: &str, issuer: &str, subject: &str, groups: &[&str]) {
+    let url = pg.url("craik_admin");
+    let mut args = vec![
+        "team",
+        "member",
+        "add",
+        login,
+        "--subject",
+        subject,
+        "--issuer",
+        issuer,
+        "--url",
+        &url,
+        "--password-stdin",
+    ];
+    for g in groups {
+        args.extend(["--group", g]);
+    }
+    Env::new().run_stdin(&args, Some(ADMIN_PW)).ok();
 }
 
 /// A home on the team, logged in at `idp` as `person`, shipping as the
@@ -739,8 +740,13 @@ fn an_approver_on_another_machine_answers_a_request() {
     let alice_pw = pg.login("alice", "craik_writer");
     let carol_pw = pg.login("carol", "craik_writer");
     let bob_pw = pg.login("bob", "craik_writer");
-    for (login, person) in [("alice", "alice"), ("carol", "carol"), ("bob", "bob")] {
-        member_add(&pg, login, &idp.issuer, person);
+    let roster: [(&str, &[&str]); 3] = [
+        ("alice", &["prod-deploy", "devs"]),
+        ("carol", &["approvers", "devs"]),
+        ("bob", &["devs"]),
+    ];
+    for (login, groups) in roster {
+        member_add(&pg, login, &idp.issuer, login, groups);
     }
     let alice = team_home(&idp, &pg, "alice", &alice_pw, "alice");
     alice
@@ -866,6 +872,14 @@ fn an_approver_on_another_machine_answers_a_request() {
     );
     r.ok();
     check("r3").code(4);
+    // Back, but the roster gives her no approvers group: her ID token's
+    // claim of it does not count on another machine.
+    member_add(&pg, "carol", &idp.issuer, "carol", &["devs"]);
+    check("r3").code(4);
+    member_add(&pg, "carol", &idp.issuer, "carol", &["approvers"]);
+    check("r3").ok();
+    let m = alice.run(&["team", "members", "--json"]).json();
+    assert!(m.to_string().contains("approvers"), "{m}");
     // Only the administrator names members.
     let r = Env::new().run_stdin(
         &[
@@ -895,8 +909,8 @@ fn an_admins_team_grants_apply_on_every_members_machine() {
     let bob_pw = pg.login("bob", "craik_writer");
     let carol_pw = pg.login("carol", "craik_writer");
     let erin_pw = pg.login("erin", "craik_writer");
-    for (login, person) in [("bob", "bob"), ("carol", "carol"), ("erin", "erin")] {
-        member_add(&pg, login, &idp.issuer, person);
+    for login in ["bob", "carol", "erin"] {
+        member_add(&pg, login, &idp.issuer, login, &[]);
     }
     let dir = tempfile::tempdir().unwrap();
     let admins = dir.path().join("admins.json");
