@@ -94,7 +94,10 @@ pub fn start_proxy(ctx: &mut Context, spec: &CallSpec) -> crate::Result<ProxySes
 /// way.
 /// While a proxy runs, its receipts go to the team store every second
 /// (when this home is in a team): the backlog stays small however long
-/// the proxy runs. The thread ends with the process.
+/// the proxy runs. The team's grants are read as often: a change rewrites
+/// `team-grants.json`, which the proxy's per-request check watches, so a
+/// revocation made on another machine stops its sessions within a second
+/// or two. The thread ends with the process.
 pub(crate) fn ship_to_team(home: &crate::home::Home) {
     if !home.path(crate::team::CONFIG_FILE).exists() {
         return;
@@ -105,6 +108,7 @@ pub(crate) fn ship_to_team(home: &crate::home::Home) {
         loop {
             std::thread::sleep(std::time::Duration::from_secs(1));
             let _ = crate::team::ship(&mut ctx);
+            let _ = crate::team::grants(&ctx);
         }
     });
 }

@@ -601,8 +601,9 @@ struct Seen {
 /// Re-authorization for a long-running session (a proxy): before each
 /// request, [`Recheck::check`] makes sure the decision that started it
 /// still holds. A change to a policy file, `auth-profiles.json` (a grant
-/// revoked, the profile removed or replaced) or `operator-session.json`
-/// (logout, another operator), or the session nearing its expiry, runs the
+/// revoked, the profile removed or replaced), `operator-session.json`
+/// (logout, another operator) or, in a team, `team-grants.json`, or the
+/// session nearing its expiry, runs the
 /// whole authorization again (its denial receipt included); otherwise the
 /// check is a `stat` of each watched file.
 pub struct Recheck {
@@ -637,6 +638,10 @@ impl Recheck {
         let mut watched = policy::paths_in_force(home, &spec.policy_files);
         watched.push(home.path(crate::profile::PROFILES_FILE));
         watched.push(home.path(crate::operator::session::SESSION_FILE));
+        if home.path(crate::team::CONFIG_FILE).exists() {
+            // The team's grants, as the proxy's shipping thread reads them.
+            watched.push(home.path(crate::team::GRANTS_FILE));
+        }
         let target = match &spec.target {
             Target::Implicit(p) => Target::Implicit(p.clone()),
             _ => Target::Profile(started.id.clone()),

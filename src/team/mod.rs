@@ -377,6 +377,9 @@ pub const GRANTS_FILE: &str = "team-grants.json";
 /// does not answer: past that, calls wait for it (exit 5), so cutting the
 /// store off does not undo a revocation for long.
 pub const GRANTS_MAX_AGE_SECS: i64 = 300;
+/// How often an unchanged copy is written again (its age is what counts
+/// when the store does not answer).
+const GRANTS_REFRESH_SECS: i64 = 60;
 /// How many of the newest grants and revocations are read.
 const GRANTS_READ: i64 = 10_000;
 
@@ -459,47 +462,50 @@ pub fn grants(ctx: &Context) -> crate::Result<Option<Vec<TeamGrant>>> {
         return Ok(None);
     };
     let key = SealKey::load(&ctx.secrets)?;
-    let read = open(&ctx.secrets, &c).and_then(|mut db| Ok(read_grants(&mut db)?));
-    match read {
+    let copy = ctx
+        .home
+        .read(GRANTS_FILE)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<GrantsCopy>(&b).ok())
+        .filter(|c| {
+            c.seal
+                .as_deref()
+                .is_some_and(|s| key.verify(Domain::TeamGrants, &copy_bytes(c), s))
+        });
+    let age = copy
+        .as_ref()
+        .map(|c| (Utc::now() - c.pulled_at).num_seconds());
+    match open(&ctx.secrets, &c).and_then(|mut db| Ok(read_grants(&mut db)?)) {
         Ok(grants) => {
-            let mut copy = GrantsCopy {
-                pulled_at: Utc::now(),
-                grants,
-                seal: None,
-            };
-            copy.seal = Some(key.seal(Domain::TeamGrants, &copy_bytes(&copy)));
-            if let Ok(bytes) = serde_json::to_vec(&copy) {
-                let _ = ctx.home.write_atomic(GRANTS_FILE, &bytes);
-            }
-            Ok(Some(copy.grants))
-        }
-        Err(e) => {
-            let copy = ctx
-                .home
-                .read(GRANTS_FILE)
-                .ok()
-                .flatten()
-                .and_then(|b| serde_json::from_slice::<GrantsCopy>(&b).ok())
-                .filter(|c| {
-                    c.seal
-                        .as_deref()
-                        .is_some_and(|s| key.verify(Domain::TeamGrants, &copy_bytes(c), s))
-                });
-            let age = copy
-                .as_ref()
-                .map(|c| (Utc::now() - c.pulled_at).num_seconds());
-            match (copy, age) {
-                (Some(c), Some(a)) if (0..=GRANTS_MAX_AGE_SECS).contains(&a) => Ok(Some(c.grants)),
-                (_, age) => Err(TeamError::GrantsUnknown {
-                    why: e.to_string(),
-                    age: match age {
-                        Some(a) => format!("{a}s old (at most {GRANTS_MAX_AGE_SECS}s counts)"),
-                        None => "missing".into(),
-                    },
+            // Rewritten when the grants changed, or to keep the copy fresh
+            // (a running proxy re-authorizes when the file changes).
+            let same = copy.as_ref().is_some_and(|c| c.grants == grants)
+                && age.is_some_and(|a| (0..GRANTS_REFRESH_SECS).contains(&a));
+            if !same {
+                let mut fresh = GrantsCopy {
+                    pulled_at: Utc::now(),
+                    grants: grants.clone(),
+                    seal: None,
+                };
+                fresh.seal = Some(key.seal(Domain::TeamGrants, &copy_bytes(&fresh)));
+                if let Ok(bytes) = serde_json::to_vec(&fresh) {
+                    let _ = ctx.home.write_atomic(GRANTS_FILE, &bytes);
                 }
-                .into()),
             }
+            Ok(Some(grants))
         }
+        Err(e) => match (copy, age) {
+            (Some(c), Some(a)) if (0..=GRANTS_MAX_AGE_SECS).contains(&a) => Ok(Some(c.grants)),
+            (_, age) => Err(TeamError::GrantsUnknown {
+                why: e.to_string(),
+                age: match age {
+                    Some(a) => format!("{a}s old (at most {GRANTS_MAX_AGE_SECS}s counts)"),
+                    None => "missing".into(),
+                },
+            }
+            .into()),
+        },
     }
 }
 

@@ -954,6 +954,61 @@ fn an_admins_team_grants_apply_on_every_members_machine() {
     let mallory = team_home(&idp, &pg, "erin", &erin_pw, "carol");
     grant(&mallory, "revoke", "--subject", "bob").ok();
     check().ok();
+    // A proxy bob runs: carol's revocation stops it within seconds (its
+    // shipping thread reads the team's grants; the per-request check
+    // sees the copy change).
+    let up = crate::upstream::Upstream::start(crate::upstream::Behavior::Normal);
+    bob.run_stdin(
+        &[
+            "auth",
+            "add",
+            "openai:p",
+            "--kind=keyring-ref",
+            "--stdin",
+            "--base-url",
+            &up.url(),
+            "--allow-local-base-url",
+        ],
+        Some("sk-team-grant-proxy"),
+    )
+    .ok();
+    let grant_p = |verb: &str, flag: &str| {
+        carol
+            .run(&[
+                "auth", verb, "openai:p", flag, "bob", "--team", "--policy", &admins,
+            ])
+            .ok();
+    };
+    grant_p("grant", "--to-subject");
+    let proxy = crate::broker::Proxy::start(&bob, &["--profile", "openai:p", "--policy", &admins]);
+    let client = reqwest::blocking::Client::new();
+    let call = || {
+        client
+            .get(format!("{}/models", proxy.url))
+            .header("authorization", format!("Bearer {}", proxy.token))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(call(), 200);
+    grant_p("revoke", "--subject");
+    let revoked_at = std::time::Instant::now();
+    let deadline = revoked_at + std::time::Duration::from_secs(20);
+    while call() == 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked proxy session still answers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    eprintln!(
+        "the proxy refused {:?} after the revocation",
+        revoked_at.elapsed()
+    );
+    assert_eq!(call(), 403);
+    proxy.stop();
+
     // carol's revocation counts.
     grant(&carol, "revoke", "--subject", "bob").ok();
     check().code(3);
