@@ -103,7 +103,7 @@ pub fn gate(
         return Ok(Some(a));
     }
     // In a team, an approver on another machine may have answered.
-    let mut team = super::team::Store::open(ctx);
+    let mut team = super::team::Store::open(ctx, want);
     if let Some(t) = team.as_mut()
         && let Some(a) = t.approved(ctx, want)?
     {

@@ -102,6 +102,12 @@ pub struct Binding {
     /// against here: every envelope's issuer, one group of each list.
     pub approver_issuers: Vec<String>,
     pub approver_groups: Vec<Vec<String>>,
+    /// How long an approval may hold (`approval_ttl`), if limited: an
+    /// approval from another home may not say it holds longer.
+    pub ttl_secs: Option<u64>,
+    /// The team store the envelopes pin (`team_store`): approvals from
+    /// other homes count only under one.
+    pub team_store: Option<String>,
     /// The `--policy` files the request was made with (named in the
     /// approver's command).
     pub policy_files: Vec<PathBuf>,
@@ -135,6 +141,8 @@ impl Binding {
             separate_approver: rule.separate_approver,
             approver_issuers: rule.issuers.clone(),
             approver_groups: rule.approver_groups.clone(),
+            ttl_secs: rule.ttl_secs,
+            team_store: policies.iter().find_map(|p| p.envelope.team_store.clone()),
             policy_files: policy_files.to_vec(),
         })
     }

@@ -27,9 +27,6 @@ use crate::profile::{Grants, Profile, ProfileId};
 use crate::team::store::{Db, Person, TeamRow};
 use crate::team::{self, TeamError};
 
-/// How many of a profile's newest approvals in the store the gate reads.
-const CANDIDATES: i64 = 64;
-
 /// This home's team store, kept open while a request waits.
 pub(super) struct Store {
     home_id: String,
@@ -41,9 +38,18 @@ fn text<'a>(d: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 impl Store {
-    /// `None` when this home is in no team.
-    pub(super) fn open(ctx: &Context) -> Option<Store> {
+    /// `None` when this home is in no team, or no envelope in force pins
+    /// the store it ships to (`team_store`): then nothing from a team store
+    /// counts.
+    pub(super) fn open(ctx: &Context, want: &Binding) -> Option<Store> {
         let c = team::config(&ctx.home).ok().flatten()?;
+        if !want
+            .team_store
+            .as_deref()
+            .is_some_and(|pin| team::same_store(pin, &c.audit_url))
+        {
+            return None;
+        }
         Some(Store {
             home_id: c.home_id,
             db: None,
@@ -71,12 +77,11 @@ impl Store {
         let Some(db) = self.db.as_mut() else {
             return Ok(None);
         };
-        let rows = match db.recent(
-            ReceiptKind::Approval.as_str(),
-            Some(&want.profile),
-            run,
-            CANDIDATES,
-        ) {
+        let mine = requests(ctx, want, run)?;
+        if mine.is_empty() {
+            return Ok(None);
+        }
+        let rows = match db.approvals_for(&want.profile, run, &self.home_id, &mine) {
             Ok(rows) => rows,
             Err(_) => {
                 // Connect again at the next look.
@@ -84,10 +89,6 @@ impl Store {
                 return Ok(None);
             }
         };
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mine = requests(ctx, want, run)?;
         Ok(rows
             .into_iter()
             .find(|row| self.honours(row, want, &mine))
@@ -106,8 +107,25 @@ impl Store {
             && text(&d, "request_home") == Some(self.home_id.as_str())
             && text(&d, "request").is_some_and(|r| mine.iter().any(|m| m == r))
             && binds(a, &d, want)
+            && within_ttl(row, want)
             && row.person().is_some_and(|p| approver_allowed(p, want))
     }
+}
+
+/// An approval from another home says itself how long it holds: under an
+/// `approval_ttl` here it must say, and no longer than that from when the
+/// server took it.
+fn within_ttl(row: &TeamRow, want: &Binding) -> bool {
+    let Some(ttl) = want.ttl_secs else {
+        return true;
+    };
+    let (Some(exp), Ok(shipped)) = (
+        expiry(&row.receipt),
+        chrono::DateTime::parse_from_rfc3339(&row.shipped_at),
+    ) else {
+        return false;
+    };
+    exp <= shipped.with_timezone(&chrono::Utc) + chrono::Duration::seconds(ttl as i64 + 60)
 }
 
 /// Whether the approver the server vouches for meets `want`'s approver
@@ -272,20 +290,28 @@ fn strings(d: &Value, k: &str) -> Vec<String> {
         .collect()
 }
 
-/// Applies, oldest first, the team grants for `profile` made by an
-/// operator every admin list of `policies` admits (and of every pinned
-/// issuer).
+/// Applies, in the order the server took them, the team grants for
+/// `profile` made by an operator every admin list admits: those of
+/// `policies`, and those `recorded` with the profile's own grants (as for
+/// a local grant: leaving a `--policy` out does not lift them), of every
+/// pinned issuer (the envelopes' and the grants' own).
 fn apply_team_grants(
     g: &mut Grants,
     all: &[crate::team::TeamGrant],
     profile: &str,
     policies: &[Policy],
 ) {
-    let admins = policy::admins(policies);
-    let pinned: Vec<&str> = policies
+    let mut admins = policy::admins(policies);
+    for a in &g.admins {
+        if !admins.contains(a) {
+            admins.push(a.clone());
+        }
+    }
+    let mut pinned: Vec<String> = policies
         .iter()
-        .filter_map(|p| p.envelope.required_operator_issuer.as_deref())
+        .filter_map(|p| p.envelope.required_operator_issuer.clone())
         .collect();
+    pinned.extend(g.issuer.clone());
     for t in all.iter().filter(|t| t.profile == profile) {
         let op = Operator {
             subject: t.subject.clone(),
@@ -309,17 +335,51 @@ fn apply_team_grants(
     }
 }
 
+/// The team store the envelopes in force pin (`team_store`), checked
+/// against the one this home ships to: `None` when none pins one (nothing
+/// from a team store counts then); exit 5 when this home ships elsewhere
+/// or nowhere (an agent that joined the home to a store of its own, or
+/// deleted `team.json`, stops calls rather than lifting revocations).
+fn pinned_team(ctx: &Context, policies: &[Policy]) -> crate::Result<Option<String>> {
+    let mut pins = policies
+        .iter()
+        .filter_map(|p| p.envelope.team_store.as_deref());
+    let Some(pin) = pins.next() else {
+        return Ok(None);
+    };
+    if let Some(other) = pins.find(|p| *p != pin) {
+        return Err(crate::Error::input(
+            format!("the policies in force name two team stores: {pin} and {other}"),
+            "name one team_store in the envelopes a call is made under",
+        ));
+    }
+    let found = match team::config(&ctx.home)? {
+        Some(c) if team::same_store(pin, &c.audit_url) => return Ok(Some(pin.to_string())),
+        Some(c) => format!("ships to {}", c.audit_url),
+        None => "is in no team".into(),
+    };
+    Err(TeamError::NotPinned {
+        pinned: pin.to_string(),
+        found,
+    }
+    .into())
+}
+
 /// `profile` with the grants an admin made for the whole team applied on
 /// top of its own (`auth grant --team` on any member's machine). They
-/// count only under envelopes that name admins, and only from those
-/// admins; this home reads them from the team store at each use (or a
+/// count only under an envelope that pins this home's team store
+/// (`team_store`), only from admins (the envelopes' or those the profile
+/// recorded); this home reads them from the team store at each use (or a
 /// copy at most five minutes old, else exit 5).
 pub fn with_team_grants(
     ctx: &Context,
     mut profile: Profile,
     policies: &[Policy],
 ) -> crate::Result<Profile> {
-    if policy::admins(policies).is_empty() {
+    if pinned_team(ctx, policies)?.is_none() {
+        return Ok(profile);
+    }
+    if policy::admins(policies).is_empty() && profile.grants.admins.is_empty() {
         return Ok(profile);
     }
     let Some(all) = crate::team::grants(ctx)? else {
@@ -348,6 +408,15 @@ pub(super) fn change_team_grants(
         return Err(crate::Error::input(
             "this home joined its team to read only; its grants would reach no one",
             "grant from a home joined with a craik_writer login",
+        ));
+    }
+    if pinned_team(ctx, policies)?.is_none() {
+        return Err(crate::Error::input(
+            "no envelope in force names the team store (team_store); members count team grants only under one",
+            format!(
+                "pass the team's envelope with --policy (it names \"team_store\": \"{}\")",
+                c.audit_url
+            ),
         ));
     }
     ctx.audit()?;

@@ -19,6 +19,8 @@ use crate::secret::reference::SecretRef;
 
 /// Purpose under which the audit key is recorded in the secret index.
 pub const AUDIT_KEY_PURPOSE: &str = "audit-key";
+/// The home's own audit key, kept when it adopts a team's.
+pub const PREVIOUS_KEY_PURPOSE: &str = "audit-key-before-team";
 
 pub struct AuditKey {
     key: Zeroizing<Vec<u8>>,
@@ -88,6 +90,14 @@ impl AuditKey {
     /// the hashes of the old key.
     pub fn adopt(secrets: &Secrets, raw: &str) -> Result<AuditKey> {
         let k = AuditKey::parse(raw)?;
+        // The home's own key is kept (once) beside it: the hashes of the
+        // receipts written before stay computable.
+        let own = AuditKey::load(secrets)?;
+        if own.key != k.key {
+            secrets
+                .internal(PREVIOUS_KEY_PURPOSE, false, || Ok(()), || own.key.clone())
+                .map_err(AuditError::key_from_store)?;
+        }
         secrets
             .replace_internal(AUDIT_KEY_PURPOSE, &k.key)
             .map_err(AuditError::key_from_store)?;

@@ -75,6 +75,12 @@ pub struct Envelope {
     /// may match); every claim named must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_claims: Option<std::collections::BTreeMap<String, ClaimGlobs>>,
+    /// The team store (`postgres://HOST:PORT/DB`, any user) whose approvals
+    /// and grants count: a home must ship there (its `team.json`), else
+    /// calls under this envelope are refused (exit 5); without it, nothing
+    /// from a team store counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_store: Option<String>,
 }
 
 /// A `bound_claims` value: one glob, or several of which one must match.
@@ -288,15 +294,19 @@ impl Policy {
                 version: envelope.version,
             });
         }
-        if envelope
-            .required_operator_issuer
-            .as_deref()
-            .is_some_and(|s| s.trim().is_empty())
-        {
-            return Err(PolicyError::EmptyString {
-                path: path.to_path_buf(),
-                field: "required_operator_issuer",
-            });
+        for (field, v) in [
+            (
+                "required_operator_issuer",
+                &envelope.required_operator_issuer,
+            ),
+            ("team_store", &envelope.team_store),
+        ] {
+            if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                return Err(PolicyError::EmptyString {
+                    path: path.to_path_buf(),
+                    field,
+                });
+            }
         }
         non_empty(
             path,
@@ -719,7 +729,8 @@ mod tests {
             "separate_approver": true,
             "approval_ttl": "12h",
             "admin_groups": ["security"],
-            "admin_subjects": ["root"]
+            "admin_subjects": ["root"],
+            "team_store": "postgres://alice@db.example/craik"
         }"#;
         let p = parse(json).unwrap();
         let e = &p.envelope;
@@ -759,6 +770,7 @@ mod tests {
             "require_approval",
             "separate_approver",
             "approval_ttl",
+            "team_store",
         ]);
         want.sort();
         assert_eq!(fields, want, "every field of the schema is set here");

@@ -66,6 +66,8 @@ pub enum TeamError {
         "the team's grants are unknown: the team store does not answer ({why}) and this home's copy of them is {age}"
     )]
     GrantsUnknown { why: String, age: String },
+    #[error("the policy in force names the team store {pinned}, and this home {found}")]
+    NotPinned { pinned: String, found: String },
 }
 
 impl TeamError {
@@ -97,12 +99,17 @@ impl TeamError {
             TeamError::GrantsUnknown { .. } => {
                 "calls wait until the team store answers again: see craik team status".into()
             }
+            TeamError::NotPinned { pinned, .. } => {
+                format!("join it: craik team join --url {pinned} --password-stdin")
+            }
         })
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            TeamError::Backlog { .. } | TeamError::GrantsUnknown { .. } => exit::AUDIT_UNAVAILABLE,
+            TeamError::Backlog { .. }
+            | TeamError::GrantsUnknown { .. }
+            | TeamError::NotPinned { .. } => exit::AUDIT_UNAVAILABLE,
             _ => exit::ERROR,
         }
     }
@@ -296,6 +303,32 @@ fn open(secrets: &Secrets, c: &TeamConfig) -> crate::Result<Db> {
     )?)
 }
 
+/// Whether `url` (a home's `audit_url`) is the store `pin` names (an
+/// envelope's `team_store`): the same hosts, ports and database, whoever
+/// the user (each member logs in as their own).
+pub fn same_store(pin: &str, url: &str) -> bool {
+    let parse = |u: &str| -> Option<(Vec<String>, Vec<u16>, String)> {
+        let c: postgres::Config = u.parse().ok()?;
+        let hosts = c
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(h) => h.to_ascii_lowercase(),
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .collect();
+        let mut ports = c.get_ports().to_vec();
+        if ports.is_empty() {
+            ports.push(5432);
+        }
+        Some((hosts, ports, c.get_dbname().unwrap_or_default().to_string()))
+    };
+    match (parse(pin), parse(url)) {
+        (Some(a), Some(b)) => !a.0.is_empty() && !a.2.is_empty() && a == b,
+        _ => false,
+    }
+}
+
 /// This home's team and a connection to its store; `None` when the home
 /// is in no team.
 pub fn connect(ctx: &Context) -> crate::Result<Option<(TeamConfig, Db)>> {
@@ -380,8 +413,6 @@ pub const GRANTS_MAX_AGE_SECS: i64 = 300;
 /// How often an unchanged copy is written again (its age is what counts
 /// when the store does not answer).
 const GRANTS_REFRESH_SECS: i64 = 60;
-/// How many of the newest grants and revocations are read.
-const GRANTS_READ: i64 = 10_000;
 
 /// A grant or revocation an admin made for the whole team (`auth grant
 /// --team`), as the server vouches for it: shipped by the login of the
@@ -397,7 +428,8 @@ pub struct TeamGrant {
     pub subject: String,
     pub groups: Vec<String>,
     pub details: serde_json::Value,
-    pub created_at: String,
+    /// When the server took it: grants apply in this order.
+    pub shipped_at: String,
     pub receipt: String,
 }
 
@@ -420,37 +452,30 @@ fn copy_bytes(c: &GrantsCopy) -> Vec<u8> {
 
 fn read_grants(db: &mut Db) -> Result<Vec<TeamGrant>, TeamError> {
     let mut out = Vec::new();
-    for kind in [
-        crate::audit::ReceiptKind::Grant,
-        crate::audit::ReceiptKind::GrantRevoked,
-    ] {
-        for row in db.recent(kind.as_str(), None, None, GRANTS_READ)? {
-            let d: serde_json::Value =
-                serde_json::from_str(&row.receipt.details).unwrap_or_default();
-            if d.get("team") != Some(&serde_json::Value::Bool(true)) {
-                continue;
-            }
-            // The maker as the server vouches for them, with the groups
-            // the roster gives them (not those the receipt claims).
-            let Some(p) = row.person().cloned() else {
-                continue;
-            };
-            let r = row.receipt;
-            out.push(TeamGrant {
-                home_id: row.home_id,
-                kind: r.kind,
-                profile: r.auth_profile_id.unwrap_or_default(),
-                issuer: p.issuer,
-                subject: p.subject,
-                groups: p.groups,
-                details: d,
-                created_at: r.created_at,
-                receipt: r.id,
-            });
+    // In the order the server took them (the SQL's).
+    for row in db.team_grants()? {
+        let d: serde_json::Value = serde_json::from_str(&row.receipt.details).unwrap_or_default();
+        if d.get("team") != Some(&serde_json::Value::Bool(true)) {
+            continue;
         }
+        // The maker as the server vouches for them, with the groups the
+        // roster gives them (not those the receipt claims).
+        let Some(p) = row.person().cloned() else {
+            continue;
+        };
+        let r = row.receipt;
+        out.push(TeamGrant {
+            home_id: row.home_id,
+            kind: r.kind,
+            profile: r.auth_profile_id.unwrap_or_default(),
+            issuer: p.issuer,
+            subject: p.subject,
+            groups: p.groups,
+            details: d,
+            shipped_at: row.shipped_at,
+            receipt: r.id,
+        });
     }
-    // Oldest first, as they are to be applied.
-    out.sort_by(|a, b| (&a.created_at, &a.receipt).cmp(&(&b.created_at, &b.receipt)));
     Ok(out)
 }
 
@@ -1086,4 +1111,33 @@ pub fn verify(
     }
     db.end()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_store;
+
+    #[test]
+    fn a_pin_names_a_store_whoever_logs_in() {
+        let pin = "postgres://db.example:5433/craik";
+        assert!(same_store(pin, "postgres://alice@db.example:5433/craik"));
+        assert!(same_store(pin, "postgres://bob@DB.example:5433/craik"));
+        assert!(same_store(
+            "postgres://db.example/craik",
+            "postgres://alice@db.example:5432/craik"
+        ));
+        for other in [
+            "postgres://alice@db.example:5434/craik",
+            "postgres://alice@evil.example:5433/craik",
+            "postgres://alice@db.example:5433/other",
+            "postgres://alice@127.0.0.1:5433/craik",
+            "not a url",
+        ] {
+            assert!(!same_store(pin, other), "{other}");
+        }
+        assert!(!same_store(
+            "postgres://db.example:5433",
+            "postgres://a@db.example:5433"
+        ));
+    }
 }

@@ -26,6 +26,11 @@ pub struct Db {
     client: Client,
 }
 
+/// [`TeamRow::vouched`] in SQL, over `craik_receipts r`, `craik_homes h`
+/// and `craik_members m` (joined on the shipping login).
+const VOUCHED: &str = "r.shipped_by = h.registered_by AND m.login IS NOT NULL \
+    AND r.operator_issuer = m.issuer AND r.operator_subject = m.subject";
+
 /// A login's entry in `craik_members`: the person it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Member {
@@ -47,6 +52,9 @@ pub struct TeamRow {
     pub label: String,
     pub registered_by: String,
     pub shipped_by: String,
+    /// When the server took it (RFC 3339, UTC): the server's word, unlike
+    /// the receipt's `created_at`.
+    pub shipped_at: String,
     /// `shipped_by`'s entry in `craik_members`.
     pub member: Option<Person>,
     pub receipt: Receipt,
@@ -390,7 +398,7 @@ impl Db {
 
     /// The newest `limit` receipts of `kind` (status ok) of every chain,
     /// for a profile and a run when given, with what the server says of
-    /// each ([`TeamRow`]).
+    /// each ([`TeamRow`]), newest shipped first.
     pub fn recent(
         &mut self,
         kind: &str,
@@ -398,33 +406,81 @@ impl Db {
         run: Option<&str>,
         limit: i64,
     ) -> Result<Vec<TeamRow>, TeamError> {
+        self.rows(
+            "r.kind = $1 AND ($2::text IS NULL OR r.auth_profile_id = $2) AND ($3::text IS NULL OR r.run_id = $3) \
+             ORDER BY r.shipped_at DESC, home_id, r.seq DESC LIMIT $4",
+            &[&kind, &profile, &run, &limit],
+        )
+    }
+
+    /// Every approval of `profile` (in `run` when given) that another home
+    /// than `home` shipped, that the server vouches for, and that names
+    /// `home` and one of `requests` (this home's own request ids): what
+    /// another writer piles up cannot crowd out the one that answers.
+    pub fn approvals_for(
+        &mut self,
+        profile: &str,
+        run: Option<&str>,
+        home: &str,
+        requests: &[String],
+    ) -> Result<Vec<TeamRow>, TeamError> {
+        self.rows(
+            &format!(
+                "r.kind = 'approval' AND r.auth_profile_id = $1 AND ($2::text IS NULL OR r.run_id = $2) \
+                 AND home_id <> $3 AND strpos(r.details, $3) > 0 \
+                 AND EXISTS (SELECT 1 FROM unnest($4::text[]) q WHERE strpos(r.details, q) > 0) AND {VOUCHED} \
+                 ORDER BY r.shipped_at DESC, home_id, r.seq DESC"
+            ),
+            &[&profile, &run, &home, &requests],
+        )
+    }
+
+    /// Every team grant and revocation (`details.team`) the server vouches
+    /// for, in the order the server took them: no limit, so none is
+    /// crowded out, and no writer's clock decides which came last.
+    pub fn team_grants(&mut self) -> Result<Vec<TeamRow>, TeamError> {
+        self.rows(
+            &format!(
+                "r.kind IN ('grant', 'grant_revoked') AND strpos(r.details, '\"team\":true') > 0 AND {VOUCHED} \
+                 ORDER BY r.shipped_at, home_id, r.seq"
+            ),
+            &[],
+        )
+    }
+
+    fn rows(
+        &mut self,
+        cond: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<TeamRow>, TeamError> {
         let sql = format!(
-            "SELECT home_id, h.label, h.registered_by::text, r.shipped_by::text, m.issuer, m.subject, m.groups, {COLUMNS} \
+            "SELECT home_id, h.label, h.registered_by::text, r.shipped_by::text, \
+             to_char(r.shipped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+             m.issuer, m.subject, m.groups, {COLUMNS} \
              FROM craik_receipts r JOIN craik_homes h USING (home_id) \
              LEFT JOIN craik_members m ON m.login = r.shipped_by \
-             WHERE r.kind = $1 AND r.status = 'ok' \
-             AND ($2::text IS NULL OR r.auth_profile_id = $2) AND ($3::text IS NULL OR r.run_id = $3) \
-             ORDER BY r.created_at DESC, home_id, r.seq DESC LIMIT $4"
+             WHERE r.status = 'ok' AND {cond}"
         );
         self.client
-            .query(sql.as_str(), &[&kind, &profile, &run, &limit])
+            .query(sql.as_str(), params)
             .map_err(db_err)?
             .iter()
             .map(|r| {
-                let issuer: Option<String> = r.try_get(4)?;
-                let subject: Option<String> = r.try_get(5)?;
-                let groups: Option<Vec<String>> = r.try_get(6)?;
+                let issuer: Option<String> = r.try_get(5)?;
+                let subject: Option<String> = r.try_get(6)?;
+                let groups: Option<Vec<String>> = r.try_get(7)?;
                 Ok(TeamRow {
                     home_id: r.try_get(0)?,
                     label: r.try_get(1)?,
                     registered_by: r.try_get(2)?,
                     shipped_by: r.try_get(3)?,
+                    shipped_at: r.try_get(4)?,
                     member: issuer.zip(subject).map(|(issuer, subject)| Person {
                         issuer,
                         subject,
                         groups: groups.unwrap_or_default(),
                     }),
-                    receipt: receipt_at(r, 7)?,
+                    receipt: receipt_at(r, 8)?,
                 })
             })
             .collect::<Result<_, postgres::Error>>()

@@ -704,6 +704,13 @@ fn member_add(pg: &Pg, login: &str, issuer: &str, subject: &str, groups: &[&str]
     Env::new().run_stdin(&args, Some(ADMIN_PW)).ok();
 }
 
+/// An envelope naming `pg` as the team store (any user), with `extra`
+/// fields (`,"k":v...`).
+fn pin_envelope(pg: &Pg, extra: &str) -> String {
+    let store = pg.url("x").replacen("x@", "", 1);
+    format!(r#"{{"version":1,"team_store":"{store}"{extra}}}"#)
+}
+
 /// A home on the team, logged in at `idp` as `person`, shipping as the
 /// database login `login`.
 fn team_home(idp: &crate::idp::Idp, pg: &Pg, login: &str, pw: &str, person: &str) -> Env {
@@ -735,6 +742,12 @@ fn an_approver_on_another_machine_answers_a_request() {
         .join("policies/regulated-team.json")
         .display()
         .to_string();
+    // The team's envelope names its store: only under it do approvals
+    // from other machines count.
+    let dir = tempfile::tempdir().unwrap();
+    let pin = dir.path().join("team-store.json");
+    std::fs::write(&pin, pin_envelope(&pg, "")).unwrap();
+    let pin = pin.display().to_string();
     // alice asks, carol approves (the policy's approver group), and bob's
     // login is bob: it cannot speak for carol.
     let alice_pw = pg.login("alice", "craik_writer");
@@ -774,6 +787,8 @@ fn an_approver_on_another_machine_answers_a_request() {
             run,
             "--policy",
             &reg,
+            "--policy",
+            &pin,
         ])
     };
     check("r1").code(4);
@@ -804,6 +819,8 @@ fn an_approver_on_another_machine_answers_a_request() {
             "--team",
             "--policy",
             &reg,
+            "--policy",
+            &pin,
             "--json",
         ])
     };
@@ -822,6 +839,8 @@ fn an_approver_on_another_machine_answers_a_request() {
             "r1",
             "--policy",
             &reg,
+            "--policy",
+            &pin,
             "--wait",
             "60s",
             "--json",
@@ -901,6 +920,13 @@ fn an_approver_on_another_machine_answers_a_request() {
     assert!(r.stderr.contains("permission denied"), "{r:?}");
 }
 
+/// A team grant made without the team's envelope in force.
+fn carol_unpinned_grant(idp: &crate::idp::Idp, pg: &Pg) -> Run {
+    let pw = pg.login("carol2", "craik_writer");
+    let env = team_home(idp, pg, "carol2", &pw, "carol");
+    env.run(&["auth", "grant", "openai:t", "--to-subject", "bob", "--team"])
+}
+
 #[test]
 fn an_admins_team_grants_apply_on_every_members_machine() {
     let idp = crate::idp::Idp::start(&[]);
@@ -914,7 +940,7 @@ fn an_admins_team_grants_apply_on_every_members_machine() {
     }
     let dir = tempfile::tempdir().unwrap();
     let admins = dir.path().join("admins.json");
-    std::fs::write(&admins, r#"{"version":1,"admin_subjects":["carol"]}"#).unwrap();
+    std::fs::write(&admins, pin_envelope(&pg, r#","admin_subjects":["carol"]"#)).unwrap();
     let admins = admins.display().to_string();
 
     // bob's machine holds the profile; carol (the policy's admin) does not.
@@ -926,6 +952,17 @@ fn an_admins_team_grants_apply_on_every_members_machine() {
     .ok();
     let check = || bob.run(&["auth", "check", "openai:t", "--policy", &admins]);
     check().ok();
+    // A home in no team (or joined elsewhere, or whose team.json an agent
+    // deleted) under the team's envelope: calls stop, exit 5.
+    let outside = home_with_receipts(0);
+    let r = outside.run(&["auth", "check", "openai:t", "--policy", &admins]);
+    r.code(5);
+    assert!(r.stderr.contains("names the team store"), "{r:?}");
+    assert!(r.stderr.contains("hint: join it: craik team join"), "{r:?}");
+    // Without the team's envelope, a team grant has nowhere to count.
+    let r = carol_unpinned_grant(&idp, &pg);
+    r.code(1);
+    assert!(r.stderr.contains("team_store"), "{r:?}");
     let carol = team_home(&idp, &pg, "carol", &carol_pw, "carol");
     let grant = |env: &Env, verb: &str, flag: &str, who: &str| {
         env.run(&[
