@@ -1,6 +1,7 @@
 //! A fast local OpenAI-compatible upstream for load tests
 //! (benches/proxy_load.sh): `POST /chat/completions` and `GET /models`
-//! answer a small fixed JSON body with `usage`; a request without an
+//! answer a small fixed JSON body with `usage` (a chat request with
+//! `"stream":true` gets 6 server-sent events 5 ms apart, then `[DONE]`); a request without an
 //! `authorization` header gets 401. `GET /stats` (no header needed) tells
 //! how many requests were answered 200, so a load test can count what
 //! reached the upstream.
@@ -42,8 +43,38 @@ fn answer(headers: &HeaderMap, body: &'static str) -> Response<Body> {
     }
 }
 
-async fn chat(headers: HeaderMap, _body: Bytes) -> Response<Body> {
-    answer(&headers, COMPLETION)
+/// Events of a streamed answer, and the time between them.
+const EVENTS: usize = 6;
+const EVENT_GAP: std::time::Duration = std::time::Duration::from_millis(5);
+
+async fn chat(headers: HeaderMap, body: Bytes) -> Response<Body> {
+    let streamed = body
+        .windows(b"\"stream\":true".len())
+        .any(|w| w == b"\"stream\":true");
+    if !streamed || !headers.contains_key("authorization") {
+        return answer(&headers, COMPLETION);
+    }
+    SERVED.fetch_add(1, Ordering::Relaxed);
+    let events = futures_util::stream::unfold(0usize, |i| async move {
+        if i > EVENTS {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(EVENT_GAP).await;
+        }
+        let data = if i == EVENTS {
+            "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"model\":\"bench-model\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":6,\"total_tokens\":18}}\n\ndata: [DONE]\n\n".to_string()
+        } else {
+            format!(
+                "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"model\":\"bench-model\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{i}\"}}}}]}}\n\n"
+            )
+        };
+        Some((Ok::<_, std::io::Error>(Bytes::from(data)), i + 1))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(events))
+        .expect("stream response")
 }
 
 async fn models(headers: HeaderMap) -> Response<Body> {
@@ -105,6 +136,12 @@ fn main() {
             .route("/models", get(models))
             .route("/v1/models", get(models))
             .route("/stats", get(stats));
+        // Each event goes out when it is written (TCP_NODELAY), as from a
+        // provider.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app).await.expect("serve");
     });
 }

@@ -338,20 +338,14 @@ pub fn run(cmd: TeamCommand) -> craik::Result<i32> {
             } else {
                 let mut t = output::table(&["LOGIN", "SUBJECT", "ISSUER", "GROUPS", "ADDED", "BY"]);
                 for m in list {
-                    let cells = [
+                    t.add_row(vec![
                         m.login,
                         m.subject,
                         m.issuer,
                         m.groups.join(", "),
                         m.added_at,
                         m.added_by,
-                    ];
-                    t.add_row(
-                        cells
-                            .iter()
-                            .map(|c| craik::term::printable(c).into_owned())
-                            .collect::<Vec<_>>(),
-                    );
+                    ]);
                 }
                 output::print_table(&t);
             }

@@ -73,10 +73,9 @@ fn run_team(ctx: &Context, pending: bool, json: bool) -> craik::Result<i32> {
             "EXPIRES",
             "STATE",
         ]);
+        // Other homes wrote these: print_table escapes control characters.
         for l in list {
-            // Other homes wrote these: nothing in them reaches the
-            // terminal as a control sequence.
-            let cells = [
+            t.add_row(vec![
                 l.home,
                 l.profile,
                 l.run,
@@ -85,13 +84,7 @@ fn run_team(ctx: &Context, pending: bool, json: bool) -> craik::Result<i32> {
                 l.approved_by.unwrap_or_default(),
                 l.expires_at.unwrap_or_else(|| "-".into()),
                 l.state.to_string(),
-            ];
-            t.add_row(
-                cells
-                    .iter()
-                    .map(|c| craik::term::printable(c).into_owned())
-                    .collect::<Vec<_>>(),
-            );
+            ]);
         }
         output::print_table(&t);
     }
