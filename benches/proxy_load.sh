@@ -182,6 +182,8 @@ model_list:
       api_key: sk-bench
 litellm_settings:
   telemetry: false
+general_settings:
+  master_key: sk-litellm-bench
 EOF
     LITELLM_LOG=ERROR "$LITELLM" --config "$work/litellm.yaml" --host 127.0.0.1 --port "$lport" \
         > "$work/litellm.log" 2>&1 &
@@ -210,7 +212,7 @@ auth[craik]="Bearer $craik_token"
 url[nginx]="http://127.0.0.1:$nport/chat/completions"
 auth[nginx]="Bearer sk-bench"
 url[litellm]="http://127.0.0.1:${lport:-0}/chat/completions"
-auth[litellm]="Bearer sk-bench"
+auth[litellm]="Bearer sk-litellm-bench"
 
 # wrk script: POST body, and a machine-readable summary line.
 wrk_script() { # wrk_script TARGET > file
