@@ -18,7 +18,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Approval, Binding, GrantChange, apply_change, binds, details_of, expiry, requests};
+use super::{
+    Approval, ApprovalLine, Binding, GrantChange, apply_change, binds, details_of, expiry, requests,
+};
 use crate::audit::{NewReceipt, Operator, Receipt, ReceiptKind, Status};
 use crate::context::Context;
 use crate::operator::OperatorError;
@@ -196,23 +198,15 @@ pub(super) fn request(ctx: &Context, profile: &str, run: &str) -> crate::Result<
     })
 }
 
-/// One line of `craik auth approvals --team`.
+/// One line of `craik auth approvals --team`: a line as for one home,
+/// and the home whose chain holds the request.
 #[derive(Debug, Serialize)]
 pub struct TeamApprovalLine {
     pub home: String,
     pub home_id: String,
-    pub profile: String,
-    pub run: String,
-    pub requested_by: Option<String>,
-    pub requested_at: String,
-    pub approved_by: Option<String>,
-    pub approved_at: Option<String>,
-    pub expires_at: Option<String>,
-    /// `pending`, `approved` or `expired`.
-    pub state: &'static str,
-    pub pending: bool,
-    pub request: String,
-    pub approval: Option<String>,
+    /// `state` is `pending`, `approved` or `expired` here.
+    #[serde(flatten)]
+    pub line: ApprovalLine,
 }
 
 /// How many of the store's newest requests `auth approvals --team` reads.
@@ -254,17 +248,19 @@ pub fn team_approvals(ctx: &Context, pending_only: bool) -> crate::Result<Vec<Te
         out.push(TeamApprovalLine {
             home: r.label,
             home_id: r.home_id,
-            profile: r.receipt.auth_profile_id.clone().unwrap_or_default(),
-            run: r.receipt.run_id.clone().unwrap_or_default(),
-            requested_by: r.receipt.operator_subject.clone(),
-            requested_at: r.receipt.created_at.clone(),
-            approved_by: answer.and_then(|(a, _)| a.receipt.operator_subject.clone()),
-            approved_at: answer.map(|(a, _)| a.receipt.created_at.clone()),
-            expires_at,
-            pending: state == "pending",
-            state,
-            request: r.receipt.id,
-            approval: answer.map(|(a, _)| a.receipt.id.clone()),
+            line: ApprovalLine {
+                profile: r.receipt.auth_profile_id.clone().unwrap_or_default(),
+                run: r.receipt.run_id.clone().unwrap_or_default(),
+                requested_by: r.receipt.operator_subject.clone(),
+                requested_at: r.receipt.created_at.clone(),
+                approved_by: answer.and_then(|(a, _)| a.receipt.operator_subject.clone()),
+                approved_at: answer.map(|(a, _)| a.receipt.created_at.clone()),
+                expires_at,
+                pending: state == "pending",
+                state,
+                request: r.receipt.id,
+                approval: answer.map(|(a, _)| a.receipt.id.clone()),
+            },
         });
     }
     Ok(out)

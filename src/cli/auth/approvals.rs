@@ -31,29 +31,36 @@ pub fn run(mut ctx: Context, args: Args) -> craik::Result<i32> {
     } else if list.is_empty() {
         outln!("no approval requests");
     } else {
-        let mut t = output::table(&[
-            "PROFILE",
-            "RUN",
-            "REQUESTED BY",
-            "REQUESTED AT",
-            "APPROVED BY",
-            "EXPIRES",
-            "STATE",
-        ]);
+        let mut t = output::table(&COLUMNS);
         for l in list {
-            t.add_row(vec![
-                l.profile,
-                l.run,
-                l.requested_by.unwrap_or_default(),
-                l.requested_at,
-                l.approved_by.unwrap_or_default(),
-                l.expires_at.unwrap_or_else(|| "-".into()),
-                l.state.to_string(),
-            ]);
+            t.add_row(cells(l));
         }
         output::print_table(&t);
     }
     Ok(exit::OK)
+}
+
+const COLUMNS: [&str; 7] = [
+    "PROFILE",
+    "RUN",
+    "REQUESTED BY",
+    "REQUESTED AT",
+    "APPROVED BY",
+    "EXPIRES",
+    "STATE",
+];
+
+/// A line's cells, in [`COLUMNS`]' order.
+fn cells(l: craik::approval::ApprovalLine) -> Vec<String> {
+    vec![
+        l.profile,
+        l.run,
+        l.requested_by.unwrap_or_default(),
+        l.requested_at,
+        l.approved_by.unwrap_or_default(),
+        l.expires_at.unwrap_or_else(|| "-".into()),
+        l.state.to_string(),
+    ]
 }
 
 fn run_team(ctx: &Context, pending: bool, json: bool) -> craik::Result<i32> {
@@ -63,28 +70,14 @@ fn run_team(ctx: &Context, pending: bool, json: bool) -> craik::Result<i32> {
     } else if list.is_empty() {
         outln!("no approval requests in the team store");
     } else {
-        let mut t = output::table(&[
-            "HOME",
-            "PROFILE",
-            "RUN",
-            "REQUESTED BY",
-            "REQUESTED AT",
-            "APPROVED BY",
-            "EXPIRES",
-            "STATE",
-        ]);
+        let mut header = vec!["HOME"];
+        header.extend(COLUMNS);
+        let mut t = output::table(&header);
         // Other homes wrote these: print_table escapes control characters.
         for l in list {
-            t.add_row(vec![
-                l.home,
-                l.profile,
-                l.run,
-                l.requested_by.unwrap_or_default(),
-                l.requested_at,
-                l.approved_by.unwrap_or_default(),
-                l.expires_at.unwrap_or_else(|| "-".into()),
-                l.state.to_string(),
-            ]);
+            let mut row = vec![l.home];
+            row.extend(cells(l.line));
+            t.add_row(row);
         }
         output::print_table(&t);
     }
