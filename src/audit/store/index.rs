@@ -1,7 +1,10 @@
 //! The query index: the columns receipts are looked up by (time, kind,
 //! status, run, profile, credential identity hash, operator subject, email
-//! and hash), copied out of the log into `audit-index.db` beside it, with
-//! one index per lookup.
+//! and hash, pool), copied out of the log into `audit-index.db` beside it,
+//! with one index per lookup. Compact: each text is stored once (in
+//! `names`, or `operators` for the three that name an operator) and an
+//! entry holds its id, so the index costs a fraction of the log's bytes
+//! per receipt (docs/benchmarks.md).
 //!
 //! Why a second file: a receipt's caller waits for its commit and for the
 //! `fdatasync` of the log's WAL. With nine lookup indexes in the log, each
@@ -43,36 +46,87 @@ pub(in crate::audit) const QUERY_BUSY: Duration = Duration::from_millis(500);
 /// does not hold the index's lock for long.
 const CHUNK: i64 = 20_000;
 /// The index schema; an index file of another version is rebuilt.
-/// (2: `pool_id`, for the audit page's pool filter.)
-const INDEX_VERSION: i64 = 2;
-/// Columns copied from `receipts`, in the order of `entries`.
-const INDEXED: &str = "seq, created_at, kind, status, run_id, auth_profile_id, auth_identity_hash, operator_subject, operator_email, operator_identity_hash, pool_id";
+/// (2: `pool_id`, for the audit page's pool filter. 3: compact entries:
+/// times as milliseconds, every other value as the id of its text in
+/// `names` or `operators`, and no index entry for an absent value.)
+const INDEX_VERSION: i64 = 3;
+
+/// The index's columns of a receipt, from the log's `receipts` as `r`,
+/// with its names already in `idx.names` and `idx.operators`. A time
+/// that is not of the form the log writes stays text (and no time range
+/// on the index side matches it; the log's own rows are checked again).
+const ENTRY: &str = "r.seq,
+    CASE WHEN r.created_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'
+        THEN coalesce(unixepoch(substr(r.created_at, 1, 19)) * 1000 + CAST(substr(r.created_at, 21, 3) AS INTEGER), r.created_at)
+        ELSE r.created_at END,
+    (SELECT id FROM idx.names WHERE s = r.kind),
+    (SELECT id FROM idx.names WHERE s = r.status),
+    (SELECT id FROM idx.names WHERE s = r.run_id),
+    (SELECT id FROM idx.names WHERE s = r.auth_profile_id),
+    (SELECT id FROM idx.names WHERE s = r.auth_identity_hash),
+    (SELECT id FROM idx.operators WHERE key = json_array(r.operator_subject, r.operator_email, r.operator_identity_hash)
+        AND coalesce(r.operator_subject, r.operator_email, r.operator_identity_hash) IS NOT NULL),
+    (SELECT id FROM idx.names WHERE s = r.pool_id)";
+
+/// The texts a range of receipts names, added to `idx.names` (once each).
+const NAMES: &str = "INSERT OR IGNORE INTO idx.names (s)
+    SELECT kind FROM main.receipts WHERE seq > ?1 AND seq <= ?2
+    UNION SELECT status FROM main.receipts WHERE seq > ?1 AND seq <= ?2
+    UNION SELECT run_id FROM main.receipts WHERE seq > ?1 AND seq <= ?2 AND run_id IS NOT NULL
+    UNION SELECT auth_profile_id FROM main.receipts WHERE seq > ?1 AND seq <= ?2 AND auth_profile_id IS NOT NULL
+    UNION SELECT auth_identity_hash FROM main.receipts WHERE seq > ?1 AND seq <= ?2 AND auth_identity_hash IS NOT NULL
+    UNION SELECT pool_id FROM main.receipts WHERE seq > ?1 AND seq <= ?2 AND pool_id IS NOT NULL";
+
+/// The operators a range of receipts names, added to `idx.operators`.
+const OPERATORS: &str = "INSERT OR IGNORE INTO idx.operators (key, subject, email, identity_hash)
+    SELECT DISTINCT json_array(operator_subject, operator_email, operator_identity_hash), operator_subject, operator_email, operator_identity_hash
+    FROM main.receipts WHERE seq > ?1 AND seq <= ?2
+    AND coalesce(operator_subject, operator_email, operator_identity_hash) IS NOT NULL";
 
 const SCHEMA: &str = "
 DROP TABLE IF EXISTS idx.entries;
 DROP TABLE IF EXISTS idx.state;
-CREATE TABLE idx.entries (
-    seq                    INTEGER PRIMARY KEY,
-    created_at             TEXT NOT NULL,
-    kind                   TEXT NOT NULL,
-    status                 TEXT NOT NULL,
-    run_id                 TEXT,
-    auth_profile_id        TEXT,
-    auth_identity_hash     TEXT,
-    operator_subject       TEXT,
-    operator_email         TEXT,
-    operator_identity_hash TEXT,
-    pool_id                TEXT
+DROP TABLE IF EXISTS idx.names;
+DROP TABLE IF EXISTS idx.operators;
+-- Every text the entries name (kinds, statuses, runs, profiles, credential
+-- identity hashes, pools), stored once.
+CREATE TABLE idx.names (
+    id INTEGER PRIMARY KEY,
+    s  TEXT NOT NULL UNIQUE
 );
-CREATE INDEX idx.entries_by_pool ON entries (pool_id, seq);
-CREATE INDEX idx.entries_by_created ON entries (created_at, seq);
-CREATE INDEX idx.entries_by_operator_subject ON entries (operator_subject, seq);
-CREATE INDEX idx.entries_by_operator_email ON entries (operator_email, seq);
-CREATE INDEX idx.entries_by_operator_hash ON entries (operator_identity_hash, seq);
-CREATE INDEX idx.entries_by_identity_hash ON entries (auth_identity_hash, seq);
-CREATE INDEX idx.entries_by_profile ON entries (auth_profile_id, seq);
-CREATE INDEX idx.entries_by_run ON entries (run_id, seq);
-CREATE INDEX idx.entries_by_kind ON entries (kind, seq);
+-- Every operator the entries name: subject, email and identity hash.
+CREATE TABLE idx.operators (
+    id            INTEGER PRIMARY KEY,
+    key           TEXT NOT NULL UNIQUE,
+    subject       TEXT,
+    email         TEXT,
+    identity_hash TEXT
+);
+CREATE INDEX idx.operators_by_subject ON operators (subject);
+CREATE INDEX idx.operators_by_email ON operators (email);
+CREATE INDEX idx.operators_by_hash ON operators (identity_hash);
+-- One row per receipt: its time in milliseconds and ids of `names` and
+-- `operators`. An index holds the rowid (seq) after its column, so each
+-- lookup by value comes out in seq order; a receipt without a value has
+-- no entry in that value's index.
+CREATE TABLE idx.entries (
+    seq                INTEGER PRIMARY KEY,
+    created_at         INTEGER NOT NULL,
+    kind               INTEGER NOT NULL,
+    status             INTEGER NOT NULL,
+    run_id             INTEGER,
+    auth_profile_id    INTEGER,
+    auth_identity_hash INTEGER,
+    operator           INTEGER,
+    pool_id            INTEGER
+);
+CREATE INDEX idx.entries_by_created ON entries (created_at);
+CREATE INDEX idx.entries_by_kind ON entries (kind);
+CREATE INDEX idx.entries_by_run ON entries (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX idx.entries_by_profile ON entries (auth_profile_id) WHERE auth_profile_id IS NOT NULL;
+CREATE INDEX idx.entries_by_identity_hash ON entries (auth_identity_hash) WHERE auth_identity_hash IS NOT NULL;
+CREATE INDEX idx.entries_by_operator ON entries (operator) WHERE operator IS NOT NULL;
+CREATE INDEX idx.entries_by_pool ON entries (pool_id) WHERE pool_id IS NOT NULL;
 -- The last seq copied and its hash in the log: a log that no longer has
 -- that receipt (replaced, truncated, rewritten) gets a fresh index.
 CREATE TABLE idx.state (
@@ -182,11 +236,19 @@ pub(in crate::audit) fn refresh(conn: &Connection) -> rusqlite::Result<i64> {
         if from == 0 {
             tx.execute("DELETE FROM idx.entries", [])?;
         }
+        // The chunk's range of seqs, its names, then its entries.
+        let to: i64 = tx.query_row(
+            "SELECT coalesce(max(seq), ?1) FROM (SELECT seq FROM main.receipts WHERE seq > ?1 ORDER BY seq LIMIT ?2)",
+            [from, CHUNK],
+            |r| r.get(0),
+        )?;
+        tx.execute(NAMES, [from, to])?;
+        tx.execute(OPERATORS, [from, to])?;
         let copied = tx.execute(
             &format!(
-                "INSERT INTO idx.entries ({INDEXED}) SELECT {INDEXED} FROM main.receipts WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                "INSERT INTO idx.entries SELECT {ENTRY} FROM main.receipts AS r WHERE r.seq > ?1 AND r.seq <= ?2 ORDER BY r.seq"
             ),
-            [from, CHUNK],
+            [from, to],
         )? as i64;
         if copied > 0 {
             from = tx.query_row("SELECT max(seq) FROM idx.entries", [], |r| r.get(0))?;

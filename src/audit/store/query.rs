@@ -59,9 +59,18 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     Ok(Utc::now() - ago)
 }
 
+/// A time as the log writes it (clamped to the years 0000-9999, the
+/// range the form holds).
 fn ts(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    let last = DateTime::<Utc>::from_timestamp_millis(253_402_300_799_999).expect("9999-12-31");
+    let first = DateTime::<Utc>::from_timestamp_millis(-62_167_219_200_000).expect("0000-01-01");
+    (*t).clamp(first, last)
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+/// The milliseconds of a time argument of the form [`ts`] writes, as the
+/// query index stores times.
+const MS: &str = "(unixepoch(substr(?, 1, 19)) * 1000 + CAST(substr(?, 21, 3) AS INTEGER))";
 
 /// Whether a `--profile` value is a pattern rather than an id.
 fn is_pattern(p: &str) -> bool {
@@ -84,77 +93,102 @@ impl Filter {
         Ok(())
     }
 
-    /// The filter's conditions on table alias `t`, and their arguments.
+    /// The filter's conditions on table alias `t`, and their arguments:
+    /// `e` is the query index's entries (values as ids of `idx.names` and
+    /// `idx.operators`, times in milliseconds), any other alias the log's
+    /// receipts. Both sides take the same arguments in the same order.
     /// With `walk`, a profile pattern is matched row by row along seq
     /// rather than through the profile index (see [`Filter::walk`]).
     fn conds(&self, t: &str, walk: bool) -> (Vec<String>, Vec<Value>) {
+        let index = t == "e";
         let mut conds: Vec<String> = Vec::new();
         let mut args: Vec<Value> = Vec::new();
-        // A condition on one column of `t`, or (naming `t` as `$t`) on more.
-        let mut push = |cond: &str, v: &str| {
+        // A condition on the entries and the same on the log, each with
+        // `$t` for the alias and `?` for the argument.
+        let mut push = |on_index: &str, on_log: &str, v: &str| {
             args.push(Value::Text(v.to_string()));
-            let cond = cond.replace('?', &format!("?{}", args.len()));
-            conds.push(if cond.contains("$t") {
-                cond.replace("$t", t)
-            } else {
-                format!("{t}.{cond}")
-            });
+            let cond = if index { on_index } else { on_log };
+            conds.push(
+                cond.replace('?', &format!("?{}", args.len()))
+                    .replace("$t", t),
+            );
+        };
+        // A column that holds a name's id in the index.
+        let name = |col: &str, plus: bool| {
+            let plus = if plus { "+" } else { "" };
+            (
+                format!("{plus}$t.{col} = (SELECT id FROM idx.names WHERE s = ?)"),
+                format!("$t.{col} = ?"),
+            )
         };
         if let Some(op) = &self.operator {
-            if op.contains('@') {
-                push("operator_email = ?", op);
-            } else {
-                push("operator_subject = ?", op);
-            }
+            let col = if op.contains('@') { "email" } else { "subject" };
+            push(
+                &format!("$t.operator IN (SELECT id FROM idx.operators WHERE {col} = ?)"),
+                &format!("$t.operator_{col} = ?"),
+                op,
+            );
         }
         if let Some(h) = &self.operator_hash {
-            push("operator_identity_hash = ?", h);
+            push(
+                "$t.operator IN (SELECT id FROM idx.operators WHERE identity_hash = ?)",
+                "$t.operator_identity_hash = ?",
+                h,
+            );
         }
         if let Some(p) = &self.profile {
             let p = &crate::pattern::normalize_alias(p);
             if is_pattern(p) {
                 // GLOB for the index's range (it matches a superset), the
                 // policies' own matching for the answer.
-                if walk {
-                    push("+$t.auth_profile_id GLOB ?", &glob_superset(p));
-                } else {
-                    push("auth_profile_id GLOB ?", &glob_superset(p));
-                }
-                push("craik_profile_match(?, $t.auth_profile_id)", p);
+                let plus = if walk { "+" } else { "" };
+                push(
+                    &format!("{plus}$t.auth_profile_id IN (SELECT id FROM idx.names WHERE s GLOB ?)"),
+                    &format!("{plus}$t.auth_profile_id GLOB ?"),
+                    &glob_superset(p),
+                );
+                push(
+                    "craik_profile_match(?, (SELECT s FROM idx.names WHERE id = $t.auth_profile_id))",
+                    "craik_profile_match(?, $t.auth_profile_id)",
+                    p,
+                );
             } else {
-                push("auth_profile_id = ?", p);
+                let (i, l) = name("auth_profile_id", false);
+                push(&i, &l, p);
             }
         }
         if let Some(h) = &self.identity_hash {
-            push("auth_identity_hash = ?", h);
+            let (i, l) = name("auth_identity_hash", false);
+            push(&i, &l, h);
         }
         if let Some(k) = &self.kind {
             // Beside a narrower condition, the kind's index would win the
             // planner's guess and walk every receipt of that kind newest
             // first (half the log for call.finished): `+` keeps it out.
-            if self.narrowed() {
-                push("+$t.kind = ?", k);
-            } else {
-                push("kind = ?", k);
-            }
+            let (i, l) = name("kind", self.narrowed());
+            push(&i, &l, k);
         }
         if let Some(s) = &self.status {
-            push("status = ?", s);
+            let (i, l) = name("status", false);
+            push(&i, &l, s);
         }
         if let Some(r) = &self.run {
-            push("run_id = ?", r);
+            let (i, l) = name("run_id", false);
+            push(&i, &l, r);
         }
         if let Some(p) = &self.pool {
-            push("pool_id = ?", p);
+            let (i, l) = name("pool_id", false);
+            push(&i, &l, p);
         }
         if let Some(b) = &self.before {
-            push("seq < CAST(? AS INTEGER)", &b.to_string());
+            let c = "$t.seq < CAST(? AS INTEGER)";
+            push(c, c, &b.to_string());
         }
         if let Some(t) = &self.since {
-            push("created_at >= ?", &ts(t));
+            push(&format!("$t.created_at >= {MS}"), "$t.created_at >= ?", &ts(t));
         }
         if let Some(t) = &self.until {
-            push("created_at <= ?", &ts(t));
+            push(&format!("$t.created_at <= {MS}"), "$t.created_at <= ?", &ts(t));
         }
         (conds, args)
     }
@@ -252,7 +286,7 @@ impl Filter {
         }
         let enough = ((limit as f64) * (upto as f64)).sqrt().ceil() as i64;
         conn.query_row(
-            "SELECT count(*) FROM (SELECT 1 FROM idx.entries WHERE auth_profile_id GLOB ?1 AND seq <= ?2 LIMIT ?3)",
+            "SELECT count(*) FROM (SELECT 1 FROM idx.entries WHERE auth_profile_id IN (SELECT id FROM idx.names WHERE s GLOB ?1) AND seq <= ?2 LIMIT ?3)",
             rusqlite::params![glob_superset(&p), upto, enough],
             |r| r.get::<_, i64>(0),
         )
@@ -459,14 +493,17 @@ impl AuditLog {
 /// Counts from the index up to `upto` (none when 0) and the log after it.
 fn stats_from(tx: &rusqlite::Connection, upto: i64) -> Result<Stats> {
     let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
-    // Counted in the index up to `upto`, and in the log after it.
-    let counts = |col: &str| -> Result<Vec<(Option<String>, i64)>> {
+    // Counted in the index up to `upto` (by its ids, each id's text looked
+    // up once), and in the log after it.
+    let counts = |col: &str, on_index: &str| -> Result<Vec<(Option<String>, i64)>> {
         let tail = format!(
             "SELECT {col} AS k, count(*) AS n FROM main.receipts WHERE seq > ?1 GROUP BY 1"
         );
         let sql = if upto > 0 {
+            let (key, text) = on_index.split_once(" => ").unwrap_or((on_index, on_index));
+            let text = text.replace("$k", "g.k");
             format!(
-                "SELECT k, sum(n) FROM ({tail} UNION ALL SELECT {col} AS k, count(*) AS n FROM idx.entries WHERE seq <= ?1 GROUP BY 1) GROUP BY k"
+                "SELECT k, sum(n) FROM ({tail} UNION ALL SELECT {text} AS k, g.n FROM (SELECT {key} AS k, count(*) AS n FROM idx.entries WHERE seq <= ?1 GROUP BY 1) AS g) GROUP BY k"
             )
         } else {
             tail
@@ -480,19 +517,21 @@ fn stats_from(tx: &rusqlite::Connection, upto: i64) -> Result<Stats> {
         rows.collect::<rusqlite::Result<_>>().map_err(q)
     };
     let mut s = Stats {
-        total: counts("'all'")?.iter().map(|(_, n)| n).sum(),
+        total: counts("'all'", "'all'")?.iter().map(|(_, n)| n).sum(),
         ..Default::default()
     };
-    for (col, map) in [
-        ("kind", &mut s.by_kind),
-        ("status", &mut s.by_status),
-        ("auth_profile_id", &mut s.by_profile),
+    let name = |col: &str| format!("{col} => (SELECT s FROM idx.names WHERE id = $k)");
+    for (col, on_index, map) in [
+        ("kind", name("kind"), &mut s.by_kind),
+        ("status", name("status"), &mut s.by_status),
+        ("auth_profile_id", name("auth_profile_id"), &mut s.by_profile),
         (
             "coalesce(operator_email, operator_subject)",
+            "operator => (SELECT coalesce(email, subject) FROM idx.operators WHERE id = $k)".into(),
             &mut s.by_operator,
         ),
     ] {
-        for (k, n) in counts(col)? {
+        for (k, n) in counts(col, &on_index)? {
             if let Some(k) = k {
                 map.insert(k, n);
             }

@@ -362,15 +362,12 @@ fn query_index_is_derived_and_never_trusted() {
         .unwrap()
         .seq;
     c.execute(
-        "UPDATE entries SET operator_subject = ?1 WHERE seq = ?2",
-        params![alice.subject, other],
+        "UPDATE entries SET operator = (SELECT operator FROM entries WHERE seq = ?1) WHERE seq = ?2",
+        params![want[0], other],
     )
     .unwrap();
-    c.execute(
-        "UPDATE entries SET operator_subject = 'mallory' WHERE seq = ?1",
-        [want[0]],
-    )
-    .unwrap();
+    c.execute("UPDATE entries SET operator = NULL WHERE seq = ?1", [want[0]])
+        .unwrap();
     let got = seqs(&by_alice);
     assert!(!got.contains(&other), "forged entry listed: {got:?}");
     assert_eq!(got, want[1..]);
