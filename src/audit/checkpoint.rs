@@ -134,14 +134,21 @@ pub fn auto(home: &Home, secrets: &Secrets, log: &AuditLog, seq: i64) -> Result<
     if !due {
         return Ok(false);
     }
+    renew_auto(home, secrets, log)?;
+    Ok(true)
+}
+
+/// Writes the automatic checkpoint of the log's tail now, whenever it was
+/// last made (after a prune, whose receipts an older one may name).
+pub fn renew_auto(home: &Home, secrets: &Secrets, log: &AuditLog) -> Result<()> {
+    let path = home.path(AUTO_FILE);
     let cp = make_checked(home, secrets, log, Some(AUTO_VERIFY_TAIL))?;
     let text = serde_json::to_string_pretty(&cp).expect("checkpoint serializes") + "\n";
     home.write_atomic(AUTO_FILE, text.as_bytes())
         .map_err(|e| AuditError::CannotCheckpoint {
             path: path.clone(),
             why: e.to_string(),
-        })?;
-    Ok(true)
+        })
 }
 
 /// Whether this home has made a checkpoint before: its public key file,

@@ -16,6 +16,7 @@ pub use store::{group, index};
 pub mod checkpoint;
 pub mod identity;
 mod receipt;
+pub mod retention;
 pub mod store;
 mod verify;
 
@@ -107,6 +108,9 @@ pub enum AuditError {
     /// An append did not land as written.
     #[error("{path}: {why}")]
     Tampered { path: PathBuf, why: String },
+    /// `receipts archive`, `prune` or `verify --archive` refused a file.
+    #[error("archive {path}: {why}")]
+    Archive { path: PathBuf, why: String },
 }
 
 impl AuditError {
@@ -154,6 +158,9 @@ impl AuditError {
             }
             AuditError::Foreign { .. } | AuditError::Tampered { .. } => {
                 "someone changed the log's schema: keep a copy of audit.db as evidence, then restore it from a backup, or drop the object with sqlite3 and check the log with craik receipts verify --checkpoint against a checkpoint kept elsewhere".into()
+            }
+            AuditError::Archive { .. } => {
+                "archive with craik receipts archive --until TIME --out FILE, then prune with craik receipts prune --archive FILE; keep the file (and a copy) where the agent cannot write".into()
             }
             AuditError::Time(_) => {
                 "times are RFC 3339 (2026-01-31T12:00:00Z) or relative (30m, 24h, 7d, 2w, 1h30m)".into()
@@ -207,6 +214,17 @@ impl AuditError {
 /// under a temporary name, closed, and moved into place without replacing
 /// anything. Where the file system cannot do that, it is created in place
 /// as before.
+/// A new file at `path`, 0600; an error if something is there already.
+fn create_new_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     // into_temp_path closes it; on failure the temporary name is removed.

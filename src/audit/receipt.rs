@@ -149,10 +149,14 @@ pub enum ReceiptKind {
     StoreLocked,
     /// `craik team join`: this home ships to a team store from now on.
     TeamJoined,
+    /// `craik receipts archive`: a range copied to an archive file.
+    ReceiptsArchived,
+    /// `craik receipts prune`: an archived range deleted from the log.
+    ReceiptsPruned,
 }
 
 impl ReceiptKind {
-    pub const ALL: [ReceiptKind; 22] = [
+    pub const ALL: [ReceiptKind; 24] = [
         ReceiptKind::ProfileAdded,
         ReceiptKind::ProfileRemoved,
         ReceiptKind::SecretMigrated,
@@ -175,6 +179,8 @@ impl ReceiptKind {
         ReceiptKind::StoreUnlocked,
         ReceiptKind::StoreLocked,
         ReceiptKind::TeamJoined,
+        ReceiptKind::ReceiptsArchived,
+        ReceiptKind::ReceiptsPruned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -201,6 +207,8 @@ impl ReceiptKind {
             ReceiptKind::StoreUnlocked => "store_unlocked",
             ReceiptKind::StoreLocked => "store_locked",
             ReceiptKind::TeamJoined => "team_joined",
+            ReceiptKind::ReceiptsArchived => "receipts_archived",
+            ReceiptKind::ReceiptsPruned => "receipts_pruned",
         }
     }
 }

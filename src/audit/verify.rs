@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::chain::{GENESIS, digest_fields, digest_with_seq, hex32, receipt_hash};
+use super::chain::{digest_fields, digest_with_seq, hex32, receipt_hash};
 use super::checkpoint::Checkpoint;
 use super::store::schema::{COLUMNS, last_seq, row_to_receipt};
 use super::{AuditError, AuditLog, Result};
@@ -27,6 +27,10 @@ pub struct VerifyReport {
     pub tail_seq: i64,
     pub tail_hash: String,
     pub checkpoints_checked: usize,
+    /// The last seq archived and pruned (`receipts prune`): the chain in
+    /// the log starts after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived_through: Option<i64>,
     pub damage: Option<Damage>,
     /// Signs of trouble that are not proof (the query index remembering
     /// receipts the log no longer has); `ok` does not depend on them.
@@ -216,8 +220,8 @@ impl AuditLog {
     /// seq 1..=mid on this connection and the rest on a second one, each
     /// in place; the first half must end at the hash the second half
     /// starts from. `None` if anything needs the full check.
-    fn intact_in_halves(&self, max_seq: i64) -> Option<(String, i64)> {
-        let mid = max_seq / 2;
+    fn intact_in_halves(&self, base: (i64, &str), max_seq: i64) -> Option<(String, i64)> {
+        let mid = base.0 + (max_seq - base.0) / 2;
         let at_mid = self.hash_at(mid).ok()??;
         let path = self.path.clone();
         let second = at_mid.clone();
@@ -232,7 +236,7 @@ impl AuditLog {
                 intact_rows(&conn, mid + 1, None, mid + 1, &second)
             });
             // From the start: every row, even one moved below seq 1.
-            let first = intact_rows(&self.conn, i64::MIN, Some(mid), 1, GENESIS);
+            let first = intact_rows(&self.conn, i64::MIN, Some(mid), base.0 + 1, base.1);
             let rest = other.join().ok()?;
             match first {
                 Some((h, _)) if h == at_mid => rest,
@@ -290,30 +294,39 @@ impl AuditLog {
     /// the receipt before them as given (`craik doctor`).
     pub fn verify_tail(&self, n: i64) -> Result<VerifyReport> {
         let max_seq = last_seq(&self.conn).map_err(|e| AuditError::Query(e.to_string()))?;
-        self.verify_from((max_seq - n + 1).max(1), &[])
+        self.verify_from(max_seq - n + 1, &[])
     }
 
     fn verify_from(&self, from: i64, checkpoints: &[Checkpoint]) -> Result<VerifyReport> {
         let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
         let max_seq = last_seq(&self.conn).map_err(q)?;
-        let mut found: Option<Damage> = None;
+        // The chain starts after the ranges archived and pruned, if any
+        // (see retention.rs); their records must chain from seq 1.
+        let archived = self.archived()?;
+        let mut found: Option<Damage> = super::retention::check_records(&archived, None)
+            .and_then(|why| damage(archived.first().map_or(1, |a| a.first_seq), "archived", why));
+        let (base, base_hash) = self.base()?;
+        let from = from.max(base + 1);
+        let whole = from == base + 1;
         let mut expected = from;
-        let mut prev_hash = if from > 1 {
-            self.hash_at(from - 1)?.unwrap_or_default()
+        let mut prev_hash = if whole {
+            base_hash.clone()
         } else {
-            GENESIS.to_string()
+            self.hash_at(from - 1)?.unwrap_or_default()
         };
-        if from == 1 {
+        if whole {
             read_ahead(&self.path);
         }
         // A long, intact log is checked in two halves at once; any doubt,
         // and the sequential pass below finds and names the damage.
-        let fast = if from == 1 && max_seq >= PARALLEL_FROM {
-            self.intact_in_halves(max_seq)
+        let fast = if whole && found.is_none() && max_seq - base >= PARALLEL_FROM {
+            self.intact_in_halves((base, &base_hash), max_seq)
         } else {
             None
         };
-        if let Some((last, next)) = fast {
+        if found.is_some() {
+            // The records of what was pruned are damaged: said above.
+        } else if let Some((last, next)) = fast {
             prev_hash = last;
             expected = next;
         } else {
@@ -324,7 +337,7 @@ impl AuditLog {
                 ))
                 .map_err(q)?;
             // From the start: every row, even one moved below seq 1.
-            let lower = if from == 1 { i64::MIN } else { from };
+            let lower = if whole { i64::MIN } else { from };
             let mut rows = stmt.query([lower]).map_err(q)?;
             while let Some(row) = rows.next().map_err(q)? {
                 // The common case, checked in place without copying the row.
@@ -361,8 +374,9 @@ impl AuditLog {
                         r.seq,
                         "inserted",
                         format!(
-                            "a receipt sits at seq {}, outside the chain (which starts at 1)",
-                            r.seq
+                            "a receipt sits at seq {}, outside the chain (which starts at {})",
+                            r.seq,
+                            base + 1
                         ),
                     );
                     break;
@@ -412,9 +426,33 @@ impl AuditLog {
         }
         let verified = expected - from;
         let mut checked = 0;
+        let mut warnings = Vec::new();
         if found.is_none() {
             for cp in checkpoints {
                 checked += 1;
+                if cp.seq <= base {
+                    // Archived: its hash is the record's when the range
+                    // ended there; otherwise only the archive can tell.
+                    match archived.iter().find(|a| a.last_seq == cp.seq) {
+                        Some(a) if a.last_hash == cp.hash => {}
+                        Some(_) => {
+                            found = damage(
+                                cp.seq,
+                                "modified",
+                                format!(
+                                    "the archived receipt {} has another hash in the log's record of its range than checkpoint {} recorded",
+                                    cp.seq, cp.source
+                                ),
+                            );
+                            break;
+                        }
+                        None => warnings.push(format!(
+                            "checkpoint {} names receipt {}, which was archived and pruned; check it against the archive file",
+                            cp.source, cp.seq
+                        )),
+                    }
+                    continue;
+                }
                 if cp.seq > max_seq {
                     found = damage(
                         max_seq + 1,
@@ -452,8 +490,9 @@ impl AuditLog {
                 String::new()
             },
             checkpoints_checked: checked,
+            archived_through: (base > 0).then_some(base),
             damage: found,
-            warnings: Vec::new(),
+            warnings,
         })
     }
 

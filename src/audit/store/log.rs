@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("../../../migrations/0003_query_index.sql")),
     (4, include_str!("../../../migrations/0004_no_id_index.sql")),
+    (5, include_str!("../../../migrations/0005_archives.sql")),
 ];
 
 /// The schema version this craik writes.

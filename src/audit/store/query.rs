@@ -143,7 +143,9 @@ impl Filter {
                 // policies' own matching for the answer.
                 let plus = if walk { "+" } else { "" };
                 push(
-                    &format!("{plus}$t.auth_profile_id IN (SELECT id FROM idx.names WHERE s GLOB ?)"),
+                    &format!(
+                        "{plus}$t.auth_profile_id IN (SELECT id FROM idx.names WHERE s GLOB ?)"
+                    ),
                     &format!("{plus}$t.auth_profile_id GLOB ?"),
                     &glob_superset(p),
                 );
@@ -185,10 +187,18 @@ impl Filter {
             push(c, c, &b.to_string());
         }
         if let Some(t) = &self.since {
-            push(&format!("$t.created_at >= {MS}"), "$t.created_at >= ?", &ts(t));
+            push(
+                &format!("$t.created_at >= {MS}"),
+                "$t.created_at >= ?",
+                &ts(t),
+            );
         }
         if let Some(t) = &self.until {
-            push(&format!("$t.created_at <= {MS}"), "$t.created_at <= ?", &ts(t));
+            push(
+                &format!("$t.created_at <= {MS}"),
+                "$t.created_at <= ?",
+                &ts(t),
+            );
         }
         (conds, args)
     }
@@ -524,7 +534,11 @@ fn stats_from(tx: &rusqlite::Connection, upto: i64) -> Result<Stats> {
     for (col, on_index, map) in [
         ("kind", name("kind"), &mut s.by_kind),
         ("status", name("status"), &mut s.by_status),
-        ("auth_profile_id", name("auth_profile_id"), &mut s.by_profile),
+        (
+            "auth_profile_id",
+            name("auth_profile_id"),
+            &mut s.by_profile,
+        ),
         (
             "coalesce(operator_email, operator_subject)",
             "operator => (SELECT coalesce(email, subject) FROM idx.operators WHERE id = $k)".into(),

@@ -4,6 +4,7 @@ mod checkpoint;
 mod export;
 mod hash;
 mod list;
+mod retention;
 mod serve;
 mod show;
 mod stats;
@@ -42,6 +43,12 @@ pub enum ReceiptsCommand {
     Verify(verify::Args),
     /// Write a signed checkpoint of the log's current tail.
     Checkpoint(checkpoint::Args),
+    /// Copy the oldest receipts, up to a time or seq, to an archive file
+    /// with a signed record of the range (the log is not changed).
+    Archive(retention::ArchiveArgs),
+    /// Delete from the log the range an archive file holds, after checking
+    /// the file whole against the log; the log keeps the signed record.
+    Prune(retention::PruneArgs),
     /// A read-only web page over the log (timeline, denials, approvals,
     /// use, chain status) on a loopback address, for people.
     Serve(serve::Args),
@@ -95,6 +102,8 @@ pub fn run(cmd: ReceiptsCommand) -> craik::Result<i32> {
         ReceiptsCommand::Export(a) => export::run(ctx, a),
         ReceiptsCommand::Verify(a) => verify::run(ctx, a),
         ReceiptsCommand::Checkpoint(a) => checkpoint::run(ctx, a),
+        ReceiptsCommand::Archive(a) => retention::archive(ctx, a),
+        ReceiptsCommand::Prune(a) => retention::prune(ctx, a),
         ReceiptsCommand::Hash(a) => hash::run(ctx, a),
         ReceiptsCommand::Serve(a) => serve::run(ctx, a),
     }

@@ -12,6 +12,10 @@ pub struct Args {
     /// audit-signing.pub.
     #[arg(long, value_name = "KEY|FILE")]
     pub public_key: Option<String>,
+    /// An archive file written by craik receipts archive, of a range
+    /// since pruned: checked whole and against the log's record of it.
+    #[arg(long, value_name = "FILE")]
+    pub archive: Vec<PathBuf>,
     /// Every chain of the team store instead of this home's log (a
     /// read-only login suffices); --checkpoint then takes team
     /// checkpoints (craik receipts checkpoint --team).
@@ -68,6 +72,7 @@ fn run_team(
 pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
     let Args {
         checkpoint: files,
+        archive: archives,
         public_key,
         team,
         json,
@@ -96,6 +101,20 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
     )?;
     cps.extend(auto.checkpoint);
     let mut report = log.verify(&cps)?;
+    craik::audit::retention::check_files(&log, &archives, trusted.as_deref())?;
+    // The records of pruned ranges, each signed with this home's key.
+    if report.damage.is_none()
+        && trusted.is_some()
+        && let Some(why) =
+            craik::audit::retention::check_records(&log.archived()?, trusted.as_deref())
+    {
+        report.ok = false;
+        report.damage = Some(craik::audit::Damage {
+            seq: 1,
+            what: "archived".into(),
+            detail: why,
+        });
+    }
     report.warnings.extend(auto.warnings);
     // The chain's own damage first; a chain that verifies is still
     // not vouched for when its checkpoint was removed.
@@ -153,8 +172,15 @@ pub fn run(ctx: Context, args: Args) -> craik::Result<i32> {
         };
         errln!("hint: {before}compare the log with a backup, then restore audit.db from it");
     } else {
+        let archived = match report.archived_through {
+            Some(n) => format!(
+                "; receipts 1 to {n} archived and pruned, {} archive file(s) checked",
+                archives.len()
+            ),
+            None => String::new(),
+        };
         outln!(
-            "verified {} receipts; chain intact (tail seq {}, {} checkpoint(s) held)",
+            "verified {} receipts; chain intact (tail seq {}, {} checkpoint(s) held{archived})",
             report.verified,
             report.tail_seq,
             report.checkpoints_checked

@@ -366,8 +366,11 @@ fn query_index_is_derived_and_never_trusted() {
         params![want[0], other],
     )
     .unwrap();
-    c.execute("UPDATE entries SET operator = NULL WHERE seq = ?1", [want[0]])
-        .unwrap();
+    c.execute(
+        "UPDATE entries SET operator = NULL WHERE seq = ?1",
+        [want[0]],
+    )
+    .unwrap();
     let got = seqs(&by_alice);
     assert!(!got.contains(&other), "forged entry listed: {got:?}");
     assert_eq!(got, want[1..]);

@@ -14,6 +14,7 @@ mod index;
 mod keys;
 mod list;
 mod migrations;
+mod retention;
 mod tamper;
 
 use std::fs;
