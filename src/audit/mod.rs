@@ -30,7 +30,7 @@ pub use receipt::{
 pub use store::log::{AUDIT_FILE, AuditLog, SCHEMA_VERSION};
 pub use store::query::{Filter, Stats, parse_time};
 pub use store::{INDEX_NOTICE_FROM, Notice};
-pub use verify::{Damage, VerifyReport};
+pub use verify::{Damage, VerifyReport, archived_checkpoint_warning};
 
 use crate::exit;
 

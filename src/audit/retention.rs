@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 use super::chain::{GENESIS, receipt_hash};
-use super::checkpoint::{sign, signature_verifies};
+use super::checkpoint::{Checkpoint, sign, signature_verifies};
 use super::store::schema::{COLUMNS, row_to_receipt};
 use super::{AuditError, AuditLog, Result};
 use crate::home::Home;
@@ -413,9 +413,17 @@ pub fn prune(log: &mut AuditLog, file: &Path, trusted: &str) -> Result<Archived>
 }
 
 /// The archive files given to `verify`, each checked whole and against
-/// the log's record of its range.
-pub fn check_files(log: &AuditLog, files: &[PathBuf], trusted: Option<&str>) -> Result<()> {
+/// the log's record of its range; and each checkpoint that names a
+/// receipt one of them holds, against that receipt's hash there. Returns
+/// the checkpoints so checked.
+pub fn check_files<'a>(
+    log: &AuditLog,
+    files: &[PathBuf],
+    trusted: Option<&str>,
+    checkpoints: &'a [Checkpoint],
+) -> Result<Vec<&'a Checkpoint>> {
     let in_log = log.archived()?;
+    let mut checked = Vec::new();
     for f in files {
         let recs = check_file(f, trusted)?;
         let own = recs.last().expect("check_file found a record");
@@ -428,6 +436,31 @@ pub fn check_files(log: &AuditLog, files: &[PathBuf], trusted: Option<&str>) -> 
                 ),
             ));
         }
+        let conn = Connection::open_with_flags(
+            f,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| archive_error(f, e.to_string()))?;
+        for cp in checkpoints
+            .iter()
+            .filter(|cp| (own.first_seq..=own.last_seq).contains(&cp.seq))
+        {
+            let hash: String = conn
+                .query_row("SELECT hash FROM receipts WHERE seq = ?1", [cp.seq], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| archive_error(f, e.to_string()))?;
+            if hash != cp.hash {
+                return Err(archive_error(
+                    f,
+                    format!(
+                        "its receipt {} has another hash than checkpoint {} recorded",
+                        cp.seq, cp.source
+                    ),
+                ));
+            }
+            checked.push(cp);
+        }
     }
-    Ok(())
+    Ok(checked)
 }

@@ -45,6 +45,16 @@ fn damage(seq: i64, what: &str, detail: String) -> Option<Damage> {
     })
 }
 
+/// The warning `verify` gives for a checkpoint that names a receipt since
+/// archived and pruned, unless an archive file given checks it
+/// ([`super::retention::check_files`]).
+pub fn archived_checkpoint_warning(cp: &Checkpoint) -> String {
+    format!(
+        "checkpoint {} names receipt {}, which was archived and pruned; give the archive that holds it (--archive FILE) to check it",
+        cp.source, cp.seq
+    )
+}
+
 /// Columns (in `COLUMNS` order) that may not be null.
 const REQUIRED: [usize; 6] = [1, 2, 3, 6, 19, 20];
 
@@ -446,10 +456,7 @@ impl AuditLog {
                             );
                             break;
                         }
-                        None => warnings.push(format!(
-                            "checkpoint {} names receipt {}, which was archived and pruned; check it against the archive file",
-                            cp.source, cp.seq
-                        )),
+                        None => warnings.push(archived_checkpoint_warning(cp)),
                     }
                     continue;
                 }

@@ -154,6 +154,42 @@ fn archive_prune_and_verify_what_remains_against_the_archive() {
         r.stdout
     );
 
+    // A checkpoint kept elsewhere that names a receipt since pruned: only
+    // the archive holding it can check it, and verify says so until given.
+    let a3 = dir.join("archive-3.db");
+    let a3_s = a3.to_str().unwrap();
+    env.run(&["receipts", "archive", "--through", "301", "--out", a3_s])
+        .ok();
+    env.run(&["receipts", "prune", "--archive", a3_s]).ok();
+    let cp_s = external.to_str().unwrap();
+    let r = env.run(&["receipts", "verify", "--checkpoint", cp_s]);
+    r.ok();
+    assert!(
+        r.stderr
+            .contains("names receipt 300, which was archived and pruned"),
+        "{}",
+        r.stderr
+    );
+    let r = env.run(&[
+        "receipts",
+        "verify",
+        "--checkpoint",
+        cp_s,
+        "--archive",
+        a1_s,
+        "--archive",
+        a2_s,
+        "--archive",
+        a3_s,
+    ]);
+    r.ok();
+    assert!(!r.stderr.contains("archived and pruned"), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("receipts 1 to 301 archived"),
+        "{}",
+        r.stdout
+    );
+
     // What an agent with write access to the home could try, and what
     // verify then says.
     let db = env.file("audit.db");
@@ -171,11 +207,11 @@ fn archive_prune_and_verify_what_remains_against_the_archive() {
     };
     // Cut more than was archived, claiming it was.
     tamper(
-        "DELETE FROM receipts WHERE seq <= 260; UPDATE archives SET last_seq = 260, receipts = 50 WHERE last_seq = 250",
+        "DELETE FROM receipts WHERE seq <= 304; UPDATE archives SET last_seq = 304, receipts = 9 WHERE last_seq = 301",
         "archived",
     );
     // Drop the record of a pruned range.
-    tamper("DELETE FROM archives WHERE last_seq = 250", "missing");
+    tamper("DELETE FROM archives WHERE last_seq = 301", "missing");
     // Forge a record in the home's name without its key.
     tamper(
         "UPDATE archives SET archived_at = '2020-01-01T00:00:00.000Z' WHERE last_seq = 200",
