@@ -176,10 +176,11 @@ fn prepare_child(
                     None
                 };
             let mut cmd = new_command(isolation.as_ref())?;
-            if let Some(iso) = isolation {
-                let _in_rt = rt.enter();
-                cmd.hold(iso.start());
-            }
+            let sandbox_socket = isolation.map(|iso| {
+                let (dir, socket) = iso.start();
+                cmd.hold(dir);
+                socket
+            });
             for (k, v) in state.client_env(addr) {
                 cmd.env(k, v);
             }
@@ -193,7 +194,7 @@ fn prepare_child(
                 )?;
             }
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let server = rt.spawn(proxy::serve(listener, state, async {
+            let server = rt.spawn(proxy::serve(listener, sandbox_socket, state, async {
                 let _ = rx.await;
             }));
             proxy_handle = Some((tx, server));

@@ -1015,48 +1015,50 @@ impl Limits {
 /// Serves until `shutdown` resolves, then lets requests in flight finish
 /// and their receipts land. Each accepted connection gets `TCP_NODELAY`
 /// and holds one of the [`MAX_CONNECTIONS`] permits until it closes; past
-/// them it is answered 503 `craik_busy`.
+/// them it is answered 503 `craik_busy`. `sandbox` is a sandbox's socket
+/// ([`super::sandbox::Isolation`]), served like the loopback listener: a
+/// sandboxed child's connection costs this process one descriptor, and
+/// waits on nothing but this loop (a relay that connected onwards to
+/// `listener` held descriptors the proxy then could not accept with).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    sandbox: Option<tokio::net::UnixListener>,
     state: Arc<ProxyState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = Limits::from_env();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let busy = Arc::new(Semaphore::new(BUSY_ANSWERS));
-    let (closing, closing_rx) = watch::channel(false);
+    let admit = Admit {
+        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        busy: Arc::new(Semaphore::new(BUSY_ANSWERS)),
+        limits,
+        state: state.clone(),
+        closing: watch::channel(false),
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    accept_failed(e).await;
-                    continue;
+                Ok((stream, _)) => {
+                    // Streamed events go out as they are written, not when
+                    // the client's delayed ACK lets Nagle's algorithm send
+                    // them.
+                    let _ = stream.set_nodelay(true);
+                    admit.serve(stream);
                 }
+                Err(e) => accept_failed(e).await,
+            },
+            accepted = accept_unix(sandbox.as_ref()) => match accepted {
+                Ok(stream) => admit.serve(stream),
+                Err(e) => accept_failed(e).await,
             },
             () = shutdown.as_mut() => break,
-        };
-        // Streamed events go out as they are written, not when the
-        // client's delayed ACK lets Nagle's algorithm send them.
-        let _ = stream.set_nodelay(true);
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(connection(
-                    stream,
-                    state.clone(),
-                    limits,
-                    permit,
-                    closing_rx.clone(),
-                ));
-            }
-            Err(_) => {
-                if let Ok(permit) = busy.clone().try_acquire_owned() {
-                    tokio::spawn(answer_busy(stream, limits.max_connections, permit));
-                }
-            }
         }
     }
+    drop(sandbox);
+    let Admit {
+        permits, closing, ..
+    } = admit;
+    let closing = closing.0;
     drop(listener);
     // Idle connections close now, the others after their response; each
     // gives its permit back when it ends.
@@ -1075,6 +1077,49 @@ pub async fn serve(
     Ok(())
 }
 
+/// A connection's permit, or a busy answer past the cap.
+struct Admit {
+    permits: Arc<Semaphore>,
+    busy: Arc<Semaphore>,
+    limits: Limits,
+    state: Arc<ProxyState>,
+    closing: (watch::Sender<bool>, watch::Receiver<bool>),
+}
+
+impl Admit {
+    fn serve<S>(&self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(connection(
+                    stream,
+                    self.state.clone(),
+                    self.limits,
+                    permit,
+                    self.closing.1.clone(),
+                ));
+            }
+            Err(_) => {
+                if let Ok(permit) = self.busy.clone().try_acquire_owned() {
+                    tokio::spawn(answer_busy(stream, self.limits.max_connections, permit));
+                }
+            }
+        }
+    }
+}
+
+/// The next connection on a sandbox's socket; with none, never.
+async fn accept_unix(
+    sandbox: Option<&tokio::net::UnixListener>,
+) -> std::io::Result<tokio::net::UnixStream> {
+    match sandbox {
+        Some(l) => l.accept().await.map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
 /// After a failed `accept`: nothing to wait for when one connection
 /// failed; a pause when the process is out of descriptors or memory, so
 /// the loop does not spin until connections close.
@@ -1090,13 +1135,15 @@ async fn accept_failed(e: std::io::Error) {
 
 /// Serves one connection (HTTP/1.1, kept alive) until it closes, times
 /// out waiting for a request head, or the proxy shuts down.
-async fn connection(
-    stream: tokio::net::TcpStream,
+async fn connection<S>(
+    stream: S,
     st: Arc<ProxyState>,
     limits: Limits,
     _permit: OwnedSemaphorePermit,
     mut closing: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let st = st.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(st, req.map(Body::new)).await) }
@@ -1214,7 +1261,10 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for StallLimit<S> {
 /// Tells a connection past the cap that the proxy is busy, and closes it.
 /// What the client sent is read (until it closes, within a second), so
 /// the close does not reset the connection before the answer is read.
-async fn answer_busy(mut stream: tokio::net::TcpStream, cap: usize, _permit: OwnedSemaphorePermit) {
+async fn answer_busy<S>(mut stream: S, cap: usize, _permit: OwnedSemaphorePermit)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = serde_json::json!({"error": {
         "type": "craik_busy",
@@ -1379,7 +1429,12 @@ impl Proxy {
     /// flight finish and their receipts land.
     pub fn serve(self) -> crate::Result<()> {
         self.rt
-            .block_on(serve(self.listener, self.state, self.termination.wait()))
+            .block_on(serve(
+                self.listener,
+                None,
+                self.state,
+                self.termination.wait(),
+            ))
             .map_err(|e| crate::Error::input(format!("the proxy failed: {e}"), "see the receipts"))
     }
 }

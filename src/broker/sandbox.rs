@@ -62,12 +62,12 @@ const SOCKET_NAME: &str = "proxy.sock";
 /// sockets (a D-Bus bus, X11), other hosts and other local services are
 /// out of reach, and the proxy is reached through a relay. Inside, craik
 /// listens on the proxy's own address on the sandbox's loopback and
-/// passes each connection to a Unix socket in `socket_dir` (bound in);
-/// outside, [`Isolation::serve`] passes it on to the proxy.
+/// passes each connection to a Unix socket in `socket_dir` (bound in),
+/// which the proxy serves itself ([`Isolation::start`]).
 pub struct Isolation {
     pub addr: std::net::SocketAddr,
     pub socket_dir: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     listener: tokio::net::UnixListener,
 }
 
@@ -84,53 +84,27 @@ impl Isolation {
         Ok(Isolation {
             addr,
             socket_dir: dir.path().to_path_buf(),
-            _dir: dir,
+            dir,
             listener,
         })
     }
 
-    /// Starts passing each connection from the sandbox to the proxy, on
-    /// the runtime entered; it stops, and the socket's directory is
-    /// removed, when the returned guard is dropped (after the child).
-    pub fn start(self) -> RelayGuard {
-        let Isolation {
-            addr,
-            _dir: dir,
-            listener,
-            ..
-        } = self;
-        let task = tokio::spawn(async move {
-            let listener = &listener;
-            relay(
-                move || async move { listener.accept().await.map(|(s, _)| s) },
-                move |mut inside| async move {
-                    if let Some(mut proxy) = retrying(|| tokio::net::TcpStream::connect(addr)).await
-                    {
-                        let _ = proxy.set_nodelay(true);
-                        let _ = tokio::io::copy_bidirectional(&mut inside, &mut proxy).await;
-                    }
-                },
-            )
-            .await
-        });
-        RelayGuard { _dir: dir, task }
+    /// The socket, for the proxy to serve (`proxy::serve`'s `sandbox`),
+    /// and the directory, removed when the returned guard is dropped
+    /// (after the child).
+    pub fn start(self) -> (SocketDir, tokio::net::UnixListener) {
+        (SocketDir { _dir: self.dir }, self.listener)
     }
 }
 
-/// The relay outside a sandbox, while its child runs ([`Isolation::start`]).
-pub struct RelayGuard {
+/// The sandbox's socket directory, while its child runs
+/// ([`Isolation::start`]).
+pub struct SocketDir {
     _dir: tempfile::TempDir,
-    task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for RelayGuard {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Connections either relay passes at once, as many as the proxy takes
-/// by default: more wait to be accepted (the kernel's backlog holds them).
+/// Connections the relay passes at once, as many as the proxy takes by
+/// default: more wait to be accepted (the kernel's backlog holds them).
 const RELAY_CONNECTIONS: usize = super::proxy::MAX_CONNECTIONS;
 
 /// A failed `accept` (out of descriptors, say): wait a little and go on.
@@ -139,7 +113,7 @@ async fn accept_failed() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 }
 
-/// Both relays' loop: takes each connection `accept` gives (at most
+/// The relay's loop: takes each connection `accept` gives (at most
 /// [`RELAY_CONNECTIONS`] at once; a failed accept waits and goes on) and
 /// passes it to `pass` on a task of its own.
 async fn relay<S, A, P, F>(mut accept: impl FnMut() -> A, pass: P)
