@@ -3,6 +3,10 @@
 # (examples/bench_upstream.rs), measured in one run, alternating:
 #   direct  - the load generator straight at the upstream
 #   craik   - through `craik proxy` with durable receipts (WAL, synchronous=FULL)
+#   craik-tmpfs - the same with its CRAIK_HOME on tmpfs ($TMPFS_DIR, default
+#             /dev/shm; skipped with a note when that is not tmpfs), where an
+#             fdatasync costs nothing: the difference to `craik` is what the
+#             disk adds (the log's fdatasync, the checkpoints' fsyncs)
 #   nginx   - through nginx as a plain reverse proxy (proxy_pass, keepalive)
 #   litellm - through LiteLLM's proxy, when its `litellm` command is found
 #             (LITELLM, PATH, or /opt/litellm/bin/litellm from: python3 -m
@@ -17,7 +21,8 @@
 #   stream     - $STREAMS requests one after another with "stream":true (the
 #                upstream sends 6 events 5 ms apart): time to the first and
 #                to the last byte, medians
-# Also: each target's resident memory after the loads, craik's bytes on
+# Also: each target's resident memory after the loads, the CPU time each
+# craik process used per request in each load (from /proc/PID/stat), craik's bytes on
 # disk per receipt (audit.db and audit-index.db, after `receipts stats`
 # built the index), and the group-commit bound: $CONNS concurrent requests
 # over the durable-receipt cycle (a small write and an fdatasync in
@@ -31,7 +36,7 @@
 #   benches/proxy_load.sh
 # Knobs (environment): DURATION=15s FIXED_DURATION=15s RATES="50 100 1000"
 #   THREADS=2 CONNS=32 FIXED_CONNS=16 STREAMS=50 WARMUP=2s NGINX_WORKERS=auto
-#   UPSTREAM_THREADS=2 LITELLM (its command)
+#   UPSTREAM_THREADS=2 LITELLM (its command) TMPFS_DIR=/dev/shm
 #   BENCH_DIR (parent of the temporary directory; default $TMPDIR or /tmp;
 #   it should be on a real disk, as on tmpfs fsync costs nothing)
 #   CRAIK, UPSTREAM (binaries; default: cargo build --release)
@@ -97,7 +102,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
+    rm -rf "$work" "${tmpfs_work:-}"
 }
 trap cleanup EXIT
 
@@ -132,6 +137,23 @@ wait_file "$work/proxy.json"
 craik_listen=$(jget "$work/proxy.json" listen)
 craik_token=$(jget "$work/proxy.json" token)
 
+# --- the same on tmpfs, when there is one
+TMPFS_DIR=${TMPFS_DIR:-/dev/shm}
+tmpfs_home=""
+if [ -d "$TMPFS_DIR" ] && [ "$(stat -f -c %T "$TMPFS_DIR")" = tmpfs ]; then
+    tmpfs_work=$(mktemp -d "$TMPFS_DIR/craik-proxy-load.XXXXXX")
+    tmpfs_home=$tmpfs_work/home
+    printf %s sk-bench | CRAIK_HOME=$tmpfs_home "$CRAIK" auth add local:bench --kind=keyring-ref \
+        --stdin --base-url "http://127.0.0.1:$uport" >/dev/null
+    CRAIK_HOME=$tmpfs_home "$CRAIK" proxy --profile local:bench --json > "$work/proxy-tmpfs.json" &
+    tmpfs_pid=$!
+    pids+=("$tmpfs_pid")
+    wait_file "$work/proxy-tmpfs.json"
+    tmpfs_note="craik-tmpfs: CRAIK_HOME in $TMPFS_DIR (tmpfs)"
+else
+    tmpfs_note="craik-tmpfs: not run ($TMPFS_DIR is not tmpfs; set TMPFS_DIR)"
+fi
+
 # --- nginx: a plain reverse proxy with upstream keepalive
 nport=$(free_port)
 mkdir -p "$work/nginx"
@@ -161,7 +183,8 @@ http {
 }
 EOF
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
-pids+=($!)
+nginx_pid=$!
+pids+=("$nginx_pid")
 for _ in $(seq 100); do
     curl -sf -o /dev/null "http://127.0.0.1:$nport/models" -H 'authorization: Bearer sk-bench' && break
     sleep 0.1
@@ -170,6 +193,7 @@ done
 # --- LiteLLM's proxy, when it is installed
 LITELLM=${LITELLM:-$(command -v litellm || { [ -x /opt/litellm/bin/litellm ] && echo /opt/litellm/bin/litellm; } || true)}
 targets=(direct craik nginx)
+[ -z "$tmpfs_home" ] || targets=(direct craik craik-tmpfs nginx)
 litellm_note="LiteLLM: not run (no litellm command; python3 -m venv /opt/litellm && /opt/litellm/bin/pip install litellm[proxy])"
 if [ -n "$LITELLM" ]; then
     lport=$(free_port)
@@ -209,6 +233,10 @@ url[direct]="http://127.0.0.1:$uport/chat/completions"
 auth[direct]="Bearer sk-bench"
 url[craik]="http://$craik_listen/chat/completions"
 auth[craik]="Bearer $craik_token"
+if [ -n "$tmpfs_home" ]; then
+    url[craik-tmpfs]="http://$(jget "$work/proxy-tmpfs.json" listen)/chat/completions"
+    auth[craik-tmpfs]="Bearer $(jget "$work/proxy-tmpfs.json" token)"
+fi
 url[nginx]="http://127.0.0.1:$nport/chat/completions"
 auth[nginx]="Bearer sk-bench"
 url[litellm]="http://127.0.0.1:${lport:-0}/chat/completions"
@@ -248,28 +276,40 @@ note_craik() { # note_craik TARGET COMPLETED BEFORE
     fi
 }
 
+declare -A target_pid=([craik]=$proxy_pid [craik-tmpfs]=${tmpfs_pid:-0})
+cpu_ticks() { # cpu_ticks TARGET: user+system clock ticks of its craik process so far (0 if none)
+    local p=${target_pid[$1]:-0}
+    if [ "$p" = 0 ]; then echo 0; return; fi
+    awk '{print $14 + $15}' "/proc/$p/stat"
+}
+hz=$(getconf CLK_TCK)
+
 run_wrk() { # run_wrk TARGET DURATION LABEL
-    local t=$1 before out
+    local t=$1 before out ticks
     before=$(upstream_served)
+    ticks=$(cpu_ticks "$t")
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"$2" -s "$work/$t.lua" "${url[$t]}")
+    ticks=$(($(cpu_ticks "$t") - ticks))
     local line
     line=$(grep '^RESULT ' <<<"$out") || { echo "$out" >&2; exit 1; }
     read -r _ n dur p50 p99 non2xx errs <<<"$line"
     note_craik "$t" "$n" "$before"
     if [ "$3" != warmup ]; then
-        echo "{\"target\":\"$t\",\"load\":\"throughput\",\"requests\":$n,\"duration_us\":$dur,\"p50_us\":$p50,\"p99_us\":$p99,\"non2xx\":$non2xx,\"errors\":$errs}" >> "$results"
+        echo "{\"target\":\"$t\",\"load\":\"throughput\",\"requests\":$n,\"duration_us\":$dur,\"p50_us\":$p50,\"p99_us\":$p99,\"non2xx\":$non2xx,\"errors\":$errs,\"cpu_s\":$(python3 -c "print($ticks / $hz)")}" >> "$results"
     fi
     echo "   $t $3: $n requests in $((dur / 1000)) ms, p50 ${p50} us, p99 ${p99} us, non-2xx $non2xx, socket errors $errs" >&2
 }
 
 run_oha() { # run_oha TARGET RATE
-    local t=$1 before
+    local t=$1 before ticks
     before=$(upstream_served)
+    ticks=$(cpu_ticks "$t")
     oha -z "$FIXED_DURATION" -c "$FIXED_CONNS" -q "$2" --latency-correction -w \
         --no-tui --output-format json -m POST -T application/json \
         -H "authorization: ${auth[$t]}" -d "$body" "${url[$t]}" > "$work/$t.oha.json"
+    ticks=$(($(cpu_ticks "$t") - ticks))
     local line
-    line=$(python3 - "$work/$t.oha.json" "$t" "$2" <<'EOF'
+    line=$(python3 - "$work/$t.oha.json" "$t" "$2" "$(python3 -c "print($ticks / $hz)")" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 codes = d.get("statusCodeDistribution") or {}
@@ -280,7 +320,8 @@ s, p = d["summary"], d["latencyPercentiles"]
 print(ok + bad, json.dumps({
     "target": sys.argv[2], "load": "fixed", "rate": float(sys.argv[3]), "requests": ok + bad,
     "rps": s["requestsPerSec"], "p50_us": p["p50"] * 1e6, "p99_us": p["p99"] * 1e6,
-    "p999_us": p["p99.9"] * 1e6, "non2xx": bad, "errors": errs}))
+    "p999_us": p["p99.9"] * 1e6, "max_us": s["slowest"] * 1e6, "non2xx": bad, "errors": errs,
+    "cpu_s": float(sys.argv[4])}))
 EOF
 )
     local n=${line%% *}
@@ -329,7 +370,6 @@ for t in "${targets[@]}"; do
     note_craik "$t" 1 "$before"
 done
 
-nginx_pid=${pids[2]}
 nginx_workers_n=$(pgrep -P "$nginx_pid" | wc -l)
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "== craik: $build" >&2
@@ -350,6 +390,9 @@ upstream_pid=${pids[0]}
 {
     echo "{\"target\":\"direct\",\"load\":\"rss\",\"kib\":$(rss_kib "$upstream_pid")}"
     echo "{\"target\":\"craik\",\"load\":\"rss\",\"kib\":$(rss_kib "$proxy_pid")}"
+    if [ -n "$tmpfs_home" ]; then
+        echo "{\"target\":\"craik-tmpfs\",\"load\":\"rss\",\"kib\":$(rss_kib "$tmpfs_pid")}"
+    fi
     echo "{\"target\":\"nginx\",\"load\":\"rss\",\"kib\":$(rss_kib "$nginx_pid")}"
     if [ -n "${litellm_pid:-}" ]; then
         echo "{\"target\":\"litellm\",\"load\":\"rss\",\"kib\":$(rss_kib "$litellm_pid")}"
@@ -377,6 +420,12 @@ EOF
 kill -TERM "$proxy_pid"
 wait "$proxy_pid" || true
 "$CRAIK" receipts verify --json > "$work/verify.json" || true
+echo '{}' > "$work/verify-tmpfs.json"
+if [ -n "$tmpfs_home" ]; then
+    kill -TERM "$tmpfs_pid"
+    wait "$tmpfs_pid" || true
+    CRAIK_HOME=$tmpfs_home "$CRAIK" receipts verify --json > "$work/verify-tmpfs.json" || true
+fi
 "$CRAIK" receipts stats --json > "$work/stats.json"
 disk_bytes=$(du -cb "$CRAIK_HOME"/audit.db* "$CRAIK_HOME"/audit-index.db* 2>/dev/null | tail -n1 | cut -f1)
 log_bytes=$(du -cb "$CRAIK_HOME"/audit.db* 2>/dev/null | tail -n1 | cut -f1)
@@ -384,11 +433,11 @@ log_bytes=$(du -cb "$CRAIK_HOME"/audit.db* 2>/dev/null | tail -n1 | cut -f1)
 python3 - "$results" "$work/verify.json" "$work/stats.json" \
     "$craik_client" "$craik_served" "$craik_runs" "$CONNS" "$FIXED_CONNS" \
     "$THREADS" "$DURATION" "$FIXED_DURATION" "$NGINX_WORKERS" "$nginx_workers_n" \
-    "$disk_bytes" "$log_bytes" "$STREAMS" "$litellm_note" <<'EOF'
+    "$disk_bytes" "$log_bytes" "$STREAMS" "$litellm_note" "$work/verify-tmpfs.json" "$tmpfs_note" <<'EOF'
 import json, sys
 (res_f, verify_f, stats_f, client, served, runs, conns, fconns,
  threads, duration, fduration, nginx_w, nginx_n, disk_bytes, log_bytes, streams,
- litellm_note) = sys.argv[1:]
+ litellm_note, verify_tmpfs_f, tmpfs_note) = sys.argv[1:]
 client, served, runs, conns, fconns = map(int, (client, served, runs, conns, fconns))
 disk_bytes, log_bytes = int(disk_bytes or 0), int(log_bytes or 0)
 rows = [json.loads(l) for l in open(res_f)]
@@ -398,7 +447,7 @@ st = {r["target"]: r for r in rows if r["load"] == "stream"}
 rss = {r["target"]: r["kib"] for r in rows if r["load"] == "rss"}
 fsync_us = next(r["p50_us"] for r in rows if r["load"] == "fsync")
 rates = sorted({r for (_, r) in fx})
-targets = [t for t in ("direct", "craik", "nginx", "litellm") if t in tp]
+targets = [t for t in ("direct", "craik", "craik-tmpfs", "nginx", "litellm") if t in tp]
 for r in tp.values():
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
 
@@ -409,6 +458,7 @@ def sus(v):
     return ("+" if v >= 0 else "−") + us(abs(v))
 
 names = {"direct": "upstream alone", "craik": "craik proxy (durable receipts)",
+         "craik-tmpfs": "craik proxy, CRAIK_HOME on tmpfs",
          "nginx": f"nginx (worker_processes {nginx_w}: {nginx_n})", "litellm": "LiteLLM proxy"}
 print(f"| target | req/s (wrk -t{threads} -c{conns} -d{duration}) | p50 | p99 | resident |")
 print("| --- | ---: | ---: | ---: | ---: |")
@@ -460,6 +510,28 @@ ratio = tp["craik"]["rps"] / tp["nginx"]["rps"]
 print(f"- craik's throughput is {ratio:.2f}× nginx's and {tp['craik']['rps'] / tp['direct']['rps']:.2f}× the upstream alone"
       + (f"; {tp['craik']['rps'] / tp['litellm']['rps']:.1f}× LiteLLM's" if "litellm" in tp else ""))
 print(f"- {litellm_note}")
+print(f"- {tmpfs_note}")
+print()
+print("Where craik's added time goes: the same loads with CRAIK_HOME on disk and on tmpfs"
+      " (no fdatasync cost), craik's CPU time per request, and the slowest request:")
+print()
+print("| load | CRAIK_HOME | added p50 | added p99 | added p99.9 | slowest (upstream alone) | craik CPU per request |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+for t in ("craik", "craik-tmpfs"):
+    if t not in tp:
+        continue
+    home = "tmpfs" if t == "craik-tmpfs" else "disk"
+    for rate in rates:
+        b, d = fx[(t, rate)], fx[("direct", rate)]
+        print(f"| {rate:,.0f} req/s | {home} | {sus(b['p50_us'] - d['p50_us'])} | {sus(b['p99_us'] - d['p99_us'])} | "
+              f"{sus(b['p999_us'] - d['p999_us'])} | {us(b['max_us'])} ({us(d['max_us'])}) | "
+              f"{us(b['cpu_s'] * 1e6 / max(b['requests'], 1))} |")
+    a = tp[t]
+    print(f"| wrk -c{conns} | {home} | {sus(a['p50_us'] - tp['direct']['p50_us'])} | {sus(a['p99_us'] - tp['direct']['p99_us'])} | - | - | "
+          f"{us(a['cpu_s'] * 1e6 / max(a['requests'], 1))} ({a['cpu_s'] / (a['duration_us'] / 1e6):.2f} cores at {a['rps']:,.0f} req/s) |")
+vt = json.load(open(verify_tmpfs_f))
+if vt:
+    print(f"- craik-tmpfs's log: `craik receipts verify` {'clean' if vt.get('ok') else 'FAILED'} ({vt.get('verified')} receipts)")
 verify = json.load(open(verify_f))
 started, finished = kinds.get("call.started", 0), kinds.get("call.finished", 0)
 # Requests craik accepted = call.started receipts. Each must get exactly one
@@ -484,5 +556,5 @@ if not bounds_ok:
 count_ok = pairs_ok and bounds_ok
 bad = sum(r.get("non2xx", 0) + r.get("errors", 0) for r in rows)
 print(f"- non-2xx responses and socket errors over all runs: {bad}")
-sys.exit(0 if verify.get("ok") and count_ok and bad == 0 else 1)
+sys.exit(0 if verify.get("ok") and (not vt or vt.get("ok")) and count_ok and bad == 0 else 1)
 EOF
