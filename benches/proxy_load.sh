@@ -219,7 +219,7 @@ EOF
     done
     if curl -sf -o /dev/null "http://127.0.0.1:$lport/health/liveliness"; then
         targets+=(litellm)
-        litellm_note="$("$LITELLM" --version 2>/dev/null | tail -n1 || echo "LiteLLM: unknown version")"
+        litellm_note="LiteLLM $("$LITELLM" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true)"
     else
         litellm_note="LiteLLM: did not start (see its log); not run"
         tail -n 20 "$work/litellm.log" >&2 || true
@@ -406,14 +406,17 @@ import json, os, statistics, sys, time
 path = os.path.join(sys.argv[1], "fsync-probe")
 fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
 times = []
-for i in range(300):
+for i in range(2000):
     t = time.perf_counter()
     os.pwrite(fd, b"x" * 512, (i % 64) * 512)
     os.fdatasync(fd)
     times.append(time.perf_counter() - t)
 os.close(fd)
 os.unlink(path)
-print(json.dumps({"target": "disk", "load": "fsync", "p50_us": statistics.median(times) * 1e6}))
+times.sort()
+print(json.dumps({"target": "disk", "load": "fsync", "p50_us": statistics.median(times) * 1e6,
+    "p99_us": times[int(len(times) * 0.99)] * 1e6, "p999_us": times[int(len(times) * 0.999)] * 1e6,
+    "max_us": times[-1] * 1e6}))
 EOF
 
 # --- stop craik (in-flight receipts land on SIGTERM), then check the log
@@ -445,7 +448,8 @@ tp = {r["target"]: r for r in rows if r["load"] == "throughput"}
 fx = {(r["target"], r["rate"]): r for r in rows if r["load"] == "fixed"}
 st = {r["target"]: r for r in rows if r["load"] == "stream"}
 rss = {r["target"]: r["kib"] for r in rows if r["load"] == "rss"}
-fsync_us = next(r["p50_us"] for r in rows if r["load"] == "fsync")
+fsync = next(r for r in rows if r["load"] == "fsync")
+fsync_us = fsync["p50_us"]
 rates = sorted({r for (_, r) in fx})
 targets = [t for t in ("direct", "craik", "craik-tmpfs", "nginx", "litellm") if t in tp]
 for r in tp.values():
@@ -506,6 +510,8 @@ bound = conns / (fsync_us / 1e6)
 print(f"- group-commit bound: {conns} concurrent requests / a {us(fsync_us)} durable-receipt cycle "
       f"(fdatasync p50, this run) = {bound:,.0f} req/s; craik's {tp['craik']['rps']:,.0f} req/s is "
       f"{tp['craik']['rps'] / bound:.2f}× it; target ≥ 0.6: {verdict(tp['craik']['rps'] >= 0.6 * bound)}")
+print(f"- the disk under CRAIK_HOME: a 512-byte write and fdatasync, 2,000 times: p50 {us(fsync_us)}, "
+      f"p99 {us(fsync['p99_us'])}, p99.9 {us(fsync['p999_us'])}, slowest {us(fsync['max_us'])}")
 ratio = tp["craik"]["rps"] / tp["nginx"]["rps"]
 print(f"- craik's throughput is {ratio:.2f}× nginx's and {tp['craik']['rps'] / tp['direct']['rps']:.2f}× the upstream alone"
       + (f"; {tp['craik']['rps'] / tp['litellm']['rps']:.1f}× LiteLLM's" if "litellm" in tp else ""))

@@ -16,8 +16,9 @@
 //!   committer refuses every later receipt (after a failed `fdatasync` the
 //!   kernel's page cache can no longer be trusted to reach the disk);
 //! - the **checkpointer** copies the WAL back into `audit.db` (a `PASSIVE`
-//!   checkpoint on its own connection) every 50 ms while receipts arrive,
-//!   so the bulk of checkpointing leaves the path of a call. The writer
+//!   checkpoint on its own connection) once [`CHECKPOINT_COMMITS`] commits
+//!   have gathered or receipts pause (it looks every 50 ms), so the bulk
+//!   of checkpointing leaves the path of a call. The writer
 //!   keeps SQLite's own automatic checkpoint as a backstop at 10,000
 //!   frames. The same thread brings the query index ([`super::index`]) up
 //!   to date in bulk, so the writer never does.
@@ -77,6 +78,16 @@ const REJOIN_WAIT: Duration = Duration::from_micros(200);
 const LOOP_SYNC_WAIT: Duration = Duration::from_micros(300);
 /// How often the checkpointer runs while receipts arrive.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// Commits the checkpointer lets gather in the WAL before it copies them
+/// into `audit.db` while receipts keep coming (when a round sees none, it
+/// copies whatever is there). Each checkpoint costs two `fsync`s (the WAL,
+/// then `audit.db`) and, once it caught up with the writer, a third on the
+/// writer's thread when its next commit starts the WAL over: at a steady
+/// 50 requests/s, checkpointing every round made that 40-60 `fsync`s a
+/// second beside the 100 `fdatasync`s the receipts need, and the calls
+/// queued behind them (docs/benchmarks.md). Under load a round sees more
+/// than this anyway, so it changes nothing there.
+const CHECKPOINT_COMMITS: u64 = 256;
 /// The query index is brought up to date when a checkpointer round saw no
 /// commit, and at least this often while receipts keep coming: in bulk,
 /// so that many receipts share each index page, and away from the commits
@@ -672,6 +683,8 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
     let mut conn: Option<(rusqlite::Connection, bool)> = None;
     let mut indexed_at = Instant::now();
     let mut unindexed = false;
+    // Commits not yet checkpointed.
+    let mut gathered: u64 = 0;
     loop {
         let stopping = !matches!(
             stop.recv_timeout(CHECKPOINT_EVERY),
@@ -679,7 +692,8 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
         );
         let commits = shared.commits.swap(0, Ordering::Relaxed);
         unindexed |= commits > 0;
-        if commits == 0 && !unindexed {
+        gathered += commits;
+        if commits == 0 && !unindexed && gathered == 0 {
             if stopping {
                 return;
             }
@@ -717,7 +731,11 @@ fn checkpointer(stop: mpsc::Receiver<()>, shared: Arc<Shared>) {
         // automatic checkpoint remains.
         if let Some((c, indexed)) = &conn {
             // (busy, frames in the WAL, frames copied)
-            let checkpointed = commits > 0
+            let due = gathered > 0 && (gathered >= CHECKPOINT_COMMITS || commits == 0 || stopping);
+            if due {
+                gathered = 0;
+            }
+            let checkpointed = due
                 && c.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
                 })
