@@ -1013,8 +1013,8 @@ impl Limits {
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish
-/// and their receipts land. Each accepted connection gets `TCP_NODELAY`
-/// and holds one of the [`MAX_CONNECTIONS`] permits until it closes; past
+/// and their receipts land. Each accepted connection (loopback ones with
+/// `TCP_NODELAY`) holds one of the [`MAX_CONNECTIONS`] permits until it closes; past
 /// them it is answered 503 `craik_busy`. `sandbox` is a sandbox's socket
 /// ([`super::sandbox::Isolation`]), served like the loopback listener: a
 /// sandboxed child's connection costs this process one descriptor, and

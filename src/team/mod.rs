@@ -631,6 +631,28 @@ pub fn join(ctx: &mut Context, url: &str, opts: JoinOptions) -> crate::Result<Jo
             hex::encode(b)
         }
     };
+    // A chain in the store starts at receipt 1: a home whose oldest
+    // receipts were archived and pruned before it joined could never ship
+    // them, and its backlog would grow until it stopped every call.
+    if !reader {
+        let (pruned, _) = ctx.audit()?.0.base()?;
+        let stored = match &existing {
+            Some(_) => match db.head(&home_id) {
+                Ok((seq, _)) => seq,
+                Err(TeamError::NotRegistered(_)) => 0,
+                Err(e) => return Err(e.into()),
+            },
+            None => 0,
+        };
+        if stored < pruned {
+            return Err(crate::Error::input(
+                format!(
+                    "this home's receipts 1 to {pruned} were archived and pruned, and a home's chain in the team store starts at receipt 1"
+                ),
+                "join from a home whose log was never pruned (a new CRAIK_HOME); this one's log and archives still verify with craik receipts verify --archive FILE",
+            ));
+        }
+    }
     let head = if reader {
         // Reads at least something, so a login without the reader role
         // is found now, not at the first query.
@@ -709,16 +731,22 @@ fn ship_to(ctx: &mut Context, c: &TeamConfig, st: &mut ShipState) -> crate::Resu
     let mut db = open(&ctx.secrets, c)?;
     let (mut head, head_hash) = db.head(&c.home_id)?;
     let log = ctx.audit()?;
-    // The store's head must be this log's receipt at that seq.
+    // The store's head must be this log's receipt at that seq (or, when
+    // it is the last one pruned, the archive record's hash of it).
     if head > 0 {
-        let mine = log
-            .0
-            .get(&head.to_string())
-            .map_err(|e| TeamError::Diverged {
-                seq: head,
-                why: format!("this log has no receipt {head}: {e}"),
-            })?;
-        if mine.hash != head_hash {
+        let (pruned, pruned_hash) = log.0.base()?;
+        let mine = if head == pruned {
+            pruned_hash
+        } else {
+            log.0
+                .get(&head.to_string())
+                .map_err(|e| TeamError::Diverged {
+                    seq: head,
+                    why: format!("this log has no receipt {head}: {e}"),
+                })?
+                .hash
+        };
+        if mine != head_hash {
             return Err(TeamError::Diverged {
                 seq: head,
                 why: "the hashes differ".into(),

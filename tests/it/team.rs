@@ -511,6 +511,78 @@ fn homes_ship_their_own_chains_and_nobody_rewrites_them() {
     assert_eq!(m.json()["verified"], true);
 }
 
+/// A home whose oldest receipts were archived and pruned cannot give the
+/// team store a chain from receipt 1: `team join` refuses it (exit 1),
+/// registers nothing and writes no team.json, instead of joining a chain
+/// it could never ship (its backlog would then stop every call).
+#[test]
+fn a_pruned_home_is_refused_at_join() {
+    let pg = Pg::start();
+    init(&pg);
+    let pw = pg.login("dora", "craik_writer");
+    let env = home_with_receipts(4);
+    let archive = env.dir.path().join("archive.db");
+    let archive = archive.to_str().unwrap();
+    env.run(&["receipts", "archive", "--through", "3", "--out", archive])
+        .ok();
+    env.run(&["receipts", "prune", "--archive", archive]).ok();
+    let r = join(&env, &pg, "dora", &pw);
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("receipts 1 to 3 were archived and pruned"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("hint: join from a home"), "{r:?}");
+    assert!(!env.home.join("team.json").exists());
+    assert_eq!(pg.admin("SELECT count(*) FROM craik_homes"), "0");
+    // A home that was never pruned joins as before.
+    join(&home_with_receipts(1), &pg, "dora", &pw).ok();
+    assert_eq!(pg.admin("SELECT count(*) FROM craik_homes"), "1");
+}
+
+/// A member prunes what the store already holds while the server is
+/// down, through the store's head exactly: when the server is back, its
+/// chain goes on from there (the store's head is checked against the
+/// archive record's hash, the receipt itself being gone from the log).
+#[test]
+fn a_member_pruned_up_to_the_stores_head_ships_on() {
+    let pg = Pg::start();
+    init(&pg);
+    let pw = pg.login("erin", "craik_writer");
+    let env = home_with_receipts(3);
+    join(&env, &pg, "erin", &pw).ok();
+    env.run(&["auth", "check", "openai:t"]).ok();
+    let (_, s) = status(&env);
+    assert_eq!(s["backlog"], 0, "{s}");
+    let head = local_tail(&env);
+    pg.kill();
+    env.run(&["auth", "check", "openai:t"]).ok();
+    let archive = env.dir.path().join("archive.db");
+    let archive = archive.to_str().unwrap();
+    env.run(&[
+        "receipts",
+        "archive",
+        "--through",
+        &head.to_string(),
+        "--out",
+        archive,
+    ])
+    .ok();
+    env.run(&["receipts", "prune", "--archive", archive]).ok();
+    pg.start_server();
+    env.run(&["auth", "check", "openai:t"]).ok();
+    let (code, s) = status(&env);
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["backlog"], 0, "{s}");
+    let rows: i64 = pg
+        .admin("SELECT count(*) FROM craik_receipts")
+        .parse()
+        .unwrap();
+    assert_eq!(rows, local_tail(&env));
+    env.run(&["receipts", "verify", "--team"]).ok();
+}
+
 #[test]
 fn a_server_down_and_back_loses_and_duplicates_nothing() {
     let pg = Pg::start();
