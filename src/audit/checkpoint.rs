@@ -241,12 +241,15 @@ fn make_checked(
         path: log.path().to_path_buf(),
         why: "the log is empty; there is nothing to checkpoint".into(),
     })?;
-    // Never sign a damaged log.
+    // Never sign a damaged log, nor one whose pruned ranges' records are
+    // not this key's own (one planted in audit.db with receipts deleted).
+    let key = signing_key(secrets)?;
+    let public_key = B64.encode(key.verifying_key().to_bytes());
     let report = match tail {
         None => log.verify(&[])?,
         Some(n) => log.verify_tail(n)?,
     };
-    if let Some(d) = report.damage {
+    if let Some(d) = report.damage.or(log.archived_damage(&public_key)?) {
         return Err(AuditError::CannotCheckpoint {
             path: log.path().to_path_buf(),
             why: format!(
@@ -255,10 +258,8 @@ fn make_checked(
             ),
         });
     }
-    let key = signing_key(secrets)?;
     let created_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     let sig = key.sign(&signed_message(seq, &hash, &created_at));
-    let public_key = B64.encode(key.verifying_key().to_bytes());
     home.write_atomic(PUBLIC_KEY_FILE, format!("{public_key}\n").as_bytes())
         .map_err(|e| AuditError::CannotCheckpoint {
             path: home.path(PUBLIC_KEY_FILE),

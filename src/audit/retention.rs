@@ -135,6 +135,39 @@ impl AuditLog {
         records(&self.conn).map_err(|e| AuditError::Query(e.to_string()))
     }
 
+    /// The damage when the records of the ranges pruned from this log are
+    /// not each signed with `trusted` (the home's checkpoint key): without
+    /// that check a record anyone could write into audit.db would vouch
+    /// for receipts deleted with it. `verify` alone checks only that the
+    /// records chain.
+    pub fn archived_damage(&self, trusted: &str) -> Result<Option<super::Damage>> {
+        Ok(
+            check_records(&self.archived()?, Some(trusted)).map(|why| super::Damage {
+                seq: 1,
+                what: "archived".into(),
+                detail: why,
+            }),
+        )
+    }
+
+    /// [`AuditLog::verify`], and with `trusted` the records of the ranges
+    /// pruned signed with it ([`AuditLog::archived_damage`]).
+    pub fn verify_signed(
+        &self,
+        checkpoints: &[Checkpoint],
+        trusted: Option<&str>,
+    ) -> Result<super::VerifyReport> {
+        let mut report = self.verify(checkpoints)?;
+        if report.damage.is_none()
+            && let Some(key) = trusted
+            && let Some(d) = self.archived_damage(key)?
+        {
+            report.ok = false;
+            report.damage = Some(d);
+        }
+        Ok(report)
+    }
+
     /// Where the chain in this log starts from: the last pruned seq and
     /// its hash, or (0, the genesis hash).
     pub fn base(&self) -> Result<(i64, String)> {
@@ -217,6 +250,16 @@ pub fn archive(
         signature: String::new(),
     };
     let (public_key, signature) = sign(home, secrets, &record.message())?;
+    // The earlier records, which the archive copies, signed with this key.
+    if let Some(d) = log.archived_damage(&public_key)? {
+        return Err(archive_error(
+            log.path(),
+            format!(
+                "the log is damaged ({}); craik will not archive it",
+                d.detail
+            ),
+        ));
+    }
     record.public_key = public_key;
     record.signature = signature;
 

@@ -615,7 +615,7 @@ fn chain(ctx: &mut Context) -> crate::Result<Reply> {
         ),
         Err(e) => (Vec::new(), None, Some(e), Vec::new()),
     };
-    let report = log.verify(&cps)?;
+    let report = log.verify_signed(&cps, trusted.as_deref())?;
     let ok = report.ok && missing.is_none() && auto_err.is_none();
     let body = html! {
         h1 { "Chain" }

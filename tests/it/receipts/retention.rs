@@ -217,4 +217,38 @@ fn archive_prune_and_verify_what_remains_against_the_archive() {
         "UPDATE archives SET archived_at = '2020-01-01T00:00:00.000Z' WHERE last_seq = 200",
         "archived",
     );
+    // Plant a record of a range never archived, chaining on, and delete
+    // the receipts it claims. Verify says so; and neither a new checkpoint
+    // nor an archive is signed over it (before, `receipts checkpoint`
+    // would have vouched for the cut log, and the audit page called it
+    // verified).
+    let plant = "INSERT INTO archives (first_seq, last_seq, prev_hash, last_hash, receipts, archived_at, public_key, signature) \
+         SELECT 302, t.seq - 3, a.last_hash, (SELECT hash FROM receipts WHERE seq = t.seq - 3), t.seq - 304, '2026-01-01T00:00:00.000Z', a.public_key, a.signature \
+         FROM archives a, (SELECT max(seq) AS seq FROM receipts) t WHERE a.last_seq = 301; \
+         DELETE FROM receipts WHERE seq <= (SELECT max(seq) - 3 FROM receipts);";
+    tamper(plant, "archived");
+    let r = env.run(&[
+        "receipts",
+        "checkpoint",
+        "--out",
+        dir.join("cp-after.json").to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("craik will not sign it"), "{r:?}");
+    assert!(!dir.join("cp-after.json").exists());
+    let tail: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT max(seq) FROM receipts", [], |r| r.get(0))
+        .unwrap();
+    let through = (tail - 1).to_string();
+    let r = env.run(&[
+        "receipts",
+        "archive",
+        "--through",
+        &through,
+        "--out",
+        dir.join("archive-4.db").to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("craik will not archive it"), "{r:?}");
 }
