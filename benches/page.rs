@@ -107,7 +107,7 @@ fn main() {
     for _ in 0..21 {
         let t = Instant::now();
         let mut st = raw
-            .prepare_cached("SELECT * FROM receipts ORDER BY seq DESC LIMIT 100")
+            .prepare_cached("SELECT * FROM receipt_rows ORDER BY seq DESC LIMIT 100")
             .unwrap();
         let n = st.query_map([], |_| Ok(())).unwrap().count();
         assert_eq!(n, 100);

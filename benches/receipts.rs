@@ -79,29 +79,34 @@ fn raw_reference(dir: &Path, key: &AuditKey, n: usize) -> f64 {
     let start = Instant::now();
     let tx = conn.unchecked_transaction().unwrap();
     {
-        let mut st = tx.prepare("INSERT INTO receipts (seq,id,created_at,kind,run_id,status,auth_profile_id,auth_kind,auth_identity_hash,provider_family,operator_subject,operator_issuer,operator_email,operator_groups,operator_identity_hash,details,prev_hash,hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)").unwrap();
+        // Compact rows as craik stores them (schema 6): texts as the ids
+        // of atoms, id and hash as bytes, the time as milliseconds (the
+        // details whole, as text).
+        let mut st = tx.prepare("INSERT INTO receipt_rows (seq,id,created_at,kind,run_id,status,auth_profile_id,auth_kind,auth_identity_hash,provider_family,operator_subject,operator_issuer,operator_email,operator_groups,operator_identity_hash,tmpl,details,prev_hash,hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)").unwrap();
         for i in 0..n {
             let r = sample(key, i);
-            let op = r.operator.unwrap();
+            let details = serde_json::to_string(&r.details).unwrap();
+            let atom = |s: &str| (s.len() % 200) as i64 + 3;
             st.execute(rusqlite::params![
                 i as i64 + 1,
-                format!("rcpt_{i:024}"),
-                "2026-11-22T00:00:00.000Z",
-                r.kind.as_str(),
-                r.run_id,
-                r.status.as_str(),
-                r.auth_profile_id,
-                r.auth_kind,
-                r.auth_identity_hash,
-                r.provider_family,
-                op.subject,
-                op.issuer,
-                op.email,
-                "[\"devs\"]",
-                op.identity_hash,
-                serde_json::to_string(&r.details).unwrap(),
-                "0".repeat(64),
-                "0".repeat(64),
+                vec![0u8; 12],
+                1_795_305_600_000i64,
+                atom(r.kind.as_str()),
+                r.run_id.as_deref().map(atom),
+                atom(r.status.as_str()),
+                r.auth_profile_id.as_deref().map(atom),
+                r.auth_kind.as_deref().map(atom),
+                r.auth_identity_hash.as_deref().map(atom),
+                r.provider_family.as_deref().map(atom),
+                10,
+                11,
+                12,
+                13,
+                14,
+                15,
+                details,
+                None::<i64>,
+                vec![0u8; 32],
             ])
             .unwrap();
         }

@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use super::chain::{GENESIS, receipt_hash};
 use super::checkpoint::{Checkpoint, sign, signature_verifies};
+use super::store::compact::{self, Atoms, Decoder};
 use super::store::schema::{COLUMNS, row_to_receipt};
 use super::{AuditError, AuditLog, Result};
 use crate::home::Home;
@@ -295,14 +296,7 @@ pub fn archive(
         )
         .map_err(q)?;
         insert_record(&tx, "main", &record).map_err(q)?;
-        let copied = tx
-            .execute(
-                &format!(
-                    "INSERT INTO main.receipts ({COLUMNS}) SELECT {COLUMNS} FROM log.receipts WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq"
-                ),
-                [record.first_seq, record.last_seq],
-            )
-            .map_err(q)?;
+        let copied = copy_rows(&tx, record.first_seq, record.last_seq).map_err(q)?;
         tx.commit().map_err(q)?;
         conn.execute("DETACH DATABASE log", []).map_err(q)?;
         if copied as i64 != record.receipts {
@@ -320,6 +314,31 @@ pub fn archive(
     // Read back as prune will.
     check_file(out, None)?;
     Ok(record)
+}
+
+/// Copies the log's receipts `first..=last` (the log attached as `log`)
+/// into the archive's rows, each decoded and stored again (the atoms' ids
+/// are the archive's own); returns how many.
+fn copy_rows(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<usize> {
+    let dec = Decoder::of(conn, "log");
+    let mut atoms = Atoms::default();
+    let mut read = conn.prepare(&format!(
+        "SELECT {} FROM log.receipt_rows AS r WHERE r.seq >= ?1 AND r.seq <= ?2 ORDER BY r.seq",
+        compact::raw_columns("r")
+    ))?;
+    let mut insert = conn.prepare(&compact::insert_sql("main"))?;
+    let mut rows = read.query([first, last])?;
+    let (mut copied, mut prev) = (0, None);
+    while let Some(row) = rows.next()? {
+        let r = dec.row(row)?;
+        // Linked to the row before only where it is: a broken link is
+        // copied as it is.
+        let linked = prev.as_ref() == Some(&r.prev_hash);
+        insert.execute(rusqlite::params_from_iter(atoms.encode(conn, &r, linked)?))?;
+        prev = Some(r.hash);
+        copied += 1;
+    }
+    Ok(copied)
 }
 
 fn insert_record(conn: &Connection, db: &str, a: &Archived) -> rusqlite::Result<usize> {
@@ -360,13 +379,33 @@ pub fn check_file(path: &Path, trusted: Option<&str>) -> Result<Vec<Archived>> {
     if let Some(why) = check_records(&recs, trusted) {
         return Err(bad(why));
     }
-    let mut st = conn
-        .prepare(&format!("SELECT {COLUMNS} FROM receipts ORDER BY seq"))
+    // An archive written before schema 6 holds a plain `receipts` table.
+    let compact_rows: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipt_rows')",
+            [],
+            |r| r.get(0),
+        )
         .map_err(|e| bad(e.to_string()))?;
+    let sql = if compact_rows {
+        format!(
+            "SELECT {} FROM receipt_rows AS r ORDER BY r.seq",
+            compact::raw_columns("r")
+        )
+    } else {
+        format!("SELECT {COLUMNS} FROM receipts ORDER BY seq")
+    };
+    let mut st = conn.prepare(&sql).map_err(|e| bad(e.to_string()))?;
     let mut rows = st.query([]).map_err(|e| bad(e.to_string()))?;
+    let dec = Decoder::new(&conn);
     let (mut expected, mut prev) = (own.first_seq, own.prev_hash.clone());
     while let Some(row) = rows.next().map_err(|e| bad(e.to_string()))? {
-        let r = row_to_receipt(row).map_err(|e| bad(format!("receipt {expected}: {e}")))?;
+        let r = if compact_rows {
+            dec.row(row)
+        } else {
+            row_to_receipt(row)
+        }
+        .map_err(|e| bad(format!("receipt {expected}: {e}")))?;
         if r.seq != expected {
             return Err(bad(format!(
                 "receipt {expected} is missing (the next one held is {})",
@@ -442,7 +481,15 @@ pub fn prune(log: &mut AuditLog, file: &Path, trusted: &str) -> Result<Archived>
         ));
     }
     insert_record(&tx, "main", &own).map_err(q)?;
-    tx.execute("DELETE FROM receipts WHERE seq <= ?1", [own.last_seq])
+    // The first receipt kept names its prev_hash (the last one pruned's
+    // hash) if it took it from the row before.
+    tx.execute(
+        "UPDATE receipt_rows SET prev_hash = (SELECT hash FROM receipt_rows WHERE seq = ?1) \
+         WHERE seq = (SELECT min(seq) FROM receipt_rows WHERE seq > ?1) AND prev_hash IS NULL",
+        [own.last_seq],
+    )
+    .map_err(q)?;
+    tx.execute("DELETE FROM receipt_rows WHERE seq <= ?1", [own.last_seq])
         .map_err(q)?;
     tx.commit().map_err(q)?;
     // Best effort: the pruned rows' index entries, and the space.

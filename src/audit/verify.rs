@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-use super::chain::{digest_fields, digest_with_seq, hex32, receipt_hash};
+use super::chain::{digest_with_seq, hex32, receipt_hash};
 use super::checkpoint::Checkpoint;
-use super::store::schema::{COLUMNS, last_seq, row_to_receipt};
+use super::store::compact::{self, Decoder};
+use super::store::schema::last_seq;
 use super::{AuditError, AuditLog, Result};
 
 /// The first damage found.
@@ -55,37 +56,21 @@ pub fn archived_checkpoint_warning(cp: &Checkpoint) -> String {
     )
 }
 
-/// Columns (in `COLUMNS` order) that may not be null.
-const REQUIRED: [usize; 6] = [1, 2, 3, 6, 19, 20];
+/// The receipt `row` stores, if it is receipt `expected`, reads back,
+/// has the right hash and links to `prev`; `None` otherwise, and the full
+/// check then says what is wrong.
+fn intact(dec: &Decoder<'_>, row: &rusqlite::Row<'_>, expected: i64, prev: &str) -> Option<String> {
+    let r = dec.row(row).ok()?;
+    (r.seq == expected && r.prev_hash == prev && receipt_hash(&r) == r.hash).then_some(r.hash)
+}
 
-/// The stored hash of `row` if the row is receipt `expected`, its fields
-/// are readable text, its hash is right and it links to `prev`; `None`
-/// otherwise, and the full check then says what is wrong. Reads SQLite's
-/// buffers in place: the verifier's speed is this function's.
-fn intact_in_place(row: &rusqlite::Row<'_>, expected: i64, prev: &[u8]) -> Option<[u8; 64]> {
-    use rusqlite::types::ValueRef;
-    if row.get_ref(0).ok()?.as_i64().ok()? != expected {
-        return None;
-    }
-    let mut fields: [Option<&[u8]>; 20] = [None; 20];
-    for (i, field) in fields.iter_mut().enumerate() {
-        let col = i + 1;
-        *field = match row.get_ref(col).ok()? {
-            ValueRef::Null if !REQUIRED.contains(&col) => None,
-            ValueRef::Text(t) if std::str::from_utf8(t).is_ok() => Some(t),
-            _ => return None,
-        };
-    }
-    if fields[19]? != prev {
-        return None;
-    }
-    let stored = match row.get_ref(21).ok()? {
-        ValueRef::Text(t) => t,
-        _ => return None,
-    };
-    let mut computed = [0u8; 64];
-    hex::encode_to_slice(digest_fields(expected, &fields), &mut computed).ok()?;
-    (stored == computed).then_some(computed)
+/// The rows of `receipt_rows` from `lower` on (up to `upper`), oldest first.
+fn rows_sql(upper: bool) -> String {
+    format!(
+        "SELECT {} FROM main.receipt_rows AS r WHERE r.seq >= ?1{} ORDER BY r.seq",
+        compact::raw_columns("r"),
+        if upper { " AND r.seq <= ?2" } else { "" }
+    )
 }
 
 /// Logs at least this long are verified in two halves in parallel.
@@ -198,31 +183,23 @@ fn intact_rows(
     first: i64,
     prev: &str,
 ) -> Option<(String, i64)> {
-    let sql = match upper {
-        Some(_) => {
-            format!("SELECT {COLUMNS} FROM receipts WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq")
-        }
-        None => format!("SELECT {COLUMNS} FROM receipts WHERE seq >= ?1 ORDER BY seq"),
-    };
-    let mut stmt = conn.prepare(&sql).ok()?;
+    let mut stmt = conn.prepare(&rows_sql(upper.is_some())).ok()?;
     let mut rows = match upper {
         Some(u) => stmt.query([lower, u]),
         None => stmt.query([lower]),
     }
     .ok()?;
+    let dec = Decoder::new(conn);
     let mut expected = first;
-    let mut last: [u8; 64];
-    let mut prev = prev.as_bytes();
+    let mut prev = prev.to_string();
     while let Some(row) = rows.next().ok()? {
-        last = intact_in_place(row, expected, prev)?;
-        prev = &last;
+        prev = intact(&dec, row, expected, &prev)?;
         expected += 1;
     }
     if upper.is_some_and(|u| expected != u + 1) {
         return None;
     }
-    let hash = std::str::from_utf8(prev).ok()?.to_string();
-    Some((hash, expected))
+    Some((prev, expected))
 }
 
 impl AuditLog {
@@ -273,11 +250,15 @@ impl AuditLog {
     /// The stored row at `seq`, if it can be read.
     fn row_at(&self, seq: i64) -> Option<super::Receipt> {
         use rusqlite::OptionalExtension;
+        let dec = Decoder::new(&self.conn);
         self.conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM receipts WHERE seq = ?1"),
+                &format!(
+                    "SELECT {} FROM main.receipt_rows AS r WHERE r.seq = ?1",
+                    compact::raw_columns("r")
+                ),
                 [seq],
-                row_to_receipt,
+                |r| dec.row(r),
             )
             .optional()
             .ok()
@@ -340,20 +321,15 @@ impl AuditLog {
             prev_hash = last;
             expected = next;
         } else {
-            let mut stmt = self
-                .conn
-                .prepare(&format!(
-                    "SELECT {COLUMNS} FROM receipts WHERE seq >= ?1 ORDER BY seq"
-                ))
-                .map_err(q)?;
+            let mut stmt = self.conn.prepare(&rows_sql(false)).map_err(q)?;
+            let dec = Decoder::new(&self.conn);
             // From the start: every row, even one moved below seq 1.
             let lower = if whole { i64::MIN } else { from };
             let mut rows = stmt.query([lower]).map_err(q)?;
             while let Some(row) = rows.next().map_err(q)? {
                 // The common case, checked in place without copying the row.
-                if let Some(hash) = intact_in_place(row, expected, prev_hash.as_bytes()) {
-                    prev_hash.clear();
-                    prev_hash.push_str(std::str::from_utf8(&hash).expect("hex is ASCII"));
+                if let Some(hash) = intact(&dec, row, expected, &prev_hash) {
+                    prev_hash = hash;
                     expected += 1;
                     continue;
                 }
@@ -368,7 +344,7 @@ impl AuditLog {
                         break;
                     }
                 };
-                let r = match row_to_receipt(row) {
+                let r = match dec.row(row) {
                     Ok(r) => r,
                     Err(e) => {
                         found = damage(

@@ -221,10 +221,15 @@ fn a_trigger_or_view_planted_in_the_log_is_refused() {
     for (what, sql) in [
         (
             "trigger silence",
-            "CREATE TRIGGER silence BEFORE INSERT ON receipts BEGIN SELECT RAISE(IGNORE); END;",
+            "CREATE TRIGGER silence BEFORE INSERT ON receipt_rows BEGIN SELECT RAISE(IGNORE); END;",
         ),
         ("view v", "CREATE VIEW v AS SELECT seq FROM receipts;"),
-        ("index mine", "CREATE INDEX mine ON receipts (status);"),
+        ("index mine", "CREATE INDEX mine ON receipt_rows (status);"),
+        // The view's own trigger, made to leave rows where they are.
+        (
+            "trigger receipts_delete (altered)",
+            "DROP TRIGGER receipts_delete; CREATE TRIGGER receipts_delete INSTEAD OF DELETE ON receipts BEGIN SELECT 1; END;",
+        ),
     ] {
         let env = Env::new();
         env.run(&["auth", "add", "openai:d", "--kind=marker"]).ok();
@@ -263,8 +268,8 @@ fn an_append_that_does_not_land_fails_closed() {
     let r = || NewReceipt::new(ReceiptKind::CallStarted, Status::Ok).run("run_x");
     log.append(r()).unwrap();
     for sql in [
-        "CREATE TRIGGER silence BEFORE INSERT ON receipts BEGIN SELECT RAISE(IGNORE); END;",
-        "DROP TRIGGER silence; CREATE TRIGGER rewrite AFTER INSERT ON receipts BEGIN UPDATE receipts SET hash = 'x' WHERE seq = NEW.seq; END;",
+        "CREATE TRIGGER silence BEFORE INSERT ON receipt_rows BEGIN SELECT RAISE(IGNORE); END;",
+        "DROP TRIGGER silence; CREATE TRIGGER rewrite AFTER INSERT ON receipt_rows BEGIN UPDATE receipt_rows SET hash = 'x' WHERE seq = NEW.seq; END;",
     ] {
         rusqlite::Connection::open(&db)
             .unwrap()

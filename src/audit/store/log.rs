@@ -8,6 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rand::RngCore;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use super::compact::{self, Decoder};
 use super::schema::{self, COLUMNS, last_seq, row_to_receipt};
 use super::{INDEX_NOTICE_FROM, Notice, index};
 use crate::audit::chain::{GENESIS, receipt_hash};
@@ -16,16 +17,41 @@ use crate::home::Home;
 
 pub const AUDIT_FILE: &str = "audit.db";
 
+/// A migration's step in Rust, run after its SQL in the same transaction.
+type Step = fn(&Connection) -> rusqlite::Result<()>;
+
 /// The numbered migrations in `migrations/`, applied in order.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../../migrations/0001_receipts.sql")),
+const MIGRATIONS: &[(i64, &str, Option<Step>)] = &[
+    (
+        1,
+        include_str!("../../../migrations/0001_receipts.sql"),
+        None,
+    ),
     (
         2,
         include_str!("../../../migrations/0002_approval_index.sql"),
+        None,
     ),
-    (3, include_str!("../../../migrations/0003_query_index.sql")),
-    (4, include_str!("../../../migrations/0004_no_id_index.sql")),
-    (5, include_str!("../../../migrations/0005_archives.sql")),
+    (
+        3,
+        include_str!("../../../migrations/0003_query_index.sql"),
+        None,
+    ),
+    (
+        4,
+        include_str!("../../../migrations/0004_no_id_index.sql"),
+        None,
+    ),
+    (
+        5,
+        include_str!("../../../migrations/0005_archives.sql"),
+        None,
+    ),
+    (
+        6,
+        include_str!("../../../migrations/0006_compact_rows.sql"),
+        Some(compact::convert),
+    ),
 ];
 
 /// The schema version this craik writes.
@@ -50,6 +76,8 @@ pub struct AuditLog {
     /// Opened only to be read ([`AuditLog::open_for_reading`]): appends
     /// are refused, and queries read the log without the query index.
     read_only: bool,
+    /// The ids of the texts appends and lookups have named.
+    atoms: compact::Atoms,
 }
 
 fn now_rfc3339() -> String {
@@ -76,8 +104,11 @@ fn expected_schema() -> &'static std::collections::BTreeSet<SchemaObject> {
         std::sync::OnceLock::new();
     EXPECTED.get_or_init(|| {
         let conn = Connection::open_in_memory().expect("an in-memory database");
-        for (_, sql) in MIGRATIONS {
+        for (_, sql, step) in MIGRATIONS {
             conn.execute_batch(sql).expect("the migrations apply");
+            if let Some(step) = step {
+                step(&conn).expect("the migrations apply");
+            }
         }
         schema_objects(&conn).expect("the schema reads")
     })
@@ -115,29 +146,134 @@ fn new_receipt_id(seq: i64) -> String {
 pub const APPROVAL_KINDS: [ReceiptKind; 2] =
     [ReceiptKind::Approval, ReceiptKind::ApprovalRequested];
 
-/// The term that lets SQLite use `receipts_approvals`: its WHERE, verbatim.
-/// Any other kind gets no term (and a scan of the log).
-fn approval_term(kind: ReceiptKind) -> &'static str {
-    if APPROVAL_KINDS.contains(&kind) {
-        " AND kind IN ('approval', 'approval_requested')"
-    } else {
-        ""
-    }
-}
-
 /// Whether receipts name operators by their keyed identity hash only
 /// (`CRAIK_RECEIPT_OPERATOR=hash`): no subject, email or groups in clear.
 pub fn operator_names_hidden() -> bool {
     std::env::var("CRAIK_RECEIPT_OPERATOR").is_ok_and(|v| v == "hash")
 }
 
-/// [`AuditLog::find`]'s query: ?1 profile, ?2 kind, ?3 run when given.
-fn find_sql(kind: ReceiptKind, with_run: bool) -> String {
-    let run = if with_run { " AND run_id = ?3" } else { "" };
-    format!(
-        "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2{run} AND status = 'ok'{} ORDER BY seq LIMIT 1",
-        approval_term(kind)
-    )
+/// What the approval gate looks up: receipts of `kinds` with status ok,
+/// for a profile (or for none), and for a run when given.
+struct Lookup<'a> {
+    profile: Option<&'a str>,
+    kinds: &'a [ReceiptKind],
+    /// `None`: any run; `Some(None)`: receipts of no run.
+    run: Option<Option<&'a str>>,
+    /// Whatever the status (not only ok).
+    any_status: bool,
+    newest_first: bool,
+}
+
+impl Lookup<'_> {
+    /// The query over `receipt_rows`, with the atoms' ids given: ?1 the
+    /// profile (unless it is none), ?2 the status ok (unless any status
+    /// goes), ?3 the run (when it is a run). Approval kinds get the term
+    /// that lets SQLite use the partial index `receipt_rows_approvals` (its
+    /// WHERE, verbatim); any other kind gets a scan of the log.
+    fn sql(&self, kinds: &[i64]) -> String {
+        let profile = if self.profile.is_some() {
+            "r.auth_profile_id = ?1"
+        } else {
+            "r.auth_profile_id IS ?1"
+        };
+        let kinds: Vec<String> = kinds.iter().map(i64::to_string).collect();
+        let status = if self.any_status {
+            " AND ?2 IS NOT NULL"
+        } else {
+            " AND r.status = ?2"
+        };
+        let run = match self.run {
+            None => " AND ?3 IS NULL",
+            Some(_) => " AND r.run_id IS ?3",
+        };
+        let approval = if self.kinds.iter().all(|k| APPROVAL_KINDS.contains(k)) {
+            " AND r.kind IN (1, 2)"
+        } else {
+            ""
+        };
+        format!(
+            "SELECT {} FROM main.receipt_rows AS r WHERE {profile} AND r.kind IN ({}){status}{run}{approval} ORDER BY r.seq {}",
+            compact::raw_columns("r"),
+            kinds.join(", "),
+            if self.newest_first { "DESC" } else { "ASC" }
+        )
+    }
+
+    /// At most `limit` receipts that match and that `keep` keeps, in the
+    /// lookup's order. No receipt matches a text that is no atom.
+    fn run(
+        &self,
+        conn: &Connection,
+        atoms: &compact::Atoms,
+        limit: usize,
+        keep: impl Fn(&Receipt) -> bool,
+    ) -> rusqlite::Result<Vec<Receipt>> {
+        let find = |s: &str| atoms.find(conn, s);
+        let profile = match self.profile {
+            Some(p) => match find(p)? {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let mut kinds = Vec::new();
+        for k in self.kinds {
+            kinds.extend(find(k.as_str())?);
+        }
+        let run = match self.run {
+            Some(Some(r)) => match find(r)? {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            },
+            _ => None,
+        };
+        let Some(ok) = find("ok")? else {
+            return Ok(Vec::new());
+        };
+        if kinds.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut st = conn.prepare_cached(&self.sql(&kinds))?;
+        let mut rows = st.query(rusqlite::params![profile, ok, run])?;
+        let dec = Decoder::new(conn);
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let r = dec.row(row)?;
+            if keep(&r) {
+                out.push(r);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The last row's seq, hash and created_at, as texts.
+fn last_row(conn: &Connection) -> rusqlite::Result<Option<(i64, String, String)>> {
+    conn.prepare_cached(
+        "SELECT seq, hash, created_at FROM main.receipt_rows ORDER BY seq DESC LIMIT 1",
+    )?
+    .query_row([], |r| {
+        Ok((
+            r.get(0)?,
+            compact::hash_value(r.get_ref(1)?, 1)?,
+            compact::time_value(r.get_ref(2)?, 2)?,
+        ))
+    })
+    .optional()
+}
+
+/// The text of `details`' top-level `key`, if it is a string.
+fn detail_text(r: &Receipt, key: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(&r.details)
+        .ok()?
+        .get(key)?
+    {
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// Why a missing or empty `audit.db` at `path` once held receipts, if
@@ -180,7 +316,7 @@ fn holds_receipts(path: &Path) -> Option<bool> {
     conn.busy_timeout(BUSY_TIMEOUT).ok()?;
     let has_table: bool = conn
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'receipts')",
+            "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type IN ('table', 'view') AND name = 'receipts')",
             [],
             |r| r.get(0),
         )
@@ -275,6 +411,7 @@ impl AuditLog {
             inline_index: true,
             notice,
             read_only: false,
+            atoms: compact::Atoms::default(),
         };
         // SQLite silently falls back to read-only when it cannot write the
         // file; a log that cannot take receipts must fail closed here.
@@ -368,6 +505,7 @@ impl AuditLog {
             inline_index: false,
             notice,
             read_only: true,
+            atoms: compact::Atoms::default(),
         };
         // The schema only: appends stay refused.
         log.migrate()?;
@@ -433,6 +571,7 @@ impl AuditLog {
             inline_index: false,
             notice,
             read_only: true,
+            atoms: compact::Atoms::default(),
         };
         log.check_schema(true)?;
         Ok(log)
@@ -444,7 +583,7 @@ impl AuditLog {
         let has_table: bool = self
             .conn
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'receipts')",
+                "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type IN ('table', 'view') AND name = 'receipts')",
                 [],
                 |r| r.get(0),
             )
@@ -598,9 +737,10 @@ impl AuditLog {
                 path: self.path.clone(),
                 why: e.to_string(),
             })?;
-        for (version, sql) in MIGRATIONS {
+        for (version, sql, step) in MIGRATIONS {
             if *version > current {
                 tx.execute_batch(sql)
+                    .and_then(|_| step.map_or(Ok(()), |step| step(&tx)))
                     .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version = {version}")))
                     .map_err(|e| AuditError::Unavailable {
                         path: self.path.clone(),
@@ -613,14 +753,7 @@ impl AuditLog {
 
     /// The last receipt's (seq, hash, created_at).
     pub fn tail(&self) -> Result<Option<(i64, String, String)>> {
-        self.conn
-            .query_row(
-                "SELECT seq, hash, created_at FROM receipts ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(|e| self.unavailable(e))
+        last_row(&self.conn).map_err(|e| self.unavailable(e))
     }
 
     /// Up to `limit` receipts after `seq`, oldest first (what the team
@@ -629,11 +762,13 @@ impl AuditLog {
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM receipts WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                "SELECT {} FROM main.receipt_rows AS r WHERE r.seq > ?1 ORDER BY r.seq LIMIT ?2",
+                compact::raw_columns("r")
             ))
             .map_err(|e| self.unavailable(e))?;
+        let dec = Decoder::new(&self.conn);
         let rows = st
-            .query_map(params![seq, limit as i64], row_to_receipt)
+            .query_map(params![seq, limit as i64], |r| dec.row(r))
             .map_err(|e| self.unavailable(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.unavailable(e))
@@ -647,7 +782,7 @@ impl AuditLog {
     /// Appends receipts in one transaction (group commit): all become
     /// durable together, or none does.
     pub fn append_batch(&mut self, batch: Vec<NewReceipt>) -> Result<Vec<Receipt>> {
-        match self.append_checked(batch, |_| Ok(None))? {
+        match self.append_checked(batch, |_, _| Ok(None))? {
             Ok(v) => Ok(v),
             Err(_) => unreachable!("no check, so always appended"),
         }
@@ -658,7 +793,10 @@ impl AuditLog {
     fn append_checked(
         &mut self,
         batch: Vec<NewReceipt>,
-        check: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<Option<Receipt>>,
+        check: impl FnOnce(
+            &rusqlite::Transaction<'_>,
+            &mut compact::Atoms,
+        ) -> rusqlite::Result<Option<Receipt>>,
     ) -> Result<std::result::Result<Vec<Receipt>, Receipt>> {
         let hash_only = operator_names_hidden();
         if self.read_only {
@@ -669,20 +807,20 @@ impl AuditLog {
             path: path.clone(),
             why: e.to_string(),
         };
+        // Atoms of a transaction that did not commit are gone with it.
+        self.atoms.rollback();
+        let atoms = &mut self.atoms;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
-        if let Some(existing) = check(&tx).map_err(unavailable)? {
+        if let Some(existing) = check(&tx, atoms).map_err(unavailable)? {
             return Ok(Err(existing));
         }
-        let tail: Option<(i64, String, String)> = tx
-            .prepare_cached("SELECT seq, hash, created_at FROM receipts ORDER BY seq DESC LIMIT 1")
-            .and_then(|mut st| {
-                st.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .map_err(unavailable)?;
+        let tail = last_row(&tx).map_err(unavailable)?;
+        // The first row of a log names its prev_hash; every later one is
+        // linked to the row before it.
+        let mut linked = tail.is_some();
         let (mut seq, mut prev_hash, mut last_time) = match tail {
             Some((s, h, t)) => (s, h, t),
             None => (0, GENESIS.to_string(), String::new()),
@@ -690,9 +828,7 @@ impl AuditLog {
         let mut out = Vec::with_capacity(batch.len());
         {
             let mut stmt = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO receipts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
-                ))
+                .prepare_cached(&compact::insert_sql("main"))
                 .map_err(unavailable)?;
             for n in batch {
                 seq += 1;
@@ -742,31 +878,10 @@ impl AuditLog {
                     hash: String::new(),
                 };
                 r.hash = receipt_hash(&r);
-                stmt.execute(params![
-                    r.seq,
-                    r.id,
-                    r.created_at,
-                    r.kind,
-                    r.run_id,
-                    r.capability,
-                    r.status,
-                    r.reason,
-                    r.policy_condition,
-                    r.auth_profile_id,
-                    r.auth_kind,
-                    r.auth_identity_hash,
-                    r.provider_family,
-                    r.pool_id,
-                    r.operator_subject,
-                    r.operator_issuer,
-                    r.operator_email,
-                    r.operator_groups,
-                    r.operator_identity_hash,
-                    r.details,
-                    r.prev_hash,
-                    r.hash,
-                ])
-                .map_err(unavailable)?;
+                let row = atoms.encode(&tx, &r, linked).map_err(unavailable)?;
+                stmt.execute(rusqlite::params_from_iter(row))
+                    .map_err(unavailable)?;
+                linked = true;
                 prev_hash = r.hash.clone();
                 out.push(r);
             }
@@ -777,10 +892,14 @@ impl AuditLog {
         // the credential would go out with no receipt.
         if let (Some(first), Some(last)) = (out.first(), out.last()) {
             let landed: Vec<(i64, String)> = tx
-                .prepare_cached("SELECT seq, hash FROM main.receipts WHERE seq >= ?1 ORDER BY seq")
+                .prepare_cached(
+                    "SELECT seq, hash FROM main.receipt_rows WHERE seq >= ?1 ORDER BY seq",
+                )
                 .and_then(|mut st| {
-                    st.query_map([first.seq], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect()
+                    st.query_map([first.seq], |r| {
+                        Ok((r.get(0)?, compact::hash_value(r.get_ref(1)?, 1)?))
+                    })?
+                    .collect()
                 })
                 .map_err(unavailable)?;
             let wrote = out.iter().map(|r| (r.seq, r.hash.clone()));
@@ -799,6 +918,7 @@ impl AuditLog {
             }
         }
         tx.commit().map_err(unavailable)?;
+        self.atoms.commit();
         if self.inline_index && !out.is_empty() {
             let first = out[0].seq;
             if seq / index::INLINE_EVERY != (first - 1) / index::INLINE_EVERY {
@@ -830,13 +950,15 @@ impl AuditLog {
         let kind = r.kind;
         let profile = r.auth_profile_id.clone();
         let run = r.run_id.clone();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id IS ?1 AND kind = ?2 AND run_id IS ?3 AND status = 'ok'{} ORDER BY seq LIMIT 1",
-            approval_term(kind)
-        );
-        match self.append_checked(vec![r], |tx| {
-            tx.query_row(&sql, params![profile, kind.as_str(), run], row_to_receipt)
-                .optional()
+        match self.append_checked(vec![r], |tx, atoms| {
+            let q = Lookup {
+                profile: profile.as_deref(),
+                kinds: &[kind],
+                run: Some(run.as_deref()),
+                any_status: false,
+                newest_first: false,
+            };
+            Ok(q.run(tx, atoms, 1, |_| true)?.pop())
         })? {
             Ok(mut v) => Ok((v.remove(0), true)),
             Err(existing) => Ok((existing, false)),
@@ -850,13 +972,18 @@ impl AuditLog {
     pub fn append_approval(&mut self, r: NewReceipt, request: &str) -> Result<(Receipt, bool)> {
         let profile = r.auth_profile_id.clone();
         let run = r.run_id.clone();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id IS ?1 AND kind = 'approval' AND run_id IS ?2 AND status = 'ok'{} AND json_extract(details, '$.request') = ?3 ORDER BY seq LIMIT 1",
-            approval_term(ReceiptKind::Approval)
-        );
-        match self.append_checked(vec![r], |tx| {
-            tx.query_row(&sql, params![profile, run, request], row_to_receipt)
-                .optional()
+        match self.append_checked(vec![r], |tx, atoms| {
+            let q = Lookup {
+                profile: profile.as_deref(),
+                kinds: &[ReceiptKind::Approval],
+                run: Some(run.as_deref()),
+                any_status: false,
+                newest_first: false,
+            };
+            Ok(q.run(tx, atoms, 1, |r| {
+                detail_text(r, "request").as_deref() == Some(request)
+            })?
+            .pop())
         })? {
             Ok(mut v) => Ok((v.remove(0), true)),
             Err(existing) => Ok((existing, false)),
@@ -867,15 +994,19 @@ impl AuditLog {
     /// `approval` (a receipt id): `auth approvals` shows it as used. Reads
     /// the profile's receipts (no index holds details).
     pub fn approval_used(&self, profile: &str, approval: &str) -> Result<bool> {
-        self.conn
-            .query_row(
-                "SELECT 1 FROM receipts WHERE auth_profile_id = ?1 AND kind IN ('call.started', 'authorization') AND json_extract(details, '$.approval') = ?2 LIMIT 1",
-                params![profile, approval],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
-            .map_err(|e| self.unavailable(e))
+        let q = Lookup {
+            profile: Some(profile),
+            kinds: &[ReceiptKind::CallStarted, ReceiptKind::Authorization],
+            run: None,
+            // Whatever came of the call, it went through on the approval.
+            any_status: true,
+            newest_first: false,
+        };
+        q.run(&self.conn, &self.atoms, 1, |r| {
+            detail_text(r, "approval").as_deref() == Some(approval)
+        })
+        .map(|v| !v.is_empty())
+        .map_err(|e| self.unavailable(e))
     }
 
     /// Receipts of `kind` (status ok) for a profile, and for a run when
@@ -887,25 +1018,14 @@ impl AuditLog {
         run: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Receipt>> {
-        let run_term = if run.is_some() {
-            " AND run_id = ?4"
-        } else {
-            ""
+        let q = Lookup {
+            profile: Some(profile),
+            kinds: &[kind],
+            run: run.map(Some),
+            any_status: false,
+            newest_first: true,
         };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM receipts WHERE auth_profile_id = ?1 AND kind = ?2{run_term} AND status = 'ok'{} ORDER BY seq DESC LIMIT ?3",
-            approval_term(kind)
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.unavailable(e))?;
-        let limit = limit as i64;
-        let rows = match run {
-            Some(run) => {
-                stmt.query_map(params![profile, kind.as_str(), limit, run], row_to_receipt)
-            }
-            None => stmt.query_map(params![profile, kind.as_str(), limit], row_to_receipt),
-        }
-        .map_err(|e| self.unavailable(e))?;
-        rows.collect::<rusqlite::Result<_>>()
+        q.run(&self.conn, &self.atoms, limit, |_| true)
             .map_err(|e| self.unavailable(e))
     }
 
@@ -917,31 +1037,41 @@ impl AuditLog {
         kind: ReceiptKind,
         run: Option<&str>,
     ) -> Result<Option<Receipt>> {
-        let kind_str = kind.as_str();
-        let sql = find_sql(kind, run.is_some());
-        let r = match run {
-            Some(run) => self
-                .conn
-                .query_row(&sql, params![profile, kind_str, run], row_to_receipt),
-            None => self
-                .conn
-                .query_row(&sql, params![profile, kind_str], row_to_receipt),
+        let q = Lookup {
+            profile: Some(profile),
+            kinds: &[kind],
+            run: run.map(Some),
+            any_status: false,
+            newest_first: false,
         };
-        r.optional().map_err(|e| self.unavailable(e))
+        q.run(&self.conn, &self.atoms, 1, |_| true)
+            .map(|mut v| v.pop())
+            .map_err(|e| self.unavailable(e))
     }
 
     /// The SQL plan of [`AuditLog::find`] (for tests).
     pub fn explain_find(&self, kind: ReceiptKind, with_run: bool) -> Result<Vec<String>> {
-        let sql = format!("EXPLAIN QUERY PLAN {}", find_sql(kind, with_run));
-        let kind_str = kind.as_str();
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.unavailable(e))?;
-        let args: Vec<&dyn rusqlite::ToSql> = if with_run {
-            vec![&"p", &kind_str, &"r"]
-        } else {
-            vec![&"p", &kind_str]
+        let q = Lookup {
+            profile: Some("p"),
+            kinds: &[kind],
+            run: with_run.then_some(Some("r")),
+            any_status: false,
+            newest_first: false,
         };
+        let kind_id: i64 = self
+            .conn
+            .query_row(
+                "SELECT coalesce((SELECT id FROM atoms WHERE s = ?1), 0)",
+                [kind.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.unavailable(e))?;
+        let sql = format!("EXPLAIN QUERY PLAN {}", q.sql(&[kind_id]));
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.unavailable(e))?;
         let rows = stmt
-            .query_map(args.as_slice(), |r| r.get::<_, String>(3))
+            .query_map(params![7, 8, with_run.then_some(9)], |r| {
+                r.get::<_, String>(3)
+            })
             .map_err(|e| self.unavailable(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.unavailable(e))

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rusqlite::types::Value;
 use serde::Serialize;
 
-use super::schema::{COLUMNS, row_to_receipt};
+use super::compact::{self, Decoder};
 use super::{INDEX_NOTICE_FROM, Notice, index};
 use crate::audit::{AuditError, AuditLog, Receipt, Result};
 use crate::pattern;
@@ -242,10 +242,11 @@ impl Filter {
         } else {
             format!("e.seq {dir}")
         };
-        let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("r.{c}")).collect();
+        // The filter is checked again on the log's view (r), and the row
+        // read as stored (x) is decoded by craik.
         let sql = format!(
-            "SELECT {} FROM idx.entries AS e CROSS JOIN main.receipts AS r ON r.seq = e.seq WHERE {} ORDER BY {order}",
-            cols.join(", "),
+            "SELECT {} FROM idx.entries AS e CROSS JOIN main.receipts AS r ON r.seq = e.seq CROSS JOIN main.receipt_rows AS x ON x.seq = e.seq WHERE {} ORDER BY {order}",
+            compact::raw_columns("x"),
             conds.join(" AND ")
         );
         (sql, args)
@@ -256,7 +257,8 @@ impl Filter {
     fn tail_sql(&self) -> (String, Vec<Value>) {
         let (conds, args) = self.conds("r", false);
         let mut sql = format!(
-            "SELECT {COLUMNS} FROM main.receipts AS r WHERE r.seq > ?{}",
+            "SELECT {} FROM main.receipts AS r CROSS JOIN main.receipt_rows AS x ON x.seq = r.seq WHERE r.seq > ?{}",
+            compact::raw_columns("x"),
             args.len() + 1
         );
         for c in conds {
@@ -319,8 +321,9 @@ fn stream(
     let q = |e: rusqlite::Error| AuditError::Query(e.to_string());
     let mut stmt = conn.prepare(sql).map_err(q)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(q)?;
+    let dec = Decoder::new(conn);
     while let Some(row) = rows.next().map_err(q)? {
-        let r = row_to_receipt(row).map_err(q)?;
+        let r = dec.row(row).map_err(q)?;
         if let Err(e) = f(r) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(false);

@@ -186,7 +186,7 @@ fn queries_use_indexes() {
             let plan = log.explain_find(kind, with_run).unwrap();
             assert!(
                 plan.iter()
-                    .any(|l| l.starts_with("SEARCH receipts USING INDEX receipts_approvals")),
+                    .any(|l| l.starts_with("SEARCH r USING INDEX receipt_rows_approvals")),
                 "find({kind}, run: {with_run}): {plan:?}"
             );
         }

@@ -79,15 +79,22 @@ fn schema_versions() {
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION);
     let indexes: BTreeSet<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'receipts'")
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'receipt_rows'",
+        )
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect();
     // Version 3 moved the lookup indexes to audit-index.db and kept the
-    // approval gate's partial index; version 4 dropped the index on `id`.
-    assert_eq!(indexes, BTreeSet::from(["receipts_approvals".to_string()]));
+    // approval gate's partial index; version 4 dropped the index on `id`;
+    // version 6 moved the rows to `receipt_rows` (compact), the index with
+    // them.
+    assert_eq!(
+        indexes,
+        BTreeSet::from(["receipt_rows_approvals".to_string()])
+    );
     drop(c);
     // The migrated log keeps working: old receipt, new receipts chained on.
     assert_eq!(show_json(&env, "1")["hash"], old.hash);
