@@ -7,6 +7,7 @@
 //! This file holds the helpers shared by the topics, one file each.
 
 mod checkpoints;
+mod compact;
 mod concurrency;
 mod export;
 mod faults;
