@@ -170,7 +170,10 @@ fn queries_use_indexes() {
         // receipt of the kind.
         let wrong = (filter.run.is_some() && !plan.iter().any(|l| l.contains("entries_by_run")))
             || (filter.pool.is_some() && !plan.iter().any(|l| l.contains("entries_by_pool")));
-        if scan || !search || !read_back || !tail || (*time && !by_created) || wrong {
+        // Sorting every match before the first page: only a profile
+        // pattern (several profiles) may, when it does not walk.
+        let sorts = plan.iter().any(|l| l.contains("USE TEMP B-TREE")) && !name.contains("glob");
+        if scan || !search || !read_back || !tail || (*time && !by_created) || wrong || sorts {
             failures.push(format!("{name}: {plan:?}"));
         }
     }
