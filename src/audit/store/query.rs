@@ -126,7 +126,7 @@ impl Filter {
             push(
                 &ops.by_operator.as_deref().map_or_else(
                     || format!("$t.operator IN (SELECT id FROM idx.operators WHERE {col} = ?)"),
-                    |ids| Operators::term(ids),
+                    Operators::term,
                 ),
                 &format!("$t.operator_{col} = ?"),
                 op,
@@ -139,7 +139,7 @@ impl Filter {
                         "$t.operator IN (SELECT id FROM idx.operators WHERE identity_hash = ?)"
                             .into()
                     },
-                    |ids| Operators::term(ids),
+                    Operators::term,
                 ),
                 "$t.operator_identity_hash = ?",
                 h,
