@@ -54,6 +54,9 @@ const MIGRATIONS: &[(i64, &str, Option<Step>)] = &[
     ),
 ];
 
+/// The schema version from which receipts are compact rows.
+const COMPACT_ROWS: i64 = 6;
+
 /// The schema version this craik writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
@@ -748,7 +751,17 @@ impl AuditLog {
                     })?;
             }
         }
-        tx.commit().map_err(|e| self.unavailable(e))
+        tx.commit().map_err(|e| self.unavailable(e))?;
+        // Migration 6 leaves the schema-5 table's pages free inside the
+        // file (587 MB of a 743 MB file for 1,000,000 receipts): given
+        // back once, best effort (1 s for that log; another process's
+        // reader makes it wait or give up, and the log is fine either way).
+        if (1..COMPACT_ROWS).contains(&current) {
+            let _ = self
+                .conn
+                .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+        Ok(())
     }
 
     /// The last receipt's (seq, hash, created_at).

@@ -197,5 +197,9 @@ fn a_schema_5_log_is_converted_to_compact_rows() {
             )
             .unwrap();
         assert_eq!(tables, 0, "the old table is dropped");
+        let free: i64 = c
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(free, 0, "the old table's pages are given back");
     }
 }
