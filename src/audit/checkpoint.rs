@@ -249,7 +249,15 @@ fn make_checked(
         None => log.verify(&[])?,
         Some(n) => log.verify_tail(n)?,
     };
-    if let Some(d) = report.damage.or(log.archived_damage(&public_key)?) {
+    // Nor one that no longer holds the automatic checkpoint signed before:
+    // a log rewritten with every hash recomputed verifies as a chain, and
+    // a fresh checkpoint of it would wash the rewrite clean.
+    let held = held_auto(home, &public_key)?;
+    let damage = match report.damage {
+        Some(d) => Some(d),
+        None => log.checkpoints_damage(&held)?,
+    };
+    if let Some(d) = damage.or(log.archived_damage(&public_key)?) {
         return Err(AuditError::CannotCheckpoint {
             path: log.path().to_path_buf(),
             why: format!(
@@ -278,6 +286,24 @@ fn make_checked(
 fn parse_key(s: &str) -> Option<VerifyingKey> {
     let b = B64.decode(s.trim()).ok()?;
     VerifyingKey::from_bytes(&b.try_into().ok()?).ok()
+}
+
+/// The automatic checkpoint this home holds, checked against
+/// `public_key` (the signing key's own, not `audit-signing.pub`, which
+/// the agent can replace); none when there is no file. A file that does
+/// not check out is an error: signing or archiving over it would hide
+/// whatever it was replaced to hide.
+pub fn held_auto(home: &Home, public_key: &str) -> Result<Vec<Checkpoint>> {
+    let path = home.path(AUTO_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![load(&path, Some(public_key))?])
+}
+
+/// The public key of this home's checkpoint signing key.
+pub fn public_key(secrets: &Secrets) -> Result<String> {
+    Ok(B64.encode(signing_key(secrets)?.verifying_key().to_bytes()))
 }
 
 /// Reads and checks a checkpoint file. The signature is checked against

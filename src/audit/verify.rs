@@ -414,54 +414,8 @@ impl AuditLog {
         let mut checked = 0;
         let mut warnings = Vec::new();
         if found.is_none() {
-            for cp in checkpoints {
-                checked += 1;
-                if cp.seq <= base {
-                    // Archived: its hash is the record's when the range
-                    // ended there; otherwise only the archive can tell.
-                    match archived.iter().find(|a| a.last_seq == cp.seq) {
-                        Some(a) if a.last_hash == cp.hash => {}
-                        Some(_) => {
-                            found = damage(
-                                cp.seq,
-                                "modified",
-                                format!(
-                                    "the archived receipt {} has another hash in the log's record of its range than checkpoint {} recorded",
-                                    cp.seq, cp.source
-                                ),
-                            );
-                            break;
-                        }
-                        None => warnings.push(archived_checkpoint_warning(cp)),
-                    }
-                    continue;
-                }
-                if cp.seq > max_seq {
-                    found = damage(
-                        max_seq + 1,
-                        "truncated",
-                        format!(
-                            "checkpoint {} names receipt {} but the log ends at {max_seq}",
-                            cp.source, cp.seq
-                        ),
-                    );
-                    break;
-                }
-                match self.hash_at(cp.seq)? {
-                    Some(h) if h == cp.hash => {}
-                    _ => {
-                        found = damage(
-                            cp.seq,
-                            "modified",
-                            format!(
-                                "receipt {} no longer has the hash that checkpoint {} recorded (the log was rewritten, or the checkpoint is of another log)",
-                                cp.seq, cp.source
-                            ),
-                        );
-                        break;
-                    }
-                }
-            }
+            (found, checked, warnings) =
+                self.check_checkpoints(checkpoints, base, &archived, max_seq)?;
         }
         Ok(VerifyReport {
             ok: found.is_none(),
@@ -477,6 +431,82 @@ impl AuditLog {
             damage: found,
             warnings,
         })
+    }
+
+    /// Whether the log (its chain starting after `base`, with `archived`
+    /// records, ending at `max_seq`) still holds each checkpoint: the
+    /// first damage, how many were checked, and warnings for those that
+    /// name an archived receipt no record ends at.
+    fn check_checkpoints(
+        &self,
+        checkpoints: &[Checkpoint],
+        base: i64,
+        archived: &[super::retention::Archived],
+        max_seq: i64,
+    ) -> Result<(Option<Damage>, usize, Vec<String>)> {
+        let mut found = None;
+        let mut checked = 0;
+        let mut warnings = Vec::new();
+        for cp in checkpoints {
+            checked += 1;
+            if cp.seq <= base {
+                // Archived: its hash is the record's when the range
+                // ended there; otherwise only the archive can tell.
+                match archived.iter().find(|a| a.last_seq == cp.seq) {
+                    Some(a) if a.last_hash == cp.hash => {}
+                    Some(_) => {
+                        found = damage(
+                            cp.seq,
+                            "modified",
+                            format!(
+                                "the archived receipt {} has another hash in the log's record of its range than checkpoint {} recorded",
+                                cp.seq, cp.source
+                            ),
+                        );
+                        break;
+                    }
+                    None => warnings.push(archived_checkpoint_warning(cp)),
+                }
+                continue;
+            }
+            if cp.seq > max_seq {
+                found = damage(
+                    max_seq + 1,
+                    "truncated",
+                    format!(
+                        "checkpoint {} names receipt {} but the log ends at {max_seq}",
+                        cp.source, cp.seq
+                    ),
+                );
+                break;
+            }
+            match self.hash_at(cp.seq)? {
+                Some(h) if h == cp.hash => {}
+                _ => {
+                    found = damage(
+                        cp.seq,
+                        "modified",
+                        format!(
+                            "receipt {} no longer has the hash that checkpoint {} recorded (the log was rewritten, or the checkpoint is of another log)",
+                            cp.seq, cp.source
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+        Ok((found, checked, warnings))
+    }
+
+    /// Whether the log still holds each of `checkpoints` (not the chain
+    /// between them: see [`AuditLog::verify`]); the first damage if not.
+    pub fn checkpoints_damage(&self, checkpoints: &[Checkpoint]) -> Result<Option<Damage>> {
+        let max_seq = last_seq(&self.conn).map_err(|e| AuditError::Query(e.to_string()))?;
+        let (base, _) = self.base()?;
+        let archived = self.archived()?;
+        Ok(self
+            .check_checkpoints(checkpoints, base, &archived, max_seq)?
+            .0)
     }
 
     /// A row whose hash does not match its contents: edited in place, or a

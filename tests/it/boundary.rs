@@ -225,6 +225,11 @@ fn a_trigger_or_view_planted_in_the_log_is_refused() {
         ),
         ("view v", "CREATE VIEW v AS SELECT seq FROM receipts;"),
         ("index mine", "CREATE INDEX mine ON receipt_rows (status);"),
+        // The ids the approval gate's index names, given other texts.
+        (
+            "atoms 1 and 2",
+            "UPDATE atoms SET s = 'approval.' WHERE id = 1;",
+        ),
         // The view's own trigger, made to leave rows where they are.
         (
             "trigger receipts_delete (altered)",

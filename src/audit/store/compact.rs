@@ -103,6 +103,9 @@ fn scalar_len(s: &[u8]) -> Option<usize> {
                 match s[i] {
                     b'\\' => i += 2,
                     b'"' => return Some(i + 1),
+                    // JSON escapes control characters; a raw one (a NUL,
+                    // where SQLite's text functions stop) is not this form.
+                    0..=0x1f => return None,
                     _ => i += 1,
                 }
             }
@@ -296,9 +299,19 @@ impl<'c> Decoder<'c> {
             Some(t) => {
                 let tmpl = self.required(row, 19)?;
                 let vals: String = row.get(20)?;
-                join_details(&tmpl, &vals).ok_or_else(|| {
-                    conversion(20, &format!("do not fit their template (atom {t})"))
-                })?
+                // Only the form the encoder makes: splitting the text again
+                // must give back this template and these values. Any other
+                // (a NUL in a value, which SQLite's own functions stop at,
+                // so that the view would show less than was hashed) is
+                // refused, and verify names the row.
+                join_details(&tmpl, &vals)
+                    .filter(|d| split_details(d).is_some_and(|(t2, v2)| t2 == tmpl && v2 == vals))
+                    .ok_or_else(|| {
+                        conversion(
+                            20,
+                            &format!("are not in the form of their template (atom {t})"),
+                        )
+                    })?
             }
         };
         let prev_hash = match row.get_ref(21)? {

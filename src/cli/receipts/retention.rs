@@ -102,16 +102,9 @@ pub fn archive(mut ctx: Context, args: ArchiveArgs) -> craik::Result<i32> {
 
 pub fn prune(mut ctx: Context, args: PruneArgs) -> craik::Result<i32> {
     let PruneArgs { archive, json } = args;
-    let trusted = ctx
-        .home
-        .read(craik::audit::checkpoint::PUBLIC_KEY_FILE)?
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .ok_or_else(|| {
-            Error::input(
-                "this home has no audit-signing.pub to check the archive's signature with",
-                "archive from this home first: craik receipts archive --until TIME --out FILE",
-            )
-        })?;
+    // The signing key's own public key, not audit-signing.pub beside the
+    // log (which an agent can replace along with a forged archive).
+    let trusted = craik::audit::checkpoint::public_key(&ctx.secrets)?;
     // A member of a team prunes only what its team store holds.
     if craik::team::config(&ctx.home)?.is_some() {
         let st = craik::team::status(&mut ctx)?;

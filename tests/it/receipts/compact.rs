@@ -207,3 +207,46 @@ fn sqlite3_reads_and_edits_the_receipts_through_the_view() {
     shown.ok();
     assert_eq!(shown.json()["id"], "forged");
 }
+
+/// A template's values with a NUL after a value: SQLite's text functions
+/// stop at it, so the view would show `{"note":"safe"}` while the hash
+/// covers `"real":"hidden"` too. craik reads only the form its encoder
+/// writes, so verify names the row instead of calling it intact.
+#[test]
+fn a_row_the_view_would_show_otherwise_is_damage() {
+    let env = super::home_with_profiles(3);
+    let db = env.file("audit.db");
+    let last = {
+        let log = AuditLog::open_path(&db).unwrap();
+        let n = log.tail().unwrap().unwrap().0;
+        log.get(&n.to_string()).unwrap()
+    };
+    let mut forged = last.clone();
+    forged.seq = last.seq + 1;
+    forged.prev_hash = last.hash.clone();
+    forged.details = "{\"note\":\"safe\"\0,\"real\":\"hidden\"}".into();
+    forged.hash = craik::audit::chain::receipt_hash(&forged);
+    let c = Connection::open(&db).unwrap();
+    c.execute(
+        "INSERT INTO atoms (s) VALUES ('{\"note\":' || char(30) || '}')",
+        [],
+    )
+    .unwrap();
+    let tmpl = c.last_insert_rowid();
+    c.execute(
+        "INSERT INTO receipt_rows SELECT seq + 1, id, created_at, kind, run_id, capability, status, reason, policy_condition, auth_profile_id, auth_kind, auth_identity_hash, provider_family, pool_id, operator_subject, operator_issuer, operator_email, operator_groups, operator_identity_hash, ?1, ?2, NULL, ?3 FROM receipt_rows WHERE seq = ?4",
+        rusqlite::params![tmpl, "\"safe\"\0,\"real\":\"hidden\"", forged.hash, last.seq],
+    )
+    .unwrap();
+    drop(c);
+    let r = env.run(&["receipts", "verify"]);
+    r.code(1);
+    assert!(
+        r.stdout
+            .contains(&format!("DAMAGED at seq {}: modified", forged.seq)),
+        "{r:?}"
+    );
+    let shown = env.run(&["receipts", "show", &forged.seq.to_string(), "--json"]);
+    assert_ne!(shown.code, 0, "{shown:?}");
+    assert!(!shown.stdout.contains("safe"), "{shown:?}");
+}

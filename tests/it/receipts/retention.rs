@@ -252,3 +252,59 @@ fn archive_prune_and_verify_what_remains_against_the_archive() {
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("craik will not archive it"), "{r:?}");
 }
+
+/// A log rewritten with every hash after the edit recomputed is a chain
+/// again: only the automatic checkpoint shows the rewrite. Archiving it
+/// (and then pruning the rewritten range) or signing a fresh checkpoint of
+/// it would put the rewrite beyond verify's reach, so both refuse.
+#[test]
+fn a_rewritten_log_is_neither_archived_nor_checkpointed() {
+    let env = home_with_profiles(12);
+    let db = env.file("audit.db");
+    let mut rows: Vec<craik::audit::Receipt> = {
+        let log = craik::audit::AuditLog::open_path(&db).unwrap();
+        let n = log.tail().unwrap().unwrap().0;
+        (1..=n).map(|s| log.get(&s.to_string()).unwrap()).collect()
+    };
+    rows[0].auth_profile_id = Some("openai:someone-else".into());
+    let mut prev = rows[0].prev_hash.clone();
+    for r in &mut rows {
+        r.prev_hash = prev.clone();
+        r.hash = craik::audit::chain::receipt_hash(r);
+        prev = r.hash.clone();
+    }
+    let c = Connection::open(&db).unwrap();
+    for r in &rows {
+        c.execute(
+            "UPDATE receipts SET auth_profile_id = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+            rusqlite::params![r.auth_profile_id, r.prev_hash, r.hash, r.seq],
+        )
+        .unwrap();
+    }
+    drop(c);
+    let _ = fs::remove_file(env.file("audit-index.db"));
+    let r = env.run(&["receipts", "verify"]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("no longer has the hash that checkpoint"),
+        "{r:?}"
+    );
+    let out = env.dir.path().join("rewritten.db");
+    let r = env.run(&[
+        "receipts",
+        "archive",
+        "--through",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("craik will not archive it"), "{r:?}");
+    assert!(!out.exists());
+    let cp = env.dir.path().join("cp.json");
+    let r = env.run(&["receipts", "checkpoint", "--out", cp.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("craik will not sign it"), "{r:?}");
+    // And verify still says so.
+    env.run(&["receipts", "verify"]).code(1);
+}
