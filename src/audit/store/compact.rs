@@ -304,14 +304,12 @@ impl<'c> Decoder<'c> {
                 // (a NUL in a value, which SQLite's own functions stop at,
                 // so that the view would show less than was hashed) is
                 // refused, and verify names the row.
-                join_details(&tmpl, &vals)
-                    .filter(|d| split_details(d).is_some_and(|(t2, v2)| t2 == tmpl && v2 == vals))
-                    .ok_or_else(|| {
-                        conversion(
-                            20,
-                            &format!("are not in the form of their template (atom {t})"),
-                        )
-                    })?
+                read_details(&tmpl, &vals).ok_or_else(|| {
+                    conversion(
+                        20,
+                        &format!("are not in the form of their template (atom {t})"),
+                    )
+                })?
             }
         };
         let prev_hash = match row.get_ref(21)? {
@@ -454,8 +452,9 @@ impl Atoms {
         let text = |s: &str| Value::Text(s.to_string());
         let id = id_bytes(&r.id).map_or_else(|| text(&r.id), Value::Blob);
         let created_at = time_ms(&r.created_at).map_or_else(|| text(&r.created_at), Value::Integer);
+        // Only a form the decoder reads back as this very text.
         let (tmpl, details) = match split_details(&r.details)
-            .filter(|(t, v)| join_details(t, v).as_deref() == Some(r.details.as_str()))
+            .filter(|(t, v)| read_details(t, v).as_deref() == Some(r.details.as_str()))
         {
             Some((t, v)) => (Value::Integer(self.intern(conn, &t)?), Value::Text(v)),
             None => (Value::Null, text(&r.details)),
@@ -491,6 +490,30 @@ impl Atoms {
             hash(&r.hash),
         ])
     }
+}
+
+/// `details` as the log stores it and reads it back: through a template
+/// and its values when the encoder takes that form, else as the text.
+/// Always `details` itself; for the fuzz target and tests.
+#[doc(hidden)]
+pub fn stored_details(details: &str) -> Option<String> {
+    match split_details(details).filter(|(t, v)| read_details(t, v).as_deref() == Some(details)) {
+        Some((t, v)) => read_details(&t, &v),
+        None => Some(details.to_string()),
+    }
+}
+
+/// A template and its values read back, in the encoder's form only.
+fn read_details(tmpl: &str, vals: &str) -> Option<String> {
+    join_details(tmpl, vals)
+        .filter(|d| split_details(d).is_some_and(|(t2, v2)| t2 == tmpl && v2 == vals))
+}
+
+/// [`read_details`] of arbitrary parts (for the fuzz target): never
+/// panics, and what it accepts splits back into the same parts.
+#[doc(hidden)]
+pub fn read_parts(tmpl: &str, vals: &str) -> Option<String> {
+    read_details(tmpl, vals)
 }
 
 /// The insert of one row of [`RAW`]'s values.
@@ -594,5 +617,31 @@ mod tests {
         assert!(id_bytes("rcpt_0123456789ABCDEF01234567").is_none());
         assert!(hash_bytes(&"ab".repeat(32)).is_some());
         assert!(hash_bytes(&"AB".repeat(32)).is_none());
+    }
+
+    #[test]
+    fn any_text_is_stored_as_itself() {
+        use rand::{Rng, SeedableRng};
+        let alphabet: Vec<char> = "{}[]:,\"\\ a1-.eE+tfnrul\x1e\x1f\0é".chars().collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+        let mut templated = 0;
+        for _ in 0..200_000 {
+            let len = rng.gen_range(0..24);
+            let s: String = (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
+            assert_eq!(stored_details(&s).as_deref(), Some(s.as_str()), "{s:?}");
+            if split_details(&s).is_some() {
+                templated += 1;
+            }
+            // Arbitrary parts: no panic, and what is read splits back.
+            let cut = rng.gen_range(0..=s.len());
+            if let (Some(t), Some(v)) = (s.get(..cut), s.get(cut..))
+                && let Some(d) = read_parts(t, v)
+            {
+                assert_eq!(split_details(&d), Some((t.to_string(), v.to_string())));
+            }
+        }
+        assert!(templated > 1_000, "{templated}");
     }
 }

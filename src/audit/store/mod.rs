@@ -3,7 +3,7 @@
 //! index `audit-index.db` ([`index`]) and the lookups served from it
 //! ([`query`]).
 
-pub(in crate::audit) mod compact;
+pub mod compact;
 pub mod group;
 pub mod index;
 pub(crate) mod log;
