@@ -810,27 +810,9 @@ fn a_rewritten_log_is_caught_by_the_automatic_checkpoint() {
     assert_eq!(auto["seq"], 1);
     // The agent rewrites receipt 1 and recomputes every hash after it,
     // and deletes the query index that remembered the old hashes.
-    let db = env.file("audit.db");
-    let mut rows: Vec<craik::audit::Receipt> = {
-        let log = craik::audit::AuditLog::open_path(&db).unwrap();
-        (1..=3).map(|s| log.get(&s.to_string()).unwrap()).collect()
-    };
-    rows[0].reason = Some("nothing to see".into());
-    let mut prev = rows[0].prev_hash.clone();
-    for r in &mut rows {
-        r.prev_hash = prev.clone();
-        r.hash = craik::audit::chain::receipt_hash(r);
-        prev = r.hash.clone();
-    }
-    let c = rusqlite::Connection::open(&db).unwrap();
-    for r in &rows {
-        c.execute(
-            "UPDATE receipts SET reason = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
-            rusqlite::params![r.reason, r.prev_hash, r.hash, r.seq],
-        )
-        .unwrap();
-    }
-    drop(c);
+    crate::receipts::rewrite_log(&env.file("audit.db"), |r| {
+        r.reason = Some("nothing to see".into())
+    });
     let _ = std::fs::remove_file(env.file("audit-index.db"));
     // The chain itself is consistent again, but it no longer matches the
     // signed checkpoint beside it.

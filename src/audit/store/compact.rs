@@ -17,35 +17,21 @@ use chrono::{DateTime, SecondsFormat};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::audit::Receipt;
 use crate::audit::chain::GENESIS;
+use crate::audit::{CSV_HEADER, Receipt};
 
-/// The stored columns of `receipt_rows`, in [`Decoder::row`]'s order.
-pub(in crate::audit) const RAW: [&str; 23] = [
-    "seq",
-    "id",
-    "created_at",
-    "kind",
-    "run_id",
-    "capability",
-    "status",
-    "reason",
-    "policy_condition",
-    "auth_profile_id",
-    "auth_kind",
-    "auth_identity_hash",
-    "provider_family",
-    "pool_id",
-    "operator_subject",
-    "operator_issuer",
-    "operator_email",
-    "operator_groups",
-    "operator_identity_hash",
-    "tmpl",
-    "details",
-    "prev_hash",
-    "hash",
-];
+/// The stored columns of `receipt_rows`, in [`Decoder::row`]'s order: a
+/// receipt's columns ([`CSV_HEADER`]), with `tmpl` before `details`.
+pub(in crate::audit) const RAW: [&str; 23] = {
+    let mut out = [""; 23];
+    let mut i = 0;
+    while i < CSV_HEADER.len() {
+        out[if i < 19 { i } else { i + 1 }] = CSV_HEADER[i];
+        i += 1;
+    }
+    out[19] = "tmpl";
+    out
+};
 
 /// [`RAW`] as a select list, each column prefixed by `alias.`.
 pub(in crate::audit) fn raw_columns(alias: &str) -> String {
@@ -452,10 +438,7 @@ impl Atoms {
         let text = |s: &str| Value::Text(s.to_string());
         let id = id_bytes(&r.id).map_or_else(|| text(&r.id), Value::Blob);
         let created_at = time_ms(&r.created_at).map_or_else(|| text(&r.created_at), Value::Integer);
-        // Only a form the decoder reads back as this very text.
-        let (tmpl, details) = match split_details(&r.details)
-            .filter(|(t, v)| read_details(t, v).as_deref() == Some(r.details.as_str()))
-        {
+        let (tmpl, details) = match template_form(&r.details) {
             Some((t, v)) => (Value::Integer(self.intern(conn, &t)?), Value::Text(v)),
             None => (Value::Null, text(&r.details)),
         };
@@ -497,10 +480,18 @@ impl Atoms {
 /// Always `details` itself; for the fuzz target and tests.
 #[doc(hidden)]
 pub fn stored_details(details: &str) -> Option<String> {
-    match split_details(details).filter(|(t, v)| read_details(t, v).as_deref() == Some(details)) {
+    match template_form(details) {
         Some((t, v)) => read_details(&t, &v),
         None => Some(details.to_string()),
     }
+}
+
+/// `details` as a template and its values when they join back into it.
+/// The split is a function of the text, so the decoder's own check (the
+/// rebuilt text splits into the same parts) then holds too, and is not
+/// made again on the write path.
+fn template_form(details: &str) -> Option<(String, String)> {
+    split_details(details).filter(|(t, v)| join_details(t, v).as_deref() == Some(details))
 }
 
 /// A template and its values read back, in the encoder's form only.

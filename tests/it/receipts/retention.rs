@@ -260,28 +260,9 @@ fn archive_prune_and_verify_what_remains_against_the_archive() {
 #[test]
 fn a_rewritten_log_is_neither_archived_nor_checkpointed() {
     let env = home_with_profiles(12);
-    let db = env.file("audit.db");
-    let mut rows: Vec<craik::audit::Receipt> = {
-        let log = craik::audit::AuditLog::open_path(&db).unwrap();
-        let n = log.tail().unwrap().unwrap().0;
-        (1..=n).map(|s| log.get(&s.to_string()).unwrap()).collect()
-    };
-    rows[0].auth_profile_id = Some("openai:someone-else".into());
-    let mut prev = rows[0].prev_hash.clone();
-    for r in &mut rows {
-        r.prev_hash = prev.clone();
-        r.hash = craik::audit::chain::receipt_hash(r);
-        prev = r.hash.clone();
-    }
-    let c = Connection::open(&db).unwrap();
-    for r in &rows {
-        c.execute(
-            "UPDATE receipts SET auth_profile_id = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
-            rusqlite::params![r.auth_profile_id, r.prev_hash, r.hash, r.seq],
-        )
-        .unwrap();
-    }
-    drop(c);
+    super::rewrite_log(&env.file("audit.db"), |r| {
+        r.auth_profile_id = Some("openai:someone-else".into())
+    });
     let _ = fs::remove_file(env.file("audit-index.db"));
     let r = env.run(&["receipts", "verify"]);
     r.code(1);
